@@ -1,0 +1,97 @@
+"""Output conventions shared by every command: data on stdout, everything else on stderr.
+
+`--format auto` means human on a terminal and json otherwise (so pipes get machine-readable data).
+Consoles are made per call, so test runners that swap sys.stdout/sys.stderr capture them.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from proverctl.errors import ProverctlError
+
+
+class Format(str, enum.Enum):
+    auto = "auto"
+    human = "human"
+    json = "json"
+    jsonl = "jsonl"
+    quiet = "quiet"
+
+
+FormatOption = Annotated[
+    Optional[Format],
+    typer.Option(
+        "--format",
+        "-f",
+        help="auto (human on a terminal, json in a pipe), human, json, jsonl or quiet.",
+        case_sensitive=False,
+        show_default=False,
+    ),
+]
+
+
+def stdout() -> Console:
+    return Console(file=sys.stdout, soft_wrap=True)
+
+
+def stderr() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True)
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def resolve_format(flag: Format | None, *, allow_jsonl: bool = True) -> str:
+    """The format to use: the flag, else PROVERCTL_FORMAT / config, else auto."""
+    if flag is not None:
+        chosen = flag.value
+    else:
+        from proverctl.settings import Settings
+
+        chosen = Settings.load().format
+    if chosen == "auto":
+        chosen = "human" if sys.stdout.isatty() else "json"
+    if chosen == "jsonl" and not allow_jsonl:
+        chosen = "json"
+    return chosen
+
+
+def emit(data: Any, fmt: str, human: Callable[[Console], None]) -> None:
+    """Print `data` in the chosen format; `human` renders it for people."""
+    if fmt == "quiet":
+        return
+    if fmt == "json":
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    elif fmt == "jsonl":
+        rows = data if isinstance(data, list) else [data]
+        for row in rows:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    else:
+        human(stdout())
+    sys.stdout.flush()
+
+
+def info(message: str) -> None:
+    """A progress or status line for people, on stderr."""
+    stderr().print(message, highlight=False, markup=False)
+
+
+def warn(message: str) -> None:
+    stderr().print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def report_error(exc: ProverctlError) -> None:
+    """The one-line error (plus hint) every known failure ends with."""
+    console = stderr()
+    console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+    if exc.hint:
+        console.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False)

@@ -1,0 +1,67 @@
+"""Rich progress for huggingface_hub downloads.
+
+huggingface_hub reports progress through a `tqdm_class`; this adapter keeps tqdm silent and mirrors
+each bar's counters into one shared rich Progress on stderr. Used only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from proverctl.cli._output import stderr
+
+
+@contextlib.contextmanager
+def download_progress() -> Iterator[type]:
+    """Yield a tqdm class that draws into a live rich Progress for the duration of the block."""
+    from tqdm.auto import tqdm as base_tqdm
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=stderr(),
+        transient=False,
+    )
+
+    class RichTqdm(base_tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True  # tqdm itself draws nothing
+            super().__init__(*args, **kwargs)
+            self.n = kwargs.get("initial", 0) or 0
+            self.total = kwargs.get("total")
+            self.desc = kwargs.get("desc") or ""
+            self._unit_bytes = kwargs.get("unit") == "B"
+            self._task = progress.add_task(self.desc, total=self.total or None, visible=self._unit_bytes)
+
+        def _sync(self) -> None:
+            progress.update(self._task, completed=self.n, total=self.total or None, description=self.desc)
+
+        def update(self, n=1):
+            self.n += n or 0
+            self._sync()
+
+        def refresh(self, *args, **kwargs):
+            self._sync()
+
+        def set_description(self, desc=None, refresh=True):
+            self.desc = desc or ""
+            self._sync()
+
+        def close(self):
+            self._sync()
+
+    with progress:
+        yield RichTqdm

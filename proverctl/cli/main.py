@@ -1,0 +1,89 @@
+"""The proverctl command: the Typer app, its one error boundary, and the entry point.
+
+Command modules register themselves on `app`; each only parses flags, calls one core function and
+prints. Known errors (ProverctlError) become one line on stderr and their exit code; anything else is
+a bug and is re-raised with its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from proverctl import __version__
+from proverctl.cli._output import report_error
+from proverctl.errors import ExitCode, ProverctlError
+from proverctl.settings import debug_enabled
+
+
+class ProverctlGroup(TyperGroup):
+    """Typer group with the error boundary around every (sub)command."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ProverctlError as exc:
+            if debug_enabled():
+                traceback.print_exc()
+            report_error(exc)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+
+HELP = """Run open neural theorem provers on Lean 4 files.
+
+Examples:
+
+  proverctl pull deepseek-prover-v2-7b        # weights into the Hugging Face cache
+
+  proverctl models catalog                    # known provers
+
+  proverctl list                              # what is pulled
+
+Exit codes: 0 ok, 1 not proved / check failed, 2 usage, 3 environment missing, 4 verifier failure, 130 interrupted.
+"""
+
+app = typer.Typer(
+    cls=ProverctlGroup,
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"proverctl {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Run open neural theorem provers on Lean 4 files."""
+
+
+def _register() -> None:
+    from proverctl.cli import info, models
+
+    models.register(app)
+    info.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="proverctl")

@@ -1,0 +1,1 @@
+"""Model store: the catalog of known provers and the local Hugging Face cache."""

@@ -1,0 +1,167 @@
+"""One typed settings object with one precedence: flag the user typed > PROVERCTL_* variable >
+config.toml > default.
+
+Every setting, and every PROVERCTL_* environment variable, is declared here (`SETTINGS` and
+`OTHER_ENV_VARS`); the README's table is checked against these lists by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from proverctl.errors import ConfigError
+from proverctl.paths import Paths
+
+FORMATS = ("auto", "human", "json", "jsonl", "quiet")
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _positive_float(value: Any) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value)
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _optional_str(value: Any) -> str | None:
+    text = str(value).strip()
+    return text or None
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "PROVERCTL_" + self.name.upper()
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("model", "deepseek-prover-v2-7b", str, "model used by serve/prove when none is named"),
+    SettingSpec("format", "auto", _choice(*FORMATS), "output format of data-printing commands"),
+    SettingSpec("lean_profile", "deepseek-v2", str, "Lean workspace profile used when the model names none"),
+    SettingSpec("lean_project", None, _optional_str, "Lean project dir the REPLs run in (default: the set-up workspace)"),
+    SettingSpec("repl_command", None, _optional_str, "command line that starts one Lean REPL (default: `lake exe repl`)"),
+    SettingSpec("workers", None, _positive_int, "number of REPL workers (default: min(cores-1, RAM/cap))"),
+    SettingSpec("check_timeout", 60.0, _positive_float, "wall-clock seconds allowed for one Lean check"),
+    SettingSpec("repl_memory_mb", 8192, _positive_int, "address-space cap (RLIMIT_AS) of one REPL process, in MiB"),
+    SettingSpec("repl_max_uses", 200, _positive_int, "checks one REPL serves before it is recycled"),
+)
+
+# Variables that are not settings but change where or how proverctl runs.
+OTHER_ENV_VARS: dict[str, str] = {
+    "PROVERCTL_HOME": "put every proverctl directory under this folder",
+    "PROVERCTL_CONFIG": "path of the config file (default: <config_dir>/config.toml)",
+    "PROVERCTL_DEBUG": "1 shows the full traceback of every error",
+}
+
+_SPECS = {spec.name: spec for spec in SETTINGS}
+
+
+def all_env_vars() -> dict[str, str]:
+    """Every PROVERCTL_* variable with its meaning."""
+    out = dict(OTHER_ENV_VARS)
+    out.update({spec.env: spec.help for spec in SETTINGS})
+    return out
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            f"cannot read config file {path}: {exc}", hint="fix or remove the file (`proverctl paths` shows it)"
+        ) from exc
+    unknown = sorted(set(data) - set(_SPECS))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r} in {path}",
+            hint="known keys: " + ", ".join(spec.name for spec in SETTINGS),
+        )
+    return data
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective settings; `sources` says where each value came from (flag, env, config, default)."""
+
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @classmethod
+    def load(cls, flags: dict[str, Any] | None = None, paths: Paths | None = None) -> "Settings":
+        """Resolve every setting. `flags` holds only what the user typed (None means not given)."""
+        paths = paths or Paths.resolve()
+        config = _read_config(paths.config_file)
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        flags = flags or {}
+        for spec in SETTINGS:
+            for source, raw in (
+                ("flag", flags.get(spec.name)),
+                ("env", os.environ.get(spec.env) or None),
+                ("config", config.get(spec.name)),
+            ):
+                if raw is None:
+                    continue
+                try:
+                    values[spec.name] = spec.parse(raw)
+                except (TypeError, ValueError) as exc:
+                    where = {"flag": "the flag", "env": spec.env, "config": str(paths.config_file)}[source]
+                    raise ConfigError(
+                        f"bad value {raw!r} for {spec.name} from {where}: {exc}",
+                        hint=f"{spec.name}: {spec.help}",
+                    ) from exc
+                sources[spec.name] = source
+                break
+            else:
+                values[spec.name] = spec.default
+                sources[spec.name] = "default"
+        return cls(values=values, sources=sources)
+
+    def as_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"name": spec.name, "value": self.values[spec.name], "source": self.sources[spec.name], "env": spec.env}
+            for spec in SETTINGS
+        ]
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("PROVERCTL_DEBUG", "").strip() not in ("", "0", "false", "no")

@@ -1,0 +1,88 @@
+"""Hermetic tests: every proverctl and Hugging Face location points into the test's tmp_path, and
+no test talks to the real hub (HF_ENDPOINT is unset unless a test starts its loopback hub)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+# huggingface_hub reads these at import time: set them before anything imports it.
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+
+TESTS = Path(__file__).parent
+FIXTURES = TESTS / "fixtures"
+sys.path.insert(0, str(TESTS))
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("PROVERCTL_HOME", str(home / "proverctl"))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "xdg-cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
+    for name in list(os.environ):
+        if name.startswith("PROVERCTL_") and name != "PROVERCTL_HOME":
+            monkeypatch.delenv(name)
+    for name in ("HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    # Point at the loopback-only nowhere, so an accidental hub call fails fast instead of going out.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    yield home
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """A running loopback hub serving the tiny model repo under a catalog repo id."""
+    from hubserver import HubServer
+    from tinymodel import tiny_repo
+
+    with HubServer() as server:
+        server.add(tiny_repo("deepseek-ai/DeepSeek-Prover-V2-7B"))
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+def have(command: str) -> bool:
+    return shutil.which(command) is not None
+
+
+class CliResult:
+    def __init__(self, result):
+        self.exit_code = result.exit_code
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+        self.exception = result.exception
+
+    def json(self):
+        import json
+
+        return json.loads(self.stdout)
+
+    def __repr__(self) -> str:
+        return f"<exit {self.exit_code}\nstdout: {self.stdout}\nstderr: {self.stderr}>"
+
+
+@pytest.fixture
+def cli():
+    """Run the proverctl app in-process with Typer's CliRunner; stdout and stderr kept apart."""
+    from typer.testing import CliRunner
+
+    from proverctl.cli.main import app
+
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None) -> CliResult:
+        result = runner.invoke(app, list(args), input=input, catch_exceptions=True)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return CliResult(result)
+
+    return run
