@@ -9,13 +9,16 @@ from __future__ import annotations
 import enum
 import json
 import sys
-from typing import Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from proverctl.errors import ProverctlError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich is imported inside the functions that draw: `proverctl --help` never pays for it.
 
 
 class Format(str, enum.Enum):
@@ -38,11 +41,17 @@ FormatOption = Annotated[
 ]
 
 
-def stdout() -> Console:
-    return Console(file=sys.stdout, soft_wrap=True)
+def stdout() -> "Console":
+    from rich.console import Console
+
+    # Piped human output keeps whole names instead of rich's 80-column ellipsis.
+    width = None if sys.stdout.isatty() else 1000
+    return Console(file=sys.stdout, soft_wrap=True, width=width)
 
 
-def stderr() -> Console:
+def stderr() -> "Console":
+    from rich.console import Console
+
     return Console(file=sys.stderr, soft_wrap=True)
 
 
@@ -65,7 +74,7 @@ def resolve_format(flag: Format | None, *, allow_jsonl: bool = True) -> str:
     return chosen
 
 
-def emit(data: Any, fmt: str, human: Callable[[Console], None]) -> None:
+def emit(data: Any, fmt: str, human: Callable[["Console"], None]) -> None:
     """Print `data` in the chosen format; `human` renders it for people."""
     if fmt == "quiet":
         return
@@ -86,11 +95,15 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
+    from rich.markup import escape
+
     stderr().print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 def report_error(exc: ProverctlError) -> None:
     """The one-line error (plus hint) every known failure ends with."""
+    from rich.markup import escape
+
     console = stderr()
     console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
     if exc.hint:

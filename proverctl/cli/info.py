@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from proverctl.cli._output import FormatOption, emit, resolve_format
 from proverctl.paths import Paths
@@ -18,6 +17,8 @@ def paths_command(format: FormatOption = None) -> None:
     data = Paths.resolve().as_dict()
 
     def human(console):
+        from rich.table import Table
+
         table = Table(show_header=False, box=None)
         for name, value in data.items():
             table.add_row(name, value)
@@ -35,6 +36,8 @@ def config_command(format: FormatOption = None) -> None:
     rows = settings.as_rows()
 
     def human(console):
+        from rich.table import Table
+
         table = Table("setting", "value", "source", "variable", box=None)
         for row in rows:
             table.add_row(row["name"], str(row["value"]), row["source"], row["env"])

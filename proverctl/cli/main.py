@@ -38,15 +38,16 @@ class ProverctlGroup(TyperGroup):
 
 HELP = """Run open neural theorem provers on Lean 4 files.
 
+\b
 Examples:
+  proverctl pull deepseek-prover-v2-7b     # weights into the Hugging Face cache
+  proverctl models catalog                 # known provers
+  proverctl list                           # what is pulled
 
-  proverctl pull deepseek-prover-v2-7b        # weights into the Hugging Face cache
-
-  proverctl models catalog                    # known provers
-
-  proverctl list                              # what is pulled
-
-Exit codes: 0 ok, 1 not proved / check failed, 2 usage, 3 environment missing, 4 verifier failure, 130 interrupted.
+\b
+Exit codes: 0 ok, 1 not proved / check failed, 2 usage error,
+3 environment missing (model, Lean, GPU, session, disk, network),
+4 verifier failure, 130 interrupted.
 """
 
 app = typer.Typer(
@@ -54,6 +55,7 @@ app = typer.Typer(
     help=HELP,
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

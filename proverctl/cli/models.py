@@ -8,7 +8,6 @@ import sys
 from typing import Any, Optional
 
 import typer
-from rich.table import Table
 
 from proverctl.cli._output import FormatOption, emit, info, resolve_format, stderr_is_tty
 from proverctl.errors import ExitCode, UsageError
@@ -33,6 +32,8 @@ def catalog(format: FormatOption = None) -> None:
     rows = catalog_rows()
 
     def human(console):
+        from rich.table import Table
+
         table = Table("alias", "repo", "family", "params (B)", "context", "disk (GB)", "lean profile", "license")
         for r in rows:
             table.add_row(
@@ -55,6 +56,8 @@ def list_models(format: FormatOption = None) -> None:
     rows = [m.as_dict() for m in list_local()]
 
     def human(console):
+        from rich.table import Table
+
         if not rows:
             console.print("no models pulled yet; try `proverctl pull deepseek-prover-v2-7b`", highlight=False)
             return
@@ -124,6 +127,8 @@ def show(
     }
 
     def human(console):
+        from rich.table import Table
+
         table = Table(show_header=False, box=None)
         table.add_row("model", ref.display)
         table.add_row("repo", str(ref.repo_id or "-"))
@@ -231,6 +236,8 @@ def verify(name: str = NameArg, format: FormatOption = None) -> None:
     report = do_verify(ref)
 
     def human(console):
+        from rich.table import Table
+
         table = Table("file", "status", "algorithm")
         for path in report.ok_paths:
             table.add_row(path, "[green]ok[/]", "")

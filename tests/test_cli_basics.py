@@ -1,0 +1,186 @@
+"""The CLI's contract: light imports, one error boundary, exit codes, formats, paths and settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proverctl.errors import ExitCode
+from proverctl.settings import Settings, all_env_vars
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "vllm", "transformers", "textual", "lean_dojo", "ray")
+
+
+def test_help_of_every_command_imports_nothing_heavy():
+    script = f"""
+import sys, typer
+from proverctl.cli.main import app
+root = typer.main.get_command(app)
+paths = []
+def walk(cmd, prefix):
+    paths.append(prefix)
+    for name, sub in getattr(cmd, "commands", {{}}).items():
+        walk(sub, prefix + [name])
+walk(root, [])
+for args in paths:
+    try:
+        app(args + ["--help"], prog_name="proverctl")
+    except SystemExit as exc:
+        assert exc.code in (0, None), (args, exc.code)
+heavy = [m for m in {HEAVY!r} if m in sys.modules]
+print("HEAVY=" + ",".join(heavy), "COMMANDS=%d" % len(paths), file=sys.stderr)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY= " in proc.stderr, proc.stderr
+    assert int(proc.stderr.split("COMMANDS=")[1]) >= 10
+
+
+def test_console_script_runs_and_version(cli):
+    proc = subprocess.run([sys.executable, "-m", "proverctl", "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("proverctl ")
+    assert cli("--version").stdout == proc.stdout
+
+
+def test_models_catalog_json_lists_the_required_provers(cli):
+    result = cli("models", "catalog")  # not a terminal: auto means json
+    assert result.exit_code == 0
+    rows = {r["alias"]: r for r in result.json()}
+    assert rows["deepseek-prover-v2-7b"]["repo_id"] == "deepseek-ai/DeepSeek-Prover-V2-7B"
+    for alias in (
+        "deepseek-prover-v2-671b", "deepseek-prover-v1.5-rl", "deepseek-prover-v1.5-sft",
+        "kimina-prover-preview-distill-7b", "kimina-prover-preview-distill-1.5b", "kimina-prover-distill-8b",
+        "goedel-prover-v2-8b", "goedel-prover-v2-32b",
+    ):
+        assert alias in rows
+    for row in rows.values():
+        for key in ("family", "parameters_b", "architecture", "context_length", "dtype", "approx_disk_gb",
+                    "min_gpu_memory_gb", "lean_profile", "sampling", "license", "revision"):
+            assert key in row, (row["alias"], key)
+        assert row["family"] in ("deepseek-v2", "deepseek-v1.5", "kimina", "goedel-v2")
+        assert row["lean_profile"] in ("deepseek-v2", "kimina", "modern")
+    assert rows["deepseek-prover-v2-671b"]["multi_gpu"] is True
+
+
+def test_human_format_renders_a_table(cli):
+    result = cli("models", "catalog", "--format", "human")
+    assert "deepseek-prover-v2-7b" in result.stdout and not result.stdout.lstrip().startswith("[")
+    assert cli("models", "catalog", "--format", "quiet").stdout == ""
+    jsonl = cli("models", "catalog", "--format", "jsonl").stdout.splitlines()
+    assert len(jsonl) == 9 and json.loads(jsonl[0])["alias"]
+
+
+def test_bad_format_is_a_usage_error(cli):
+    result = cli("models", "catalog", "--format", "yaml")
+    assert result.exit_code == ExitCode.USAGE
+    assert "yaml" in result.stderr
+
+
+def test_paths_follow_proverctl_home(cli, hermetic):
+    data = cli("paths", "--format", "json").json()
+    home = hermetic / "proverctl"
+    assert data["config_file"] == str(home / "config" / "config.toml")
+    assert data["store_db"].startswith(str(home / "data"))
+    assert data["hf_cache"] == str(hermetic / "hf" / "hub")
+    assert set(data) >= {"config_dir", "data_dir", "cache_dir", "state_dir", "log_dir", "runtime_dir", "sessions_dir"}
+
+
+def test_settings_precedence_flag_env_config_default(hermetic, monkeypatch):
+    config = hermetic / "proverctl" / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('model = "from-config"\nworkers = 3\ncheck_timeout = 9.5\n')
+    monkeypatch.setenv("PROVERCTL_WORKERS", "5")
+    settings = Settings.load(flags={"check_timeout": 2.0, "model": None})
+    assert (settings.model, settings.sources["model"]) == ("from-config", "config")
+    assert (settings.workers, settings.sources["workers"]) == (5, "env")
+    assert (settings.check_timeout, settings.sources["check_timeout"]) == (2.0, "flag")
+    assert (settings.format, settings.sources["format"]) == ("auto", "default")
+
+
+def test_config_command_shows_sources(cli, monkeypatch):
+    monkeypatch.setenv("PROVERCTL_MODEL", "goedel-prover-v2-8b")
+    rows = {r["name"]: r for r in cli("config", "--format", "json").json()}
+    assert rows["model"] == {"name": "model", "value": "goedel-prover-v2-8b", "source": "env", "env": "PROVERCTL_MODEL"}
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("model = ", "cannot read config file"),
+        ("modle = 'x'\n", "unknown key 'modle'"),
+        ("workers = 0\n", "bad value 0 for workers"),
+        ("format = 'yaml'\n", "bad value 'yaml' for format"),
+    ],
+)
+def test_bad_config_file_is_one_line_usage_error(cli, hermetic, content, expected):
+    config = hermetic / "proverctl" / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(content)
+    result = cli("config")
+    assert result.exit_code == ExitCode.USAGE
+    first, *rest = result.stderr.splitlines()
+    assert first.startswith("error: ") and expected in first
+    assert len(rest) == 1 and rest[0].startswith("hint: ")
+
+
+def test_bad_env_value_names_the_variable(cli, monkeypatch):
+    monkeypatch.setenv("PROVERCTL_CHECK_TIMEOUT", "soon")
+    result = cli("config")
+    assert result.exit_code == ExitCode.USAGE and "PROVERCTL_CHECK_TIMEOUT" in result.stderr
+
+
+def test_debug_shows_traceback_for_known_errors(cli, monkeypatch):
+    quiet = cli("pull", "no-such-model")
+    assert "Traceback" not in quiet.stderr
+    monkeypatch.setenv("PROVERCTL_DEBUG", "1")
+    loud = cli("pull", "no-such-model")
+    assert loud.exit_code == ExitCode.USAGE and "Traceback" in loud.stderr
+
+
+def test_unknown_errors_are_reraised_not_swallowed(monkeypatch):
+    from typer.testing import CliRunner
+
+    import proverctl.models.hub as hub
+    from proverctl.cli.main import app
+
+    def boom():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(hub, "catalog_rows", boom)
+    result = CliRunner().invoke(app, ["models", "catalog"])
+    assert isinstance(result.exception, RuntimeError)
+
+
+def test_keyboard_interrupt_exits_130(monkeypatch, cli):
+    import proverctl.models.hub as hub
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hub, "catalog_rows", interrupted)
+    assert cli("models", "catalog").exit_code == ExitCode.INTERRUPTED
+
+
+def test_no_network_pull_is_one_line_exit_3_in_a_real_process(hermetic):
+    env = dict(os.environ, HF_ENDPOINT="http://127.0.0.1:9")
+    proc = subprocess.run(
+        [sys.executable, "-m", "proverctl", "pull", "deepseek-prover-v2-7b"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 3
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("error: cannot reach the Hugging Face hub") and lines[1].startswith("hint: ")
+    assert len(lines) == 2 and proc.stdout == ""
+
+
+def test_readme_documents_every_env_var_and_exit_code():
+    readme = (ROOT / "README.md").read_text()
+    for name in all_env_vars():
+        assert f"`{name}`" in readme, name
+    for code in ExitCode:
+        assert f"| {int(code)} |" in readme, code
