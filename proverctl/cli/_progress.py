@@ -43,8 +43,10 @@ def download_progress() -> Iterator[type]:
             self.n = kwargs.get("initial", 0) or 0
             self.total = kwargs.get("total")
             self.desc = kwargs.get("desc") or ""
-            self._unit_bytes = kwargs.get("unit") == "B"
-            self._task = progress.add_task(self.desc, total=self.total or None, visible=self._unit_bytes)
+            # snapshot_download keeps two byte bars, "transfer" (network) and "reconstruct" (disk);
+            # without Xet they count the same bytes, so show the network one only.
+            visible = kwargs.get("unit") == "B" and kwargs.get("name") != "huggingface_hub.snapshot_download"
+            self._task = progress.add_task(self.desc, total=self.total or None, visible=visible)
 
         def _sync(self) -> None:
             progress.update(self._task, completed=self.n, total=self.total or None, description=self.desc)
