@@ -206,3 +206,17 @@ def test_local_directory_reference(cli, tmp_path):
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
     rm = cli("rm", str(model), "--yes")
     assert rm.exit_code == 2 and model.is_dir()
+
+
+@pytest.mark.skipif(__import__("shutil").which("script") is None, reason="util-linux `script` not installed")
+def test_pull_on_a_terminal_draws_rich_progress(hub, hermetic):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HF_ENDPOINT=hub.url)
+    cmd = f"{sys.executable} -m proverctl pull deepseek-prover-v2-7b"
+    proc = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout
+    assert "Download complete" in proc.stdout  # the rich bar, drawn because stderr is a terminal
+    assert proc.stdout.rstrip().endswith(hub.repos[REPO].commit)  # the snapshot path is the last line

@@ -24,7 +24,8 @@ from proverctl.cli._output import stderr
 @contextlib.contextmanager
 def download_progress() -> Iterator[type]:
     """Yield a tqdm class that draws into a live rich Progress for the duration of the block."""
-    from tqdm.auto import tqdm as base_tqdm
+    # Subclassing huggingface_hub's tqdm (not plain tqdm) makes it pass each bar's `name`.
+    from huggingface_hub.utils import tqdm as base_tqdm
 
     progress = Progress(
         TextColumn("{task.description}"),
