@@ -9,6 +9,7 @@ Nothing is ever written inside the installed package.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,10 @@ class Paths:
             data_dir = Path(dirs.user_data_dir)
             cache_dir = Path(dirs.user_cache_dir)
             state_dir = Path(dirs.user_state_dir)
-            runtime_dir = Path(dirs.user_runtime_dir)
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp; that is fine.
+                warnings.simplefilter("ignore")
+                runtime_dir = Path(dirs.user_runtime_dir)
             log_dir = Path(dirs.user_log_dir)
         config_file = _env_path("PROVERCTL_CONFIG") or config_dir / "config.toml"
         return cls(

@@ -1,0 +1,11 @@
+import Lake
+open Lake DSL
+
+-- proverctl Lean workspace, profile `modern`: every revision pinned (see README.md).
+package «proverctl-modern»
+
+require mathlib from git
+  "https://github.com/leanprover-community/mathlib4" @ "a3a10db0e9d66acbebf76c5e6a135066525ac900"
+
+require REPL from git
+  "https://github.com/leanprover-community/repl" @ "0e9e6e2962ab0a51440513d9ee028c8aa66bb53b"

@@ -1,0 +1,224 @@
+"""`proverctl targets`, `proverctl check`, `proverctl lean setup`, `proverctl doctor`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from proverctl.cli._output import FormatOption, emit, info, resolve_format, stderr_is_tty
+from proverctl.errors import EnvironmentMissing, ExitCode, UsageError
+
+lean_app = typer.Typer(help="Lean workspaces: set up a pinned Lean + Mathlib + REPL.", no_args_is_help=True)
+
+InputArg = typer.Argument(..., help="A .lean file, or - for standard input.")
+
+
+def read_input(name: str) -> tuple[str, str]:
+    """(text, label) of a file or stdin, newlines kept exactly; one-line errors for bad inputs."""
+    if name == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        label = "<stdin>"
+    else:
+        path = Path(name)
+        if path.is_dir():
+            raise UsageError(f"{name} is a directory", hint="name a .lean file (or - for standard input)")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise UsageError(f"{name}: no such file", hint="check the path") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {name}: {exc.strerror}", hint="check the path and its permissions") from None
+        label = name
+    try:
+        return data.decode("utf-8"), label
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{label} is not UTF-8 text (byte {exc.start})", hint="Lean files are UTF-8; convert the file") from None
+
+
+def targets_command(file: str = InputArg, format: FormatOption = None) -> None:
+    """List the theorems whose proof contains `sorry` (the targets `prove` would work on).
+
+    Examples: proverctl targets Algebra.lean ; cat thm.lean | proverctl targets - --format json
+    """
+    from proverctl.lean.source import Source
+
+    text, label = read_input(file)
+    rows = [t.as_dict() for t in Source(text).targets]
+
+    def human(console):
+        from rich.table import Table
+
+        if not rows:
+            console.print(f"no targets in {label}: no declaration has `sorry` in its proof", highlight=False)
+            return
+        table = Table("name", "kind", "line", "statement")
+        for r in rows:
+            first = r["statement"].splitlines()[0] if r["statement"] else ""
+            table.add_row(str(r["name"] or "(example)"), r["kind"], str(r["line"]), first)
+        console.print(table)
+
+    emit(rows, resolve_format(format), human)
+
+
+ReplCommandOpt = typer.Option(None, "--repl-command", help="Command that starts one Lean REPL [env: PROVERCTL_REPL_COMMAND].")
+LeanProjectOpt = typer.Option(None, "--lean-project", help="Lean project the REPL runs in [env: PROVERCTL_LEAN_PROJECT].")
+ProfileOpt = typer.Option(None, "--profile", help="Lean workspace profile: deepseek-v2, kimina, modern [env: PROVERCTL_LEAN_PROFILE].")
+TimeoutOpt = typer.Option(None, "--timeout", min=0.1, help="Wall-clock seconds per check [env: PROVERCTL_CHECK_TIMEOUT].")
+NativeOpt = typer.Option(False, "--allow-native-decide", help="Accept proofs whose axioms include Lean.ofReduceBool (native_decide).")
+
+
+def check_command(
+    file: str = InputArg,
+    repl_command: Optional[str] = ReplCommandOpt,
+    lean_project: Optional[str] = LeanProjectOpt,
+    profile: Optional[str] = ProfileOpt,
+    timeout: Optional[float] = TimeoutOpt,
+    allow_native_decide: bool = NativeOpt,
+    format: FormatOption = None,
+) -> None:
+    """Verify a Lean file with Lean: every declaration, a `sorry` means not proved.
+
+    Exit 0 only when every declaration is proved; 1 when some is not; 3 when Lean is missing;
+    4 when the REPL itself failed.
+
+    Example: proverctl check Solved.lean --format json
+    """
+    from proverctl.lean.checker import check_file
+    from proverctl.lean.pool import ReplPool
+    from proverctl.lean.repl import ReplStartError
+    from proverctl.lean.source import Source
+    from proverctl.lean.verdict import Policy
+    from proverctl.lean.workspace import resolve_repl
+    from proverctl.settings import Settings
+
+    fmt = resolve_format(format)
+    text, label = read_input(file)
+    if not Source(text).declarations:
+        raise UsageError(f"no declarations to check in {label}", hint="give a Lean file with theorems or definitions")
+    settings = Settings.load(
+        {"repl_command": repl_command, "lean_project": lean_project, "lean_profile": profile, "check_timeout": timeout}
+    )
+    target = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile)
+    policy = Policy(allow_native_decide=allow_native_decide)
+    if stderr_is_tty():
+        info(f"checking {label} with {target.source} ...")
+
+    async def run():
+        async with ReplPool(target.command, cwd=target.cwd, workers=1, memory_mb=settings.repl_memory_mb,
+                            max_uses=settings.repl_max_uses) as pool:
+            return await check_file(pool, text, policy=policy, timeout=settings.check_timeout)
+
+    try:
+        results = asyncio.run(run())
+    except ReplStartError as exc:
+        raise EnvironmentMissing(str(exc), hint="fix --repl-command / PROVERCTL_REPL_COMMAND, or run `proverctl lean setup`") from None
+    rows = [r.as_dict() for r in results]
+
+    def human(console):
+        from rich.table import Table
+
+        table = Table("declaration", "line", "status", "reasons", "s")
+        colors = {"proved": "green", "rejected": "red", "timeout": "yellow", "error": "magenta"}
+        for r in rows:
+            table.add_row(r["name"], str(r["line"]), f"[{colors[r['status']]}]{r['status']}[/]", "; ".join(r["reasons"]), f"{r['seconds']:.1f}")
+        console.print(table)
+
+    emit(rows, fmt, human)
+    statuses = {r["status"] for r in rows}
+    if "error" in statuses:
+        raise typer.Exit(int(ExitCode.VERIFIER))
+    if statuses != {"proved"}:
+        raise typer.Exit(int(ExitCode.NOT_PROVED))
+
+
+@lean_app.command("setup")
+def setup_command(
+    profile: Optional[str] = typer.Option(None, "--profile", help="deepseek-v2 (default), kimina or modern [env: PROVERCTL_LEAN_PROFILE]."),
+    directory: Optional[Path] = typer.Option(None, "--dir", help="Where to make the workspace (default: the data dir)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite workspace files that differ from the template."),
+    skip_cache: bool = typer.Option(False, "--skip-cache", help="Do not run `lake exe cache get` (build Mathlib yourself)."),
+    format: FormatOption = None,
+) -> None:
+    """Make a pinned Lean + Mathlib + REPL workspace: copy the template, fetch Mathlib's cache, build the REPL.
+
+    Idempotent: run it again to finish or repair a workspace. Needs elan, git and network access.
+
+    Example: proverctl lean setup --profile deepseek-v2
+    """
+    from proverctl.lean.workspace import setup
+    from proverctl.settings import Settings
+
+    fmt = resolve_format(format, allow_jsonl=False)
+    chosen = Settings.load({"lean_profile": profile}).lean_profile
+    tty = stderr_is_tty()
+    status = None
+    if tty:
+        from rich.console import Console
+
+        status = Console(stderr=True).status("setting up")
+        status.start()
+
+    def on_step(step):
+        if status is not None:
+            status.update(f"{step.name}: {' '.join(step.command)}")
+        else:
+            info(f"{step.name}: {' '.join(step.command)}")
+
+    def on_line(line: str):
+        if status is not None and line.strip():
+            status.update(line.strip()[:100])
+
+    try:
+        path, steps, log, notes = setup(chosen, directory, force=force, skip_cache=skip_cache, on_step=on_step, on_line=on_line)
+    finally:
+        if status is not None:
+            status.stop()
+    for note in notes:
+        info(f"note: {note}")
+    data: dict[str, Any] = {
+        "profile": chosen,
+        "path": str(path),
+        "log": str(log),
+        "steps": [{"name": s.name, "command": s.command, "status": s.status, "seconds": round(s.seconds, 1)} for s in steps],
+    }
+    emit(data, fmt, lambda c: c.print(f"workspace {chosen} ready at {path} (log: {log})", highlight=False))
+
+
+def doctor_command(
+    no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip starting a REPL."),
+    format: FormatOption = None,
+) -> None:
+    """Check Python packages, GPU, Lean, the workspace, a REPL, disk and the HF cache; print each fix.
+
+    Exit 0 when nothing fails (warnings allowed), 3 otherwise.
+
+    Example: proverctl doctor --format json
+    """
+    from proverctl.lean.doctor import run_doctor
+
+    checks = run_doctor(smoke=not no_smoke)
+    rows = [c.as_dict() for c in checks]
+
+    def human(console):
+        from rich.markup import escape
+
+        marks = {"ok": "[green]ok[/]  ", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+        for c in checks:
+            console.print(f"{marks[c.status]} {escape(c.name)}: {escape(c.detail)}", highlight=False)
+            if c.fix and c.status != "ok":
+                console.print(f"      fix: {escape(c.fix)}", highlight=False)
+
+    emit(rows, resolve_format(format), human)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(int(ExitCode.ENVIRONMENT))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("targets")(targets_command)
+    app.command("check")(check_command)
+    app.command("doctor")(doctor_command)
+    app.add_typer(lean_app, name="lean")

@@ -1,0 +1,136 @@
+"""`proverctl doctor`: every check the tool depends on, each with the fix when it fails."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from proverctl.paths import Paths
+from proverctl.settings import Settings
+
+CORE_MODULES = ("typer", "rich", "huggingface_hub", "platformdirs", "psutil", "httpx", "textual")
+MIN_FREE_GB = 20
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
+
+
+def _python() -> list[Check]:
+    checks = [Check("python", "ok" if sys.version_info >= (3, 10) else "fail", sys.version.split()[0],
+                    None if sys.version_info >= (3, 10) else "use Python 3.10 or newer")]
+    missing = [m for m in CORE_MODULES if importlib.util.find_spec(m) is None]
+    checks.append(Check("core packages", "fail" if missing else "ok", "missing: " + ", ".join(missing) if missing else "all importable",
+                        "pip install -e ." if missing else None))
+    for module, extra, why in (("vllm", "vllm", "GPU engine"), ("transformers", "hf", "CPU / small-GPU engine"),
+                               ("lean_dojo", "dojo", "LeanDojo repositories"), ("ray", "ray", "verification on Ray")):
+        present = importlib.util.find_spec(module) is not None
+        checks.append(Check(f"{module} ({why})", "ok" if present else "warn", "installed" if present else "not installed",
+                            None if present else f"pip install 'proverctl[{extra}]'"))
+    return checks
+
+
+def _gpu() -> list[Check]:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return [Check("GPU", "warn", "nvidia-smi not found: no NVIDIA GPU visible", "serve needs a GPU for vLLM; use --engine transformers or --endpoint URL")]
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,memory.total", "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [Check("GPU", "warn", f"nvidia-smi failed: {exc}", "check the NVIDIA driver")]
+    gpus = [line.strip() for line in out.stdout.splitlines() if line.strip()]
+    checks = [Check("GPU", "ok" if gpus else "warn", "; ".join(gpus) or "nvidia-smi lists no GPU", None if gpus else "check the NVIDIA driver")]
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        available = torch.cuda.is_available()
+        checks.append(Check("torch.cuda", "ok" if available else "warn", f"torch {torch.__version__}, cuda available: {available}",
+                            None if available else "install a CUDA build of torch"))
+    return checks
+
+
+def _lean(settings: Settings, paths: Paths) -> list[Check]:
+    from proverctl.lean.workspace import ELAN_INSTALL, REPL_BINARY, recorded_workspaces, tool_version
+
+    checks = []
+    for tool in ("elan", "lake", "lean"):
+        version = tool_version(tool)
+        checks.append(Check(tool, "ok" if version else "fail", version or "not on PATH",
+                            None if version else f"install elan: {ELAN_INSTALL}"))
+    records = recorded_workspaces(paths)
+    profile = settings.lean_profile
+    if settings.lean_project:
+        checks.append(Check("Lean project", "ok" if Path(settings.lean_project).is_dir() else "fail", settings.lean_project,
+                            None if Path(settings.lean_project).is_dir() else "fix PROVERCTL_LEAN_PROJECT"))
+    elif profile in records:
+        built = (Path(records[profile]) / REPL_BINARY).exists()
+        checks.append(Check(f"workspace ({profile})", "ok" if built else "fail", records[profile] + ("" if built else " (REPL not built)"),
+                            None if built else f"proverctl lean setup --profile {profile}"))
+    else:
+        checks.append(Check(f"workspace ({profile})", "fail", "not set up", f"proverctl lean setup --profile {profile}"))
+    return checks
+
+
+def _repl_smoke(settings: Settings, paths: Paths) -> Check:
+    """Start one REPL and check a core-Lean theorem (no Mathlib import, so it takes seconds)."""
+    from proverctl.errors import ProverctlError
+    from proverctl.lean.pool import CheckJob, ReplPool
+    from proverctl.lean.repl import ReplStartError
+    from proverctl.lean.workspace import resolve_repl
+
+    try:
+        target = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile, paths)
+    except ProverctlError as exc:
+        return Check("REPL smoke check", "fail", exc.message, exc.hint)
+
+    async def run():
+        async with ReplPool(target.command, cwd=target.cwd, workers=1, memory_mb=settings.repl_memory_mb) as pool:
+            return await pool.check(CheckJob("", "", "theorem proverctl_smoke : 1 + 1 = 2 := rfl\n", 120))
+
+    try:
+        outcome = asyncio.run(run())
+    except ReplStartError as exc:
+        return Check("REPL smoke check", "fail", str(exc), "fix PROVERCTL_REPL_COMMAND or run `proverctl lean setup`")
+    if outcome.status != "ok" or outcome.response is None or outcome.response.errors:
+        detail = outcome.detail or "; ".join(m.data for m in (outcome.response.errors if outcome.response else []))
+        return Check("REPL smoke check", "fail", f"{target.source}: {outcome.status}: {detail}", "read the REPL's error above; `proverctl lean setup` rebuilds it")
+    return Check("REPL smoke check", "ok", f"{' '.join(target.command)} checked `1 + 1 = 2` in {outcome.seconds:.1f} s")
+
+
+def _disk_and_cache(paths: Paths) -> list[Check]:
+    from proverctl.models.hub import human_bytes, offline
+
+    checks = []
+    for label, path in (("free disk (data)", paths.data_dir), ("free disk (HF cache)", paths.hf_cache)):
+        probe = path
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        free = shutil.disk_usage(probe).free
+        ok = free >= MIN_FREE_GB * 1e9
+        checks.append(Check(label, "ok" if ok else "warn", f"{human_bytes(free)} free at {probe}",
+                            None if ok else "a 7B model needs ~14 GB and Mathlib ~5 GB; free some space"))
+    checks.append(Check("HF cache", "ok", str(paths.hf_cache) + (" (HF_HUB_OFFLINE: cached files only)" if offline() else "")))
+    return checks
+
+
+def run_doctor(*, smoke: bool = True) -> list[Check]:
+    settings = Settings.load()
+    paths = Paths.resolve()
+    checks = _python() + _gpu() + _lean(settings, paths)
+    if smoke:
+        checks.append(_repl_smoke(settings, paths))
+    checks += _disk_and_cache(paths)
+    return checks

@@ -1,0 +1,220 @@
+"""A pool of Lean REPL workers with header reuse.
+
+Each worker owns one REPL process. Importing Mathlib takes 10-60 s, so a worker sends a header's
+`import` block once (`{"cmd": imports}` -> env A) and the rest of the header once on top of it
+(`{"cmd": preamble, "env": A}` -> env B), then every candidate with `"env": B`. Envs are cached per
+worker (a few headers each, least recently used dropped). A check that runs past its wall timeout
+kills the worker's process group; a crash, EOF, garbage or "uncaught exception" does the same; the
+next job starts a fresh process. Workers are recycled after `max_uses` checks (the REPL leaks memory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proverctl.lean.protocol import Response
+from proverctl.lean.repl import ReplError, ReplProcess, ReplStartError, ReplTimeout
+
+HEADER_CACHE = 8
+# A header that keeps failing this many times in a row means the setup is broken, not the proof.
+MAX_CONSECUTIVE_START_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    """What to check: `imports` (sent without env), `preamble` (on top of it), then `code`."""
+
+    imports: str
+    preamble: str
+    code: str
+    timeout: float = 60.0
+
+    @property
+    def header_key(self) -> tuple[str, str]:
+        return (self.imports, self.preamble)
+
+
+@dataclass
+class CheckOutcome:
+    """The REPL's response to `code`, or why there is none (`timeout` / `error`)."""
+
+    status: str  # "ok" | "timeout" | "error"
+    response: Response | None = None
+    detail: str = ""
+    seconds: float = 0.0
+    header_messages: list = field(default_factory=list)
+    worker: int | None = None
+
+
+def default_workers(memory_mb: int) -> int:
+    """min(cores - 1, RAM / cap), at least 1."""
+    try:
+        import psutil
+
+        ram_mb = psutil.virtual_memory().total // (1024 * 1024)
+    except Exception:  # pragma: no cover - psutil is a dependency
+        ram_mb = 8192
+    cores = os.cpu_count() or 2
+    return max(1, min(cores - 1, ram_mb // max(memory_mb, 1)))
+
+
+class _Worker:
+    def __init__(self, pool: "ReplPool", index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.repl: ReplProcess | None = None
+        self.envs: collections.OrderedDict[Any, int] = collections.OrderedDict()
+        self.start_failures = 0
+
+    async def _fresh(self) -> ReplProcess:
+        if self.repl is not None:
+            await self.repl.close()
+        self.envs.clear()
+        self.repl = ReplProcess(self.pool.command, cwd=self.pool.cwd, memory_mb=self.pool.memory_mb, env=self.pool.env)
+        await self.repl.start()
+        self.pool.started += 1
+        return self.repl
+
+    async def _env_for(self, job: CheckJob, deadline: float) -> tuple[int, list]:
+        """The env holding `job`'s header, building (and caching) it if needed."""
+        assert self.repl is not None
+        messages: list = []
+        base_key = ("imports", job.imports)
+        if base_key not in self.envs:
+            response = await self._header_request({"cmd": job.imports}, deadline)
+            messages.extend(response.errors)
+            self._remember(base_key, response.env)
+        self.envs.move_to_end(base_key)
+        if not job.preamble.strip():
+            return self.envs[base_key], messages
+        key = ("preamble", job.header_key)
+        if key not in self.envs:
+            response = await self._header_request({"cmd": job.preamble, "env": self.envs[base_key]}, deadline)
+            messages.extend(response.errors)
+            self._remember(key, response.env)
+        self.envs.move_to_end(key)
+        return self.envs[key], messages
+
+    async def _header_request(self, request: dict, deadline: float) -> Response:
+        assert self.repl is not None
+        self.pool.header_requests += 1
+        timeout = max(1.0, deadline - time.monotonic())
+        response = await self.repl.request(request, timeout)
+        if response.error or response.env is None:
+            raise ReplError(f"the REPL refused the header: {response.error or 'no env in its answer'}")
+        return response
+
+    def _remember(self, key: Any, env: int | None) -> None:
+        assert env is not None
+        self.envs[key] = env
+        while len(self.envs) > HEADER_CACHE:
+            self.envs.popitem(last=False)
+
+    async def run(self, job: CheckJob) -> CheckOutcome:
+        start = time.monotonic()
+        # The header may import Mathlib: give it its own allowance on top of the check's timeout.
+        deadline = start + job.timeout + self.pool.header_timeout
+        try:
+            if self.repl is None or not self.repl.alive or self.repl.uses >= self.pool.max_uses:
+                await self._fresh()
+            env, header_errors = await self._env_for(job, deadline)
+            request: dict[str, Any] = {"cmd": job.code, "env": env}
+            if self.pool.gc:
+                request["gc"] = True
+            response = await self.repl.request(request, job.timeout)
+            self.start_failures = 0
+            if response.error:
+                await self._drop()
+                return CheckOutcome("error", response, f"REPL: {response.error}", time.monotonic() - start, worker=self.index)
+            return CheckOutcome("ok", response, "", time.monotonic() - start, header_errors, self.index)
+        except ReplStartError:
+            raise
+        except ReplTimeout as exc:
+            await self._drop()
+            return CheckOutcome("timeout", None, str(exc), time.monotonic() - start, worker=self.index)
+        except ReplError as exc:
+            await self._drop()
+            self.start_failures += 1
+            self.pool.crashes += 1
+            detail = str(exc)
+            tail = exc.stderr_tail.strip().splitlines()
+            if tail and tail[-1] not in detail:
+                detail += f" | stderr: {tail[-1]}"
+            return CheckOutcome("error", None, detail, time.monotonic() - start, worker=self.index)
+
+    async def _drop(self) -> None:
+        if self.repl is not None:
+            await self.repl.close()
+        self.repl = None
+        self.envs.clear()
+
+    async def close(self) -> None:
+        await self._drop()
+
+
+class ReplPool:
+    """Run CheckJobs on up to `workers` REPL processes. Use as `async with ReplPool(...) as pool`."""
+
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        cwd: Path | None = None,
+        workers: int = 1,
+        memory_mb: int | None = 8192,
+        max_uses: int = 200,
+        gc: bool = False,
+        header_timeout: float = 600.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        if not command:
+            raise ValueError("empty REPL command")
+        self.command = command
+        self.cwd = cwd
+        self.memory_mb = memory_mb
+        self.max_uses = max_uses
+        self.gc = gc
+        self.header_timeout = header_timeout
+        self.env = env
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._workers = [_Worker(self, i) for i in range(max(1, workers))]
+        for worker in self._workers:
+            self._idle.put_nowait(worker)
+        self.started = 0
+        self.crashes = 0
+        self.header_requests = 0
+        self.checks = 0
+
+    @property
+    def size(self) -> int:
+        return len(self._workers)
+
+    async def __aenter__(self) -> "ReplPool":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def check(self, job: CheckJob) -> CheckOutcome:
+        """Run one job on the next free worker. Raises ReplStartError if the REPL cannot start."""
+        worker = await self._idle.get()
+        try:
+            outcome = await worker.run(job)
+            self.checks += 1
+            if worker.start_failures >= MAX_CONSECUTIVE_START_FAILURES:
+                outcome.detail += f" (worker {worker.index} failed {worker.start_failures} times in a row)"
+            return outcome
+        finally:
+            self._idle.put_nowait(worker)
+
+    def pids(self) -> list[int]:
+        return [w.repl.pid for w in self._workers if w.repl is not None and w.repl.pid is not None]
+
+    async def close(self) -> None:
+        await asyncio.gather(*(w.close() for w in self._workers), return_exceptions=True)

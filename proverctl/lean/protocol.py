@@ -1,0 +1,164 @@
+"""leanprover-community/repl's JSON protocol: request framing and typed responses.
+
+Framing (from the REPL source and its test transcripts): a request is ONE line of JSON followed by
+an empty line; the REPL joins a request's lines without newlines, so raw newlines inside strings would
+be lost, and `json.dumps` escapes them. Non-ASCII is sent raw (`ensure_ascii=False`): the Lean JSON
+parser of the v4.9 and v4.15 profiles mishandles `\\u` surrogate pairs. A response is pretty-printed
+JSON over several lines ended by one empty line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+SORRY_WARNINGS = ("declaration uses 'sorry'", "declaration uses `sorry`")
+
+
+def encode_request(request: dict[str, Any]) -> bytes:
+    return (json.dumps(request, ensure_ascii=False) + "\n\n").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Pos:
+    line: int  # 1-based
+    column: int  # 0-based, code points
+
+    @classmethod
+    def parse(cls, data: Any) -> "Pos | None":
+        if not isinstance(data, dict):
+            return None
+        return cls(int(data.get("line", 0)), int(data.get("column", 0)))
+
+
+@dataclass(frozen=True)
+class Message:
+    severity: str  # error | warning | info (the REPL's words; `lean --json` says information)
+    data: str
+    pos: Pos | None = None
+    end_pos: Pos | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> "Message":
+        severity = str(data.get("severity", "info"))
+        if severity == "information":
+            severity = "info"
+        return cls(severity, str(data.get("data", "")), Pos.parse(data.get("pos")), Pos.parse(data.get("endPos")))
+
+    @property
+    def is_sorry_warning(self) -> bool:
+        return self.severity == "warning" and any(w in self.data for w in SORRY_WARNINGS)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "line": self.pos.line if self.pos else None,
+            "column": self.pos.column if self.pos else None,
+            "end_line": self.end_pos.line if self.end_pos else None,
+            "end_column": self.end_pos.column if self.end_pos else None,
+            "data": self.data,
+        }
+
+    def shifted(self, lines: int) -> "Message":
+        """The same message with positions moved down by `lines` (code sent after a header)."""
+
+        def move(p: Pos | None) -> Pos | None:
+            return None if p is None else Pos(p.line + lines, p.column)
+
+        return Message(self.severity, self.data, move(self.pos), move(self.end_pos))
+
+
+@dataclass(frozen=True)
+class Sorry:
+    goal: str
+    proof_state: int | None = None
+    pos: Pos | None = None
+    end_pos: Pos | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> "Sorry":
+        return cls(str(data.get("goal", "")), data.get("proofState"), Pos.parse(data.get("pos")), Pos.parse(data.get("endPos")))
+
+
+@dataclass(frozen=True)
+class Tactic:
+    tactic: str
+    goals: str
+    proof_state: int | None = None
+    pos: Pos | None = None
+    end_pos: Pos | None = None
+    used_constants: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> "Tactic":
+        return cls(
+            str(data.get("tactic", "")), str(data.get("goals", "")), data.get("proofState"),
+            Pos.parse(data.get("pos")), Pos.parse(data.get("endPos")), tuple(data.get("usedConstants") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class Response:
+    """One REPL answer. `error` holds the REPL's own complaint (`{"message": "Unknown environment."}`)."""
+
+    env: int | None = None
+    messages: tuple[Message, ...] = ()
+    sorries: tuple[Sorry, ...] = ()
+    tactics: tuple[Tactic, ...] = ()
+    proof_state: int | None = None
+    proof_status: str | None = None
+    goals: tuple[str, ...] = ()
+    error: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, data: Any) -> "Response":
+        if not isinstance(data, dict):
+            raise ValueError(f"a REPL response is a JSON object, got {type(data).__name__}")
+        goals = data.get("goals") or ()
+        if isinstance(goals, str):
+            goals = (goals,)
+        error = data.get("message") if isinstance(data.get("message"), str) else None
+        return cls(
+            env=data.get("env"),
+            messages=tuple(Message.parse(m) for m in data.get("messages") or ()),
+            sorries=tuple(Sorry.parse(s) for s in data.get("sorries") or ()),
+            tactics=tuple(Tactic.parse(t) for t in data.get("tactics") or ()),
+            proof_state=data.get("proofState"),
+            proof_status=data.get("proofStatus"),
+            goals=tuple(str(g) for g in goals),
+            error=error,
+            raw=data,
+        )
+
+    @property
+    def errors(self) -> list[Message]:
+        return [m for m in self.messages if m.severity == "error"]
+
+
+def split_transcript_requests(text: str) -> list[dict[str, Any]]:
+    """Split a `.in` transcript the way the REPL reads it: blocks separated by blank lines, each
+    block's lines joined without newlines."""
+    requests = []
+    block: list[str] = []
+    for line in text.split("\n") + [""]:
+        if line.strip():
+            block.append(line)
+        elif block:
+            requests.append(json.loads("".join(block)))
+            block = []
+    return requests
+
+
+def split_responses(text: str) -> list[Response]:
+    """Split a REPL stdout capture (pretty JSON objects each ended by an empty line)."""
+    out = []
+    block: list[str] = []
+    for line in text.split("\n") + [""]:
+        if line.strip():
+            block.append(line)
+        elif block:
+            out.append(Response.parse(json.loads("\n".join(block))))
+            block = []
+    return out

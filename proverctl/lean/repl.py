@@ -1,0 +1,202 @@
+"""One Lean REPL process, owned by one object: start it in its own session with an address-space
+cap, send framed requests, read framed responses with a wall-clock timeout, kill the whole process
+group on timeout or close, keep the tail of its stderr for error reports.
+
+The REPL has no timeout and leaks memory, so a check that runs too long kills the process: the
+caller (the pool) starts a fresh one. A dead REPL is an exception (`ReplCrashed`), never a verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from proverctl.lean.protocol import Response, encode_request
+
+# The largest response we accept (a whole-file infotree can be large; anything bigger is garbage).
+MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+
+
+class ReplError(Exception):
+    """The REPL process failed (not a verdict about a proof)."""
+
+    def __init__(self, message: str, stderr_tail: str = "") -> None:
+        super().__init__(message)
+        self.stderr_tail = stderr_tail
+
+
+class ReplTimeout(ReplError):
+    pass
+
+
+class ReplCrashed(ReplError):
+    pass
+
+
+class ReplProtocolError(ReplError):
+    pass
+
+
+class ReplStartError(ReplError):
+    """The REPL command cannot be started at all (not found, not executable)."""
+
+
+def _limit_memory(memory_mb: int | None):
+    def apply() -> None:
+        import resource
+
+        if memory_mb:
+            limit = memory_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+class ReplProcess:
+    """A running REPL. Use `await start()`, `await request(...)`, `await close()`."""
+
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        cwd: Path | None = None,
+        memory_mb: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.command = command
+        self.cwd = cwd
+        self.memory_mb = memory_mb
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.uses = 0
+        self.started_at = 0.0
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._stderr_task: asyncio.Task | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def stderr_tail(self) -> str:
+        return "\n".join(self._stderr_tail)
+
+    async def start(self) -> None:
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=str(self.cwd) if self.cwd else None,
+                env=self.env,
+                start_new_session=True,  # its own process group: one killpg ends lake and the REPL under it
+                preexec_fn=_limit_memory(self.memory_mb),
+                limit=MAX_RESPONSE_BYTES,
+            )
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            raise ReplStartError(f"cannot start the Lean REPL `{' '.join(self.command)}`: {exc}") from exc
+        self.started_at = time.monotonic()
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+
+    async def _drain_stderr(self) -> None:
+        assert self.proc and self.proc.stderr
+        try:
+            while True:
+                line = await self.proc.stderr.readline()
+                if not line:
+                    return
+                self._stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+        except (asyncio.CancelledError, ConnectionError):
+            return
+
+    async def request(self, request: dict[str, Any], timeout: float) -> Response:
+        """Send one request and wait for its response; kills the process on timeout or garbage."""
+        if not self.alive:
+            raise ReplCrashed("the REPL is not running", self.stderr_tail())
+        assert self.proc and self.proc.stdin and self.proc.stdout
+        self.uses += 1
+        try:
+            self.proc.stdin.write(encode_request(request))
+            await self.proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            await self.kill()
+            raise ReplCrashed(f"the REPL closed its input: {exc}", self.stderr_tail()) from exc
+        try:
+            text = await asyncio.wait_for(self._read_response(), timeout)
+        except asyncio.TimeoutError:
+            await self.kill()
+            raise ReplTimeout(f"no answer within {timeout:g} s", self.stderr_tail()) from None
+        try:
+            return Response.parse(json.loads(text))
+        except ValueError as exc:
+            await self.kill()
+            raise ReplProtocolError(f"the REPL printed something that is not a response: {text[:200]!r}", self.stderr_tail()) from exc
+
+    async def _read_response(self) -> str:
+        assert self.proc and self.proc.stdout
+        lines: list[str] = []
+        while True:
+            raw = await self.proc.stdout.readline()
+            if not raw:
+                await self._reap()
+                detail = self.stderr_tail() or "no output on stderr"
+                raise ReplCrashed(f"the REPL exited (code {self.proc.returncode}): {detail.splitlines()[-1] if detail else ''}", detail)
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if line.strip():
+                lines.append(line)
+            elif lines:
+                return "\n".join(lines)
+
+    async def _reap(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except asyncio.TimeoutError:
+            await self.kill()
+        if self._stderr_task:
+            try:
+                await asyncio.wait_for(self._stderr_task, 1)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+
+    async def kill(self) -> None:
+        """SIGKILL the whole process group and reap it."""
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except asyncio.TimeoutError:  # pragma: no cover - a process that survives SIGKILL
+                pass
+        else:
+            # The leader is gone; children it left in the group may not be.
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self._stderr_task and not self._stderr_task.done():
+            self._stderr_task.cancel()
+            try:
+                await self._stderr_task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.proc.stdin and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+
+    async def close(self) -> None:
+        await self.kill()

@@ -1,0 +1,419 @@
+"""A model of Lean 4 source text: comments and strings, top-level commands, declarations, targets.
+
+This is not a Lean parser. It finds what proverctl needs, with offsets into the original text so a
+proof can be spliced back leaving every other character untouched:
+
+- a *mask* of the text where comments, string and char literals are blanked (offsets unchanged), so
+  keyword searches never match inside them;
+- top-level commands, recognised by a command keyword at column 0 (the layout Lean files use;
+  Lean itself ends a tactic block at a column-0 token);
+- declarations with their doc comment, attributes, modifiers, kind, name, the statement (up to and
+  including the top-level `:=`) and the body;
+- targets: declarations whose body has a `sorry` outside comments and strings.
+
+Offsets are indices into the Python string (code points); splicing on the string and encoding back
+to UTF-8 leaves every other byte as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+DECL_KINDS = (
+    "theorem", "lemma", "example", "def", "abbrev", "instance", "structure", "class", "inductive",
+    "axiom", "opaque",
+)
+MODIFIERS = ("private", "protected", "noncomputable", "partial", "unsafe", "nonrec", "scoped", "local")
+# Commands that shape the context later declarations are elaborated in.
+CONTEXT_COMMANDS = ("open", "namespace", "section", "end", "variable", "universe", "set_option", "export", "attribute")
+OTHER_COMMANDS = (
+    "import", "macro", "macro_rules", "syntax", "elab", "elab_rules", "notation", "infix", "infixl", "infixr",
+    "prefix", "postfix", "mutual", "initialize", "builtin_initialize", "run_cmd", "run_elab", "run_meta",
+    "declare_syntax_cat", "deriving", "omit", "include", "alias", "add_decl_doc", "noncomputable",
+)
+IDENT_CHARS = r"[\w'!?\u2070-\u209F]"
+
+_DECL_RE = re.compile(
+    r"(?P<attrs>(?:@\[[^\]]*\]\s*)*)"
+    r"(?P<mods>(?:(?:" + "|".join(MODIFIERS) + r")\s+)*)"
+    r"(?P<kind>" + "|".join(DECL_KINDS) + r")(?!" + IDENT_CHARS + r")"
+)
+_COMMAND_START_RE = re.compile(
+    r"^(?:@\[|#[a-z_]+|(?:" + "|".join(DECL_KINDS + MODIFIERS + CONTEXT_COMMANDS + OTHER_COMMANDS) + r")(?!"
+    + IDENT_CHARS + r"))",
+    re.MULTILINE,
+)
+_NAME_RE = re.compile(r"\s*(?P<name>(?:«[^»]*»|[^\s:({\[⦃⟨«»]+))")
+_SORRY_RE = re.compile(r"(?<![\w'!?.])(?:sorry|admit)(?!" + IDENT_CHARS + r")")
+_OPEN = "([{⦃⟨"
+_CLOSE = ")]}⦄⟩"
+
+
+@dataclass(frozen=True)
+class Segment:
+    kind: str  # "line-comment" | "block-comment" | "doc-comment" | "module-doc" | "string" | "char"
+    start: int
+    end: int
+
+
+def scan(text: str) -> tuple[str, list[Segment]]:
+    """Blank out comments, strings and char literals. Returns (mask, segments).
+
+    The mask has the same length as `text`; blanked characters become spaces, newlines are kept, so
+    line/column arithmetic works on either. Unterminated comments and strings run to the end of the text.
+    """
+    out = list(text)
+    segments: list[Segment] = []
+    i, n = 0, len(text)
+
+    def blank(start: int, end: int) -> None:
+        for k in range(start, end):
+            if out[k] != "\n":
+                out[k] = " "
+
+    while i < n:
+        c = text[i]
+        if c == "-" and text.startswith("--", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            segments.append(Segment("line-comment", i, end))
+            blank(i, end)
+            i = end
+        elif c == "/" and text.startswith("/-", i):
+            kind = "doc-comment" if text.startswith("/--", i) and not text.startswith("/--/", i) else (
+                "module-doc" if text.startswith("/-!", i) else "block-comment"
+            )
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if text.startswith("/-", j):
+                    depth += 1
+                    j += 2
+                elif text.startswith("-/", j):
+                    depth -= 1
+                    j += 2
+                else:
+                    j += 1
+            segments.append(Segment(kind, i, j))
+            blank(i, j)
+            i = j
+        elif c == '"' or (c == "r" and _raw_string_at(text, i)):
+            j = _string_end(text, i)
+            segments.append(Segment("string", i, j))
+            blank(i, j)
+            i = j
+        elif c == "'" and (i == 0 or not _is_ident_char(text[i - 1])):
+            match = re.compile(r"'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^'\\\n])'").match(text, i)
+            if match:
+                segments.append(Segment("char", i, match.end()))
+                blank(i, match.end())
+                i = match.end()
+            else:
+                i += 1
+        else:
+            i += 1
+    return "".join(out), segments
+
+
+def _is_ident_char(ch: str) -> bool:
+    return ch.isalnum() or ch in "_'!?."
+
+
+def _raw_string_at(text: str, i: int) -> bool:
+    if i > 0 and _is_ident_char(text[i - 1]):
+        return False
+    j = i + 1
+    while j < len(text) and text[j] == "#":
+        j += 1
+    return j < len(text) and text[j] == '"'
+
+
+def _string_end(text: str, i: int) -> int:
+    n = len(text)
+    if text[i] == "r":
+        j = i + 1
+        hashes = 0
+        while text[j] == "#":
+            hashes += 1
+            j += 1
+        closing = '"' + "#" * hashes
+        end = text.find(closing, j + 1)
+        return n if end < 0 else end + len(closing)
+    j = i + 1
+    while j < n:
+        if text[j] == "\\":
+            j += 2
+            continue
+        if text[j] == '"':
+            return j + 1
+        j += 1
+    return n
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and 0-based column (in code points) of an offset, as Lean reports positions."""
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1)
+    return line, col
+
+
+def offset_of(text: str, line: int, col: int) -> int:
+    """Inverse of line_col (clamped to the text)."""
+    pos = 0
+    for _ in range(line - 1):
+        nxt = text.find("\n", pos)
+        if nxt < 0:
+            return len(text)
+        pos = nxt + 1
+    end = text.find("\n", pos)
+    end = len(text) if end < 0 else end
+    return min(pos + col, end)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A top-level command: [start, end) covers it without trailing blanks or comments."""
+
+    keyword: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Declaration:
+    kind: str
+    name: str | None
+    start: int  # attributes / modifiers / keyword (doc comment excluded)
+    doc_start: int | None  # start of the doc comment directly before it
+    keyword_start: int
+    body_start: int | None  # just after the top-level `:=` (or at `|` / `where`), None if none found
+    end: int
+    namespace: tuple[str, ...]
+    modifiers: tuple[str, ...]
+    attributes: str
+    source: "Source" = field(repr=False, compare=False)
+
+    @property
+    def full_start(self) -> int:
+        """Where the declaration's text begins, doc comment included."""
+        return self.doc_start if self.doc_start is not None else self.start
+
+    @property
+    def full_name(self) -> str | None:
+        if self.name is None:
+            return None
+        if self.name.startswith("_root_."):
+            return self.name[len("_root_."):]
+        return ".".join(self.namespace + (self.name,))
+
+    @property
+    def statement(self) -> str:
+        """The text from attributes/keyword through the top-level `:=` (what a prompt shows)."""
+        stop = self.body_start if self.body_start is not None else self.end
+        return self.source.text[self.start:stop]
+
+    @property
+    def doc(self) -> str | None:
+        if self.doc_start is None:
+            return None
+        return self.source.text[self.doc_start:self.start]
+
+    @property
+    def body(self) -> str:
+        if self.body_start is None:
+            return ""
+        return self.source.text[self.body_start:self.end]
+
+    @property
+    def line(self) -> int:
+        return line_col(self.source.text, self.start)[0]
+
+    @property
+    def end_line(self) -> int:
+        return line_col(self.source.text, self.end)[0]
+
+    @property
+    def has_sorry(self) -> bool:
+        if self.body_start is None:
+            return False
+        return _SORRY_RE.search(self.source.mask, self.body_start, self.end) is not None
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.full_name,
+            "kind": self.kind,
+            "line": self.line,
+            "end_line": self.end_line,
+            "statement": self.statement.strip(),
+            "doc": self.doc,
+            "namespace": ".".join(self.namespace) or None,
+        }
+
+
+class Source:
+    """Parsed Lean source. Build with `Source(text)`."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.mask, self.segments = scan(text)
+
+    @cached_property
+    def commands(self) -> list[Command]:
+        starts = []
+        for match in _COMMAND_START_RE.finditer(self.mask):
+            word = re.match(r"@\[|#?[\w]+", self.mask[match.start():]).group(0)
+            starts.append((match.start(), word))
+        # Attributes and modifiers belong to the declaration that follows on a later line.
+        merged: list[tuple[int, str]] = []
+        for offset, word in starts:
+            if merged and merged[-1][1] in ("@[",) + MODIFIERS and self._only_prefix_between(merged[-1][0], offset):
+                continue
+            merged.append((offset, word))
+        commands = []
+        for idx, (offset, word) in enumerate(merged):
+            limit = merged[idx + 1][0] if idx + 1 < len(merged) else len(self.text)
+            end = self._trim_end(offset, limit)
+            commands.append(Command(word, offset, end))
+        return commands
+
+    def _only_prefix_between(self, start: int, stop: int) -> bool:
+        between = self.mask[start:stop]
+        return re.fullmatch(r"\s*(?:@\[[^\]]*\]\s*)*(?:(?:" + "|".join(MODIFIERS) + r")\s+)*", between) is not None
+
+    def _trim_end(self, start: int, limit: int) -> int:
+        end = limit
+        while end > start and self.mask[end - 1].isspace():
+            end -= 1
+        return end
+
+    @cached_property
+    def imports_end(self) -> int:
+        """Offset just after the last `import` line (0 when there is none)."""
+        end = 0
+        for command in self.commands:
+            if command.keyword != "import":
+                break
+            end = command.end
+        if end:
+            newline = self.text.find("\n", end)
+            end = len(self.text) if newline < 0 else newline + 1
+        return end
+
+    @cached_property
+    def declarations(self) -> list[Declaration]:
+        decls = []
+        namespace: list[tuple[str, str]] = []  # (kind, name) for namespace/section scopes
+        for command in self.commands:
+            chunk = self.mask[command.start:command.end]
+            if command.keyword == "namespace":
+                name = chunk.split(None, 1)[1].strip() if len(chunk.split()) > 1 else ""
+                namespace.append(("namespace", name))
+                continue
+            if command.keyword in ("section", "noncomputable") and re.match(r"(?:noncomputable\s+)?section\b", chunk):
+                parts = chunk.split()
+                namespace.append(("section", parts[-1] if parts[-1] != "section" else ""))
+                continue
+            if command.keyword == "end":
+                if namespace:
+                    namespace.pop()
+                continue
+            match = _DECL_RE.match(self.mask, command.start)
+            if not match or match.start() != command.start:
+                continue
+            decls.append(self._declaration(command, match, tuple(n for k, n in namespace if k == "namespace" and n)))
+        return decls
+
+    def _declaration(self, command: Command, match: re.Match, ns: tuple[str, ...]) -> Declaration:
+        kind = match.group("kind")
+        pos = match.end()
+        name = None
+        if kind != "example":
+            name_match = _NAME_RE.match(self.mask, pos)
+            if name_match:
+                candidate = name_match.group("name")
+                if kind == "instance" and candidate.startswith("("):
+                    candidate = ""
+                if candidate and candidate not in (":", ":=", "where") and not candidate.startswith(("(", "[", "{", ":")):
+                    name = candidate
+                    pos = name_match.end()
+        ns = tuple(part for n in ns for part in n.split("."))
+        body_start = self._find_body_start(pos, command.end)
+        doc_start = None
+        before = self.text[:command.start].rstrip()
+        for seg in reversed(self.segments):
+            if seg.end <= command.start:
+                if seg.kind == "doc-comment" and seg.end == len(before):
+                    doc_start = seg.start
+                break
+        mods = tuple(match.group("mods").split())
+        return Declaration(
+            kind=kind, name=name, start=command.start, doc_start=doc_start, keyword_start=match.start("kind"),
+            body_start=body_start, end=command.end, namespace=ns, modifiers=mods, attributes=match.group("attrs").strip(),
+            source=self,
+        )
+
+    def _find_body_start(self, pos: int, end: int) -> int | None:
+        depth = 0
+        mask = self.mask
+        i = pos
+        while i < end:
+            ch = mask[i]
+            if ch in _OPEN:
+                depth += 1
+            elif ch in _CLOSE:
+                depth = max(0, depth - 1)
+            elif depth == 0:
+                if mask.startswith(":=", i):
+                    return i + 2
+                if ch == "|" and (i == 0 or mask[i - 1] in " \n\t") and not mask.startswith("||", i):
+                    return i
+                if mask.startswith("where", i) and mask[i - 1] in " \n\t" and (i + 5 >= len(mask) or not _is_ident_char(mask[i + 5])):
+                    return i
+            i += 1
+        return None
+
+    @property
+    def targets(self) -> list[Declaration]:
+        """Declarations whose proof contains `sorry` (or `admit`) outside comments and strings."""
+        return [d for d in self.declarations if d.has_sorry]
+
+    def find(self, name: str) -> Declaration | None:
+        for decl in self.declarations:
+            if decl.name == name or decl.full_name == name:
+                return decl
+        return None
+
+    def splice(self, replacements: dict[Declaration, str]) -> str:
+        """Replace the bodies of the given declarations (text after `:=`); everything else stays."""
+        pieces = []
+        cursor = 0
+        for decl in sorted(replacements, key=lambda d: d.body_start or 0):
+            if decl.body_start is None:
+                raise ValueError(f"declaration {decl.name} has no body to replace")
+            pieces.append(self.text[cursor:decl.body_start])
+            pieces.append(replacements[decl])
+            cursor = decl.end
+        pieces.append(self.text[cursor:])
+        return "".join(pieces)
+
+
+def find_tokens(mask: str, words: tuple[str, ...] | list[str], start: int = 0, end: int | None = None) -> list[tuple[str, int]]:
+    """Occurrences of whole-word tokens in a mask (e.g. `sorry`, `apply?`, `#eval`)."""
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    pattern = re.compile(r"(?<![\w'!?.#])(" + alternatives + r")(?!" + IDENT_CHARS + r")")
+    end = len(mask) if end is None else end
+    return [(m.group(1), m.start()) for m in pattern.finditer(mask, start, end)]
+
+
+def join_code(*parts: str) -> str:
+    """Concatenate header, docstring and statement pieces, adding a newline where one piece does not
+    end with one (dataset headers often lack it, and `-/theorem` on one line is not what Lean wants)."""
+    out = ""
+    for part in parts:
+        if not part:
+            continue
+        if out and not out.endswith("\n"):
+            out += "\n"
+        out += part
+    return out

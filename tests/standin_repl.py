@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""A stand-in for the Lean REPL (leanprover-community/repl) in process tests. It does not elaborate
+anything: it speaks the REPL's real protocol and answers either by replaying a recorded transcript
+(tests/fixtures/repl: real requests and real responses) or, for arbitrary code, by rules that copy the
+shapes and wording of real REPL answers:
+
+- every `{"cmd": ...}` gets the next env number; an unknown `"env"` gets `{"message": "Unknown environment."}`;
+- a `sorry`/`admit` in the code gives a `sorries` entry and the warning "declaration uses 'sorry'"
+  (`--sorry-wording new` gives the v4.28+ wording with backticks);
+- each `#print axioms NAME` line gets the info message "'NAME' depends on axioms: [...]" with
+  propext, Classical.choice, Quot.sound (+ Lean.ofReduceBool for native_decide, sorryAx for sorry);
+- `--reject REGEX`: code matching it gets an error message ("unsolved goals") at the matching line.
+
+Faults, each triggered when a request's code matches the REGEX: `--hang-on` (never answers),
+`--crash-on` (prints "uncaught exception" on stderr and exits, like the REPL on bad input),
+`--garbage-on` (prints a non-JSON line), `--grow-on` (allocates memory until the address-space cap
+stops it), `--die-after N` (exits after N answers). `--header-delay S` sleeps on import commands,
+`--delay S` on every answer, `--log FILE` appends each request as a JSON line.
+
+Framing matches the REPL: a request is lines up to a blank line, joined without newlines; a blank
+line with no request before it, or invalid JSON, kills the process with "uncaught exception".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    p.add_argument("--transcript", help="replay this .in/.expected.out pair (path without the suffix)")
+    p.add_argument("--reject")
+    p.add_argument("--hang-on")
+    p.add_argument("--crash-on")
+    p.add_argument("--garbage-on")
+    p.add_argument("--grow-on")
+    p.add_argument("--die-after", type=int)
+    p.add_argument("--header-delay", type=float, default=0.0)
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--log")
+    p.add_argument("--sorry-wording", choices=["old", "new"], default="old")
+    p.add_argument("--axioms", choices=["standard", "none"], default="standard")
+    return p.parse_args(argv)
+
+
+def die(message: str) -> None:
+    sys.stderr.write(f"uncaught exception: {message}\n")
+    sys.stderr.flush()
+    sys.exit(1)
+
+
+def emit(obj) -> None:
+    # The REPL pretty-prints over several lines and ends each answer with an empty line.
+    sys.stdout.write(json.dumps(obj, indent=1, ensure_ascii=False) + "\n\n")
+    sys.stdout.flush()
+
+
+def read_request():
+    lines = []
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            if lines:
+                return "".join(lines)
+            return None
+        if line.strip():
+            lines.append(line.rstrip("\n"))
+        elif lines:
+            return "".join(lines)
+        else:
+            die("Parse error: unexpected end of input; an empty request")
+
+
+def pos(line: int, column: int) -> dict:
+    return {"line": line, "column": column}
+
+
+class Rules:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.envs = 0
+        self.proof_states = 0
+
+    def answer(self, request: dict) -> dict:
+        if "cmd" not in request:
+            return {"message": "the stand-in answers only `cmd` requests"}
+        env = request.get("env")
+        if env is not None and not (isinstance(env, int) and 0 <= env < self.envs):
+            return {"message": "Unknown environment."}
+        code = request["cmd"]
+        if env is None and self.args.header_delay and re.search(r"^import\s", code, re.M):
+            time.sleep(self.args.header_delay)
+        lines = code.split("\n")
+        messages, sorries = [], []
+        if self.args.reject:
+            for i, text in enumerate(lines, 1):
+                if re.search(self.args.reject, text):
+                    messages.append({"severity": "error", "pos": pos(i, 0), "endPos": pos(i, len(text)),
+                                     "data": "unsolved goals\n⊢ (goal elided by the stand-in)"})
+                    break
+        blocks = _blocks(lines)
+        for first, last in blocks:
+            block = "\n".join(lines[first - 1:last])
+            if not _has_sorry(block):
+                continue
+            for i in range(first, last + 1):
+                for m in re.finditer(r"(?<![\w'])(sorry|admit)(?![\w'])", _strip_comments(lines[i - 1])):
+                    sorries.append({"proofState": self.proof_states, "pos": pos(i, m.start()), "goal": "⊢ (goal elided by the stand-in)",
+                                    "endPos": pos(i, m.end())})
+                    self.proof_states += 1
+            wording = "declaration uses 'sorry'" if self.args.sorry_wording == "old" else "declaration uses `sorry`"
+            # Lean emits no sorry warning for a declaration that also has errors.
+            if not any(m["severity"] == "error" and first <= m["pos"]["line"] <= last for m in messages):
+                messages.append({"severity": "warning", "pos": pos(first, 8), "endPos": pos(first, 12), "data": wording})
+        for i, text in enumerate(lines, 1):
+            match = re.match(r"#print axioms (\S+)", text)
+            if match:
+                name = match.group(1)
+                block = _block_of(lines, blocks, name)
+                axioms = ["propext", "Classical.choice", "Quot.sound"]
+                if "native_decide" in block:
+                    axioms.append("Lean.ofReduceBool")
+                if _has_sorry(block):
+                    axioms.append("sorryAx")
+                data = (f"'{name}' does not depend on any axioms" if self.args.axioms == "none" and not _has_sorry(block)
+                        else f"'{name}' depends on axioms: [{', '.join(axioms)}]")
+                messages.append({"severity": "info", "pos": pos(i, 0), "endPos": pos(i, 13), "data": data})
+        out: dict = {}
+        if sorries:
+            out["sorries"] = sorries
+        if messages:
+            out["messages"] = messages
+        out["env"] = self.envs
+        self.envs += 1
+        return out
+
+
+DECL_START = re.compile(r"^(?:@\[[^\]]*\]\s*)*(?:(?:private|protected|noncomputable|partial|unsafe)\s+)*"
+                        r"(theorem|lemma|example|def|abbrev|instance)\b")
+
+
+def _blocks(lines: list[str]) -> list[tuple[int, int]]:
+    """(first, last) 1-based line ranges of the declarations in the code (column-0 keywords)."""
+    starts = [i for i, t in enumerate(lines, 1) if DECL_START.match(t)]
+    stops = [i for i, t in enumerate(lines, 1) if t.startswith("#") or (t[:1].isalpha() and not DECL_START.match(t))]
+    blocks = []
+    for k, first in enumerate(starts):
+        limit = min([s for s in starts + stops if s > first] + [len(lines) + 1])
+        blocks.append((first, limit - 1))
+    return blocks
+
+
+def _block_of(lines: list[str], blocks: list[tuple[int, int]], name: str) -> str:
+    short = name.split(".")[-1]
+    for first, last in blocks:
+        if re.search(r"(?<![\w'.])" + re.escape(short) + r"(?![\w'])", lines[first - 1]):
+            return "\n".join(lines[first - 1:last])
+    return ""
+
+
+def _has_sorry(text: str) -> bool:
+    return bool(re.search(r"(?<![\w'])(sorry|admit)(?![\w'])", _strip_comments(text)))
+
+
+def _strip_comments(code: str) -> str:
+    code = re.sub(r"/-.*?-/", " ", code, flags=re.S)
+    return re.sub(r"--[^\n]*", " ", code)
+
+
+def faults(args: argparse.Namespace, code: str) -> None:
+    if args.hang_on and re.search(args.hang_on, code):
+        while True:
+            time.sleep(3600)
+    if args.crash_on and re.search(args.crash_on, code):
+        die("stand-in crash requested")
+    if args.garbage_on and re.search(args.garbage_on, code):
+        sys.stdout.write("this is not JSON\n\n")
+        sys.stdout.flush()
+        return
+    if args.grow_on and re.search(args.grow_on, code):
+        hoard = []
+        try:
+            while True:
+                hoard.append(bytearray(64 * 1024 * 1024))
+        except MemoryError:
+            sys.stderr.write("INTERNAL PANIC: out of memory\n")
+            sys.stderr.flush()
+            sys.exit(1)
+
+
+def replay(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from proverctl.lean.protocol import split_transcript_requests
+
+    base = Path(args.transcript)
+    expected = split_transcript_requests(base.with_suffix(".in").read_text())
+    answers = []
+    block: list[str] = []
+    for line in base.with_suffix(".expected.out").read_text().split("\n") + [""]:
+        if line.strip():
+            block.append(line)
+        elif block:
+            answers.append("\n".join(block))
+            block = []
+    for want, answer in zip(expected, answers):
+        text = read_request()
+        if text is None:
+            return
+        try:
+            got = json.loads(text)
+        except json.JSONDecodeError as exc:
+            die(f"Parse error: {exc}")
+        if got != want:
+            die(f"the stand-in replays {base.name} and expected {json.dumps(want)}, got {json.dumps(got)}")
+        sys.stdout.write(answer + "\n\n")
+        sys.stdout.flush()
+
+
+def main() -> None:
+    args = parse_args(sys.argv[1:])
+    if args.transcript:
+        replay(args)
+        return
+    rules = Rules(args)
+    answered = 0
+    while True:
+        text = read_request()
+        if text is None:
+            return
+        try:
+            request = json.loads(text)
+        except json.JSONDecodeError as exc:
+            die(f"Parse error: {exc}")
+        if not isinstance(request, dict):
+            die("could not parse the request")
+        if args.log:
+            with open(args.log, "a", encoding="utf-8") as log:
+                log.write(json.dumps(request, ensure_ascii=False) + "\n")
+        code = request.get("cmd", "") if isinstance(request.get("cmd"), str) else ""
+        faults(args, code)
+        if args.garbage_on and re.search(args.garbage_on, code):
+            continue
+        if args.delay:
+            time.sleep(args.delay)
+        emit(rules.answer(request))
+        answered += 1
+        if args.die_after is not None and answered >= args.die_after:
+            sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
