@@ -2,9 +2,16 @@
 
 _proverctl() {
     local -A words choices modelarg
-    words["@"]="config list models paths pull rm --help --version"
+    words["@"]="check config doctor lean list models paths pull rm targets --help --version"
+    words["@check"]="--allow-native-decide --format --help --lean-project --profile --repl-command --timeout"
+    choices["@check --format"]="auto human json jsonl quiet"
     words["@config"]="--format --help"
     choices["@config --format"]="auto human json jsonl quiet"
+    words["@doctor"]="--format --help --no-smoke"
+    choices["@doctor --format"]="auto human json jsonl quiet"
+    words["@lean"]="setup --help"
+    words["@lean setup"]="--dir --force --format --help --profile --skip-cache"
+    choices["@lean setup --format"]="auto human json jsonl quiet"
     words["@list"]="--format --help"
     choices["@list --format"]="auto human json jsonl quiet"
     words["@models"]="catalog list pull rm show verify --help"
@@ -32,6 +39,8 @@ _proverctl() {
     words["@rm"]="--dry-run --format --help --yes"
     modelarg["@rm"]=1
     choices["@rm --format"]="auto human json jsonl quiet"
+    words["@targets"]="--format --help"
+    choices["@targets --format"]="auto human json jsonl quiet"
     local models="deepseek-prover-v2-7b deepseek-prover-v2-671b deepseek-prover-v1.5-rl deepseek-prover-v1.5-sft kimina-prover-preview-distill-7b kimina-prover-preview-distill-1.5b kimina-prover-distill-8b goedel-prover-v2-8b goedel-prover-v2-32b"
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" path="" w i next
     for ((i = 1; i < COMP_CWORD; i++)); do

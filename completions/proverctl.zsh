@@ -3,9 +3,16 @@
 
 _proverctl() {
     local -A cmdwords cmdchoices cmdmodel
-    cmdwords['@']="config list models paths pull rm --help --version"
+    cmdwords['@']="check config doctor lean list models paths pull rm targets --help --version"
+    cmdwords['@check']="--allow-native-decide --format --help --lean-project --profile --repl-command --timeout"
+    cmdchoices['@check --format']="auto human json jsonl quiet"
     cmdwords['@config']="--format --help"
     cmdchoices['@config --format']="auto human json jsonl quiet"
+    cmdwords['@doctor']="--format --help --no-smoke"
+    cmdchoices['@doctor --format']="auto human json jsonl quiet"
+    cmdwords['@lean']="setup --help"
+    cmdwords['@lean setup']="--dir --force --format --help --profile --skip-cache"
+    cmdchoices['@lean setup --format']="auto human json jsonl quiet"
     cmdwords['@list']="--format --help"
     cmdchoices['@list --format']="auto human json jsonl quiet"
     cmdwords['@models']="catalog list pull rm show verify --help"
@@ -33,6 +40,8 @@ _proverctl() {
     cmdwords['@rm']="--dry-run --format --help --yes"
     cmdmodel['@rm']=1
     cmdchoices['@rm --format']="auto human json jsonl quiet"
+    cmdwords['@targets']="--format --help"
+    cmdchoices['@targets --format']="auto human json jsonl quiet"
     local models="deepseek-prover-v2-7b deepseek-prover-v2-671b deepseek-prover-v1.5-rl deepseek-prover-v1.5-sft kimina-prover-preview-distill-7b kimina-prover-preview-distill-1.5b kimina-prover-distill-8b goedel-prover-v2-8b goedel-prover-v2-32b"
     local cmdpath="" w next
     for w in ${words[2,CURRENT-1]}; do

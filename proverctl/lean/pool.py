@@ -71,11 +71,13 @@ class _Worker:
         self.repl: ReplProcess | None = None
         self.envs: collections.OrderedDict[Any, int] = collections.OrderedDict()
         self.start_failures = 0
+        self.served = 0  # checks served by the current process
 
     async def _fresh(self) -> ReplProcess:
         if self.repl is not None:
             await self.repl.close()
         self.envs.clear()
+        self.served = 0
         self.repl = ReplProcess(self.pool.command, cwd=self.pool.cwd, memory_mb=self.pool.memory_mb, env=self.pool.env)
         await self.repl.start()
         self.pool.started += 1
@@ -121,12 +123,13 @@ class _Worker:
         # The header may import Mathlib: give it its own allowance on top of the check's timeout.
         deadline = start + job.timeout + self.pool.header_timeout
         try:
-            if self.repl is None or not self.repl.alive or self.repl.uses >= self.pool.max_uses:
+            if self.repl is None or not self.repl.alive or self.served >= self.pool.max_uses:
                 await self._fresh()
             env, header_errors = await self._env_for(job, deadline)
             request: dict[str, Any] = {"cmd": job.code, "env": env}
             if self.pool.gc:
                 request["gc"] = True
+            self.served += 1
             response = await self.repl.request(request, job.timeout)
             self.start_failures = 0
             if response.error:

@@ -354,9 +354,12 @@ class Source:
         )
 
     def _find_body_start(self, pos: int, end: int) -> int | None:
+        """The top-level `:=`, or for equation-style definitions the first `| ` alternative that
+        starts a line, or `where`; brackets are skipped (default arguments have their own `:=`)."""
         depth = 0
         mask = self.mask
         i = pos
+        in_match = False  # `match ... with | ...` inside the statement: its `|` are not equations
         while i < end:
             ch = mask[i]
             if ch in _OPEN:
@@ -366,7 +369,9 @@ class Source:
             elif depth == 0:
                 if mask.startswith(":=", i):
                     return i + 2
-                if ch == "|" and (i == 0 or mask[i - 1] in " \n\t") and not mask.startswith("||", i):
+                if (mask.startswith("match", i) or mask.startswith("fun", i)) and not _is_ident_char(mask[i - 1]):
+                    in_match = True
+                if not in_match and ch == "|" and mask[i + 1:i + 2] == " " and mask[mask.rfind("\n", 0, i) + 1:i].strip() == "":
                     return i
                 if mask.startswith("where", i) and mask[i - 1] in " \n\t" and (i + 5 >= len(mask) or not _is_ident_char(mask[i + 5])):
                     return i

@@ -1,0 +1,216 @@
+"""The REPL client and pool on real processes: the stand-in REPL (tests/standin_repl.py) speaking the
+real protocol, replaying real transcripts, and misbehaving on request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from proverctl.lean.checker import check_candidate
+from proverctl.lean.pool import CheckJob, ReplPool, default_workers
+from proverctl.lean.protocol import split_responses, split_transcript_requests
+from proverctl.lean.repl import ReplProcess, ReplStartError
+from proverctl.lean.verdict import VerdictKind
+
+TESTS = Path(__file__).parent
+STANDIN = TESTS / "standin_repl.py"
+HEADER = "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n\n"
+GOOD = "theorem t (x : ℕ) : x + 0 = x := by\n  simp\n"
+
+
+def standin(*args: str) -> list[str]:
+    return [sys.executable, str(STANDIN), *args]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def logged(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def alive(pids) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+@pytest.mark.parametrize("name", ["readme", "have_by_sorry", "options", "dup_sorries", "unknown_environment", "file_env"])
+def test_client_reads_real_transcripts_byte_for_byte(name):
+    base = TESTS / "fixtures" / "repl" / "test" / name
+    requests = split_transcript_requests(base.with_suffix(".in").read_text())
+    expected = split_responses(base.with_suffix(".expected.out").read_text())
+
+    async def go():
+        repl = ReplProcess(standin("--transcript", str(base)), cwd=TESTS / "fixtures" / "repl")
+        await repl.start()
+        try:
+            return [await repl.request(r, 30) for r in requests]
+        finally:
+            await repl.close()
+
+    got = run(go())
+    assert [g.raw for g in got] == [e.raw for e in expected]
+
+
+def test_header_sent_once_per_worker_and_reused(tmp_path):
+    log = tmp_path / "requests.jsonl"
+
+    async def go():
+        async with ReplPool(standin("--log", str(log)), workers=1) as pool:
+            return [await check_candidate(pool, header=HEADER, code=GOOD, target_name="t") for _ in range(5)]
+
+    verdicts = run(go())
+    assert all(v.kind is VerdictKind.proved for v in verdicts), [v.reasons for v in verdicts]
+    requests = logged(log)
+    assert requests[0] == {"cmd": "import Mathlib\nimport Aesop\n"}
+    assert requests[1]["env"] == 0 and requests[1]["cmd"].startswith("\nset_option maxHeartbeats")
+    checks = requests[2:]
+    assert len(checks) == 5 and all(r["env"] == 1 for r in checks)
+    assert checks[0]["cmd"] == GOOD + "\n#print axioms t\n"
+
+
+def test_policy_rejects_without_asking_lean(tmp_path):
+    log = tmp_path / "requests.jsonl"
+
+    async def go():
+        async with ReplPool(standin("--log", str(log))) as pool:
+            return await check_candidate(pool, header=HEADER, code="theorem t : True := by\n  sorry\n", target_name="t")
+
+    verdict = run(go())
+    assert verdict.kind is VerdictKind.rejected and verdict.reasons == ["uses `sorry` (line 2)"]
+    assert logged(log) == []
+
+
+def test_lean_error_is_rejected_and_header_error_is_an_error():
+    async def go():
+        async with ReplPool(standin("--reject", "linarith")) as pool:
+            bad = await check_candidate(pool, header=HEADER, code="theorem t : 1 = 2 := by\n  linarith\n", target_name="t")
+        async with ReplPool(standin("--reject", "^import")) as pool:
+            broken = await check_candidate(pool, header=HEADER, code=GOOD, target_name="t")
+        return bad, broken
+
+    bad, broken = run(go())
+    assert bad.kind is VerdictKind.rejected and bad.reasons[0].startswith("Lean error at line 2: unsolved goals")
+    assert broken.kind is VerdictKind.error and "header does not elaborate" in broken.reasons[0]
+
+
+def test_timeout_kills_the_process_group_and_the_next_check_restarts():
+    # bash stays the parent of the stand-in: killing only the leader would leave python running.
+    command = ["bash", "-c", f"'{sys.executable}' '{STANDIN}' --hang-on HANG; true"]
+
+    async def go():
+        async with ReplPool(command, workers=1) as pool:
+            task = asyncio.create_task(check_candidate(pool, header="", code="theorem t : True := by\n  HANG\n", target_name="t", timeout=2))
+            pids = []
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                if pool.pids():
+                    leader = psutil.Process(pool.pids()[0])
+                    pids = [leader.pid] + [c.pid for c in leader.children(recursive=True)]
+                    if len(pids) >= 2:
+                        break
+            hung = await task
+            after = alive(pids)
+            ok = await check_candidate(pool, header="", code=GOOD, target_name="t")
+            return hung, pids, after, ok, pool.started
+
+    hung, pids, after, ok, started = run(go())
+    assert hung.kind is VerdictKind.timeout and "no answer within 2 s" in hung.reasons[0]
+    assert len(pids) >= 2 and after == []
+    assert ok.kind is VerdictKind.proved and started == 2
+
+
+@pytest.mark.parametrize(
+    "flag, marker, detail",
+    [
+        ("--crash-on", "CRASH", "uncaught exception"),
+        ("--garbage-on", "GARBAGE", "not a response"),
+        ("--grow-on", "GROW", "out of memory"),
+    ],
+)
+def test_repl_failures_are_errors_never_rejections(flag, marker, detail):
+    async def go():
+        async with ReplPool(standin(flag, marker), workers=1, memory_mb=300) as pool:
+            failed = await check_candidate(pool, header="", code=f"theorem t : True := by\n  {marker}\n", target_name="t", timeout=60)
+            recovered = await check_candidate(pool, header="", code=GOOD, target_name="t")
+            return failed, recovered, pool.pids()
+
+    failed, recovered, pids = run(go())
+    assert failed.kind is VerdictKind.error, failed
+    assert detail in failed.reasons[0]
+    assert recovered.kind is VerdictKind.proved
+    assert alive(pids) == []
+
+
+def test_workers_are_recycled_after_max_uses():
+    async def go():
+        async with ReplPool(standin(), workers=1, max_uses=3) as pool:
+            for _ in range(7):
+                assert (await check_candidate(pool, header="", code=GOOD, target_name="t")).proved
+            return pool.started
+
+    assert run(go()) == 3
+
+
+def test_a_hung_check_does_not_block_the_other_workers():
+    async def go():
+        async with ReplPool(standin("--hang-on", "HANG"), workers=2) as pool:
+            jobs = [check_candidate(pool, header="", code="theorem t : True := by\n  HANG\n", target_name="t", timeout=5)]
+            jobs += [check_candidate(pool, header="", code=GOOD, target_name="t") for _ in range(4)]
+            order = []
+            for done in asyncio.as_completed([asyncio.ensure_future(j) for j in jobs]):
+                order.append((await done).kind)
+            return order
+
+    order = run(go())
+    assert order[:4] == [VerdictKind.proved] * 4 and order[4] is VerdictKind.timeout
+
+
+def test_close_leaves_no_process_behind():
+    async def go():
+        pool = ReplPool(standin(), workers=3)
+        await asyncio.gather(*(check_candidate(pool, header="", code=GOOD, target_name="t") for _ in range(6)))
+        pids = pool.pids()
+        await pool.close()
+        return pids
+
+    pids = run(go())
+    assert len(pids) == 3 and alive(pids) == []
+
+
+def test_missing_repl_command_raises_start_error():
+    async def go():
+        async with ReplPool(["/nonexistent/repl"]) as pool:
+            await pool.check(CheckJob("", "", GOOD))
+
+    with pytest.raises(ReplStartError):
+        run(go())
+
+
+def test_unknown_environment_answer_is_an_error():
+    async def go():
+        repl = ReplProcess(standin())
+        await repl.start()
+        try:
+            return await repl.request({"cmd": GOOD, "env": 7}, 10)
+        finally:
+            await repl.close()
+
+    assert run(go()).error == "Unknown environment."
+
+
+def test_default_workers_is_bounded_by_cores_and_memory():
+    assert default_workers(8192) >= 1
+    assert default_workers(10**9) == 1
