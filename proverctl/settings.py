@@ -43,6 +43,17 @@ def _choice(*choices: str) -> Callable[[Any], str]:
     return parse
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _optional_str(value: Any) -> str | None:
     text = str(value).strip()
     return text or None
@@ -70,6 +81,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("check_timeout", 60.0, _positive_float, "wall-clock seconds allowed for one Lean check"),
     SettingSpec("repl_memory_mb", 8192, _positive_int, "address-space cap (RLIMIT_AS) of one REPL process, in MiB"),
     SettingSpec("repl_max_uses", 200, _positive_int, "checks one REPL serves before it is recycled"),
+    SettingSpec("repl_gc", False, _bool, 'send "gc": true with each check (only for REPL builds that support it)'),
 )
 
 # Variables that are not settings but change where or how proverctl runs.

@@ -109,7 +109,7 @@ def check_command(
 
     async def run():
         async with ReplPool(target.command, cwd=target.cwd, workers=1, memory_mb=settings.repl_memory_mb,
-                            max_uses=settings.repl_max_uses) as pool:
+                            max_uses=settings.repl_max_uses, gc=settings.repl_gc) as pool:
             return await check_file(pool, text, policy=policy, timeout=settings.check_timeout)
 
     try:

@@ -378,6 +378,11 @@ class Source:
             i += 1
         return None
 
+    def header_for(self, decl: Declaration) -> str:
+        """Everything before a declaration (imports, options, opens, namespaces, earlier
+        declarations): the context Lean needs to check it."""
+        return self.text[: decl.full_start]
+
     @property
     def targets(self) -> list[Declaration]:
         """Declarations whose proof contains `sorry` (or `admit`) outside comments and strings."""
