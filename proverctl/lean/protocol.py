@@ -137,28 +137,25 @@ class Response:
         return [m for m in self.messages if m.severity == "error"]
 
 
-def split_transcript_requests(text: str) -> list[dict[str, Any]]:
-    """Split a `.in` transcript the way the REPL reads it: blocks separated by blank lines, each
-    block's lines joined without newlines."""
-    requests = []
+def _blocks(text: str) -> list[list[str]]:
+    """Groups of non-blank lines separated by blank lines."""
+    blocks: list[list[str]] = []
     block: list[str] = []
     for line in text.split("\n") + [""]:
         if line.strip():
             block.append(line)
         elif block:
-            requests.append(json.loads("".join(block)))
+            blocks.append(block)
             block = []
-    return requests
+    return blocks
+
+
+def split_transcript_requests(text: str) -> list[dict[str, Any]]:
+    """Split a `.in` transcript the way the REPL reads it: blocks separated by blank lines, each
+    block's lines joined without newlines."""
+    return [json.loads("".join(block)) for block in _blocks(text)]
 
 
 def split_responses(text: str) -> list[Response]:
     """Split a REPL stdout capture (pretty JSON objects each ended by an empty line)."""
-    out = []
-    block: list[str] = []
-    for line in text.split("\n") + [""]:
-        if line.strip():
-            block.append(line)
-        elif block:
-            out.append(Response.parse(json.loads("\n".join(block))))
-            block = []
-    return out
+    return [Response.parse(json.loads("\n".join(block))) for block in _blocks(text)]
