@@ -2,8 +2,8 @@
 
 _proverctl() {
     local -A words choices modelarg
-    words["@"]="check config doctor lean list models paths pull rm targets --help --version"
-    words["@check"]="--allow-native-decide --format --help --lean-project --profile --repl-command --timeout"
+    words["@"]="check config doctor lean list models paths ps pull rm serve stop targets --help --version"
+    words["@check"]="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --timeout --workers"
     choices["@check --format"]="auto human json jsonl quiet"
     words["@config"]="--format --help"
     choices["@config --format"]="auto human json jsonl quiet"
@@ -33,12 +33,20 @@ _proverctl() {
     choices["@models verify --format"]="auto human json jsonl quiet"
     words["@paths"]="--format --help"
     choices["@paths --format"]="auto human json jsonl quiet"
+    words["@ps"]="--format --help"
+    choices["@ps --format"]="auto human json jsonl quiet"
     words["@pull"]="--format --help"
     modelarg["@pull"]=1
     choices["@pull --format"]="auto human json jsonl quiet"
     words["@rm"]="--dry-run --format --help --yes"
     modelarg["@rm"]=1
     choices["@rm --format"]="auto human json jsonl quiet"
+    words["@serve"]="--detach --device --engine --format --gpu-memory-utilization --help --host --max-model-len --port --tensor-parallel-size --timeout"
+    modelarg["@serve"]=1
+    choices["@serve --format"]="auto human json jsonl quiet"
+    words["@stop"]="--all --format --help"
+    modelarg["@stop"]=1
+    choices["@stop --format"]="auto human json jsonl quiet"
     words["@targets"]="--format --help"
     choices["@targets --format"]="auto human json jsonl quiet"
     local models="deepseek-prover-v2-7b deepseek-prover-v2-671b deepseek-prover-v1.5-rl deepseek-prover-v1.5-sft kimina-prover-preview-distill-7b kimina-prover-preview-distill-1.5b kimina-prover-distill-8b goedel-prover-v2-8b goedel-prover-v2-32b"

@@ -3,8 +3,8 @@
 
 _proverctl() {
     local -A cmdwords cmdchoices cmdmodel
-    cmdwords['@']="check config doctor lean list models paths pull rm targets --help --version"
-    cmdwords['@check']="--allow-native-decide --format --help --lean-project --profile --repl-command --timeout"
+    cmdwords['@']="check config doctor lean list models paths ps pull rm serve stop targets --help --version"
+    cmdwords['@check']="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --timeout --workers"
     cmdchoices['@check --format']="auto human json jsonl quiet"
     cmdwords['@config']="--format --help"
     cmdchoices['@config --format']="auto human json jsonl quiet"
@@ -34,12 +34,20 @@ _proverctl() {
     cmdchoices['@models verify --format']="auto human json jsonl quiet"
     cmdwords['@paths']="--format --help"
     cmdchoices['@paths --format']="auto human json jsonl quiet"
+    cmdwords['@ps']="--format --help"
+    cmdchoices['@ps --format']="auto human json jsonl quiet"
     cmdwords['@pull']="--format --help"
     cmdmodel['@pull']=1
     cmdchoices['@pull --format']="auto human json jsonl quiet"
     cmdwords['@rm']="--dry-run --format --help --yes"
     cmdmodel['@rm']=1
     cmdchoices['@rm --format']="auto human json jsonl quiet"
+    cmdwords['@serve']="--detach --device --engine --format --gpu-memory-utilization --help --host --max-model-len --port --tensor-parallel-size --timeout"
+    cmdmodel['@serve']=1
+    cmdchoices['@serve --format']="auto human json jsonl quiet"
+    cmdwords['@stop']="--all --format --help"
+    cmdmodel['@stop']=1
+    cmdchoices['@stop --format']="auto human json jsonl quiet"
     cmdwords['@targets']="--format --help"
     cmdchoices['@targets --format']="auto human json jsonl quiet"
     local models="deepseek-prover-v2-7b deepseek-prover-v2-671b deepseek-prover-v1.5-rl deepseek-prover-v1.5-sft kimina-prover-preview-distill-7b kimina-prover-preview-distill-1.5b kimina-prover-distill-8b goedel-prover-v2-8b goedel-prover-v2-32b"

@@ -70,3 +70,33 @@ def tiny_repo(repo_id: str, big: int = 300_000, **kwargs) -> Repo:
     """`big`: bytes of padding in the weights; over 10 MB makes huggingface_hub write a first chunk
     (it streams in 10 MB chunks), which resume tests need."""
     return Repo(repo_id=repo_id, files=tiny_files(big=big), lfs={"model.safetensors", "pytorch_model.bin", "original/consolidated.00.pth"}, **kwargs)
+
+
+def build_tiny_model(directory, *, seed: int = 0) -> None:
+    """Save a tiny random Llama (2 layers, hidden 32) with a byte-level BPE tokenizer and a chat
+    template into `directory`: a real model `transformers serve` and vLLM can load (seconds on CPU)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(seed)
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    corpus = [
+        "theorem foo (x : ℕ) : x + 0 = x := by\n  simp\n", "```lean4\nimport Mathlib\n```", "Complete the following Lean 4 code:",
+        "norm_num linarith nlinarith omega ring_nf field_simp", "have h : a = b := by sorry",
+    ] * 20
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)

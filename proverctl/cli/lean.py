@@ -72,51 +72,59 @@ NativeOpt = typer.Option(False, "--allow-native-decide", help="Accept proofs who
 
 
 def check_command(
-    file: str = InputArg,
+    file: str = typer.Argument(..., help="A .lean file, - for standard input, or OUTPUTS.jsonl of model outputs."),
     repl_command: Optional[str] = ReplCommandOpt,
     lean_project: Optional[str] = LeanProjectOpt,
     profile: Optional[str] = ProfileOpt,
     timeout: Optional[float] = TimeoutOpt,
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="REPL workers for a .jsonl [env: PROVERCTL_WORKERS]."),
+    family: Optional[str] = typer.Option(None, "--family", help="Prompt family of .jsonl rows without one: deepseek-v2, goedel-v2, deepseek-v1.5, kimina."),
+    extract_only: bool = typer.Option(False, "--extract-only", help="For a .jsonl: print the code that would be checked, run no Lean."),
+    allow_aux: bool = typer.Option(False, "--allow-aux-lemmas", help="Keep auxiliary theorems the model wrote before the target (each checked too)."),
     allow_native_decide: bool = NativeOpt,
     format: FormatOption = None,
 ) -> None:
-    """Verify a Lean file with Lean: every declaration, a `sorry` means not proved.
+    """Verify with Lean: every declaration of a .lean file (a `sorry` means not proved), or every row
+    of an OUTPUTS.jsonl of generations made elsewhere (`{name, header?, formal_statement, output, family?}`:
+    the proof is extracted, spliced onto the original statement and checked).
 
-    Exit 0 only when every declaration is proved; 1 when some is not; 3 when Lean is missing;
+    Exit 0 only when everything is proved; 1 when something is not; 3 when Lean is missing;
     4 when the REPL itself failed.
 
-    Example: proverctl check Solved.lean --format json
+    Examples: proverctl check Solved.lean --format json ; proverctl check outputs.jsonl --extract-only
     """
     from proverctl.lean.checker import check_file
-    from proverctl.lean.pool import ReplPool
-    from proverctl.lean.repl import ReplStartError
     from proverctl.lean.source import Source
     from proverctl.lean.verdict import Policy
-    from proverctl.lean.workspace import resolve_repl
     from proverctl.settings import Settings
 
     fmt = resolve_format(format)
     text, label = read_input(file)
-    if not Source(text).declarations:
+    policy = Policy(allow_native_decide=allow_native_decide, allow_aux_lemmas=allow_aux)
+    if file.endswith(".jsonl"):
+        from proverctl.lean.outputs import extract_rows, parse_outputs
+
+        rows_in = parse_outputs(text, label, default_family=family)
+        if extract_only:
+            rows = extract_rows(rows_in, allow_aux=allow_aux)
+            emit(rows, fmt, lambda c: [c.print(f"-- {r['name']}: {r['reason'] or 'ok'}\n{r['code'] or ''}", highlight=False, markup=False) for r in rows])
+            if any(r["code"] is None for r in rows):
+                raise typer.Exit(int(ExitCode.NOT_PROVED))
+            return
+    elif not Source(text).declarations:
         raise UsageError(f"no declarations to check in {label}", hint="give a Lean file with theorems or definitions")
     settings = Settings.load(
-        {"repl_command": repl_command, "lean_project": lean_project, "lean_profile": profile, "check_timeout": timeout}
+        {"repl_command": repl_command, "lean_project": lean_project, "lean_profile": profile, "check_timeout": timeout,
+         "workers": workers}
     )
-    target = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile)
-    policy = Policy(allow_native_decide=allow_native_decide)
-    if stderr_is_tty():
-        info(f"checking {label} with {target.source} ...")
+    if file.endswith(".jsonl"):
+        from proverctl.lean.outputs import check_rows
 
-    async def run():
-        async with ReplPool(target.command, cwd=target.cwd, workers=1, memory_mb=settings.repl_memory_mb,
-                            max_uses=settings.repl_max_uses, gc=settings.repl_gc) as pool:
-            return await check_file(pool, text, policy=policy, timeout=settings.check_timeout)
-
-    try:
-        results = asyncio.run(run())
-    except ReplStartError as exc:
-        raise EnvironmentMissing(str(exc), hint="fix --repl-command / PROVERCTL_REPL_COMMAND, or run `proverctl lean setup`") from None
-    rows = [r.as_dict() for r in results]
+        rows = run_with_pool(settings, lambda pool: check_rows(pool, rows_in, policy=policy, timeout=settings.check_timeout),
+                             label, jobs=len(rows_in))
+    else:
+        results = run_with_pool(settings, lambda pool: check_file(pool, text, policy=policy, timeout=settings.check_timeout), label, jobs=1)
+        rows = [r.as_dict() for r in results]
 
     def human(console):
         from rich.table import Table
@@ -133,6 +141,28 @@ def check_command(
         raise typer.Exit(int(ExitCode.VERIFIER))
     if statuses != {"proved"}:
         raise typer.Exit(int(ExitCode.NOT_PROVED))
+
+
+def run_with_pool(settings, work, label: str, *, jobs: int):
+    """Resolve the REPL from settings, run `work(pool)` on a pool sized for `jobs`, map start failures to exit 3."""
+    from proverctl.lean.pool import ReplPool, default_workers
+    from proverctl.lean.repl import ReplStartError
+    from proverctl.lean.workspace import resolve_repl
+
+    target = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile)
+    size = max(1, min(jobs, settings.workers or default_workers(settings.repl_memory_mb)))
+    if stderr_is_tty():
+        info(f"checking {label} with {target.source} ({size} worker{'s' if size > 1 else ''}) ...")
+
+    async def run():
+        async with ReplPool(target.command, cwd=target.cwd, workers=size, memory_mb=settings.repl_memory_mb,
+                            max_uses=settings.repl_max_uses, gc=settings.repl_gc) as pool:
+            return await work(pool)
+
+    try:
+        return asyncio.run(run())
+    except ReplStartError as exc:
+        raise EnvironmentMissing(str(exc), hint="fix --repl-command / PROVERCTL_REPL_COMMAND, or run `proverctl lean setup`") from None
 
 
 @lean_app.command("setup")

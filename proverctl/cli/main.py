@@ -77,9 +77,10 @@ def root(
 
 
 def _register() -> None:
-    from proverctl.cli import info, lean, models
+    from proverctl.cli import info, lean, models, sessions
 
     models.register(app)
+    sessions.register(app)
     lean.register(app)
     info.register(app)
 

@@ -58,6 +58,16 @@ def _limit_memory(memory_mb: int | None):
     return apply
 
 
+def _group_members(pid: int) -> list:
+    """The leader's descendants (they share its process group unless they left it)."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).children(recursive=True)
+    except Exception:  # the leader is already gone
+        return []
+
+
 class ReplProcess:
     """A running REPL. Use `await start()`, `await request(...)`, `await close()`."""
 
@@ -171,24 +181,24 @@ class ReplProcess:
                 pass
 
     async def kill(self) -> None:
-        """SIGKILL the whole process group and reap it."""
+        """SIGKILL the whole process group, wait until every member is gone, reap the leader."""
         if self.proc is None:
             return
+        members = _group_members(self.proc.pid)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         if self.proc.returncode is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             try:
                 await asyncio.wait_for(self.proc.wait(), 10)
             except asyncio.TimeoutError:  # pragma: no cover - a process that survives SIGKILL
                 pass
-        else:
-            # The leader is gone; children it left in the group may not be.
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        if members:
+            import psutil
+
+            # Children of the leader (lake's REPL under `lake exe`) die too; wait so none outlives us.
+            await asyncio.get_running_loop().run_in_executor(None, lambda: psutil.wait_procs(members, timeout=5))
         if self._stderr_task and not self._stderr_task.done():
             self._stderr_task.cancel()
             try:

@@ -1,0 +1,162 @@
+"""`proverctl serve`, `proverctl ps`, `proverctl stop`: local inference sessions."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from proverctl.cli._output import FormatOption, emit, info, resolve_format, stderr_is_tty
+from proverctl.errors import EnvironmentMissing, UsageError
+
+
+def serve_command(
+    model: Optional[str] = typer.Argument(None, help="Alias, org/repo or model directory [default: PROVERCTL_MODEL]."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="vllm (GPU) or transformers (CPU / small GPU) [default: vllm when installed with a GPU]."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port [default: a free one]."),
+    gpu_memory_utilization: Optional[float] = typer.Option(None, "--gpu-memory-utilization", min=0.05, max=1.0, help="vLLM: fraction of GPU memory to use."),
+    tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", min=1, help="vLLM: GPUs to shard the model over."),
+    max_model_len: Optional[int] = typer.Option(None, "--max-model-len", min=256, help="vLLM: context length to allocate."),
+    device: Optional[str] = typer.Option(None, "--device", help="transformers: cpu, cuda:0, auto."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Start in the background and return once ready."),
+    timeout: float = typer.Option(900.0, "--timeout", min=1.0, help="Seconds to wait for the server to list the model."),
+    format: FormatOption = None,
+) -> None:
+    """Start a long-lived inference session (an OpenAI-compatible server) for a pulled model.
+
+    Ready when GET /v1/models lists the model. In the foreground Ctrl-C stops it; with --detach it
+    keeps running until `proverctl stop`.
+
+    Examples: proverctl serve deepseek-prover-v2-7b --detach ; proverctl serve ./my-model --engine transformers
+    """
+    from proverctl.inference import sessions
+    from proverctl.models.catalog import parse_model_ref
+    from proverctl.models.hub import local_path
+    from proverctl.models.memory import weight_bytes_on_disk
+    from proverctl.paths import Paths
+    from proverctl.settings import Settings
+
+    fmt = resolve_format(format, allow_jsonl=False)
+    settings = Settings.load({"model": model})
+    ref = parse_model_ref(settings.model)
+    available_gpus = sessions.gpus()
+    if engine is None:
+        engine = "vllm" if sessions.engine_executable("vllm") and available_gpus else "transformers"
+    executable = sessions.require_engine(engine)
+    if engine == "vllm" or (ref.entry is not None and ref.entry.multi_gpu):
+        # Refuse what cannot fit before asking for the weights (the 671B needs several GPUs).
+        weights = None
+        if ref.entry is None or not ref.entry.multi_gpu:
+            weights = weight_bytes_on_disk(local_path(ref))
+        sessions.check_gpu_memory(ref, weights, tensor_parallel_size, gpu_memory_utilization or 0.9, available_gpus)
+    model_dir = local_path(ref)
+    if port is None:
+        port = sessions.free_port(host)
+    elif not sessions.port_free(host, port):
+        raise UsageError(f"port {port} on {host} is in use", hint="choose another --port, or see `proverctl ps`")
+    paths = Paths.resolve()
+    base = ref.entry.alias if ref.entry else model_dir.name
+    name = sessions.unique_name(base, paths)
+    command = sessions.engine_command(
+        engine, executable, model_dir, served_name=base, host=host, port=port,
+        gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
+        max_model_len=max_model_len, device=device,
+        # Measured (bench/README.md): without continuous batching transformers serve runs concurrent
+        # requests one after another; with it, 64 concurrent requests go ~7x faster.
+        continuous_batching=engine == "transformers",
+    )
+    model_id = sessions.served_model_id(engine, model_dir, base)
+    record, proc = sessions.start_session(
+        name=name, model=ref.text, model_dir=model_dir, engine=engine, command=command, model_id=model_id,
+        host=host, port=port, family=ref.family, paths=paths,
+    )
+    info(f"starting {engine} for {ref.display} on {record.url} (log: {record.log})")
+    status = None
+    if stderr_is_tty():
+        from rich.console import Console
+
+        status = Console(stderr=True).status("loading the model")
+        status.start()
+    try:
+        sessions.wait_ready(record, proc, timeout, on_tick=(lambda s: status.update(f"loading the model ({s:.0f} s)")) if status else None)
+    except BaseException:
+        # Died, timed out or Ctrl-C while loading: leave no process and no record behind.
+        sessions.stop_sessions(record.name, paths=paths)
+        raise
+    finally:
+        if status is not None:
+            status.stop()
+    data = record.as_dict("ready")
+    if detach:
+        emit(data, fmt, lambda c: c.print(f"session {name} ready at {record.url} (model id {model_id}); `proverctl stop {name}` ends it",
+                                          highlight=False))
+        return
+    info(f"session {name} ready at {record.url}; Ctrl-C stops it")
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        while proc.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        sessions.stop_sessions(record.name, paths=paths)
+        info(f"session {name} stopped")
+        return
+    sessions.stop_sessions(record.name, paths=paths)
+    raise EnvironmentMissing(f"the {engine} server exited with code {proc.returncode}; last log lines:\n{sessions.tail(Path(record.log))}",
+                             hint=f"full log: {record.log}")
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM on a foreground serve: stop the session the same way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def ps_command(format: FormatOption = None) -> None:
+    """List running sessions (model, engine, endpoint, pid, uptime, status); records of dead ones are dropped.
+
+    Example: proverctl ps --format json
+    """
+    from proverctl.inference.sessions import live_sessions
+
+    rows = [record.as_dict(status) for record, status in live_sessions()]
+
+    def human(console):
+        from rich.table import Table
+
+        if not rows:
+            console.print("no sessions; `proverctl serve MODEL --detach` starts one", highlight=False)
+            return
+        table = Table("name", "model", "engine", "endpoint", "pid", "uptime", "status")
+        for r in rows:
+            table.add_row(r["name"], r["model"], r["engine"], r["endpoint"], str(r["pid"]), f"{r['uptime_s']:.0f}s", r["status"])
+        console.print(table)
+
+    emit(rows, resolve_format(format), human)
+
+
+def stop_command(
+    name: Optional[str] = typer.Argument(None, help="Session name, model, port or pid (see `proverctl ps`)."),
+    all_sessions: bool = typer.Option(False, "--all", help="Stop every session."),
+    format: FormatOption = None,
+) -> None:
+    """Stop a session: SIGTERM its process group, then SIGKILL what is left.
+
+    Examples: proverctl stop deepseek-prover-v2-7b ; proverctl stop --all
+    """
+    from proverctl.inference.sessions import stop_sessions
+
+    if not name and not all_sessions:
+        raise UsageError("name a session to stop, or pass --all", hint="`proverctl ps` lists them")
+    stopped = stop_sessions(name, everything=all_sessions)
+    rows = [{"name": r.name, "pid": r.pid, "model": r.model} for r in stopped]
+    emit(rows, resolve_format(format), lambda c: c.print("\n".join(f"stopped {r['name']} (pid {r['pid']})" for r in rows) or "no sessions",
+                                                         highlight=False))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)
+    app.command("ps")(ps_command)
+    app.command("stop")(stop_command)

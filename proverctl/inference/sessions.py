@@ -1,0 +1,397 @@
+"""Inference sessions: a long-lived OpenAI-compatible server process (vLLM on a GPU, or
+`transformers serve` on CPU / a small GPU) that proverctl starts, records, finds and stops.
+
+A session record (JSON under the runtime dir) holds pid, port, model, engine, start time, log file
+and command line. A session is *ready* when `GET /v1/models` lists its model; `/health` alone only
+means the process is alive. The server runs in its own process group so `stop` ends it and every
+worker it spawned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import httpx
+
+from proverctl.errors import EnvironmentMissing, UsageError
+from proverctl.models.catalog import ModelRef
+from proverctl.paths import Paths
+
+ENGINES = ("vllm", "transformers")
+GIB = 2**30
+
+
+@dataclass
+class SessionRecord:
+    name: str
+    model: str  # what the user named (alias, repo or directory)
+    model_id: str  # the id the server lists and requests must name
+    path: str  # the snapshot directory served
+    engine: str
+    host: str
+    port: int
+    pid: int
+    started: float
+    log: str
+    command: list[str] = field(default_factory=list)
+    family: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def as_dict(self, status: str | None = None) -> dict:
+        data = asdict(self)
+        data["endpoint"] = self.url
+        data["uptime_s"] = round(time.time() - self.started, 1)
+        if status:
+            data["status"] = status
+        return data
+
+
+def _records_dir(paths: Paths) -> Path:
+    return paths.sessions_dir
+
+
+def _record_file(paths: Paths, name: str) -> Path:
+    return _records_dir(paths) / f"{name}.json"
+
+
+def save_record(record: SessionRecord, paths: Paths) -> None:
+    target = _record_file(paths, record.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(record), indent=2))
+    tmp.replace(target)
+
+
+def load_records(paths: Paths) -> list[SessionRecord]:
+    records = []
+    directory = _records_dir(paths)
+    if not directory.is_dir():
+        return []
+    for file in sorted(directory.glob("*.json")):
+        try:
+            records.append(SessionRecord(**json.loads(file.read_text())))
+        except (OSError, ValueError, TypeError):
+            file.unlink(missing_ok=True)  # a torn or foreign file is not a session
+    return records
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except Exception:  # psutil.NoSuchProcess and friends
+        return False
+
+
+def model_listed(record: SessionRecord, timeout: float = 2.0) -> bool:
+    try:
+        response = httpx.get(f"{record.url}/models", timeout=timeout)
+        ids = [m.get("id") for m in response.json().get("data", [])]
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+    return record.model_id in ids
+
+
+def health(record: SessionRecord) -> str:
+    """ready | starting (alive, model not listed yet) | dead."""
+    if not pid_alive(record.pid):
+        return "dead"
+    return "ready" if model_listed(record) else "starting"
+
+
+def live_sessions(paths: Paths | None = None) -> list[tuple[SessionRecord, str]]:
+    """Every recorded session with its health; records of dead processes are dropped."""
+    paths = paths or Paths.resolve()
+    out = []
+    for record in load_records(paths):
+        status = health(record)
+        if status == "dead":
+            _record_file(paths, record.name).unlink(missing_ok=True)
+            continue
+        out.append((record, status))
+    return out
+
+
+def find_session(ref: ModelRef, paths: Paths | None = None) -> SessionRecord | None:
+    """A ready session serving `ref` (by alias/repo/directory), if any."""
+    wanted = {ref.text, ref.display}
+    if ref.entry:
+        wanted |= {ref.entry.alias, ref.entry.repo_id}
+    if ref.local_dir:
+        wanted.add(str(ref.local_dir))
+    for record, status in live_sessions(paths):
+        if status == "ready" and (record.model in wanted or record.path in wanted or record.model_id in wanted):
+            return record
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Engines
+
+
+def engine_executable(engine: str) -> str | None:
+    """The engine's CLI, looked up beside the running Python first (a venv not on PATH), then on PATH."""
+    beside = Path(sys.executable).parent / engine
+    if beside.exists():
+        return str(beside)
+    return shutil.which(engine)
+
+
+def require_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}", hint="choose vllm or transformers")
+    exe = engine_executable(engine)
+    if engine == "transformers":
+        import importlib.util
+
+        if exe is None or importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+            raise EnvironmentMissing("the transformers engine is not installed (needs transformers' serving extra)",
+                                     hint="pip install 'proverctl[hf]'")
+    elif exe is None:
+        raise EnvironmentMissing("the vllm engine is not installed", hint="pip install 'proverctl[vllm]' (needs a CUDA GPU)")
+    return exe
+
+
+def engine_command(
+    engine: str,
+    executable: str,
+    model_dir: Path,
+    *,
+    served_name: str,
+    host: str,
+    port: int,
+    gpu_memory_utilization: float | None = None,
+    tensor_parallel_size: int = 1,
+    max_model_len: int | None = None,
+    device: str | None = None,
+    continuous_batching: bool = False,
+) -> list[str]:
+    """The server's argv. vLLM serves the directory under `served_name`; transformers serve names
+    the model by the directory path it was given."""
+    if engine == "vllm":
+        cmd = [executable, "serve", str(model_dir), "--host", host, "--port", str(port), "--served-model-name", served_name,
+               "--tensor-parallel-size", str(tensor_parallel_size)]
+        if gpu_memory_utilization is not None:
+            cmd += ["--gpu-memory-utilization", str(gpu_memory_utilization)]
+        if max_model_len is not None:
+            cmd += ["--max-model-len", str(max_model_len)]
+        return cmd
+    cmd = [executable, "serve", str(model_dir), "--host", host, "--port", str(port)]
+    if device:
+        cmd += ["--device", device]
+    cmd += ["--continuous-batching"] if continuous_batching else []
+    return cmd
+
+
+def served_model_id(engine: str, model_dir: Path, served_name: str) -> str:
+    return served_name if engine == "vllm" else str(model_dir)
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def gpus() -> list[tuple[str, float]]:
+    """(name, memory GiB) of each NVIDIA GPU, from nvidia-smi; [] when there is none."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run([smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    result = []
+    for line in out.stdout.splitlines():
+        if "," in line:
+            name, mem = line.rsplit(",", 1)
+            try:
+                result.append((name.strip(), float(mem) / 1024))
+            except ValueError:
+                continue
+    return result
+
+
+def check_gpu_memory(ref: ModelRef, weights_bytes: int | None, tensor_parallel_size: int, utilization: float,
+                     available: list[tuple[str, float]]) -> None:
+    """Refuse a model that cannot fit, with the numbers (weights alone must fit in the usable memory)."""
+    entry = ref.entry
+    if weights_bytes is None and entry and entry.parameters_b:
+        from proverctl.models.memory import DTYPE_BYTES
+
+        weights_bytes = int(entry.parameters_b * 1e9 * DTYPE_BYTES.get(entry.dtype or "bfloat16", 2))
+    if weights_bytes is None:
+        return
+    need = weights_bytes / GIB
+    if available:
+        per_gpu = min(mem for _, mem in available)
+        usable = per_gpu * utilization * min(tensor_parallel_size, len(available))
+        where = f"{min(tensor_parallel_size, len(available))} x {available[0][0]} ({per_gpu:.0f} GiB, {utilization:.0%} usable)"
+    else:
+        usable, where = 0.0, "no GPU (nvidia-smi found none)"
+    if entry is not None and entry.multi_gpu and tensor_parallel_size < 2:
+        raise EnvironmentMissing(
+            f"{entry.alias} needs about {need:.0f} GiB of GPU memory for its weights alone; one GPU holds at most ~141 GiB",
+            hint="serve it across GPUs/nodes with vLLM (--tensor-parallel-size, pipeline parallel) and use `--endpoint URL`",
+        )
+    if tensor_parallel_size > max(len(available), 1):
+        raise EnvironmentMissing(f"--tensor-parallel-size {tensor_parallel_size} but {len(available)} GPU(s) visible",
+                                 hint="lower --tensor-parallel-size")
+    if need > usable:
+        raise EnvironmentMissing(
+            f"not enough GPU memory for {ref.display}: weights need {need:.1f} GiB, {where} gives {usable:.1f} GiB",
+            hint="use a smaller model, more GPUs (--tensor-parallel-size), or --engine transformers on CPU",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting and stopping
+
+
+def unique_name(base: str, paths: Paths) -> str:
+    taken = {r.name for r in load_records(paths)}
+    name, i = base, 2
+    while name in taken:
+        name, i = f"{base}-{i}", i + 1
+    return name
+
+
+def tail(path: Path, lines: int = 12) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start_session(
+    *,
+    name: str,
+    model: str,
+    model_dir: Path,
+    engine: str,
+    command: list[str],
+    model_id: str,
+    host: str,
+    port: int,
+    family: str | None,
+    paths: Paths,
+) -> tuple[SessionRecord, subprocess.Popen]:
+    log = paths.log_dir / f"session-{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = log.open("ab")
+    handle.write(f"$ {' '.join(command)}\n".encode())
+    handle.flush()
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                            cwd=str(paths.state_dir) if paths.state_dir.is_dir() else None)
+    handle.close()
+    record = SessionRecord(name, model, model_id, str(model_dir), engine, host, port, proc.pid, time.time(), str(log), command, family)
+    save_record(record, paths)
+    return record, proc
+
+
+def wait_ready(record: SessionRecord, proc: subprocess.Popen, timeout: float, on_tick: Callable[[float], None] | None = None) -> None:
+    """Wait until the server lists the model; raise with the log's last lines if it dies or times out."""
+    start = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            stop_process(record.pid)
+            raise EnvironmentMissing(
+                f"the {record.engine} server exited with code {proc.returncode} while starting; last log lines:\n{tail(Path(record.log))}",
+                hint=f"full log: {record.log}",
+            )
+        if model_listed(record):
+            return
+        elapsed = time.monotonic() - start
+        if elapsed > timeout:
+            stop_process(record.pid)
+            raise EnvironmentMissing(
+                f"the {record.engine} server did not list the model within {timeout:.0f} s",
+                hint=f"read {record.log}; raise --timeout for large models",
+            )
+        if on_tick:
+            on_tick(elapsed)
+        time.sleep(0.5)
+
+
+def stop_process(pid: int, grace: float = 10.0) -> bool:
+    """SIGTERM the process group, then SIGKILL what is left; True if something was running."""
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        import psutil
+
+        members = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
+    except Exception:
+        members = []
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not any(pid_alive(p.pid) for p in members) and not pid_alive(pid):
+            break
+        time.sleep(0.1)
+    else:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+    except ChildProcessError:
+        pass
+    return True
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def stop_sessions(selector: str | None, *, everything: bool = False, paths: Paths | None = None) -> list[SessionRecord]:
+    """Stop the session(s) named by `selector` (name, model, port or pid), or all of them."""
+    paths = paths or Paths.resolve()
+    records = load_records(paths)
+    if everything:
+        chosen = records
+    else:
+        chosen = [r for r in records if selector in (r.name, r.model, str(r.port), str(r.pid), r.model_id)]
+        if not chosen:
+            names = ", ".join(r.name for r in records) or "none"
+            raise UsageError(f"no session named {selector!r}", hint=f"running sessions: {names} (`proverctl ps`)")
+    for record in chosen:
+        stop_process(record.pid)
+        _record_file(paths, record.name).unlink(missing_ok=True)
+    return chosen

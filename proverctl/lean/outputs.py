@@ -1,0 +1,80 @@
+"""`proverctl check OUTPUTS.jsonl`: generations made elsewhere, extracted, re-spliced and checked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+from proverctl.errors import UsageError
+from proverctl.lean.checker import check_candidate
+from proverctl.lean.pool import ReplPool
+from proverctl.lean.targets import Target, from_row
+from proverctl.lean.verdict import Policy, Verdict, VerdictKind
+from proverctl.prompts.extract import extract
+from proverctl.prompts.formats import FAMILIES
+
+
+@dataclass
+class OutputRow:
+    line: int
+    target: Target
+    output: str
+    family: str
+
+
+def parse_outputs(text: str, label: str, *, default_family: str | None = None) -> list[OutputRow]:
+    """Validate every row before any work starts: one bad row stops the command with its line number."""
+    if default_family is not None and default_family not in FAMILIES:
+        raise UsageError(f"unknown family {default_family!r}", hint=f"choose one of {', '.join(FAMILIES)}")
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{label}:{number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: not a JSON object ({exc.msg})", hint="each line must be one JSON object") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{where}: not a JSON object", hint="each line must be one JSON object")
+        output = data.get("output")
+        if not isinstance(output, str):
+            raise UsageError(f"{where}: no `output` string", hint="rows need {name, formal_statement, output}")
+        family = data.get("family") or default_family or "deepseek-v2"
+        if family not in FAMILIES:
+            raise UsageError(f"{where}: unknown family {family!r}", hint=f"choose one of {', '.join(FAMILIES)}")
+        rows.append(OutputRow(number, from_row(data, where), output, family))
+    if not rows:
+        raise UsageError(f"{label} has no rows", hint="one JSON object per line")
+    return rows
+
+
+def extract_rows(rows: list[OutputRow], *, allow_aux: bool = False) -> list[dict]:
+    out = []
+    for row in rows:
+        extraction = extract(row.output, row.target, row.family, allow_aux=allow_aux)
+        out.append({
+            "name": row.target.display_name,
+            "line": row.line,
+            "code": row.target.header + extraction.code if extraction.ok else None,
+            "reason": extraction.reason,
+        })
+    return out
+
+
+async def check_rows(pool: ReplPool, rows: list[OutputRow], *, policy: Policy, timeout: float) -> list[dict]:
+    async def one(row: OutputRow) -> dict:
+        extraction = extract(row.output, row.target, row.family, allow_aux=policy.allow_aux_lemmas)
+        if not extraction.ok:
+            verdict = Verdict(VerdictKind.rejected, [extraction.reason])
+        else:
+            verdict = await check_candidate(
+                pool, header=row.target.header, code=extraction.code, target_name=row.target.name,
+                original_statement=row.target.statement, policy=policy, timeout=timeout,
+            )
+        data = {"name": row.target.display_name, "line": row.line}
+        data.update(verdict.as_dict())
+        return data
+
+    return list(await asyncio.gather(*(one(row) for row in rows)))

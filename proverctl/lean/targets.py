@@ -1,0 +1,90 @@
+"""A target: one theorem to prove, with the context Lean needs, from a file or a dataset row."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from proverctl.errors import UsageError
+from proverctl.lean.source import Declaration, Source, join_code
+
+_SORRY_RE = re.compile(r"(?<![\w'])sorry(?![\w'])")
+
+
+@dataclass(frozen=True)
+class Target:
+    """`header` is all text before the declaration (imports, options, opens, earlier declarations);
+    `doc` the declaration's doc comment (the informal problem, in datasets); `statement` the declaration
+    through its top-level `:=`; `body` the current proof text (usually `by sorry`)."""
+
+    name: str | None
+    kind: str
+    header: str
+    doc: str | None
+    statement: str
+    body: str
+    line: int = 1
+    source_label: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"example@{self.line}"
+
+    @property
+    def informal(self) -> str | None:
+        """The docstring's text without its `/--` `-/` delimiters."""
+        if not self.doc:
+            return None
+        text = self.doc.strip()
+        if text.startswith("/--"):
+            text = text[3:]
+        if text.endswith("-/"):
+            text = text[:-2]
+        return text.strip() or None
+
+    def code_with_sorry(self, *, with_doc: bool = True) -> str:
+        """The problem as prompts show it: header, docstring, statement, `by sorry`."""
+        statement = self.statement.rstrip()
+        if statement.endswith(":="):
+            statement = statement[:-2].rstrip()
+        return join_code(self.header, (self.doc or "") if with_doc else "", statement + " := by\n  sorry")
+
+    def candidate(self, body: str) -> str:
+        """Doc comment + the ORIGINAL statement + a proof body: what Lean checks after `header`."""
+        return (self.doc or "") + self.statement + body
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "line": self.line, "statement": self.statement.strip()}
+
+
+def from_declaration(source: Source, decl: Declaration, label: str = "") -> Target:
+    return Target(
+        name=decl.full_name, kind=decl.kind, header=source.header_for(decl), doc=decl.doc, statement=decl.statement,
+        body=decl.body, line=decl.line, source_label=label,
+    )
+
+
+def targets_in_text(text: str, label: str = "") -> list[Target]:
+    source = Source(text)
+    return [from_declaration(source, decl, label) for decl in source.targets]
+
+
+def from_row(row: dict, label: str = "") -> Target:
+    """A dataset / outputs row: `formal_statement` (a bare statement ending in `:=`/`:= by`, or a whole
+    file ending in `sorry`), with optional `header`, `informal_prefix` and `name`."""
+    statement = row.get("formal_statement")
+    if not isinstance(statement, str) or not statement.strip():
+        raise UsageError(f"{label}: the row has no formal_statement", hint="each row needs a formal_statement string")
+    text = join_code(row.get("header") or "", row.get("informal_prefix") or "", statement)
+    if not _SORRY_RE.search(Source(text).mask):
+        text = text.rstrip() + (" sorry" if text.rstrip().endswith(":=") else "\n  sorry")
+        text += "\n"
+    source = Source(text)
+    targets = source.targets
+    name = row.get("name")
+    if name:
+        named = [d for d in targets if d.name == name or d.full_name == name]
+        targets = named or targets
+    if not targets:
+        raise UsageError(f"{label}: no theorem found in formal_statement", hint="formal_statement must hold `theorem NAME ... :=`")
+    return from_declaration(source, targets[-1], label)

@@ -1,0 +1,91 @@
+"""From a raw model output to the candidate Lean checks.
+
+1. Find the final ```lean4 block: after any `<think>` section, the LAST block (DeepSeek-V2's CoT puts a
+   `have ... sorry` sketch block before the final one); a missing closing fence takes the rest of the
+   output. DeepSeek-Prover-V1.5 continues the prompt instead: its output is the proof itself, cut at the
+   first closing fence.
+2. Find the target's declaration in that block (with or without the header) and take its proof body.
+3. Re-splice: the ORIGINAL docstring and statement + the model's body (auxiliary theorems before it
+   only when allowed). The model's own statement is never trusted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from proverctl.lean.source import Source
+from proverctl.lean.targets import Target
+
+_OPEN_FENCE = re.compile(r"```(?:lean4|lean)[ \t]*\n")
+_CLOSE_FENCE = re.compile(r"^[ \t]*```", re.M)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    code: str | None  # what Lean checks after target.header; None when nothing usable was found
+    reason: str = ""  # why code is None
+    block: str | None = None  # the model's final Lean block (for display)
+
+    @property
+    def ok(self) -> bool:
+        return self.code is not None
+
+
+def final_block(output: str) -> str | None:
+    """The last ```lean4 (or ```lean) block after any <think> section; None if there is none."""
+    text = output
+    think_end = text.rfind("</think>")
+    if think_end >= 0:
+        text = text[think_end + len("</think>"):]
+    elif "<think>" in text:
+        return None  # still thinking when the output ended
+    last = None
+    for match in _OPEN_FENCE.finditer(text):
+        last = match
+    if last is None:
+        return None
+    rest = text[last.end():]
+    close = _CLOSE_FENCE.search(rest)
+    block = rest[: close.start()] if close else rest
+    return block[:-1] if block.endswith("\n") else block
+
+
+def extract(output: str, target: Target, family: str, *, allow_aux: bool = False) -> Extraction:
+    """The candidate for `target` in `output` (see the module docstring)."""
+    if family == "deepseek-v1.5":
+        close = _CLOSE_FENCE.search(output)
+        body = output[: close.start()] if close else output
+        statement = target.statement.rstrip()
+        prefix = " by\n" if statement.endswith(":=") else ""
+        # The prompt ended with the statement (":= by\n"): the output is the proof that follows.
+        return Extraction(target.candidate(prefix + body.rstrip() + "\n") if body.strip() else None,
+                          "" if body.strip() else "empty completion", body)
+    block = final_block(output)
+    if block is None:
+        return Extraction(None, "no ```lean4 block in the output" if "<think>" not in output or "</think>" in output
+                          else "the output ended inside <think> (no final proof)")
+    source = Source(block)
+    decls = source.declarations
+    match = None
+    if target.name:
+        short = target.name.split(".")[-1]
+        candidates = [d for d in decls if d.full_name == target.name or d.name in (target.name, short)]
+        match = candidates[-1] if candidates else None
+    else:
+        examples = [d for d in decls if d.kind == "example"]
+        match = examples[-1] if examples else None
+    if match is None:
+        if not decls and block.strip():
+            return Extraction(None, f"the final Lean block has no declaration (expected {target.display_name})", block)
+        return Extraction(None, f"no declaration named {target.display_name} in the final Lean block", block)
+    if match.body_start is None:
+        return Extraction(None, f"{target.display_name} has no proof in the final Lean block", block)
+    aux = ""
+    if allow_aux:
+        helpers = [d for d in decls if d.kind in ("theorem", "lemma") and d.end <= match.full_start]
+        aux = "".join(block[d.full_start:d.end] + "\n\n" for d in helpers)
+    # The body runs to the end of the declaration; anything the model wrote after it is dropped, and
+    # anything it wrote inside (extra commands) is judged by the verdict's policy pass.
+    body = block[match.body_start:match.end]
+    return Extraction(aux + target.candidate(body) + "\n", "", block)

@@ -1,0 +1,81 @@
+"""A loopback stand-in for an OpenAI-compatible inference server (it stands in for vLLM or
+`transformers serve`, never for a model's judgement): `/v1/models`, `/v1/chat/completions` and
+`/v1/completions`, answering with text a test chooses. It can ignore `n` (as transformers serve does),
+fail the first requests with 500, drop connections, or stall; every request body is recorded."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+
+class OpenAIStub:
+    def __init__(self, model: str = "stub-model", answer: Callable[[dict, int], str] | None = None, *,
+                 honour_n: bool = True, fail_first: int = 0, fail_status: int = 500, delay: float = 0.0) -> None:
+        self.model = model
+        self.answer = answer or (lambda body, i: f"answer {i}")
+        self.honour_n = honour_n
+        self.fail_first = fail_first
+        self.fail_status = fail_status
+        self.delay = delay
+        self.bodies: list[dict] = []
+        self._lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status: int, data: dict) -> None:
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self):
+                if self.path.rstrip("/") == "/v1/models":
+                    return self._send(200, {"object": "list", "data": [{"id": stub.model, "object": "model"}]})
+                self._send(404, {"error": "not found"})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with stub._lock:
+                    stub.bodies.append(body)
+                    index = len(stub.bodies)
+                    failing = stub.fail_first > 0
+                    if failing:
+                        stub.fail_first -= 1
+                if failing:
+                    return self._send(stub.fail_status, {"error": "injected failure"})
+                if stub.delay:
+                    time.sleep(stub.delay)
+                chat = self.path.endswith("/chat/completions")
+                n = body.get("n", 1) if stub.honour_n else 1
+                choices = []
+                for i in range(n):
+                    text = stub.answer(body, index * 100 + i)
+                    choices.append({"index": i, "finish_reason": "stop",
+                                    **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})})
+                self._send(200, {"object": "chat.completion" if chat else "text_completion", "model": body.get("model"),
+                                 "choices": choices, "usage": {"prompt_tokens": 11, "completion_tokens": 5 * n, "total_tokens": 11 + 5 * n}})
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "OpenAIStub":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -1,0 +1,171 @@
+"""Prompt formats and extraction on real prover outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from proverctl.errors import UsageError
+from proverctl.lean.protocol import Message, Pos
+from proverctl.lean.source import Source
+from proverctl.lean.targets import Target, from_declaration, from_row
+from proverctl.prompts.extract import extract, final_block
+from proverctl.prompts.formats import COT_PARAGRAPH, KIMINA_SYSTEM, build_prompt, feedback_prompt, mark_error
+
+FIX = Path(__file__).parent / "fixtures"
+MINIF2F_V15 = {json.loads(l)["name"]: json.loads(l) for l in (FIX / "datasets/deepseek-prover-v1.5/minif2f.jsonl").read_text().splitlines()}
+MINIF2F_G2 = {json.loads(l)["name"]: json.loads(l) for l in (FIX / "datasets/goedel-prover-v2/minif2f.jsonl").read_text().splitlines()}
+
+
+def kimina_rows():
+    with zipfile.ZipFile(FIX / "model-outputs" / "kimina-prover-preview-minif2f-test.zip") as z:
+        return [json.loads(line) for line in z.read(z.namelist()[0]).decode("utf-8").splitlines()]
+
+
+def deepseek_files():
+    with zipfile.ZipFile(FIX / "model-outputs" / "deepseek-prover-v2-minif2f-test.zip") as z:
+        return {Path(n).stem: z.read(n).decode("utf-8") for n in z.namelist() if n.endswith(".lean")}
+
+
+TARGET = from_row(MINIF2F_V15["mathd_algebra_10"])
+
+
+def test_deepseek_v2_cot_and_non_cot_prompts():
+    cot = build_prompt(TARGET, "deepseek-v2", "cot")
+    (message,) = cot.messages
+    assert message["role"] == "user"
+    assert message["content"].startswith(
+        "Complete the following Lean 4 code:\n\n```lean4\nimport Mathlib\nimport Aesop\n\nset_option maxHeartbeats 0\n\n"
+        "open BigOperators Real Nat Topology Rat\n\n/-- What is the positive difference between $120\\%$ of 30 and $130\\%$ of 20?"
+    )
+    assert "theorem mathd_algebra_10 : abs ((120 : ℝ) / 100 * 30 - 130 / 100 * 20) = 10 := by\n  sorry\n```\n\n" in message["content"]
+    assert message["content"].endswith(COT_PARAGRAPH)
+    non_cot = build_prompt(TARGET, "deepseek-v2", "non-cot").messages[0]["content"]
+    assert non_cot.endswith("  sorry\n```") and COT_PARAGRAPH not in non_cot
+    assert cot.sampling == {"temperature": 1.0, "top_p": 0.95, "max_tokens": 8192}
+    assert build_prompt(TARGET, "goedel-v2", "non-cot").messages[0]["content"].endswith(COT_PARAGRAPH)
+
+
+def test_deepseek_v15_is_a_raw_completion_ending_with_the_statement():
+    prompt = build_prompt(TARGET, "deepseek-v1.5")
+    assert prompt.messages is None and prompt.stop == ["```"]
+    assert prompt.text.startswith("Complete the following Lean 4 code:\n\n```lean4\nimport Mathlib")
+    assert prompt.text.endswith("theorem mathd_algebra_10 : abs ((120 : ℝ) / 100 * 30 - 130 / 100 * 20) = 10 := by\n")
+
+
+def test_kimina_prompt_has_system_informal_problem_and_code():
+    system, user = build_prompt(TARGET, "kimina").messages
+    assert system == {"role": "system", "content": KIMINA_SYSTEM}
+    assert user["content"].startswith("Think about and solve the following problem step by step in Lean 4.\n# Problem:What is the positive")
+    assert "# Formal statement:\n```lean4\nimport Mathlib" in user["content"]
+    assert "/--" not in user["content"]
+
+
+def test_sampling_overrides_and_bad_family():
+    prompt = build_prompt(TARGET, "deepseek-v2", sampling={"temperature": 0.6, "max_tokens": 100, "seed": 3, "junk": 1})
+    assert prompt.sampling == {"temperature": 0.6, "top_p": 0.95, "max_tokens": 100, "seed": 3}
+    with pytest.raises(UsageError):
+        build_prompt(TARGET, "llama")
+    with pytest.raises(UsageError):
+        build_prompt(TARGET, "deepseek-v2", "fast")
+
+
+def test_feedback_turn_keeps_the_chat_and_marks_up_to_8_errors():
+    prompt = build_prompt(TARGET, "goedel-v2")
+    code = "theorem t : 1 = 2 := by\n  norm_num\n  linarith\n"
+    errors = [Message("error", f"linarith failed {i}", Pos(3, 2), Pos(3, 10)) for i in range(10)]
+    nxt = feedback_prompt(prompt, "my analysis ```lean4\n...```", code, errors, 1)
+    assert nxt.messages[:1] == prompt.messages and nxt.messages[1] == {"role": "assistant", "content": "my analysis ```lean4\n...```"}
+    text = nxt.messages[2]["content"]
+    assert text.count("Error Message:") == 8 and "(2 more errors not shown.)" in text
+    assert "  <error>linarith</error>" in text
+    assert feedback_prompt(build_prompt(TARGET, "deepseek-v1.5"), "x", code, errors, 1) is None
+
+
+def test_mark_error_over_several_lines():
+    code = "a\nbcd\nefg\nh\ni\nj"
+    marked = mark_error(code, Message("error", "x", Pos(2, 1), Pos(3, 2)), context=1)
+    assert marked == "a\nb<error>cd\nef</error>g\nh"
+
+
+def test_kimina_extraction_gives_back_every_accepted_proof():
+    rows = kimina_rows()
+    for row in rows:
+        source = Source(row["correct_proof"])
+        problem = from_declaration(source, source.find(row["name"]))
+        problem = Target(problem.name, problem.kind, problem.header, problem.doc, problem.statement, " by\n  sorry")
+        extraction = extract(row["cot"], problem, "kimina")
+        assert extraction.ok, (row["name"], extraction.reason)
+        assert problem.header + extraction.code == row["correct_proof"] + "\n", row["name"]
+    assert len(rows) == 132
+
+
+def normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def test_deepseek_solution_bodies_resplice_onto_the_dataset_statements():
+    """Each solution's body, spliced onto the revised (Goedel-V2) statement, gives back the solution's
+    theorem; where the solution was made for the original statement, onto DeepSeek-V1.5's."""
+    files = deepseek_files()
+    matched = {"goedel-v2": 0, "deepseek-v1.5": 0}
+    # This solution's statement is parenthesised differently from both datasets (a third revision);
+    # its body is still spliced onto the dataset statement, as for every other row.
+    third_variant = {"induction_prod1p1onk3le3m1onn"}
+    unmatched = set()
+    for name, solution in files.items():
+        sketch = "```lean4\ntheorem sketch : True := by\n  have h : True := by sorry\n  exact h\n```\n"
+        output = f"### Detailed Proof\n\n{sketch}\n### Complete Lean 4 Proof\n\n```lean4\n{solution}\n```\n"
+        want = Source(solution).find(name)
+        for dataset, rows in (("goedel-v2", MINIF2F_G2), ("deepseek-v1.5", MINIF2F_V15)):
+            target = from_row(rows[name])
+            extraction = extract(output, target, "deepseek-v2")
+            assert extraction.ok, (name, extraction.reason)
+            got = Source(target.header + extraction.code).find(name)
+            assert got.body == want.body, name  # the proof is the model's
+            assert got.statement == target.statement  # the statement is always the dataset's
+            if normalize(got.statement) == normalize(want.statement):
+                matched[dataset] += 1
+                break
+        else:
+            unmatched.add(name)
+    assert unmatched == third_variant
+    assert sum(matched.values()) == 216 and matched["goedel-v2"] >= 209
+
+
+@pytest.mark.parametrize(
+    "output, expected",
+    [
+        ("<think>plan</think>\n```lean4\ntheorem a : True := trivial\n```", "theorem a : True := trivial"),
+        ("```lean4\nsketch\n```\ntext\n```lean4\nfinal\n```\n", "final"),
+        ("```lean\nold fence\n```", "old fence"),
+        ("```lean4\ntheorem a : True := by\n  trivial", "theorem a : True := by\n  trivial"),  # no closing fence
+        ("<think>```lean4\ninside thinking\n```", None),  # never finished thinking
+        ("no code at all", None),
+    ],
+)
+def test_final_block(output, expected):
+    assert final_block(output) == expected
+
+
+def test_extraction_edge_cases():
+    target = from_row({"name": "t", "formal_statement": "theorem t (x : ℕ) : x + 0 = x := by"}, "row")
+    assert target.statement == "theorem t (x : ℕ) : x + 0 = x :="
+    # The model rewrote the statement: its body is kept, its statement is not.
+    out = "```lean4\ntheorem t (x : ℕ) : True := by\n  simp\n```"
+    assert extract(out, target, "deepseek-v2").code == "theorem t (x : ℕ) : x + 0 = x := by\n  simp\n"
+    # No header in the block, other name -> no candidate.
+    assert "no declaration named t" in extract("```lean4\ntheorem u : True := trivial\n```", target, "deepseek-v2").reason
+    assert "no ```lean4 block" in extract("I give up.", target, "kimina").reason
+    assert "ended inside <think>" in extract("<think>hmm", target, "kimina").reason
+    # Auxiliary lemmas before the target only with the flag.
+    aux = "```lean4\nlemma helper : 1 = 1 := rfl\n\ntheorem t (x : ℕ) : x + 0 = x := by\n  simp\n```"
+    assert extract(aux, target, "deepseek-v2").code.startswith("theorem t")
+    assert extract(aux, target, "deepseek-v2", allow_aux=True).code.startswith("lemma helper : 1 = 1 := rfl\n\ntheorem t")
+    # DeepSeek-Prover-V1.5 continues the statement; cut at the first fence.
+    v15 = extract("  simp\n```\nsome chatter", target, "deepseek-v1.5")
+    assert v15.code == "theorem t (x : ℕ) : x + 0 = x := by\n  simp\n"
