@@ -35,64 +35,37 @@ def serve_command(
     """
     from proverctl.inference import sessions
     from proverctl.models.catalog import parse_model_ref
-    from proverctl.models.hub import local_path
-    from proverctl.models.memory import weight_bytes_on_disk
     from proverctl.paths import Paths
     from proverctl.settings import Settings
 
     fmt = resolve_format(format, allow_jsonl=False)
     settings = Settings.load({"model": model})
     ref = parse_model_ref(settings.model)
-    available_gpus = sessions.gpus()
-    if engine is None:
-        engine = "vllm" if sessions.engine_executable("vllm") and available_gpus else "transformers"
-    executable = sessions.require_engine(engine)
-    if engine == "vllm" or (ref.entry is not None and ref.entry.multi_gpu):
-        # Refuse what cannot fit before asking for the weights (the 671B needs several GPUs).
-        weights = None
-        if ref.entry is None or not ref.entry.multi_gpu:
-            weights = weight_bytes_on_disk(local_path(ref))
-        sessions.check_gpu_memory(ref, weights, tensor_parallel_size, gpu_memory_utilization or 0.9, available_gpus)
-    model_dir = local_path(ref)
-    if port is None:
-        port = sessions.free_port(host)
-    elif not sessions.port_free(host, port):
-        raise UsageError(f"port {port} on {host} is in use", hint="choose another --port, or see `proverctl ps`")
     paths = Paths.resolve()
-    base = ref.entry.alias if ref.entry else model_dir.name
-    name = sessions.unique_name(base, paths)
-    command = sessions.engine_command(
-        engine, executable, model_dir, served_name=base, host=host, port=port,
-        gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-        max_model_len=max_model_len, device=device,
-        # Measured (bench/README.md): without continuous batching transformers serve runs concurrent
-        # requests one after another; with it, 64 concurrent requests go ~7x faster.
-        continuous_batching=engine == "transformers",
-    )
-    model_id = sessions.served_model_id(engine, model_dir, base)
-    record, proc = sessions.start_session(
-        name=name, model=ref.text, model_dir=model_dir, engine=engine, command=command, model_id=model_id,
-        host=host, port=port, family=ref.family, paths=paths,
-    )
-    info(f"starting {engine} for {ref.display} on {record.url} (log: {record.log})")
     status = None
     if stderr_is_tty():
         from rich.console import Console
 
         status = Console(stderr=True).status("loading the model")
-        status.start()
+
+    def started(record) -> None:
+        info(f"starting {record.engine} for {ref.display} on {record.url} (log: {record.log})")
+        if status is not None:
+            status.start()
+
     try:
-        sessions.wait_ready(record, proc, timeout, on_tick=(lambda s: status.update(f"loading the model ({s:.0f} s)")) if status else None)
-    except BaseException:
-        # Died, timed out or Ctrl-C while loading: leave no process and no record behind.
-        sessions.stop_sessions(record.name, paths=paths)
-        raise
+        record, proc = sessions.launch(
+            ref, engine=engine, host=host, port=port, gpu_memory_utilization=gpu_memory_utilization,
+            tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, device=device, timeout=timeout,
+            on_started=started, on_tick=(lambda s: status.update(f"loading the model ({s:.0f} s)")) if status else None, paths=paths,
+        )
     finally:
         if status is not None:
             status.stop()
+    name = record.name
     data = record.as_dict("ready")
     if detach:
-        emit(data, fmt, lambda c: c.print(f"session {name} ready at {record.url} (model id {model_id}); `proverctl stop {name}` ends it",
+        emit(data, fmt, lambda c: c.print(f"session {name} ready at {record.url} (model id {record.model_id}); `proverctl stop {name}` ends it",
                                           highlight=False))
         return
     info(f"session {name} ready at {record.url}; Ctrl-C stops it")
@@ -105,7 +78,7 @@ def serve_command(
         info(f"session {name} stopped")
         return
     sessions.stop_sessions(record.name, paths=paths)
-    raise EnvironmentMissing(f"the {engine} server exited with code {proc.returncode}; last log lines:\n{sessions.tail(Path(record.log))}",
+    raise EnvironmentMissing(f"the {record.engine} server exited with code {proc.returncode}; last log lines:\n{sessions.tail(Path(record.log))}",
                              hint=f"full log: {record.log}")
 
 

@@ -161,6 +161,11 @@ class GenerationClient:
         rest = await asyncio.gather(*(self._one_call(prompt, 1, s) for s in seeds))
         return first + [c for batch in rest for c in batch][:missing]
 
+    async def complete(self, prompt: Prompt, seed: int | None = None) -> Completion:
+        """One completion (the pipeline's unit of work: each sample is its own request)."""
+        (completion,) = (await self._one_call(prompt, 1, seed))[:1]
+        return completion
+
     def stream(self, prompt: Prompt, n: int, *, seed: int | None = None):
         """One awaitable per sample, so a caller can consume samples as they finish and cancel the
         rest (early stop). Each asks the server for one completion."""

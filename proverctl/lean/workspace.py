@@ -29,16 +29,21 @@ def template_dir(profile: str) -> Path:
     """The template folder of a profile, from the installed package or the source checkout."""
     if profile not in PROFILES:
         raise UsageError(f"unknown Lean profile {profile!r}", hint=f"choose one of {', '.join(PROFILES)}")
-    try:
-        from importlib import resources
+    # Installed: lean_template is a top-level (namespace) package beside proverctl.
+    import importlib.util
 
-        candidate = Path(str(resources.files("lean_template"))) / profile
-        if candidate.is_dir():
+    try:
+        spec = importlib.util.find_spec("lean_template")
+        locations = list(spec.submodule_search_locations or []) if spec else []
+    except (ImportError, ValueError):
+        locations = []
+    for location in locations:
+        candidate = Path(location) / profile
+        if (candidate / "lakefile.lean").is_file():
             return candidate
-    except (ModuleNotFoundError, TypeError):
-        pass
+    # A source checkout.
     candidate = Path(__file__).resolve().parents[2] / "lean_template" / profile
-    if candidate.is_dir():
+    if (candidate / "lakefile.lean").is_file():
         return candidate
     raise EnvironmentMissing(f"the lean_template/{profile} files are not installed", hint="reinstall proverctl")
 

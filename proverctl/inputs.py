@@ -1,0 +1,89 @@
+"""What `prove` works on: targets from a .lean file, a directory of them, stdin, or a dataset .jsonl."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proverctl.errors import UsageError
+from proverctl.lean.targets import Target, from_row, targets_in_text
+
+
+@dataclass
+class InputFile:
+    """One source of targets: `path` is None for stdin and datasets (nothing to write back)."""
+
+    label: str
+    path: Path | None
+    text: str | None
+    targets: list[Target] = field(default_factory=list)
+
+
+def _decode(data: bytes, label: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{label} is not UTF-8 text (byte {exc.start})", hint="Lean files are UTF-8; convert the file") from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file", hint="check the path") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}", hint="check the path and its permissions") from None
+
+
+def load_inputs(name: str) -> list[InputFile]:
+    """Parse the input; every problem here is a usage error (exit 2) raised before any work starts."""
+    if name == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        text = _decode(data, "<stdin>")
+        return [InputFile("<stdin>", None, text, targets_in_text(text, "<stdin>"))]
+    path = Path(name)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.lean") if ".lake" not in p.parts)
+        if not files:
+            raise UsageError(f"{name} has no .lean files", hint="name a .lean file, a folder of them, - or a .jsonl dataset")
+        out = []
+        for file in files:
+            text = _decode(_read(file), str(file))
+            out.append(InputFile(str(file), file, text, targets_in_text(text, str(file))))
+        return out
+    text = _decode(_read(path), name)
+    if path.suffix == ".jsonl":
+        targets = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{name}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{where}: not a JSON object ({exc.msg})", hint="each line must be one JSON object") from None
+            if not isinstance(row, dict):
+                raise UsageError(f"{where}: not a JSON object", hint="each line must be one JSON object")
+            targets.append(from_row(row, where))
+        return [InputFile(name, None, None, targets)]
+    return [InputFile(name, path, text, targets_in_text(text, name))]
+
+
+def select(inputs: list[InputFile], names: list[str]) -> None:
+    """Keep only the targets named by --theorem (each name must exist)."""
+    if not names:
+        return
+    available = {t.name for f in inputs for t in f.targets}
+    missing = [n for n in names if n not in available and not any((t.name or "").endswith("." + n) for f in inputs for t in f.targets)]
+    if missing:
+        listed = ", ".join(sorted(n for n in available if n)) or "none"
+        raise UsageError(f"no target named {missing[0]!r}", hint=f"targets: {listed}")
+    for f in inputs:
+        f.targets = [t for t in f.targets if t.name in names or any((t.name or "").endswith("." + n) for n in names)]
+
+
+def header_hash(header: str) -> str:
+    return hashlib.sha256(header.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,310 @@
+"""The attempt store: one SQLite file, all SQL in this class.
+
+WAL journal (readers never block the writer, so the TUI can read while `prove` writes), foreign
+keys on, a busy timeout so two `prove` runs can write at once, and ordered append-only migrations
+recorded in `schema_migrations` and run on every open. Every attempt is committed the moment its
+verdict is known, so a killed run loses nothing it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from proverctl.errors import ExitCode, ProverctlError, UsageError
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(ProverctlError):
+    """The store cannot be used (newer schema, corrupted file, locked beyond the busy timeout)."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
+def _m1(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL DEFAULT 'prove',
+            started REAL NOT NULL,
+            finished REAL,
+            command TEXT NOT NULL,
+            input TEXT NOT NULL,
+            model TEXT,
+            revision TEXT,
+            engine TEXT,
+            endpoint TEXT,
+            lean_profile TEXT,
+            settings TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL DEFAULT 'running'
+        );
+        CREATE TABLE targets (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            file TEXT NOT NULL,
+            name TEXT,
+            kind TEXT NOT NULL DEFAULT 'theorem',
+            line INTEGER,
+            statement TEXT NOT NULL,
+            doc TEXT,
+            header TEXT NOT NULL,
+            header_hash TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            proved_attempt INTEGER,
+            seconds REAL NOT NULL DEFAULT 0,
+            UNIQUE (run_id, ordinal)
+        );
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY,
+            target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+            sample INTEGER NOT NULL,
+            round INTEGER NOT NULL DEFAULT 0,
+            prompt TEXT,
+            raw_output TEXT,
+            code TEXT,
+            verdict TEXT NOT NULL,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            messages TEXT NOT NULL DEFAULT '[]',
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            gen_seconds REAL,
+            verify_seconds REAL,
+            created REAL NOT NULL,
+            UNIQUE (target_id, sample, round)
+        );
+        CREATE INDEX attempts_target ON attempts(target_id, verdict);
+        CREATE INDEX targets_run ON targets(run_id, status);
+        CREATE INDEX runs_started ON runs(started);
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1]
+
+
+@dataclass
+class AttemptRow:
+    target_id: int
+    sample: int
+    round: int
+    prompt: Any
+    raw_output: str | None
+    code: str | None
+    verdict: str
+    reasons: list[str]
+    messages: list[dict]
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    gen_seconds: float | None = None
+    verify_seconds: float | None = None
+
+
+class Store:
+    """Open with `Store(path)`; use as a context manager or call `close()`."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise UsageError(f"no attempt store at {self.path}", hint="`proverctl prove FILE` creates it")
+        try:
+            uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
+            self.db = sqlite3.connect(uri, uri=readonly, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                      check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(readonly)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot use the attempt store {self.path}: {exc}",
+                             hint="move the file aside (`proverctl paths` shows it) and run again") from exc
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self, readonly: bool) -> None:
+        exists = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'").fetchone()
+        if not exists:
+            if readonly:
+                raise StoreError(f"{self.path} is not a proverctl attempt store", hint="check the path")
+            self.db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
+        done = {row[0] for row in self.db.execute("SELECT version FROM schema_migrations")}
+        newest = max(done, default=0)
+        if newest > len(MIGRATIONS):
+            raise StoreError(
+                f"the attempt store {self.path} was written by a newer proverctl (schema {newest}, this one knows {len(MIGRATIONS)})",
+                hint="upgrade proverctl, or point PROVERCTL_HOME elsewhere",
+            )
+        for version, migration in enumerate(MIGRATIONS, 1):
+            if version in done:
+                continue
+            if readonly:
+                raise StoreError(f"the attempt store {self.path} needs a migration", hint="run any proverctl command that writes")
+            with self.transaction():
+                if self.db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
+                    continue  # another process migrated it meanwhile
+                migration(self.db)
+                self.db.execute("INSERT INTO schema_migrations (version, applied) VALUES (?, ?)", (version, time.time()))
+
+    def transaction(self):
+        return _Transaction(self.db)
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+
+    # -----------------------------------------------------------------------------------------
+    # Runs and targets
+
+    def create_run(self, *, kind: str, command: str, input: str, model: str | None, revision: str | None, engine: str | None,
+                   endpoint: str | None, lean_profile: str | None, settings: dict) -> int:
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO runs (kind, started, command, input, model, revision, engine, endpoint, lean_profile, settings, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
+                (kind, time.time(), command, input, model, revision, engine, endpoint, lean_profile, json.dumps(settings)),
+            )
+            return int(cursor.lastrowid)
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        if "settings" in fields:
+            fields["settings"] = json.dumps(fields["settings"])
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction():
+            self.db.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        self.update_run(run_id, status=status, finished=time.time())
+
+    def add_targets(self, run_id: int, targets: list[dict]) -> list[int]:
+        ids = []
+        with self.transaction():
+            for ordinal, t in enumerate(targets):
+                cursor = self.db.execute(
+                    "INSERT INTO targets (run_id, ordinal, file, name, kind, line, statement, doc, header, header_hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, ordinal, t["file"], t["name"], t["kind"], t["line"], t["statement"], t["doc"], t["header"], t["header_hash"]),
+                )
+                ids.append(int(cursor.lastrowid))
+        return ids
+
+    def set_target(self, target_id: int, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction():
+            self.db.execute(f"UPDATE targets SET {sets} WHERE id = ?", (*fields.values(), target_id))
+
+    def add_attempt(self, row: AttemptRow, *, proved: bool = False) -> int:
+        """Commit one attempt (and, when it proved its target, the target's status) in one transaction."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO attempts (target_id, sample, round, prompt, raw_output, code, verdict, reasons, messages,"
+                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (row.target_id, row.sample, row.round, json.dumps(row.prompt, ensure_ascii=False), row.raw_output, row.code,
+                 row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
+                 row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time()),
+            )
+            attempt_id = int(cursor.lastrowid)
+            if proved:
+                self.db.execute("UPDATE targets SET status = 'proved', proved_attempt = ? WHERE id = ? AND proved_attempt IS NULL",
+                                (attempt_id, row.target_id))
+        return attempt_id
+
+    # -----------------------------------------------------------------------------------------
+    # Reading
+
+    def run(self, run_id: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+
+    def runs(self, limit: int = 50, offset: int = 0) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT r.*, (SELECT COUNT(*) FROM targets t WHERE t.run_id = r.id) AS n_targets,"
+            " (SELECT COUNT(*) FROM targets t WHERE t.run_id = r.id AND t.status = 'proved') AS n_proved"
+            " FROM runs r ORDER BY r.id DESC LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+        return [dict(r) for r in rows]
+
+    def targets(self, run_id: int, status: str | None = None) -> list[dict]:
+        query = ("SELECT t.*, (SELECT COUNT(*) FROM attempts a WHERE a.target_id = t.id) AS n_attempts"
+                 " FROM targets t WHERE t.run_id = ?")
+        params: tuple = (run_id,)
+        if status:
+            query += " AND t.status = ?"
+            params += (status,)
+        return [dict(r) for r in self.db.execute(query + " ORDER BY t.ordinal", params)]
+
+    def target(self, target_id: int) -> dict | None:
+        row = self.db.execute("SELECT * FROM targets WHERE id = ?", (target_id,)).fetchone()
+        return dict(row) if row else None
+
+    def find_target(self, run_id: int, name: str) -> dict | None:
+        row = self.db.execute("SELECT * FROM targets WHERE run_id = ? AND (name = ? OR CAST(ordinal AS TEXT) = ?) ORDER BY ordinal LIMIT 1",
+                              (run_id, name, name)).fetchone()
+        return dict(row) if row else None
+
+    def attempts(self, target_id: int, verdict: str | None = None, limit: int = 1000, offset: int = 0) -> list[dict]:
+        query = "SELECT * FROM attempts WHERE target_id = ?"
+        params: tuple = (target_id,)
+        if verdict:
+            query += " AND verdict = ?"
+            params += (verdict,)
+        query += " ORDER BY sample, round LIMIT ? OFFSET ?"
+        return [_decode(dict(r)) for r in self.db.execute(query, params + (limit, offset))]
+
+    def attempt(self, attempt_id: int) -> dict | None:
+        row = self.db.execute("SELECT * FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+        return _decode(dict(row)) if row else None
+
+    def done_samples(self, target_id: int) -> set[tuple[int, int]]:
+        return {(r[0], r[1]) for r in self.db.execute("SELECT sample, round FROM attempts WHERE target_id = ?", (target_id,))}
+
+    def iter_attempts(self, run_id: int) -> Iterator[dict]:
+        cursor = self.db.execute(
+            "SELECT a.*, t.name AS target_name, t.file AS target_file FROM attempts a JOIN targets t ON t.id = a.target_id"
+            " WHERE t.run_id = ? ORDER BY t.ordinal, a.sample, a.round", (run_id,))
+        for row in cursor:
+            yield _decode(dict(row))
+
+
+def _decode(row: dict) -> dict:
+    for key in ("reasons", "messages", "prompt"):
+        if isinstance(row.get(key), str):
+            try:
+                row[key] = json.loads(row[key])
+            except ValueError:
+                pass
+    return row
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK): takes the write lock up front so two writers queue
+    on the busy timeout instead of failing mid-transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
