@@ -2,13 +2,15 @@
 
 _proverctl() {
     local -A words choices modelarg
-    words["@"]="check config doctor lean list models paths ps pull rm serve stop targets --help --version"
+    words["@"]="check config doctor export lean list models paths prove ps pull rm runs serve show stop targets --help --version"
     words["@check"]="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --timeout --workers"
     choices["@check --format"]="auto human json jsonl quiet"
     words["@config"]="--format --help"
     choices["@config --format"]="auto human json jsonl quiet"
     words["@doctor"]="--format --help --no-smoke"
     choices["@doctor --format"]="auto human json jsonl quiet"
+    words["@export"]="--format --help"
+    choices["@export --format"]="auto human json jsonl quiet"
     words["@lean"]="setup --help"
     words["@lean setup"]="--dir --force --format --help --profile --skip-cache"
     choices["@lean setup --format"]="auto human json jsonl quiet"
@@ -33,6 +35,7 @@ _proverctl() {
     choices["@models verify --format"]="auto human json jsonl quiet"
     words["@paths"]="--format --help"
     choices["@paths --format"]="auto human json jsonl quiet"
+    words["@prove"]="--all --allow-aux-lemmas --allow-native-decide --api-key --endpoint --engine --format --help --in-place --k --keep-session --lean-project --max-tokens --mode --model --output --profile --repl-command --resume --rounds --seed --served-model --temperature --theorem --timeout --top-p --workers"
     words["@ps"]="--format --help"
     choices["@ps --format"]="auto human json jsonl quiet"
     words["@pull"]="--format --help"
@@ -41,9 +44,13 @@ _proverctl() {
     words["@rm"]="--dry-run --format --help --yes"
     modelarg["@rm"]=1
     choices["@rm --format"]="auto human json jsonl quiet"
+    words["@runs"]="--format --help --limit"
+    choices["@runs --format"]="auto human json jsonl quiet"
     words["@serve"]="--detach --device --engine --format --gpu-memory-utilization --help --host --max-model-len --port --tensor-parallel-size --timeout"
     modelarg["@serve"]=1
     choices["@serve --format"]="auto human json jsonl quiet"
+    words["@show"]="--format --help"
+    choices["@show --format"]="auto human json jsonl quiet"
     words["@stop"]="--all --format --help"
     modelarg["@stop"]=1
     choices["@stop --format"]="auto human json jsonl quiet"

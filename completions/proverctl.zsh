@@ -3,13 +3,15 @@
 
 _proverctl() {
     local -A cmdwords cmdchoices cmdmodel
-    cmdwords['@']="check config doctor lean list models paths ps pull rm serve stop targets --help --version"
+    cmdwords['@']="check config doctor export lean list models paths prove ps pull rm runs serve show stop targets --help --version"
     cmdwords['@check']="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --timeout --workers"
     cmdchoices['@check --format']="auto human json jsonl quiet"
     cmdwords['@config']="--format --help"
     cmdchoices['@config --format']="auto human json jsonl quiet"
     cmdwords['@doctor']="--format --help --no-smoke"
     cmdchoices['@doctor --format']="auto human json jsonl quiet"
+    cmdwords['@export']="--format --help"
+    cmdchoices['@export --format']="auto human json jsonl quiet"
     cmdwords['@lean']="setup --help"
     cmdwords['@lean setup']="--dir --force --format --help --profile --skip-cache"
     cmdchoices['@lean setup --format']="auto human json jsonl quiet"
@@ -34,6 +36,7 @@ _proverctl() {
     cmdchoices['@models verify --format']="auto human json jsonl quiet"
     cmdwords['@paths']="--format --help"
     cmdchoices['@paths --format']="auto human json jsonl quiet"
+    cmdwords['@prove']="--all --allow-aux-lemmas --allow-native-decide --api-key --endpoint --engine --format --help --in-place --k --keep-session --lean-project --max-tokens --mode --model --output --profile --repl-command --resume --rounds --seed --served-model --temperature --theorem --timeout --top-p --workers"
     cmdwords['@ps']="--format --help"
     cmdchoices['@ps --format']="auto human json jsonl quiet"
     cmdwords['@pull']="--format --help"
@@ -42,9 +45,13 @@ _proverctl() {
     cmdwords['@rm']="--dry-run --format --help --yes"
     cmdmodel['@rm']=1
     cmdchoices['@rm --format']="auto human json jsonl quiet"
+    cmdwords['@runs']="--format --help --limit"
+    cmdchoices['@runs --format']="auto human json jsonl quiet"
     cmdwords['@serve']="--detach --device --engine --format --gpu-memory-utilization --help --host --max-model-len --port --tensor-parallel-size --timeout"
     cmdmodel['@serve']=1
     cmdchoices['@serve --format']="auto human json jsonl quiet"
+    cmdwords['@show']="--format --help"
+    cmdchoices['@show --format']="auto human json jsonl quiet"
     cmdwords['@stop']="--all --format --help"
     cmdmodel['@stop']=1
     cmdchoices['@stop --format']="auto human json jsonl quiet"

@@ -150,6 +150,8 @@ class Pipeline:
             extraction = extract(completion.text, target, options.family, allow_aux=options.allow_aux)
             if extraction.ok:
                 async with self._verify_slots:
+                    if state.proved and not options.all_samples:
+                        return  # proved while this candidate waited for a REPL: early stop skips it
                     verdict = await self.verifier.verify(target, extraction.code)
             else:
                 verdict = Verdict(VerdictKind.rejected, [extraction.reason])

@@ -33,11 +33,14 @@ class OpenAIStub:
 
             def _send(self, status: int, data: dict) -> None:
                 raw = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client cancelled the request (early stop)
 
             def do_GET(self):
                 if self.path.rstrip("/") == "/v1/models":

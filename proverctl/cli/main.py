@@ -16,8 +16,12 @@ from typer.core import TyperGroup
 
 from proverctl import __version__
 from proverctl.cli._output import report_error
-from proverctl.errors import ExitCode, ProverctlError
+from proverctl.errors import ExitCode, ProverctlError, UsageError
 from proverctl.settings import debug_enabled
+
+
+# typer vendors click; its UsageError is the base of every flag/argument parsing error.
+ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 
 class ProverctlGroup(TyperGroup):
@@ -26,6 +30,11 @@ class ProverctlGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except ClickUsageError as exc:
+            # One line, like every other error, instead of click's usage block.
+            command = exc.ctx.command_path if getattr(exc, "ctx", None) else "proverctl"
+            report_error(UsageError(exc.format_message(), hint=f"see `{command} --help`"))
+            raise typer.Exit(int(ExitCode.USAGE)) from None
         except ProverctlError as exc:
             if debug_enabled():
                 traceback.print_exc()
@@ -77,11 +86,13 @@ def root(
 
 
 def _register() -> None:
-    from proverctl.cli import info, lean, models, sessions
+    from proverctl.cli import info, lean, models, prove, runs, sessions
 
+    prove.register(app)
     models.register(app)
     sessions.register(app)
     lean.register(app)
+    runs.register(app)
     info.register(app)
 
 

@@ -26,8 +26,16 @@ class StoreError(ProverctlError):
     exit_code = ExitCode.ENVIRONMENT
 
 
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Statement by statement: executescript() would COMMIT the migration's transaction half-way."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _m1(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _run_script(
+        db,
         """
         CREATE TABLE runs (
             id INTEGER PRIMARY KEY,

@@ -1,0 +1,167 @@
+"""`proverctl runs`, `proverctl show`, `proverctl export`: reading the attempt store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+
+import typer
+
+from proverctl.cli._output import FormatOption, emit, resolve_format
+from proverctl.errors import UsageError
+
+
+def _store():
+    from proverctl.paths import Paths
+    from proverctl.store.db import Store
+
+    return Store(Paths.resolve().store_db, readonly=True)
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many runs, newest first."), format: FormatOption = None) -> None:
+    """List runs, newest first: id, started, model, input, proved/targets, status.
+
+    Example: proverctl runs --limit 10
+    """
+    with _store() as store:
+        rows = store.runs(limit)
+    for row in rows:
+        row.pop("settings", None)
+
+    def human(console):
+        from rich.table import Table
+
+        table = Table("run", "started", "kind", "model", "input", "proved", "status")
+        for r in rows:
+            table.add_row(str(r["id"]), _when(r["started"]), r["kind"], str(r["model"] or "-"), r["input"],
+                          f"{r['n_proved']}/{r['n_targets']}", r["status"])
+        console.print(table)
+
+    emit(rows, resolve_format(format), human)
+
+
+def _parse_ref(ref: str) -> tuple[str, dict]:
+    if re.fullmatch(r"a\d+", ref):
+        return "attempt", {"id": int(ref[1:])}
+    parts = ref.split("/")
+    if not parts[0].isdigit():
+        raise UsageError(f"bad reference {ref!r}", hint="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND] or aATTEMPT_ID")
+    if len(parts) == 1:
+        return "run", {"run": int(parts[0])}
+    if len(parts) == 2:
+        return "target", {"run": int(parts[0]), "target": parts[1]}
+    match = re.fullmatch(r"(\d+)(?:\.(\d+))?", parts[2])
+    if len(parts) != 3 or not match:
+        raise UsageError(f"bad reference {ref!r}", hint="RUN/TARGET/SAMPLE or RUN/TARGET/SAMPLE.ROUND")
+    return "sample", {"run": int(parts[0]), "target": parts[1], "sample": int(match.group(1)), "round": int(match.group(2) or 0)}
+
+
+def show_command(ref: str = typer.Argument(..., help="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND], or aATTEMPT_ID."), format: FormatOption = None) -> None:
+    """Show a run (its targets), a target (its attempts) or an attempt (prompt, raw output, code, verdict,
+    Lean messages, tokens, timings).
+
+    Examples: proverctl show 3 ; proverctl show 3/mathd_algebra_10 ; proverctl show 3/mathd_algebra_10/5 ; proverctl show a42
+    """
+    kind, key = _parse_ref(ref)
+    fmt = resolve_format(format, allow_jsonl=False)
+    with _store() as store:
+        if kind == "attempt":
+            data = store.attempt(key["id"])
+            if data is None:
+                raise UsageError(f"no attempt {key['id']}", hint="`proverctl show RUN/TARGET` lists attempts with their ids")
+            return emit(data, fmt, lambda c: _print_attempt(c, data))
+        run = store.run(key["run"])
+        if run is None:
+            raise UsageError(f"no run {key['run']}", hint="`proverctl runs` lists them")
+        if kind == "run":
+            data = dict(run)
+            data["settings"] = json.loads(data["settings"])
+            data["targets"] = store.targets(key["run"])
+            for t in data["targets"]:
+                t.pop("header", None)
+            return emit(data, fmt, lambda c: _print_run(c, data))
+        target = store.find_target(key["run"], key["target"])
+        if target is None:
+            raise UsageError(f"no target {key['target']!r} in run {key['run']}", hint=f"`proverctl show {key['run']}` lists them")
+        attempts = store.attempts(target["id"])
+        if kind == "target":
+            data = dict(target)
+            data["attempts"] = [{k: a[k] for k in ("id", "sample", "round", "verdict", "reasons", "completion_tokens", "gen_seconds",
+                                                 "verify_seconds")} for a in attempts]
+            return emit(data, fmt, lambda c: _print_target(c, data))
+        chosen = [a for a in attempts if a["sample"] == key["sample"] and a["round"] == key["round"]]
+        if not chosen:
+            raise UsageError(f"no sample {key['sample']}.{key['round']} for {key['target']}", hint=f"`proverctl show {key['run']}/{key['target']}`")
+        emit(chosen[0], fmt, lambda c: _print_attempt(c, chosen[0]))
+
+
+def _print_run(console, data: dict) -> None:
+    from rich.table import Table
+
+    console.print(f"run {data['id']} ({data['kind']}, {data['status']}): {data['input']}  model {data['model']}  "
+                  f"engine {data['engine']}  Lean {data['lean_profile']}  started {_when(data['started'])}", highlight=False)
+    table = Table("#", "target", "status", "attempts", "s", "line")
+    for t in data["targets"]:
+        table.add_row(str(t["ordinal"]), str(t["name"] or "(example)"), t["status"], str(t["n_attempts"]), f"{t['seconds']:.1f}", str(t["line"]))
+    console.print(table)
+
+
+def _print_target(console, data: dict) -> None:
+    from rich.table import Table
+
+    console.print(f"{data['name']} ({data['status']}) in {data['file']}:{data['line']}", highlight=False)
+    console.print(data["statement"], highlight=False, markup=False)
+    table = Table("attempt", "sample", "round", "verdict", "first reason", "tokens", "gen s", "check s")
+    for a in data["attempts"]:
+        first = a["reasons"][0] if a["reasons"] else ""
+        table.add_row(f"a{a['id']}", str(a["sample"]), str(a["round"]), a["verdict"], first[:80], str(a["completion_tokens"] or "-"),
+                      f"{a['gen_seconds'] or 0:.1f}", f"{a['verify_seconds'] or 0:.2f}")
+    console.print(table)
+
+
+def _print_attempt(console, a: dict) -> None:
+    from rich.markup import escape
+    from rich.syntax import Syntax
+
+    console.print(f"attempt a{a['id']}: sample {a['sample']} round {a['round']}: [bold]{a['verdict']}[/]  "
+                  f"tokens {a['prompt_tokens']}+{a['completion_tokens']}  gen {a['gen_seconds']}s  check {a['verify_seconds']}s")
+    for reason in a["reasons"]:
+        console.print(f"  - {escape(reason)}")
+    console.print("[bold]── checked code[/]")
+    console.print(Syntax(a["code"] or "(no code extracted)", "lean", line_numbers=True, word_wrap=True))
+    if a["messages"]:
+        console.print("[bold]── Lean messages[/]")
+        for m in a["messages"]:
+            console.print(f"{m['severity']} at {m['line']}:{m['column']}: {escape(m['data'])}")
+    console.print("[bold]── raw model output[/]")
+    console.print(a["raw_output"] or "", markup=False, highlight=False)
+
+
+def export_command(run: int = typer.Argument(..., help="Run id."), format: FormatOption = None) -> None:
+    """Every attempt of a run, one JSON object per line (prompt, raw output, code, verdict, messages, ...).
+
+    Example: proverctl export 3 > run3.jsonl
+    """
+    fmt = resolve_format(format)
+    if fmt not in ("json", "jsonl"):
+        fmt = "jsonl"
+    with _store() as store:
+        if store.run(run) is None:
+            raise UsageError(f"no run {run}", hint="`proverctl runs` lists them")
+        if fmt == "jsonl":
+            for row in store.iter_attempts(run):
+                sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(json.dumps(list(store.iter_attempts(run)), ensure_ascii=False, indent=1) + "\n")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("runs")(runs_command)
+    app.command("show")(show_command)
+    app.command("export")(export_command)

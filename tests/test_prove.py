@@ -1,0 +1,294 @@
+"""`proverctl prove` end to end: a deterministic success through a stand-in engine that answers with
+real prover output, a real `transformers serve`, kill -9 and resume, two runs on one store, bad inputs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from openai_stub import OpenAIStub
+from proverctl.errors import ExitCode
+
+TESTS = Path(__file__).parent
+FIX = TESTS / "fixtures"
+STANDIN = TESTS / "standin_repl.py"
+G2 = {json.loads(l)["name"]: json.loads(l) for l in (FIX / "datasets/goedel-prover-v2/minif2f.jsonl").read_text().splitlines()}
+NAMES = ["amc12b_2020_p2", "mathd_algebra_478", "mathd_numbertheory_1124"]
+
+
+def solution(name: str) -> str:
+    with zipfile.ZipFile(FIX / "model-outputs" / "deepseek-prover-v2-minif2f-test.zip") as z:
+        return z.read(f"test/{name}.lean").decode("utf-8")
+
+
+def problem_file(tmp_path: Path, names=NAMES[:1]) -> Path:
+    """A Lean file with the dataset's statements, each proof `sorry`, plus a proved lemma to leave alone."""
+    parts = []
+    for i, name in enumerate(names):
+        text = G2[name]["formal_statement"]
+        if i:
+            text = text[text.index("/--"):]  # one header per file
+        parts.append(text.rstrip() + ("\n  sorry\n" if text.rstrip().endswith("by") else "\n"))
+    parts.append("\ntheorem already_done : (2 : ℕ) + 2 = 4 := by\n  norm_num\n")
+    path = tmp_path / "Problems.lean"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def real_answer(body: dict, index: int) -> str:
+    """Stands in for the model: answers with DeepSeek-Prover-V2's real solution for the prompt's theorem."""
+    prompt = body["messages"][-1]["content"]
+    name = next(n for n in NAMES if f"theorem {n}" in prompt)
+    return f"### Proof plan\nUse norm_num.\n\n### Complete Lean 4 Proof\n\n```lean4\n{solution(name)}\n```\n"
+
+
+@pytest.fixture
+def lean(monkeypatch, tmp_path):
+    log = tmp_path / "repl.jsonl"
+    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN} --log {log}")
+    return log
+
+
+def store_rows(home: Path, query: str, params=()) -> list[tuple]:
+    db = sqlite3.connect(home / "proverctl" / "data" / "attempts.sqlite3")
+    try:
+        return db.execute(query, params).fetchall()
+    finally:
+        db.close()
+
+
+def test_deterministic_success_writes_back_and_stops_early(cli, tmp_path, lean, hermetic):
+    path = problem_file(tmp_path)
+    original = path.read_text()
+    calls = []
+
+    def first_fast(body, i):
+        calls.append(i)
+        if len(calls) > 1:
+            time.sleep(2.0)  # the other samples are still generating when the first one proves the target
+        return real_answer(body, i)
+
+    with OpenAIStub(answer=first_fast) as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "8", "--in-place", "--format", "json")
+    assert result.exit_code == 0, result
+    (row,) = result.json()
+    assert row["name"] == "amc12b_2020_p2" and row["status"] == "proved" and row["run"] == 1
+    assert len(calls) == 8 and row["attempts"] == 1  # all 8 were requested; the early stop cancelled 7
+    assert (tmp_path / "Problems.lean.bak").read_text() == original
+    new = path.read_text()
+    sol = solution("amc12b_2020_p2")
+    proof_body = sol[sol.index("theorem amc12b_2020_p2"):].split(":= by", 1)[1].rstrip()
+    assert new == original.replace(" := by\n  sorry", " := by" + proof_body, 1)
+    assert new.endswith("theorem already_done : (2 : ℕ) + 2 = 4 := by\n  norm_num\n")
+    verdicts = store_rows(hermetic, "SELECT verdict FROM attempts")
+    assert ("proved",) in verdicts and len(verdicts) == row["attempts"]
+    assert store_rows(hermetic, "SELECT status FROM runs") == [("finished",)]
+
+
+def test_stdin_format_lean_and_output_file(cli, tmp_path, lean):
+    path = problem_file(tmp_path)
+    with OpenAIStub(answer=real_answer) as stub:
+        piped = cli("prove", "-", "--endpoint", stub.url, "--k", "1", "--format", "lean", input=path.read_text())
+        assert piped.exit_code == 0, piped
+        assert "sorry" not in piped.stdout and "field_simp" in piped.stdout
+        out = tmp_path / "Done.lean"
+        written = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "-o", str(out), "--format", "quiet")
+    assert written.exit_code == 0 and written.stdout == ""
+    assert out.read_text() == piped.stdout and "sorry" in path.read_text()
+
+
+def test_not_proved_leaves_the_file_untouched(cli, tmp_path, lean, hermetic):
+    path = problem_file(tmp_path, NAMES)
+    original = path.read_bytes()
+    with OpenAIStub(answer=lambda body, i: "I cannot prove this.") as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "3", "--in-place", "--format", "json")
+    assert result.exit_code == ExitCode.NOT_PROVED
+    assert [r["status"] for r in result.json()] == ["not-proved"] * 3 and all(r["attempts"] == 3 for r in result.json())
+    assert path.read_bytes() == original and not (tmp_path / "Problems.lean.bak").exists()
+    reasons = store_rows(hermetic, "SELECT DISTINCT reasons FROM attempts")
+    assert reasons == [('["no ```lean4 block in the output"]',)]
+
+
+def test_theorem_filter_dataset_input_and_feedback_rounds(cli, tmp_path, lean, hermetic, monkeypatch):
+    dataset = tmp_path / "mini.jsonl"
+    dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
+    calls = []
+
+    def answer(body, i):
+        calls.append(len(body["messages"]))
+        if len(body["messages"]) == 1:  # first round: a proof Lean rejects
+            return "```lean4\ntheorem mathd_algebra_478 : True := by\n  bogus_tactic\n```"
+        return real_answer(body, i)
+
+    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN} --reject bogus_tactic")
+    with OpenAIStub(answer=answer) as stub:
+        result = cli("prove", str(dataset), "--theorem", "mathd_algebra_478", "--endpoint", stub.url, "--k", "1", "--rounds", "1",
+                     "--format", "json", "--model", "goedel-prover-v2-8b")
+    assert result.exit_code == 0, result
+    (row,) = result.json()
+    assert row["name"] == "mathd_algebra_478" and row["status"] == "proved" and row["attempts"] == 2
+    assert calls == [1, 3]  # the second request carried the failed attempt and the error feedback
+    rounds = store_rows(hermetic, "SELECT sample, round, verdict FROM attempts ORDER BY round")
+    assert rounds == [(0, 0, "rejected"), (0, 1, "proved")]
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+def test_kill_9_then_resume_loses_and_redoes_nothing(cli, tmp_path, lean, hermetic):
+    dataset = tmp_path / "mini.jsonl"
+    dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
+    slow = {"n": 0}
+
+    def answer(body, i):
+        slow["n"] += 1
+        time.sleep(0.15 * slow["n"])  # answers trickle in, so some are committed before the kill
+        return "no proof"
+
+    with OpenAIStub(answer=answer) as stub:
+        proc = subprocess.Popen([sys.executable, "-m", "proverctl", "prove", str(dataset), "--endpoint", stub.url, "--k", "4",
+                                 "--format", "quiet"], env=dict(os.environ), stderr=subprocess.PIPE, text=True)
+        db = hermetic / "proverctl" / "data" / "attempts.sqlite3"
+        wait_for(lambda: db.exists() and len(store_rows(hermetic, "SELECT id FROM attempts")) >= 3)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        before = store_rows(hermetic, "SELECT id, target_id, sample, round, raw_output, created FROM attempts ORDER BY id")
+        assert 3 <= len(before) < 12
+        assert store_rows(hermetic, "SELECT status FROM runs") == [("running",)]
+        resumed = cli("prove", "--resume", "1", "--format", "json")
+    assert resumed.exit_code == ExitCode.NOT_PROVED, resumed
+    after = store_rows(hermetic, "SELECT id, target_id, sample, round, raw_output, created FROM attempts ORDER BY id")
+    assert after[: len(before)] == before  # nothing committed was lost or rewritten
+    per_target = store_rows(hermetic, "SELECT target_id, COUNT(*), COUNT(DISTINCT sample) FROM attempts GROUP BY target_id")
+    assert per_target == [(1, 4, 4), (2, 4, 4), (3, 4, 4)]  # the budget counts what was spent; nothing redone
+    assert store_rows(hermetic, "SELECT status FROM runs") == [("finished",)]
+
+
+def test_two_concurrent_runs_share_one_store(tmp_path, lean, hermetic):
+    dataset = tmp_path / "mini.jsonl"
+    dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
+    with OpenAIStub(answer=lambda body, i: "no proof", delay=0.05) as stub:
+        procs = [subprocess.Popen([sys.executable, "-m", "proverctl", "prove", str(dataset), "--endpoint", stub.url, "--k", "5",
+                                   "--format", "json"], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [1, 1], outs
+    assert sorted(json.loads(o)[0]["run"] for o, _ in outs) == [1, 2]
+    assert store_rows(hermetic, "SELECT run_id, COUNT(*) FROM attempts JOIN targets t ON t.id = target_id GROUP BY run_id") == [(1, 15), (2, 15)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad inputs
+
+
+@pytest.mark.parametrize(
+    "make, args, code, message",
+    [
+        (lambda p: p / "missing.lean", [], ExitCode.USAGE, "missing.lean: no such file"),
+        (lambda p: _write(p / "bin.lean", b"theorem t : True := by\n  -- \xff\n  sorry\n"), [], ExitCode.USAGE, "is not UTF-8 text"),
+        (lambda p: _mkdir(p / "empty"), [], ExitCode.USAGE, "has no .lean files"),
+        (lambda p: _write(p / "bad.jsonl", b'{"name": "x", "formal_statement": "theorem x : True := by"}\n{oops\n'), [], ExitCode.USAGE,
+         "bad.jsonl:2: not a JSON object"),
+        (lambda p: problem_file(p), ["--model", "deepseek-prover-v9"], ExitCode.USAGE, "unknown model 'deepseek-prover-v9'"),
+        (lambda p: problem_file(p), ["--model", "deepseek-prover-v2-7b"], ExitCode.ENVIRONMENT, "is not pulled"),
+        (lambda p: problem_file(p), ["--endpoint", "http://127.0.0.1:9"], ExitCode.ENVIRONMENT, "cannot reach the inference server"),
+        (lambda p: problem_file(p), ["--k", "0"], ExitCode.USAGE, "--k"),
+        (lambda p: problem_file(p), ["-o", "/nonexistent/dir/out.lean"], ExitCode.USAGE, "/nonexistent/dir does not exist"),
+        (lambda p: problem_file(p), ["--theorem", "nope"], ExitCode.USAGE, "no target named 'nope'"),
+        (lambda p: problem_file(p), ["--format", "yaml"], ExitCode.USAGE, "unknown format 'yaml'"),
+        (lambda p: problem_file(p), ["--mode", "fast"], ExitCode.USAGE, "unknown mode 'fast'"),
+    ],
+)
+def test_bad_inputs(cli, tmp_path, lean, make, args, code, message):
+    path = make(tmp_path)
+    result = cli("prove", str(path), *args)
+    assert result.exit_code == code, result
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_targets_is_nothing_to_do(cli, tmp_path, lean):
+    path = tmp_path / "Done.lean"
+    path.write_text("theorem t : True := trivial\n")
+    result = cli("prove", str(path))
+    assert result.exit_code == 0 and "nothing to prove" in result.stderr
+
+
+def test_lean_missing_is_exit_3(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with OpenAIStub() as stub:
+        result = cli("prove", str(problem_file(tmp_path)), "--endpoint", stub.url)
+    assert result.exit_code == ExitCode.ENVIRONMENT and "proverctl lean setup" in result.stderr
+
+
+def test_resume_unknown_run(cli, lean):
+    result = cli("prove", "--resume", "7")
+    assert result.exit_code == ExitCode.USAGE and "no run 7" in result.stderr
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# A real engine
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("torch", "transformers", "fastapi", "uvicorn")),
+                    reason="needs torch and transformers[serving]")
+def test_end_to_end_through_a_real_transformers_serve(cli, tmp_path, lean, hermetic):
+    from tinymodel import build_tiny_model
+
+    model = tmp_path / "tiny-prover"
+    model.mkdir()
+    build_tiny_model(model)
+    path = problem_file(tmp_path, NAMES[:2])
+    original = path.read_bytes()
+    result = cli("prove", str(path), "--model", str(model), "--engine", "transformers", "--k", "2", "--max-tokens", "8",
+                 "--in-place", "--format", "json")
+    assert result.exit_code == ExitCode.NOT_PROVED, result
+    rows = result.json()
+    assert [(r["name"], r["status"], r["attempts"]) for r in rows] == [("amc12b_2020_p2", "not-proved", 2), ("mathd_algebra_478", "not-proved", 2)]
+    attempts = store_rows(hermetic, "SELECT verdict, raw_output, completion_tokens FROM attempts")
+    assert len(attempts) == 4 and all(v == "rejected" and out and tokens for v, out, tokens in attempts)
+    assert path.read_bytes() == original
+    assert cli("ps", "--format", "json").json() == []  # the session started for the run was stopped
+
+
+@pytest.mark.lean
+def test_real_lean_and_engine_prove_a_core_theorem(cli, tmp_path):
+    """Where Lean (lean setup) and an engine exist: a core-Lean theorem the tiny model will not prove,
+    but the whole path (session, Lean check, store) runs for real."""
+    import shutil
+
+    from proverctl.lean.workspace import recorded_workspaces
+
+    if shutil.which("lake") is None or not recorded_workspaces():
+        pytest.skip("no Lean workspace here (run `proverctl lean setup`)")
+    path = tmp_path / "Core.lean"
+    path.write_text("theorem core_add : (1 : Nat) + 1 = 2 := by\n  sorry\n")
+    result = cli("prove", str(path), "--k", "1", "--format", "json")
+    assert result.exit_code in (0, 1)
