@@ -89,6 +89,7 @@ OTHER_ENV_VARS: dict[str, str] = {
     "PROVERCTL_HOME": "put every proverctl directory under this folder",
     "PROVERCTL_CONFIG": "path of the config file (default: <config_dir>/config.toml)",
     "PROVERCTL_DEBUG": "1 shows the full traceback of every error",
+    "PROVERCTL_API_KEY": "bearer token for `prove --endpoint`",
 }
 
 _SPECS = {spec.name: spec for spec in SETTINGS}

@@ -103,3 +103,14 @@ def test_empty_outputs_and_bad_family_flag(cli, tmp_path):
     assert "has no rows" in cli("check", str(path), "--extract-only").stderr
     path.write_text('{"name": "t", "formal_statement": "theorem t : True := by", "output": "x"}\n')
     assert cli("check", str(path), "--extract-only", "--family", "gpt").exit_code == ExitCode.USAGE
+
+
+def test_checks_are_recorded_as_runs(cli, outputs):
+    path, _ = outputs
+    cli("check", str(path), "--format", "json")
+    runs = cli("runs", "--format", "json").json()
+    assert [(r["kind"], r["n_targets"], r["n_proved"], r["status"]) for r in runs] == [("check", 4, 2, "finished")]
+    shown = cli("show", f"{runs[0]['id']}/amc12b_2020_p2", "--format", "json").json()
+    assert shown["attempts"][0]["verdict"] == "proved"
+    attempt = cli("show", f"a{shown['attempts'][0]['id']}", "--format", "json").json()
+    assert attempt["raw_output"].startswith("plan\n```lean4") and attempt["code"].startswith("/-- What is the value")

@@ -292,3 +292,36 @@ def test_real_lean_and_engine_prove_a_core_theorem(cli, tmp_path):
     path.write_text("theorem core_add : (1 : Nat) + 1 = 2 := by\n  sorry\n")
     result = cli("prove", str(path), "--k", "1", "--format", "json")
     assert result.exit_code in (0, 1)
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, lean, hermetic):
+    dataset = tmp_path / "mini.jsonl"
+    dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
+    count = {"n": 0}
+
+    def answer(body, i):
+        count["n"] += 1
+        if count["n"] > 2:
+            time.sleep(30)  # the rest are still generating when Ctrl-C comes
+        return "no proof"
+
+    with OpenAIStub(answer=answer) as stub:
+        proc = subprocess.Popen([sys.executable, "-m", "proverctl", "prove", str(dataset), "--endpoint", stub.url, "--k", "2",
+                                 "--format", "json"], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: (hermetic / "proverctl/data/attempts.sqlite3").exists()
+                 and len(store_rows(hermetic, "SELECT id FROM attempts")) >= 2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert "continue with `proverctl prove --resume 1`" in err
+    assert store_rows(hermetic, "SELECT status FROM runs") == [("interrupted",)]
+    assert {r["status"] for r in json.loads(out)} <= {"interrupted", "not-proved"}
+    kept = store_rows(hermetic, "SELECT id, sample FROM attempts ORDER BY id")
+    with OpenAIStub(answer=lambda body, i: "no proof") as stub:
+        env = dict(os.environ)
+        done = subprocess.run([sys.executable, "-m", "proverctl", "prove", "--resume", "1", "--endpoint", stub.url, "--format", "json"],
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == ExitCode.NOT_PROVED, done.stderr
+    assert store_rows(hermetic, "SELECT id, sample FROM attempts ORDER BY id")[: len(kept)] == kept
+    assert store_rows(hermetic, "SELECT COUNT(*) FROM attempts") == [(6,)]
+    assert store_rows(hermetic, "SELECT status FROM runs") == [("finished",)]

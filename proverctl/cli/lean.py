@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -122,9 +123,20 @@ def check_command(
 
         rows = run_with_pool(settings, lambda pool: check_rows(pool, rows_in, policy=policy, timeout=settings.check_timeout),
                              label, jobs=len(rows_in))
+        entries = [dict(r.pop("_record"), verdict=r) for r in rows]
     else:
         results = run_with_pool(settings, lambda pool: check_file(pool, text, policy=policy, timeout=settings.check_timeout), label, jobs=1)
         rows = [r.as_dict() for r in results]
+        source = Source(text)
+        entries = [{"name": r.declaration.full_name, "kind": r.declaration.kind, "line": r.declaration.line,
+                    "statement": r.declaration.statement, "doc": r.declaration.doc, "header": source.header_for(r.declaration),
+                    "code": text[r.declaration.full_start:r.declaration.end], "verdict": row} for r, row in zip(results, rows)]
+    from proverctl.prove import record_check
+
+    run_id = record_check(label, shlex.join(["proverctl"] + sys.argv[1:]), entries,
+                          {"lean_profile": settings.lean_profile, "timeout": settings.check_timeout})
+    if run_id is not None and stderr_is_tty():
+        info(f"recorded as run {run_id} (`proverctl show {run_id}`)")
 
     def human(console):
         from rich.table import Table

@@ -75,6 +75,8 @@ async def check_rows(pool: ReplPool, rows: list[OutputRow], *, policy: Policy, t
             )
         data = {"name": row.target.display_name, "line": row.line}
         data.update(verdict.as_dict())
+        data["_record"] = {"name": row.target.name, "kind": row.target.kind, "line": row.line, "statement": row.target.statement,
+                           "header": row.target.header, "doc": row.target.doc, "code": extraction.code, "raw_output": row.output}
         return data
 
     return list(await asyncio.gather(*(one(row) for row in rows)))

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Does the prove pipeline overlap generation and verification?
+
+A generator and a verifier of controlled latency (default: 40 targets x 8 samples, 50 ms per
+generation with up to 64 in flight, 80 ms per check on W workers) run through the real Pipeline and
+attempt store. Prints the wall time beside max(gen, verify) (each stage alone at its concurrency) and
+gen + verify (no overlap). Goal: wall <= 1.1 x max.
+
+Usage: python bench/pipeline_overlap.py [--targets 40 --k 8 --gen-ms 50 --verify-ms 80 --workers 2 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from proverctl.inference.client import Completion  # noqa: E402
+from proverctl.lean.targets import from_row  # noqa: E402
+from proverctl.lean.verdict import Verdict, VerdictKind  # noqa: E402
+from proverctl.pipeline import Pipeline, ProveOptions  # noqa: E402
+from proverctl.store.db import Store  # noqa: E402
+
+ANSWER = "```lean4\ntheorem t{n} : True := by\n  trivial\n```"
+
+
+class SlowGenerator:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def complete(self, prompt, seed=None) -> Completion:
+        await asyncio.sleep(self.seconds)
+        name = prompt.messages[-1]["content"].split("theorem ")[1].split(" ")[0]
+        return Completion(ANSWER.replace("t{n}", name), "stop", 10, 10, self.seconds, seed)
+
+
+class SlowVerifier:
+    """Stands in for the REPL pool: `workers` checks at a time, each taking `seconds`."""
+
+    def __init__(self, seconds: float, workers: int) -> None:
+        self.seconds = seconds
+        self.slots = asyncio.Semaphore(workers)
+
+    async def verify(self, target, code) -> Verdict:
+        async with self.slots:
+            await asyncio.sleep(self.seconds)
+        return Verdict(VerdictKind.rejected, ["bench"], seconds=self.seconds)
+
+
+def run_once(targets: int, k: int, gen: float, verify: float, workers: int, inflight: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "bench.sqlite3")
+        run_id = store.create_run(kind="bench", command="bench", input="bench", model=None, revision=None, engine=None, endpoint=None,
+                                  lean_profile=None, settings={})
+        items_t = [from_row({"name": f"t{i}", "formal_statement": f"theorem t{i} : True := by"}) for i in range(targets)]
+        ids = store.add_targets(run_id, [{"file": "bench", "name": t.name, "kind": t.kind, "line": 1, "statement": t.statement,
+                                          "doc": None, "header": "", "header_hash": ""} for t in items_t])
+        options = ProveOptions(k=k, all_samples=True, max_inflight=inflight, max_verify_queue=workers * 2)
+
+        async def main():
+            pipeline = Pipeline(store, SlowGenerator(gen), SlowVerifier(verify, workers), options)
+            start = time.perf_counter()
+            await pipeline.run(list(zip(ids, items_t)))
+            return time.perf_counter() - start
+
+        wall = asyncio.run(main())
+        attempts = store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+        store.close()
+    assert attempts == targets * k
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", type=int, default=40)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--gen-ms", type=float, default=50)
+    parser.add_argument("--verify-ms", type=float, default=80)
+    parser.add_argument("--inflight", type=int, default=64)
+    parser.add_argument("--workers", type=int, nargs="+", default=[2, 8])
+    args = parser.parse_args()
+    n = args.targets * args.k
+    gen_alone = math.ceil(n / args.inflight) * args.gen_ms / 1000
+    print(f"{n} samples; generation alone {gen_alone:.2f} s ({args.inflight} in flight, {args.gen_ms:g} ms each)")
+    print(f"{'workers':>7} {'wall s':>8} {'max s':>8} {'sum s':>8} {'wall/max':>9}")
+    for workers in args.workers:
+        verify_alone = math.ceil(n / workers) * args.verify_ms / 1000
+        wall = run_once(args.targets, args.k, args.gen_ms / 1000, args.verify_ms / 1000, workers, args.inflight)
+        best = max(gen_alone, verify_alone)
+        print(f"{workers:>7} {wall:8.2f} {best:8.2f} {gen_alone + verify_alone:8.2f} {wall / best:9.3f}")
+    print("goal: wall/max <= 1.1")
+
+
+if __name__ == "__main__":
+    main()
