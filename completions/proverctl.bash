@@ -2,7 +2,7 @@
 
 _proverctl() {
     local -A words choices modelarg
-    words["@"]="check config doctor export lean list models paths prove ps pull rm runs serve show stop targets --help --version"
+    words["@"]="check config doctor export lean list models paths prove ps pull rm runs serve show stop targets tui --help --version"
     words["@check"]="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --timeout --workers"
     choices["@check --format"]="auto human json jsonl quiet"
     words["@config"]="--format --help"
@@ -56,6 +56,7 @@ _proverctl() {
     choices["@stop --format"]="auto human json jsonl quiet"
     words["@targets"]="--format --help"
     choices["@targets --format"]="auto human json jsonl quiet"
+    words["@tui"]="--db --help --run"
     local models="deepseek-prover-v2-7b deepseek-prover-v2-671b deepseek-prover-v1.5-rl deepseek-prover-v1.5-sft kimina-prover-preview-distill-7b kimina-prover-preview-distill-1.5b kimina-prover-distill-8b goedel-prover-v2-8b goedel-prover-v2-32b"
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" path="" w i next
     for ((i = 1; i < COMP_CWORD; i++)); do

@@ -3,7 +3,7 @@
 
 _proverctl() {
     local -A cmdwords cmdchoices cmdmodel
-    cmdwords['@']="check config doctor export lean list models paths prove ps pull rm runs serve show stop targets --help --version"
+    cmdwords['@']="check config doctor export lean list models paths prove ps pull rm runs serve show stop targets tui --help --version"
     cmdwords['@check']="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --timeout --workers"
     cmdchoices['@check --format']="auto human json jsonl quiet"
     cmdwords['@config']="--format --help"
@@ -57,6 +57,7 @@ _proverctl() {
     cmdchoices['@stop --format']="auto human json jsonl quiet"
     cmdwords['@targets']="--format --help"
     cmdchoices['@targets --format']="auto human json jsonl quiet"
+    cmdwords['@tui']="--db --help --run"
     local models="deepseek-prover-v2-7b deepseek-prover-v2-671b deepseek-prover-v1.5-rl deepseek-prover-v1.5-sft kimina-prover-preview-distill-7b kimina-prover-preview-distill-1.5b kimina-prover-distill-8b goedel-prover-v2-8b goedel-prover-v2-32b"
     local cmdpath="" w next
     for w in ${words[2,CURRENT-1]}; do

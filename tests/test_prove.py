@@ -83,7 +83,9 @@ def test_deterministic_success_writes_back_and_stops_early(cli, tmp_path, lean, 
     assert result.exit_code == 0, result
     (row,) = result.json()
     assert row["name"] == "amc12b_2020_p2" and row["status"] == "proved" and row["run"] == 1
-    assert len(calls) == 8 and row["attempts"] == 1  # all 8 were requested; the early stop cancelled 7
+    # Other samples were already generating when the first proved the target; the early stop
+    # cancelled them (some may have been cancelled before their request went out).
+    assert len(calls) >= 2 and row["attempts"] == 1
     assert (tmp_path / "Problems.lean.bak").read_text() == original
     new = path.read_text()
     sol = solution("amc12b_2020_p2")

@@ -165,3 +165,23 @@ def register(app: typer.Typer) -> None:
     app.command("runs")(runs_command)
     app.command("show")(show_command)
     app.command("export")(export_command)
+    app.command("tui")(tui_command)
+
+
+def tui_command(
+    run: int = typer.Option(None, "--run", help="Open this run directly."),
+    db: str = typer.Option(None, "--db", help="Attempt store to open [default: the data dir's]."),
+) -> None:
+    """Browse runs, targets and attempts in a terminal UI; re-verify, copy proofs, export, open in $EDITOR.
+
+    Keys: enter open · escape back · / search · 1-5 filter · r re-verify · c copy · n/p next/prev failed ·
+    ctrl+p command palette · ? keys · q quit.
+
+    Example: proverctl tui --run 3
+    """
+    from pathlib import Path
+
+    from proverctl.tui.app import make_app
+
+    make_app(Path(db) if db else None, run).run()
+

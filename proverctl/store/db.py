@@ -249,13 +249,19 @@ class Store:
         return [dict(r) for r in rows]
 
     def targets(self, run_id: int, status: str | None = None) -> list[dict]:
-        query = ("SELECT t.*, (SELECT COUNT(*) FROM attempts a WHERE a.target_id = t.id) AS n_attempts"
-                 " FROM targets t WHERE t.run_id = ?")
+        """A run's targets with their attempt count and best verdict (proved > rejected > timeout > error),
+        in one pass over the attempts index."""
+        query = (
+            "SELECT t.*, COUNT(a.id) AS n_attempts,"
+            " CASE WHEN SUM(a.verdict = 'proved') > 0 THEN 'proved' WHEN SUM(a.verdict = 'rejected') > 0 THEN 'rejected'"
+            " WHEN SUM(a.verdict = 'timeout') > 0 THEN 'timeout' WHEN COUNT(a.id) > 0 THEN 'error' END AS best"
+            " FROM targets t LEFT JOIN attempts a ON a.target_id = t.id WHERE t.run_id = ?"
+        )
         params: tuple = (run_id,)
         if status:
             query += " AND t.status = ?"
             params += (status,)
-        return [dict(r) for r in self.db.execute(query + " ORDER BY t.ordinal", params)]
+        return [dict(r) for r in self.db.execute(query + " GROUP BY t.id ORDER BY t.ordinal", params)]
 
     def target(self, target_id: int) -> dict | None:
         row = self.db.execute("SELECT * FROM targets WHERE id = ?", (target_id,)).fetchone()
@@ -266,18 +272,28 @@ class Store:
                               (run_id, name, name)).fetchone()
         return dict(row) if row else None
 
-    def attempts(self, target_id: int, verdict: str | None = None, limit: int = 1000, offset: int = 0) -> list[dict]:
+    def attempts(self, target_id: int, verdict: str | None = None, limit: int = 1000, offset: int = 0,
+                 search: str | None = None) -> list[dict]:
         query = "SELECT * FROM attempts WHERE target_id = ?"
         params: tuple = (target_id,)
         if verdict:
             query += " AND verdict = ?"
             params += (verdict,)
+        if search:
+            like = f"%{search}%"
+            query += " AND (code LIKE ? OR messages LIKE ? OR reasons LIKE ?)"
+            params += (like, like, like)
         query += " ORDER BY sample, round LIMIT ? OFFSET ?"
         return [_decode(dict(r)) for r in self.db.execute(query, params + (limit, offset))]
 
     def attempt(self, attempt_id: int) -> dict | None:
         row = self.db.execute("SELECT * FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
         return _decode(dict(row)) if row else None
+
+    def attempt_index(self, target_id: int) -> list[tuple[int, str]]:
+        """(attempt id, verdict) of a target's attempts in order: for next/previous navigation."""
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT id, verdict FROM attempts WHERE target_id = ? ORDER BY sample, round", (target_id,))]
 
     def done_samples(self, target_id: int) -> set[tuple[int, int]]:
         return {(r[0], r[1]) for r in self.db.execute("SELECT sample, round FROM attempts WHERE target_id = ?", (target_id,))}

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Time to first paint of `proverctl tui` on a store of 100,000 attempts (1,000 targets x 100).
+
+Prints: store build time, then the time from app start until the runs table shows its rows, until a
+run's 1,000 targets are listed, and until a target's attempts are listed. Target: first screen < 1 s.
+
+Usage: python bench/tui_open.py [--targets 1000 --attempts 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from proverctl.tui.app import make_app  # noqa: E402
+from proverctl.tui.screens import AttemptsScreen, RunScreen, RunsScreen  # noqa: E402
+from proverctl.tui.services import make_services  # noqa: E402
+from tui_data import build  # noqa: E402
+
+
+async def until(pilot, screen_type, predicate) -> None:
+    while not (isinstance(pilot.app.screen, screen_type) and predicate(pilot.app.screen)):
+        await pilot.pause(0.005)
+
+
+async def measure(path: Path, targets: int, attempts: int) -> dict[str, float]:
+    services = make_services(path)
+    app = make_app(services=services)
+    start = time.perf_counter()
+    out = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, RunsScreen, lambda s: s.table.row_count >= 1)
+        out["runs screen (first paint)"] = time.perf_counter() - start
+        t = time.perf_counter()
+        await pilot.press("enter")
+        await until(pilot, RunScreen, lambda s: s.table.row_count == targets)
+        out[f"run screen ({targets} targets)"] = time.perf_counter() - t
+        t = time.perf_counter()
+        await pilot.press("enter")
+        await until(pilot, AttemptsScreen, lambda s: s.table.row_count == attempts)
+        out[f"attempts screen ({attempts} attempts)"] = time.perf_counter() - t
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", type=int, default=1000)
+    parser.add_argument("--attempts", type=int, default=100)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "attempts.sqlite3"
+        t = time.perf_counter()
+        build(path, attempts_per_target=args.attempts, targets=args.targets).close()
+        print(f"built a store of {args.targets * args.attempts} attempts in {time.perf_counter() - t:.1f} s")
+        for name, seconds in asyncio.run(measure(path, args.targets, args.attempts)).items():
+            print(f"{name:32} {seconds:6.3f} s")
+    print("target: runs screen (first paint) < 1 s")
+
+
+if __name__ == "__main__":
+    main()

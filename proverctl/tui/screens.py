@@ -1,0 +1,399 @@
+"""The four screens: runs -> run (targets) -> attempts of a target -> one attempt.
+
+Database reads run in thread workers and post their rows back; handlers own the widgets. Screens of
+a run that is still running poll the store every second (WAL lets them read while `prove` writes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Collapsible, DataTable, Footer, Header, Input, Static
+
+POLL_SECONDS = 1.0
+PAGE = 500
+VERDICT_STYLE = {"proved": "green", "rejected": "red", "timeout": "yellow", "error": "magenta",
+                 "not-proved": "red", "pending": "yellow", "interrupted": "yellow", "running": "cyan", "finished": "white"}
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+def _styled(word: str | None) -> Text:
+    return Text(word or "-", style=VERDICT_STYLE.get(word or "", ""))
+
+
+class _Table(Screen):
+    """A screen with a message line and a table, filled by a worker; shared by the list screens."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="message")
+        yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#table", DataTable)
+
+    def poll(self) -> None:
+        """Timer callback: reload only while this screen is the one shown."""
+        if self.is_current:
+            self.load()
+
+    def say(self, text: str) -> None:
+        self.query_one("#message", Static).update(text)
+
+    def fill(self, columns: tuple[str, ...], rows: list[tuple], keys: list[str]) -> None:
+        table = self.table
+        keep = table.cursor_row
+        if not table.columns:
+            table.add_columns(*columns)
+        table.clear()
+        for key, row in zip(keys, rows):
+            table.add_row(*row, key=key)
+        if rows:
+            table.move_cursor(row=min(keep, len(rows) - 1))
+
+    def selected_key(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+
+class RunsScreen(_Table):
+    BINDINGS = [Binding("enter", "open", "Open run", show=True), Binding("R", "refresh", "Refresh")]
+    COLUMNS = ("run", "started", "kind", "model", "input", "proved", "status")
+
+    def on_mount(self) -> None:
+        self.title = "proverctl — runs"
+        self.load()
+        self.set_interval(POLL_SECONDS, self.poll)
+
+    def action_refresh(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self) -> None:
+        services = self.app.services
+        try:
+            with services.open_store() as store:
+                runs = store.runs(limit=PAGE)
+        except Exception as exc:  # a missing, newer or broken store: say so, keep the UI alive
+            self.app.call_from_thread(self.say, _store_problem(exc, services))
+            return
+        rows = [(str(r["id"]), _when(r["started"]), r["kind"], str(r["model"] or "-"), r["input"],
+                 f"{r['n_proved']}/{r['n_targets']}", _styled(r["status"])) for r in runs]
+        message = "" if runs else "No runs yet: `proverctl prove FILE` records one."
+        self.app.call_from_thread(self._show, rows, [str(r["id"]) for r in runs], message)
+
+    def _show(self, rows, keys, message) -> None:
+        self.say(message)
+        self.fill(self.COLUMNS, rows, keys)
+
+    @on(DataTable.RowSelected)
+    def action_open(self, event=None) -> None:
+        key = self.selected_key()
+        if key is not None:
+            self.app.push_screen(RunScreen(int(key)))
+
+
+def _store_problem(exc: Exception, services) -> str:
+    from proverctl.errors import ProverctlError
+
+    if isinstance(exc, ProverctlError):
+        hint = f"\n{exc.hint}" if exc.hint else ""
+        return f"[red]{exc.message}[/]{hint}"
+    return f"[red]cannot read the attempt store {services.store_path}: {exc}[/]"
+
+
+class RunScreen(_Table):
+    BINDINGS = [
+        Binding("enter", "open", "Attempts"),
+        Binding("1", "filter('')", "All"),
+        Binding("2", "filter('proved')", "Proved"),
+        Binding("3", "filter('not-proved')", "Not proved"),
+        Binding("4", "filter('pending')", "Pending"),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+    COLUMNS = ("target", "status", "attempts", "best", "seconds", "line")
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.status_filter = ""
+
+    def on_mount(self) -> None:
+        self.title = f"run {self.run_id}"
+        self.load()
+        self.set_interval(POLL_SECONDS, self.poll)
+
+    def action_filter(self, status: str) -> None:
+        self.status_filter = status
+        self.load()
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self) -> None:
+        with self.app.services.open_store() as store:
+            run = store.run(self.run_id)
+            targets = store.targets(self.run_id, self.status_filter or None)
+        if run is None:
+            self.app.call_from_thread(self.say, f"[red]no run {self.run_id}[/]")
+            return
+        rows = [(str(t["name"] or f"example@{t['line']}"), _styled(t["status"]), str(t["n_attempts"]), _styled(t["best"]),
+                 f"{t['seconds']:.1f}", str(t["line"])) for t in targets]
+        shown = f" (filter: {self.status_filter})" if self.status_filter else ""
+        head = (f"{run['input']} · model {run['model']} · {run['status']} · {len(targets)} target(s){shown}"
+                if targets or self.status_filter else f"{run['input']}: this run has no targets")
+        self.app.call_from_thread(self._show, rows, [str(t["id"]) for t in targets], head)
+
+    def _show(self, rows, keys, head) -> None:
+        self.say(head)
+        self.fill(self.COLUMNS, rows, keys)
+
+    @on(DataTable.RowSelected)
+    def action_open(self, event=None) -> None:
+        key = self.selected_key()
+        if key is not None:
+            self.app.push_screen(AttemptsScreen(int(key)))
+
+
+class AttemptsScreen(_Table):
+    BINDINGS = [
+        Binding("enter", "open", "Open"),
+        Binding("1", "filter('')", "All"),
+        Binding("2", "filter('proved')", "Proved"),
+        Binding("3", "filter('rejected')", "Rejected"),
+        Binding("4", "filter('timeout')", "Timeout"),
+        Binding("5", "filter('error')", "Error"),
+        Binding("slash", "search", "Search"),
+        Binding("escape", "back", "Back"),
+    ]
+    COLUMNS = ("attempt", "sample", "round", "verdict", "first error", "tokens", "seconds")
+
+    def __init__(self, target_id: int) -> None:
+        super().__init__()
+        self.target_id = target_id
+        self.verdict_filter = ""
+        self.search = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="message")
+        yield Input(placeholder="search code and Lean messages (enter)", id="search")
+        yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#search", Input).display = False
+        self.table.focus()
+        self.load()
+        self.set_interval(POLL_SECONDS, self.poll)
+
+    def action_filter(self, verdict: str) -> None:
+        self.verdict_filter = verdict
+        self.load()
+
+    def action_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.display = True
+        box.focus()
+
+    def action_back(self) -> None:
+        box = self.query_one("#search", Input)
+        if box.display:  # first escape closes the search and clears it
+            box.display = False
+            box.value = ""
+            self.search = ""
+            self.table.focus()
+            self.load()
+        else:
+            self.app.pop_screen()
+
+    @on(Input.Submitted, "#search")
+    def _searched(self, event: Input.Submitted) -> None:
+        self.search = event.value.strip()
+        self.table.focus()
+        self.load()
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self) -> None:
+        with self.app.services.open_store() as store:
+            target = store.target(self.target_id)
+            attempts = store.attempts(self.target_id, self.verdict_filter or None, limit=PAGE, search=self.search or None)
+        rows = []
+        for a in attempts:
+            first = next((m["data"].splitlines()[0] for m in a["messages"] if m["severity"] == "error" and m["data"]), None)
+            first = first or (a["reasons"][0] if a["reasons"] else "")
+            seconds = (a["gen_seconds"] or 0) + (a["verify_seconds"] or 0)
+            rows.append((f"a{a['id']}", str(a["sample"]), str(a["round"]), _styled(a["verdict"]), first[:70],
+                         str(a["completion_tokens"] or "-"), f"{seconds:.1f}"))
+        filters = ", ".join(x for x in (self.verdict_filter, f"'{self.search}'" if self.search else "") if x)
+        head = f"{target['name'] or 'example'} · {target['status']} · {len(attempts)} attempt(s)" + (f" (filter: {filters})" if filters else "")
+        self.app.call_from_thread(self._show, rows, [str(a["id"]) for a in attempts], head)
+
+    def _show(self, rows, keys, head) -> None:
+        self.title = "attempts"
+        self.say(head)
+        self.fill(self.COLUMNS, rows, keys)
+
+    @on(DataTable.RowSelected)
+    def action_open(self, event=None) -> None:
+        key = self.selected_key()
+        if key is not None:
+            self.app.push_screen(AttemptScreen(int(key)))
+
+
+def code_view(code: str | None, messages: list[dict]) -> Syntax | Text:
+    """The checked code with line numbers; lines with an error are marked and their spans underlined."""
+    if not code:
+        return Text("(no code was extracted from the output)", style="dim")
+    syntax = Syntax(code, "lean4", line_numbers=True, word_wrap=True,
+                    theme="ansi_dark", highlight_lines={m["line"] for m in messages if m["severity"] == "error" and m["line"]})
+    for m in messages:
+        if m["severity"] != "error" or not m["line"]:
+            continue
+        end_line = m["end_line"] or m["line"]
+        end_col = m["end_column"] if m["end_column"] is not None else (m["column"] or 0) + 1
+        syntax.stylize_range("bold underline red", (m["line"], m["column"] or 0), (end_line, end_col))
+    return syntax
+
+
+class AttemptScreen(Screen):
+    BINDINGS = [
+        Binding("r", "reverify", "Re-verify"),
+        Binding("c", "copy", "Copy proof"),
+        Binding("e", "edit", "Open in $EDITOR"),
+        Binding("x", "export", "Export run"),
+        Binding("n", "step(1)", "Next failed"),
+        Binding("p", "step(-1)", "Prev failed"),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, attempt_id: int) -> None:
+        super().__init__()
+        self.attempt_id = attempt_id
+        self.attempt: dict | None = None
+        self.target: dict | None = None
+        self.run: dict | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="attempt"):
+            yield Static(id="summary")
+            yield Static(id="code")
+            yield Static(id="messages")
+            with Collapsible(title="raw model output", collapsed=True, id="raw-box"):
+                yield Static(id="raw")
+            with Collapsible(title="prompt and sampling", collapsed=True, id="prompt-box"):
+                yield Static(id="prompt")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self) -> None:
+        with self.app.services.open_store() as store:
+            attempt = store.attempt(self.attempt_id)
+            target = store.target(attempt["target_id"]) if attempt else None
+            run = dict(store.run(target["run_id"])) if target else None
+        self.app.call_from_thread(self._show, attempt, target, run)
+
+    def _show(self, attempt, target, run) -> None:
+        if attempt is None:
+            self.query_one("#summary", Static).update(f"[red]no attempt {self.attempt_id}[/]")
+            return
+        self.attempt, self.target, self.run = attempt, target, run
+        self.title = f"{target['name'] or 'example'} · attempt a{attempt['id']}"
+        reasons = "\n".join(f"  • {r}" for r in attempt["reasons"])
+        summary = Text.assemble(
+            ("verdict ", "bold"), (attempt["verdict"] + " ", VERDICT_STYLE.get(attempt["verdict"], "")),
+            f"· sample {attempt['sample']} round {attempt['round']} · model {run['model']}@{run['revision'] or 'main'} · "
+            f"tokens {attempt['prompt_tokens']}+{attempt['completion_tokens']} · gen {attempt['gen_seconds']} s · "
+            f"check {attempt['verify_seconds']} s\n", reasons)
+        self.query_one("#summary", Static).update(summary)
+        self.query_one("#code", Static).update(code_view(attempt["code"], attempt["messages"]))
+        lines = [f"{m['severity']} {m['line']}:{m['column']}  {m['data']}" for m in attempt["messages"]]
+        self.query_one("#messages", Static).update(Text("\n".join(lines) or "no Lean messages", style="dim" if not lines else ""))
+        self.query_one("#raw", Static).update(Text(attempt["raw_output"] or ""))
+        prompt = attempt["prompt"] or {}
+        self.query_one("#prompt", Static).update(Text(json.dumps(prompt, indent=1, ensure_ascii=False)))
+
+    async def action_reverify(self) -> None:
+        services = self.app.services
+        if self.attempt is None or not self.attempt["code"]:
+            self.notify("nothing to re-verify: no code was extracted", severity="warning")
+            return
+        if services.reverify is None:
+            self.notify("re-verification is not available", severity="warning")
+            return
+        self.notify("re-verifying with Lean ...")
+        self.reverify()
+
+    @work(exclusive=True, group="reverify")
+    async def reverify(self) -> None:
+        from proverctl.errors import ProverctlError
+
+        try:
+            verdict = await self.app.services.reverify(self.target, self.attempt)
+        except ProverctlError as exc:
+            self.notify(f"{exc.message}\n{exc.hint or ''}", severity="error", timeout=10)
+            return
+        self.reverified = verdict
+        style = "information" if verdict.proved else "warning"
+        self.notify(f"re-verified: {verdict.kind.value}" + (f" — {verdict.reasons[0]}" if verdict.reasons else ""), severity=style)
+        self.query_one("#messages", Static).update(
+            Text(f"re-verified: {verdict.kind.value} ({verdict.seconds:.1f} s)\n" + "\n".join(verdict.reasons)))
+
+    def action_copy(self) -> None:
+        if not self.attempt or not self.attempt["code"]:
+            self.notify("no proof to copy", severity="warning")
+            return
+        code = self.target["header"] + self.attempt["code"]
+        self.app.copy_to_clipboard(code)
+        path = self.app.services.save_proof(self.target["name"] or "example", code)
+        self.notify(f"copied to the clipboard (if the terminal allows) and saved to {path}")
+
+    def action_export(self) -> None:
+        if self.run:
+            path = self.app.services.export_run(self.run["id"])
+            self.notify(f"exported run {self.run['id']} to {path}")
+
+    def action_edit(self) -> None:
+        import shlex
+        import subprocess
+        from pathlib import Path
+
+        editor = self.app.services.editor
+        if not editor:
+            self.notify("set $EDITOR to open files", severity="warning")
+            return
+        path = Path(self.target["file"]) if self.target else None
+        if path is None or not path.is_file():
+            self.notify(f"{self.target['file'] if self.target else '?'} is not a file on disk", severity="warning")
+            return
+        with self.app.suspend():
+            subprocess.run([*shlex.split(editor), f"+{self.target['line']}", str(path)])
+
+    @work(thread=True, exclusive=True, group="step")
+    def action_step(self, direction: int) -> None:
+        with self.app.services.open_store() as store:
+            index = store.attempt_index(self.attempt["target_id"]) if self.attempt else []
+        ids = [i for i, verdict in index if verdict != "proved" or i == self.attempt_id]
+        if self.attempt_id not in ids or len(ids) < 2:
+            self.app.call_from_thread(self.notify, "no other failed attempt")
+            return
+        position = (ids.index(self.attempt_id) + direction) % len(ids)
+        self.attempt_id = ids[position]
+        self.load()

@@ -1,0 +1,282 @@
+"""The TUI with Pilot: navigation, filters, search, re-verify through the stand-in REPL, live updates,
+empty and broken stores, and SVG snapshots of each screen."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proverctl.store.db import Store
+from proverctl.tui.app import make_app
+from proverctl.tui.screens import AttemptScreen, AttemptsScreen, RunScreen, RunsScreen, code_view
+from proverctl.tui.services import TuiServices, make_services
+from tui_data import build, empty_run
+
+TESTS = Path(__file__).parent
+STANDIN = TESTS / "standin_repl.py"
+SIZE = (110, 36)
+
+
+@pytest.fixture
+def store_path(tmp_path):
+    path = tmp_path / "attempts.sqlite3"
+    build(path).close()
+    return path
+
+
+def services_for(path: Path, tmp_path: Path, reverify=None) -> TuiServices:
+    services = make_services(path)
+    services.output_dir = tmp_path / "out"
+    if reverify is not None:
+        services.reverify = reverify
+    return services
+
+
+async def settle(pilot, screen_type, predicate=lambda s: True, tries=60):
+    for _ in range(tries):
+        await pilot.pause(0.05)
+        screen = pilot.app.screen
+        if isinstance(screen, screen_type) and predicate(screen):
+            return screen
+    raise AssertionError(f"never reached {screen_type.__name__}; at {type(pilot.app.screen).__name__}")
+
+
+def rows(screen) -> list[list[str]]:
+    table = screen.table
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def test_navigation_filters_search_and_back(store_path, tmp_path):
+    async def go():
+        app = make_app(services=services_for(store_path, tmp_path))
+        async with app.run_test(size=SIZE) as pilot:
+            runs = await settle(pilot, RunsScreen, lambda s: s.table.row_count == 1)
+            assert rows(runs)[0][:2] == ["1", "2026-11-26 10:40"] or rows(runs)[0][0] == "1"
+            await pilot.press("enter")
+            run = await settle(pilot, RunScreen, lambda s: s.table.row_count == 2)
+            assert [r[:3] for r in rows(run)] == [["mathd_algebra_10", "proved", "4"], ["lemma_1", "not-proved", "4"]]
+            await pilot.press("2")
+            await settle(pilot, RunScreen, lambda s: s.table.row_count == 1)
+            await pilot.press("1")
+            await settle(pilot, RunScreen, lambda s: s.table.row_count == 2)
+            await pilot.press("enter")
+            attempts = await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 4)
+            assert [r[3] for r in rows(attempts)] == ["rejected", "timeout", "error", "proved"]
+            assert rows(attempts)[0][4] == "linarith failed to find a contradiction"
+            await pilot.press("5")
+            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 1 and rows(s)[0][3] == "error")
+            await pilot.press("1", "slash")
+            await pilot.press(*"norm_num", "enter")
+            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 1 and rows(s)[0][3] == "proved")
+            await pilot.press("enter")
+            attempt = await settle(pilot, AttemptScreen, lambda s: s.attempt is not None)
+            assert attempt.attempt["verdict"] == "proved"
+            await pilot.press("escape")
+            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 1)
+            await pilot.press("escape")  # closes and clears the search
+            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 4)
+            await pilot.press("escape")
+            await settle(pilot, RunScreen)
+            await pilot.press("escape")
+            await settle(pilot, RunsScreen)
+
+    asyncio.run(go())
+
+
+def test_attempt_screen_marks_errors_and_steps_between_failures(store_path, tmp_path):
+    async def go():
+        app = make_app(services=services_for(store_path, tmp_path))
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(AttemptScreen(1))
+            screen = await settle(pilot, AttemptScreen, lambda s: s.attempt is not None)
+            assert screen.attempt["verdict"] == "rejected"
+            code = code_view(screen.attempt["code"], screen.attempt["messages"])
+            assert code.highlight_lines == {3}  # the error's line is marked
+            await pilot.press("n")
+            await settle(pilot, AttemptScreen, lambda s: s.attempt is not None and s.attempt["id"] == 2)
+            await pilot.press("n")
+            await settle(pilot, AttemptScreen, lambda s: s.attempt is not None and s.attempt["id"] == 3)
+            await pilot.press("n")  # attempt 4 is the proof: skipped
+            await settle(pilot, AttemptScreen, lambda s: s.attempt is not None and s.attempt["id"] == 1)
+            await pilot.press("p")
+            await settle(pilot, AttemptScreen, lambda s: s.attempt is not None and s.attempt["id"] == 3)
+
+    asyncio.run(go())
+
+
+def test_reverify_runs_the_stand_in_repl(store_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN} --reject linarith")
+
+    async def go():
+        app = make_app(services=services_for(store_path, tmp_path))
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(AttemptScreen(4))  # the proved attempt
+            screen = await settle(pilot, AttemptScreen, lambda s: s.attempt is not None)
+            await pilot.press("r")
+            await settle(pilot, AttemptScreen, lambda s: getattr(s, "reverified", None) is not None, tries=200)
+            proved = screen.reverified
+            app.push_screen(AttemptScreen(1))  # linarith: the stand-in reports a Lean error
+            screen = await settle(pilot, AttemptScreen, lambda s: s.attempt is not None and s.attempt["id"] == 1)
+            await pilot.press("r")
+            await settle(pilot, AttemptScreen, lambda s: getattr(s, "reverified", None) is not None, tries=200)
+            return proved, screen.reverified
+
+    proved, rejected = asyncio.run(go())
+    assert proved.proved
+    assert rejected.kind.value == "rejected" and rejected.reasons[0].startswith("Lean error at line 3: unsolved goals")
+
+
+def test_copy_and_export_write_files_and_say_where(store_path, tmp_path):
+    async def go():
+        app = make_app(services=services_for(store_path, tmp_path))
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(AttemptScreen(4))
+            await settle(pilot, AttemptScreen, lambda s: s.attempt is not None)
+            await pilot.press("c", "x")
+            await pilot.pause(0.2)
+            return [n.message for n in app._notifications]
+
+    notes = asyncio.run(go())
+    proof = tmp_path / "out" / "mathd_algebra_10.lean"
+    assert proof.read_text().startswith("import Mathlib") and "norm_num [abs_of_nonneg]" in proof.read_text()
+    exported = [json.loads(l) for l in (tmp_path / "out" / "run-1.jsonl").read_text().splitlines()]
+    assert len(exported) == 8
+    assert any(str(proof) in n for n in notes) and any("run-1.jsonl" in n for n in notes)
+
+
+def test_live_update_while_another_process_writes(store_path, tmp_path):
+    writer = f"""
+import sys, time
+sys.path.insert(0, {str(TESTS.parent)!r})
+from proverctl.store.db import Store, AttemptRow
+with Store({str(store_path)!r}) as store:
+    for sample in range(4, 7):
+        store.add_attempt(AttemptRow(1, sample, 0, None, "out", None, "rejected", ["x"], []))
+        time.sleep(0.3)
+"""
+
+    async def go():
+        app = make_app(services=services_for(store_path, tmp_path))
+        async with app.run_test(size=SIZE) as pilot:
+            app.push_screen(AttemptsScreen(1))
+            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 4)
+            proc = subprocess.Popen([sys.executable, "-c", writer])
+            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 7, tries=200)
+            proc.wait(timeout=30)
+
+    asyncio.run(go())
+
+
+def test_empty_missing_newer_and_locked_stores(tmp_path):
+    async def message(services, screen=None):
+        app = make_app(services=services)
+        async with app.run_test(size=SIZE) as pilot:
+            if screen is not None:
+                app.push_screen(screen)
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if app.screen.query("#message") and str(app.screen.query_one("#message").render()).strip():
+                    break
+            return str(app.screen.query_one("#message").render())
+
+    missing = asyncio.run(message(services_for(tmp_path / "none.sqlite3", tmp_path)))
+    assert "no attempt store at" in missing and "proverctl prove FILE" in missing
+    path = tmp_path / "store.sqlite3"
+    with Store(path) as store:
+        run_id = empty_run(store)
+    assert "this run has no targets" in asyncio.run(message(services_for(path, tmp_path), RunScreen(run_id)))
+    with Store(path) as store:  # a newer proverctl wrote it
+        with store.transaction() as db:
+            db.execute("INSERT INTO schema_migrations (version, applied) VALUES (99, 0)")
+    assert "written by a newer proverctl" in asyncio.run(message(services_for(path, tmp_path)))
+
+
+def test_reads_while_a_writer_holds_the_lock(store_path, tmp_path):
+    writer = Store(store_path)
+    writer.db.execute("BEGIN IMMEDIATE")  # a running `prove` in the middle of a commit
+    try:
+        async def go():
+            app = make_app(services=services_for(store_path, tmp_path))
+            async with app.run_test(size=SIZE) as pilot:
+                return (await settle(pilot, RunsScreen, lambda s: s.table.row_count == 1)).table.row_count
+
+        assert asyncio.run(go()) == 1
+    finally:
+        writer.db.execute("ROLLBACK")
+        writer.close()
+
+
+def test_tui_cli_opens_the_app(cli, monkeypatch):
+    seen = {}
+
+    def fake_run(self):
+        seen["run"] = self.start_run
+
+    monkeypatch.setattr("proverctl.tui.app.ProverApp.run", fake_run)
+    assert cli("tui", "--run", "3").exit_code == 0 and seen == {"run": 3}
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots (pytest-textual-snapshot): each screen
+
+
+@pytest.fixture
+def snap_app(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")  # the runs table shows local times
+    time.tzset()
+    path = tmp_path / "attempts.sqlite3"
+    build(path).close()
+    return make_app(services=services_for(path, tmp_path))
+
+
+def _snapshots_available():
+    import importlib.util
+
+    return importlib.util.find_spec("pytest_textual_snapshot") is not None
+
+
+snapshot = pytest.mark.skipif(not _snapshots_available(), reason="pytest-textual-snapshot not installed")
+
+
+@snapshot
+def test_snapshot_runs(snap_compare, snap_app):
+    assert snap_compare(snap_app, terminal_size=SIZE, run_before=_wait(1))
+
+
+@snapshot
+def test_snapshot_run(snap_compare, snap_app):
+    assert snap_compare(snap_app, press=["enter"], terminal_size=SIZE, run_before=_wait(2))
+
+
+@snapshot
+def test_snapshot_attempts(snap_compare, snap_app):
+    assert snap_compare(snap_app, press=["enter"], terminal_size=SIZE, run_before=_wait(3))
+
+
+@snapshot
+def test_snapshot_attempt(snap_compare, snap_app):
+    assert snap_compare(snap_app, terminal_size=(110, 40), run_before=_wait(4))
+
+
+def _wait(depth: int):
+    async def before(pilot):
+        await settle(pilot, RunsScreen, lambda s: s.table.row_count >= 1)
+        if depth >= 2:
+            await pilot.press("enter")
+            await settle(pilot, RunScreen, lambda s: s.table.row_count == 2)
+        if depth >= 3:
+            await pilot.press("enter")
+            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 4)
+        if depth >= 4:
+            await pilot.press("enter")
+            await settle(pilot, AttemptScreen, lambda s: s.attempt is not None)
+        await pilot.pause(0.2)
+
+    return before
