@@ -109,14 +109,14 @@ def normalize(text: str) -> str:
 
 
 def test_deepseek_solution_bodies_resplice_onto_the_dataset_statements():
-    """Each solution's body, spliced onto the revised (Goedel-V2) statement, gives back the solution's
-    theorem; where the solution was made for the original statement, onto DeepSeek-V1.5's."""
+    """Each solution's body, spliced onto the dataset statement it was made for (the revised Goedel-V2
+    one, else DeepSeek-V1.5's), gives back the solution's theorem. Against a statement the solution
+    does not carry (whitespace aside), extraction refuses: the model changed the statement."""
     files = deepseek_files()
     matched = {"goedel-v2": 0, "deepseek-v1.5": 0}
-    # This solution's statement is parenthesised differently from both datasets (a third revision);
-    # its body is still spliced onto the dataset statement, as for every other row.
+    # This solution's statement is parenthesised differently from both datasets (a third revision).
     third_variant = {"induction_prod1p1onk3le3m1onn"}
-    unmatched = set()
+    refused = set()
     for name, solution in files.items():
         sketch = "```lean4\ntheorem sketch : True := by\n  have h : True := by sorry\n  exact h\n```\n"
         output = f"### Detailed Proof\n\n{sketch}\n### Complete Lean 4 Proof\n\n```lean4\n{solution}\n```\n"
@@ -124,16 +124,18 @@ def test_deepseek_solution_bodies_resplice_onto_the_dataset_statements():
         for dataset, rows in (("goedel-v2", MINIF2F_G2), ("deepseek-v1.5", MINIF2F_V15)):
             target = from_row(rows[name])
             extraction = extract(output, target, "deepseek-v2")
-            assert extraction.ok, (name, extraction.reason)
+            if not extraction.ok:
+                assert extraction.reason.startswith("the output changed the theorem statement"), (name, extraction.reason)
+                assert normalize(target.statement) != normalize(want.statement)
+                continue
             got = Source(target.header + extraction.code).find(name)
             assert got.body == want.body, name  # the proof is the model's
             assert got.statement == target.statement  # the statement is always the dataset's
-            if normalize(got.statement) == normalize(want.statement):
-                matched[dataset] += 1
-                break
+            matched[dataset] += 1
+            break
         else:
-            unmatched.add(name)
-    assert unmatched == third_variant
+            refused.add(name)
+    assert refused == third_variant
     assert sum(matched.values()) == 216 and matched["goedel-v2"] >= 209
 
 
@@ -155,16 +157,20 @@ def test_final_block(output, expected):
 def test_extraction_edge_cases():
     target = from_row({"name": "t", "formal_statement": "theorem t (x : ℕ) : x + 0 = x := by"}, "row")
     assert target.statement == "theorem t (x : ℕ) : x + 0 = x :="
-    # The model rewrote the statement: its body is kept, its statement is not.
-    out = "```lean4\ntheorem t (x : ℕ) : True := by\n  simp\n```"
+    # The model reformatted the statement (whitespace only): its body is spliced onto the original.
+    out = "```lean4\ntheorem t (x : ℕ) :\n    x + 0 = x := by\n  simp\n```"
     assert extract(out, target, "deepseek-v2").code == "theorem t (x : ℕ) : x + 0 = x := by\n  simp\n"
+    # The model changed the statement: refused.
+    changed = extract("```lean4\ntheorem t (x : ℕ) : True := by\n  simp\n```", target, "deepseek-v2")
+    assert changed.code is None and "changed the theorem statement" in changed.reason
     # No header in the block, other name -> no candidate.
     assert "no declaration named t" in extract("```lean4\ntheorem u : True := trivial\n```", target, "deepseek-v2").reason
     assert "no ```lean4 block" in extract("I give up.", target, "kimina").reason
     assert "ended inside <think>" in extract("<think>hmm", target, "kimina").reason
     # Auxiliary lemmas before the target only with the flag.
     aux = "```lean4\nlemma helper : 1 = 1 := rfl\n\ntheorem t (x : ℕ) : x + 0 = x := by\n  simp\n```"
-    assert extract(aux, target, "deepseek-v2").code.startswith("theorem t")
+    refused = extract(aux, target, "deepseek-v2")
+    assert refused.code is None and refused.reason == "the output declares or runs `lemma helper` besides the target"
     assert extract(aux, target, "deepseek-v2", allow_aux=True).code.startswith("lemma helper : 1 = 1 := rfl\n\ntheorem t")
     # DeepSeek-Prover-V1.5 continues the statement; cut at the first fence.
     v15 = extract("  simp\n```\nsome chatter", target, "deepseek-v1.5")

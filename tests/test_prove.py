@@ -18,6 +18,7 @@ import pytest
 
 from openai_stub import OpenAIStub
 from proverctl.errors import ExitCode
+from proverctl.lean.targets import from_row
 
 TESTS = Path(__file__).parent
 FIX = TESTS / "fixtures"
@@ -129,7 +130,8 @@ def test_theorem_filter_dataset_input_and_feedback_rounds(cli, tmp_path, lean, h
     def answer(body, i):
         calls.append(len(body["messages"]))
         if len(body["messages"]) == 1:  # first round: a proof Lean rejects
-            return "```lean4\ntheorem mathd_algebra_478 : True := by\n  bogus_tactic\n```"
+            statement = from_row(G2["mathd_algebra_478"]).statement
+            return f"```lean4\n{statement} by\n  bogus_tactic\n```"
         return real_answer(body, i)
 
     monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN} --reject bogus_tactic")

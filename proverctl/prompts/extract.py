@@ -51,8 +51,39 @@ def final_block(output: str) -> str | None:
     return block[:-1] if block.endswith("\n") else block
 
 
+# What a model's final block may hold besides the target: its copy of the header.
+HEADER_COMMANDS = ("import", "open", "set_option")
+MAX_OUTPUT_CHARS = 400_000
+
+
+def _normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _block_problem(source: Source, match, target: Target, allow_aux: bool) -> str | None:
+    """Reasons to refuse a final block outright: anything declared or run besides the target (and
+    allowed auxiliary theorems), the target twice, or a changed statement."""
+    for command in source.commands:
+        if command.start == match.start or command.keyword in HEADER_COMMANDS:
+            continue
+        decl = next((d for d in source.declarations if d.start == command.start), None)
+        if decl is not None and allow_aux and decl.kind in ("theorem", "lemma") and decl.end <= match.full_start:
+            if decl.name == match.name:
+                return f"the output declares {target.display_name} twice"
+            continue
+        if decl is not None and decl.name == match.name:
+            return f"the output declares {target.display_name} twice"
+        what = f"{decl.kind} {decl.name}" if decl is not None and decl.name else command.keyword
+        return f"the output declares or runs `{what}` besides the target"
+    if _normalize(match.statement) != _normalize(target.statement):
+        return "the output changed the theorem statement (its proof may not prove the original)"
+    return None
+
+
 def extract(output: str, target: Target, family: str, *, allow_aux: bool = False) -> Extraction:
     """The candidate for `target` in `output` (see the module docstring)."""
+    if len(output) > MAX_OUTPUT_CHARS:
+        return Extraction(None, f"the output is {len(output)} characters long (limit {MAX_OUTPUT_CHARS})")
     if family == "deepseek-v1.5":
         close = _CLOSE_FENCE.search(output)
         body = output[: close.start()] if close else output
@@ -81,6 +112,9 @@ def extract(output: str, target: Target, family: str, *, allow_aux: bool = False
         return Extraction(None, f"no declaration named {target.display_name} in the final Lean block", block)
     if match.body_start is None:
         return Extraction(None, f"{target.display_name} has no proof in the final Lean block", block)
+    problem = _block_problem(source, match, target, allow_aux)
+    if problem:
+        return Extraction(None, problem, block)
     aux = ""
     if allow_aux:
         helpers = [d for d in decls if d.kind in ("theorem", "lemma") and d.end <= match.full_start]
