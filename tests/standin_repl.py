@@ -123,7 +123,7 @@ class Rules:
                 name = match.group(1)
                 block = _block_of(lines, blocks, name)
                 axioms = ["propext", "Classical.choice", "Quot.sound"]
-                if "native_decide" in block:
+                if "native_decide" in block or "ofReduceBool" in block:
                     axioms.append("Lean.ofReduceBool")
                 if _has_sorry(block):
                     axioms.append("sorryAx")

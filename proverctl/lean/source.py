@@ -116,6 +116,32 @@ def scan(text: str) -> tuple[str, list[Segment]]:
     return "".join(out), segments
 
 
+def _comment_depth(text: str) -> int:
+    depth, i = 0, 0
+    while i < len(text):
+        if text.startswith("/-", i):
+            depth, i = depth + 1, i + 2
+        elif text.startswith("-/", i):
+            depth, i = depth - 1, i + 2
+        else:
+            i += 1
+    return depth
+
+
+def _string_closed(text: str) -> bool:
+    if text.startswith("r"):
+        return True  # raw strings end only at their own closing delimiter
+    i = 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == '"':
+            return i == len(text) - 1
+        i += 1
+    return False
+
+
 def _is_ident_char(ch: str) -> bool:
     return ch.isalnum() or ch in "_'!?."
 
@@ -376,6 +402,21 @@ class Source:
                 if mask.startswith("where", i) and mask[i - 1] in " \n\t" and (i + 5 >= len(mask) or not _is_ident_char(mask[i + 5])):
                     return i
             i += 1
+        return None
+
+    def unterminated(self) -> str | None:
+        """'unterminated comment' / 'unterminated string' when the text ends inside one (it would
+        swallow whatever is appended after it), else None."""
+        if not self.segments:
+            return None
+        seg = self.segments[-1]
+        text = self.text[seg.start:seg.end]
+        if seg.kind in ("block-comment", "doc-comment", "module-doc"):
+            closed = len(text) >= 4 and text.endswith("-/") and _comment_depth(text) == 0
+            return None if closed else "unterminated comment"
+        if seg.kind == "string":
+            closed = len(text) >= 2 and text.endswith('"') and seg.end <= len(self.text) and _string_closed(text)
+            return None if closed else "unterminated string"
         return None
 
     def header_for(self, decl: Declaration) -> str:

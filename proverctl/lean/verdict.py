@@ -29,7 +29,7 @@ from proverctl.lean.source import DECL_KINDS, Source, find_tokens, line_col
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 NATIVE_DECIDE_AXIOM = "Lean.ofReduceBool"
 
-CHEAT_TOKENS = ("sorry", "admit", "apply?", "exact?")
+CHEAT_TOKENS = ("sorry", "admit", "apply?", "exact?", "sorryAx")
 # Keywords that run code at elaboration time (IO included) or bypass the kernel.
 CODE_TOKENS = (
     "run_cmd", "run_tac", "run_elab", "run_meta", "elab", "elab_rules", "initialize", "builtin_initialize",
@@ -105,9 +105,9 @@ def policy_violations(code: str, target_name: str | None, policy: Policy = Polic
     source = Source(code)
     mask = source.mask
     reasons: list[str] = []
-    unterminated = _unterminated(source)
+    unterminated = source.unterminated()
     if unterminated:
-        reasons.append(unterminated)
+        reasons.append(f"{unterminated} ({_where(code, len(code))})")
     if not whole_file:
         # In a whole file, sorry is judged per declaration (see cheat_tokens).
         reasons.extend(cheat_tokens(source))
@@ -130,20 +130,6 @@ def policy_violations(code: str, target_name: str | None, policy: Policy = Polic
             reasons.append(f"`{word}` would change the header's scope ({_where(code, offset)})")
         reasons.extend(_extra_declarations(source, target_name, policy))
     return _dedupe(reasons)
-
-
-def _unterminated(source: Source) -> str | None:
-    """A comment or string left open swallows whatever follows it (our `#print axioms` included)."""
-    for seg in source.segments[-1:]:
-        text = source.text[seg.start:seg.end]
-        closed = (
-            (seg.kind in ("block-comment", "doc-comment", "module-doc") and text.endswith("-/") and len(text) >= 4)
-            or (seg.kind == "string" and len(text) >= 2 and text.endswith('"') and not text.endswith('\\"'))
-            or seg.kind in ("line-comment", "char")
-        )
-        if not closed:
-            return f"unterminated {seg.kind.replace('-', ' ')} ({_where(source.text, seg.start)})"
-    return None
 
 
 def cheat_tokens(source: Source, start: int = 0, end: int | None = None) -> list[str]:
