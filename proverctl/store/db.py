@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 from proverctl.errors import ExitCode, ProverctlError, UsageError
 
 BUSY_TIMEOUT_MS = 30_000
+OPEN_RETRIES = 40
 
 
 class StoreError(ProverctlError):
@@ -123,20 +124,34 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise UsageError(f"no attempt store at {self.path}", hint="`proverctl prove FILE` creates it")
-        try:
-            uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
-            self.db = sqlite3.connect(uri, uri=readonly, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                      check_same_thread=False)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self.db.execute("PRAGMA foreign_keys = ON")
-            if not readonly:
-                self.db.execute("PRAGMA journal_mode = WAL")
-                self.db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate(readonly)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot use the attempt store {self.path}: {exc}",
-                             hint="move the file aside (`proverctl paths` shows it) and run again") from exc
+        for attempt in range(OPEN_RETRIES):
+            try:
+                self._open(readonly)
+                break
+            except sqlite3.OperationalError as exc:
+                # Two processes creating the store at once can collide on the WAL switch or the first
+                # migration, where SQLite answers "locked" without waiting: try again.
+                if getattr(self, "db", None) is not None:
+                    self.db.close()
+                if "locked" not in str(exc) or attempt == OPEN_RETRIES - 1:
+                    raise StoreError(f"cannot use the attempt store {self.path}: {exc}",
+                                     hint="another proverctl holds it; try again, or move the file aside") from exc
+                time.sleep(0.05 * (attempt + 1))
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"cannot use the attempt store {self.path}: {exc}",
+                                 hint="move the file aside (`proverctl paths` shows it) and run again") from exc
+
+    def _open(self, readonly: bool) -> None:
+        uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
+        self.db = sqlite3.connect(uri, uri=readonly, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                  check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        self._migrate(readonly)
 
     def __enter__(self) -> "Store":
         return self
