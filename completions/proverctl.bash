@@ -3,7 +3,7 @@
 _proverctl() {
     local -A words choices modelarg
     words["@"]="check config doctor export lean list models paths prove ps pull rm runs serve show stop targets tui --help --version"
-    words["@check"]="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --timeout --workers"
+    words["@check"]="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --sandbox --timeout --workers"
     choices["@check --format"]="auto human json jsonl quiet"
     words["@config"]="--format --help"
     choices["@config --format"]="auto human json jsonl quiet"
@@ -35,7 +35,7 @@ _proverctl() {
     choices["@models verify --format"]="auto human json jsonl quiet"
     words["@paths"]="--format --help"
     choices["@paths --format"]="auto human json jsonl quiet"
-    words["@prove"]="--all --allow-aux-lemmas --allow-native-decide --api-key --endpoint --engine --format --help --in-place --k --keep-session --lean-project --max-tokens --mode --model --output --profile --repl-command --resume --rounds --seed --served-model --temperature --theorem --timeout --top-p --workers"
+    words["@prove"]="--all --allow-aux-lemmas --allow-native-decide --api-key --endpoint --engine --format --help --in-place --k --keep-session --lean-project --max-tokens --mode --model --output --profile --repl-command --resume --rounds --sandbox --seed --served-model --temperature --theorem --timeout --top-p --workers"
     words["@ps"]="--format --help"
     choices["@ps --format"]="auto human json jsonl quiet"
     words["@pull"]="--format --help"

@@ -13,6 +13,7 @@ complete -c proverctl -n '__fish_seen_subcommand_from check' -l help
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l lean-project
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l profile
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l repl-command
+complete -c proverctl -n '__fish_seen_subcommand_from check' -l sandbox
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l timeout
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l workers
 complete -c proverctl -n '__fish_seen_subcommand_from config' -l format -xa 'auto human json jsonl quiet'
@@ -76,6 +77,7 @@ complete -c proverctl -n '__fish_seen_subcommand_from prove' -l profile
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l repl-command
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l resume
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l rounds
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l sandbox
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l seed
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l served-model
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l temperature

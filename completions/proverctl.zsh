@@ -4,7 +4,7 @@
 _proverctl() {
     local -A cmdwords cmdchoices cmdmodel
     cmdwords['@']="check config doctor export lean list models paths prove ps pull rm runs serve show stop targets tui --help --version"
-    cmdwords['@check']="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --timeout --workers"
+    cmdwords['@check']="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --sandbox --timeout --workers"
     cmdchoices['@check --format']="auto human json jsonl quiet"
     cmdwords['@config']="--format --help"
     cmdchoices['@config --format']="auto human json jsonl quiet"
@@ -36,7 +36,7 @@ _proverctl() {
     cmdchoices['@models verify --format']="auto human json jsonl quiet"
     cmdwords['@paths']="--format --help"
     cmdchoices['@paths --format']="auto human json jsonl quiet"
-    cmdwords['@prove']="--all --allow-aux-lemmas --allow-native-decide --api-key --endpoint --engine --format --help --in-place --k --keep-session --lean-project --max-tokens --mode --model --output --profile --repl-command --resume --rounds --seed --served-model --temperature --theorem --timeout --top-p --workers"
+    cmdwords['@prove']="--all --allow-aux-lemmas --allow-native-decide --api-key --endpoint --engine --format --help --in-place --k --keep-session --lean-project --max-tokens --mode --model --output --profile --repl-command --resume --rounds --sandbox --seed --served-model --temperature --theorem --timeout --top-p --workers"
     cmdwords['@ps']="--format --help"
     cmdchoices['@ps --format']="auto human json jsonl quiet"
     cmdwords['@pull']="--format --help"

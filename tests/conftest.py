@@ -33,6 +33,9 @@ def hermetic(tmp_path, monkeypatch):
             monkeypatch.delenv(name)
     for name in ("HF_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
         monkeypatch.delenv(name, raising=False)
+    # Stand-in REPLs write their request logs into tmp_path, which a sandbox would forbid; the
+    # sandbox has its own tests (test_sandbox.py) that turn it on.
+    monkeypatch.setenv("PROVERCTL_SANDBOX", "none")
     # Point at the loopback-only nowhere, so an accidental hub call fails fast instead of going out.
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     yield home

@@ -11,6 +11,10 @@ shapes and wording of real REPL answers:
   propext, Classical.choice, Quot.sound (+ Lean.ofReduceBool for native_decide, sorryAx for sorry);
 - `--reject REGEX`: code matching it gets an error message ("unsolved goals") at the matching line.
 
+`#probe net HOST:PORT`, `#probe write PATH`, `#probe spawn SECONDS` lines try a connection, a file
+write, or a detached grandchild, and answer an info message "probe KIND: ok" or "blocked: ..." (for
+the sandbox tests).
+
 Faults, each triggered when a request's code matches the REGEX: `--hang-on` (never answers),
 `--crash-on` (prints "uncaught exception" on stderr and exits, like the REPL on bad input),
 `--garbage-on` (prints a non-JSON line), `--grow-on` (allocates memory until the address-space cap
@@ -130,6 +134,11 @@ class Rules:
                 data = (f"'{name}' does not depend on any axioms" if self.args.axioms == "none" and not _has_sorry(block)
                         else f"'{name}' depends on axioms: [{', '.join(axioms)}]")
                 messages.append({"severity": "info", "pos": pos(i, 0), "endPos": pos(i, 13), "data": data})
+        for i, text in enumerate(lines, 1):
+            match = re.match(r"#probe (net|write|spawn) ?(.*)", text)
+            if match:
+                messages.append({"severity": "info", "pos": pos(i, 0), "endPos": pos(i, 6),
+                                 "data": f"probe {match.group(1)}: {_probe(match.group(1), match.group(2).strip())}"})
         out: dict = {}
         if sorries:
             out["sorries"] = sorries
@@ -165,6 +174,31 @@ def _block_of(lines: list[str], blocks: list[tuple[int, int]], name: str) -> str
 
 def _has_sorry(text: str) -> bool:
     return bool(re.search(r"(?<![\w'])(sorry|admit)(?![\w'])", _strip_comments(text)))
+
+
+def _probe(kind: str, arg: str) -> str:
+    """Sandbox tests: try something a sandboxed REPL must not be able to do, and say what happened."""
+    import os
+    import socket
+    import subprocess
+
+    try:
+        if kind == "net":
+            host, port = arg.rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=3):
+                return "ok"
+        if kind == "write":
+            path = os.path.expandvars(arg)
+            with open(path, "w") as handle:
+                handle.write("x")
+            return "ok"
+        if kind == "spawn":
+            # A grandchild in its own session: out of reach of a process-group kill.
+            subprocess.Popen(["sleep", arg], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return "ok"
+    except OSError as exc:
+        return f"blocked: {exc.__class__.__name__}: {exc}"
+    return "unknown probe"
 
 
 def _strip_comments(code: str) -> str:

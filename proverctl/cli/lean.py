@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import typer
 
-from proverctl.cli._output import FormatOption, emit, info, resolve_format, stderr_is_tty
+from proverctl.cli._output import FormatOption, emit, info, resolve_format, stderr_is_tty, warn
 from proverctl.errors import EnvironmentMissing, ExitCode, UsageError
 
 lean_app = typer.Typer(help="Lean workspaces: set up a pinned Lean + Mathlib + REPL.", no_args_is_help=True)
@@ -70,6 +70,7 @@ LeanProjectOpt = typer.Option(None, "--lean-project", help="Lean project the REP
 ProfileOpt = typer.Option(None, "--profile", help="Lean workspace profile: deepseek-v2, kimina, modern [env: PROVERCTL_LEAN_PROFILE].")
 TimeoutOpt = typer.Option(None, "--timeout", min=0.1, help="Wall-clock seconds per check [env: PROVERCTL_CHECK_TIMEOUT].")
 NativeOpt = typer.Option(False, "--allow-native-decide", help="Accept proofs whose axioms include Lean.ofReduceBool (native_decide).")
+SandboxOpt = typer.Option(None, "--sandbox", help="auto (bwrap when it works), bwrap or none [env: PROVERCTL_SANDBOX].")
 
 
 def check_command(
@@ -83,6 +84,7 @@ def check_command(
     extract_only: bool = typer.Option(False, "--extract-only", help="For a .jsonl: print the code that would be checked, run no Lean."),
     allow_aux: bool = typer.Option(False, "--allow-aux-lemmas", help="Keep auxiliary theorems the model wrote before the target (each checked too)."),
     allow_native_decide: bool = NativeOpt,
+    sandbox: Optional[str] = SandboxOpt,
     format: FormatOption = None,
 ) -> None:
     """Verify with Lean: every declaration of a .lean file (a `sorry` means not proved), or every row
@@ -116,7 +118,7 @@ def check_command(
         raise UsageError(f"no declarations to check in {label}", hint="give a Lean file with theorems or definitions")
     settings = Settings.load(
         {"repl_command": repl_command, "lean_project": lean_project, "lean_profile": profile, "check_timeout": timeout,
-         "workers": workers}
+         "workers": workers, "sandbox": sandbox}
     )
     if file.endswith(".jsonl"):
         from proverctl.lean.outputs import check_rows
@@ -155,6 +157,16 @@ def check_command(
         raise typer.Exit(int(ExitCode.NOT_PROVED))
 
 
+def sandbox_mode(settings) -> str:
+    """The sandbox REPLs will run in; says once on stderr when `auto` falls back to limits only."""
+    from proverctl.lean.sandbox import resolve
+
+    mode = resolve(settings.sandbox)
+    if mode == "none" and settings.sandbox == "auto":
+        warn("sandbox: bubblewrap (bwrap) is not available here; Lean REPLs run with resource limits only")
+    return mode
+
+
 def run_with_pool(settings, work, label: str, *, jobs: int):
     """Resolve the REPL from settings, run `work(pool)` on a pool sized for `jobs`, map start failures to exit 3."""
     from proverctl.lean.pool import ReplPool, default_workers
@@ -162,13 +174,14 @@ def run_with_pool(settings, work, label: str, *, jobs: int):
     from proverctl.lean.workspace import resolve_repl
 
     target = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile)
+    sandbox = sandbox_mode(settings)
     size = max(1, min(jobs, settings.workers or default_workers(settings.repl_memory_mb)))
     if stderr_is_tty():
         info(f"checking {label} with {target.source} ({size} worker{'s' if size > 1 else ''}) ...")
 
     async def run():
         async with ReplPool(target.command, cwd=target.cwd, workers=size, memory_mb=settings.repl_memory_mb,
-                            max_uses=settings.repl_max_uses, gc=settings.repl_gc) as pool:
+                            max_uses=settings.repl_max_uses, gc=settings.repl_gc, sandbox=sandbox) as pool:
             return await work(pool)
 
     try:

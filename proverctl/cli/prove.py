@@ -45,6 +45,7 @@ def prove_command(
     repl_command: Optional[str] = typer.Option(None, "--repl-command", help="Command that starts one Lean REPL."),
     lean_project: Optional[str] = typer.Option(None, "--lean-project", help="Lean project the REPL runs in."),
     profile: Optional[str] = typer.Option(None, "--profile", help="Lean workspace profile [default: the model's]."),
+    sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto (bwrap when it works), bwrap or none [env: PROVERCTL_SANDBOX]."),
 ) -> None:
     """Prove every `sorry`: sample proofs from a prover model, check each with Lean, write back the proved ones.
 
@@ -75,7 +76,7 @@ def prove_command(
     if in_place and output is not None:
         raise UsageError("--in-place and --output both given", hint="choose one")
     settings = Settings.load({"model": model, "repl_command": repl_command, "lean_project": lean_project,
-                              "lean_profile": profile, "check_timeout": timeout, "workers": workers})
+                              "lean_profile": profile, "check_timeout": timeout, "workers": workers, "sandbox": sandbox})
     paths = Paths.resolve()
     store = Store(paths.store_db)
     if resume is not None:
@@ -87,7 +88,7 @@ def prove_command(
         model = run["model"]
         settings = Settings.load({"model": model, "repl_command": repl_command, "lean_project": lean_project,
                                   "lean_profile": profile or run["lean_profile"], "check_timeout": timeout or saved.get("timeout"),
-                                  "workers": workers})
+                                  "workers": workers, "sandbox": sandbox})
         k, mode, rounds, all_samples = saved["k"], saved["mode"], saved["rounds"], saved["all"]
         seed, allow_aux = saved.get("seed"), saved.get("allow_aux", False)
         endpoint = endpoint or saved.get("endpoint")
@@ -166,6 +167,9 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
         store.update_run(run_id, status="running", finished=None)
         info(f"resuming run {run_id}: {len(proved)} of {len(items)} targets already proved")
     info(f"run {run_id}: {len(items)} target(s), k={options.k}, model {ref.display} via {ep.url}")
+    from proverctl.cli.lean import sandbox_mode
+
+    sandbox = sandbox_mode(settings)
     size = max(1, min(settings.workers or default_workers(settings.repl_memory_mb), len(items) * options.k))
     progress = _Progress(items, options.k, store) if stderr_is_tty() and fmt != "quiet" else None
     interrupted = False
@@ -177,7 +181,7 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
         loop = asyncio.get_running_loop()
         async with GenerationClient(ep.url, ep.model_id, api_key=ep.api_key, concurrency=options.max_inflight) as client, \
                 ReplPool(repl.command, cwd=repl.cwd, workers=size, memory_mb=settings.repl_memory_mb,
-                         max_uses=settings.repl_max_uses, gc=settings.repl_gc) as pool:
+                         max_uses=settings.repl_max_uses, gc=settings.repl_gc, sandbox=sandbox) as pool:
             pipeline = Pipeline(store, ClientGenerator(client), PoolVerifier(pool, policy, settings.check_timeout), options,
                                 progress.event if progress else None)
             presses = 0

@@ -96,8 +96,15 @@ def _repl_smoke(settings: Settings, paths: Paths) -> Check:
     except ProverctlError as exc:
         return Check("REPL smoke check", "fail", exc.message, exc.hint)
 
+    from proverctl.lean.sandbox import resolve
+
+    try:
+        sandbox = resolve(settings.sandbox)
+    except ProverctlError as exc:
+        return Check("REPL smoke check", "fail", exc.message, exc.hint)
+
     async def run():
-        async with ReplPool(target.command, cwd=target.cwd, workers=1, memory_mb=settings.repl_memory_mb) as pool:
+        async with ReplPool(target.command, cwd=target.cwd, workers=1, memory_mb=settings.repl_memory_mb, sandbox=sandbox) as pool:
             return await pool.check(CheckJob("", "", "theorem proverctl_smoke : 1 + 1 = 2 := rfl\n", 120))
 
     try:
@@ -108,6 +115,18 @@ def _repl_smoke(settings: Settings, paths: Paths) -> Check:
         detail = outcome.detail or "; ".join(m.data for m in (outcome.response.errors if outcome.response else []))
         return Check("REPL smoke check", "fail", f"{target.source}: {outcome.status}: {detail}", "read the REPL's error above; `proverctl lean setup` rebuilds it")
     return Check("REPL smoke check", "ok", f"{' '.join(target.command)} checked `1 + 1 = 2` in {outcome.seconds:.1f} s")
+
+
+def _sandbox(settings: Settings) -> Check:
+    from proverctl.lean.sandbox import bwrap_works
+
+    if settings.sandbox == "none":
+        return Check("sandbox", "warn", "disabled (PROVERCTL_SANDBOX=none): REPLs run with resource limits only",
+                     "set PROVERCTL_SANDBOX=auto")
+    if bwrap_works():
+        return Check("sandbox", "ok", "bubblewrap: no network, read-only filesystem, own PID namespace per REPL")
+    return Check("sandbox", "fail" if settings.sandbox == "bwrap" else "warn",
+                 "bubblewrap not available: REPLs run with resource limits only", "install bubblewrap (apt-get install bubblewrap)")
 
 
 def _disk_and_cache(paths: Paths) -> list[Check]:
@@ -129,7 +148,7 @@ def _disk_and_cache(paths: Paths) -> list[Check]:
 def run_doctor(*, smoke: bool = True) -> list[Check]:
     settings = Settings.load()
     paths = Paths.resolve()
-    checks = _python() + _gpu() + _lean(settings, paths)
+    checks = _python() + _gpu() + _lean(settings, paths) + [_sandbox(settings)]
     if smoke:
         checks.append(_repl_smoke(settings, paths))
     checks += _disk_and_cache(paths)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,13 +74,21 @@ class _Worker:
         self.envs: collections.OrderedDict[Any, int] = collections.OrderedDict()
         self.start_failures = 0
         self.served = 0  # checks served by the current process
+        self.tmpdir: Path | None = None  # the sandbox's writable dir
 
     async def _fresh(self) -> ReplProcess:
         if self.repl is not None:
             await self.repl.close()
         self.envs.clear()
         self.served = 0
-        self.repl = ReplProcess(self.pool.command, cwd=self.pool.cwd, memory_mb=self.pool.memory_mb, env=self.pool.env)
+        command = self.pool.command
+        if self.pool.sandbox == "bwrap":
+            from proverctl.lean.sandbox import wrap
+
+            if self.tmpdir is None:
+                self.tmpdir = Path(tempfile.mkdtemp(prefix=f"proverctl-repl{self.index}-"))
+            command = wrap(command, cwd=self.pool.cwd, tmpdir=self.tmpdir)
+        self.repl = ReplProcess(command, cwd=self.pool.cwd, memory_mb=self.pool.memory_mb, env=self.pool.env)
         await self.repl.start()
         self.pool.started += 1
         return self.repl
@@ -159,6 +169,8 @@ class _Worker:
 
     async def close(self) -> None:
         await self._drop()
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 class ReplPool:
@@ -175,6 +187,7 @@ class ReplPool:
         gc: bool = False,
         header_timeout: float = 600.0,
         env: dict[str, str] | None = None,
+        sandbox: str = "none",
     ) -> None:
         if not command:
             raise ValueError("empty REPL command")
@@ -185,6 +198,7 @@ class ReplPool:
         self.gc = gc
         self.header_timeout = header_timeout
         self.env = env
+        self.sandbox = sandbox  # "bwrap" or "none" (resolve "auto" with proverctl.lean.sandbox.resolve)
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._workers = [_Worker(self, i) for i in range(max(1, workers))]
         for worker in self._workers:

@@ -51,7 +51,10 @@ def make_services(store_path: Path | None = None) -> TuiServices:
 
         settings = Settings.load()
         repl = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile)
-        async with ReplPool(repl.command, cwd=repl.cwd, workers=1, memory_mb=settings.repl_memory_mb) as pool:
+        from proverctl.lean.sandbox import resolve
+
+        async with ReplPool(repl.command, cwd=repl.cwd, workers=1, memory_mb=settings.repl_memory_mb,
+                            sandbox=resolve(settings.sandbox)) as pool:
             return await check_candidate(pool, header=target["header"], code=attempt["code"], target_name=target["name"],
                                          original_statement=target["statement"], policy=Policy(), timeout=settings.check_timeout)
 
