@@ -102,8 +102,16 @@ class Pipeline:
                 task = asyncio.create_task(self._chain(state, sample))
                 self._chains.add(task)
                 task.add_done_callback(self._chains.discard)
-        if self._chains:
-            await asyncio.gather(*list(self._chains), return_exceptions=True)
+        failure: BaseException | None = None
+        while self._chains:
+            done, _ = await asyncio.wait(list(self._chains), return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None and failure is None:
+                    failure = task.exception()
+                    self.stop()  # the engine or the store failed: stop every chain, keep what is committed
+            self._chains -= done
+        if failure is not None:
+            raise failure
         result = {}
         for target_id, state in self.states.items():
             status = "proved" if state.proved else ("interrupted" if self.stopped else "not-proved")

@@ -81,6 +81,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("check_timeout", 60.0, _positive_float, "wall-clock seconds allowed for one Lean check"),
     SettingSpec("repl_memory_mb", 8192, _positive_int, "address-space cap (RLIMIT_AS) of one REPL process, in MiB"),
     SettingSpec("repl_max_uses", 200, _positive_int, "checks one REPL serves before it is recycled"),
+    SettingSpec("request_timeout", 3600.0, _positive_float, "seconds to wait for one generation request"),
     SettingSpec("sandbox", "auto", _choice("auto", "bwrap", "none"), "run REPLs in bubblewrap: auto (when it works), bwrap, none"),
     SettingSpec("repl_gc", False, _bool, 'send "gc": true with each check (only for REPL builds that support it)'),
 )
@@ -91,6 +92,7 @@ OTHER_ENV_VARS: dict[str, str] = {
     "PROVERCTL_CONFIG": "path of the config file (default: <config_dir>/config.toml)",
     "PROVERCTL_DEBUG": "1 shows the full traceback of every error",
     "PROVERCTL_API_KEY": "bearer token for `prove --endpoint`",
+    "PROVERCTL_STORE_BUSY_TIMEOUT": "seconds a store write waits for another writer's lock (default 30)",
 }
 
 _SPECS = {spec.name: spec for spec in SETTINGS}

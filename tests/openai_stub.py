@@ -14,13 +14,16 @@ from typing import Callable
 
 class OpenAIStub:
     def __init__(self, model: str = "stub-model", answer: Callable[[dict, int], str] | None = None, *,
-                 honour_n: bool = True, fail_first: int = 0, fail_status: int = 500, delay: float = 0.0) -> None:
+                 honour_n: bool = True, fail_first: int = 0, fail_status: int = 500, delay: float = 0.0,
+                 fail_after: int | None = None, garbage: bool = False) -> None:
         self.model = model
         self.answer = answer or (lambda body, i: f"answer {i}")
         self.honour_n = honour_n
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.delay = delay
+        self.fail_after = fail_after  # requests after this many answer fail_status
+        self.garbage = garbage  # answer a truncated JSON body
         self.bodies: list[dict] = []
         self._lock = threading.Lock()
         stub = self
@@ -53,13 +56,21 @@ class OpenAIStub:
                 with stub._lock:
                     stub.bodies.append(body)
                     index = len(stub.bodies)
-                    failing = stub.fail_first > 0
-                    if failing:
+                    failing = stub.fail_first > 0 or (stub.fail_after is not None and index > stub.fail_after)
+                    if stub.fail_first > 0:
                         stub.fail_first -= 1
                 if failing:
                     return self._send(stub.fail_status, {"error": "injected failure"})
                 if stub.delay:
                     time.sleep(stub.delay)
+                if stub.garbage:
+                    raw = b'{"choices": [{"message": {"content": "trunc'
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                    return
                 chat = self.path.endswith("/chat/completions")
                 n = body.get("n", 1) if stub.honour_n else 1
                 choices = []

@@ -179,7 +179,8 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
         from proverctl.pipeline import Pipeline
 
         loop = asyncio.get_running_loop()
-        async with GenerationClient(ep.url, ep.model_id, api_key=ep.api_key, concurrency=options.max_inflight) as client, \
+        async with GenerationClient(ep.url, ep.model_id, api_key=ep.api_key, concurrency=options.max_inflight,
+                                    timeout=settings.request_timeout) as client, \
                 ReplPool(repl.command, cwd=repl.cwd, workers=size, memory_mb=settings.repl_memory_mb,
                          max_uses=settings.repl_max_uses, gc=settings.repl_gc, sandbox=sandbox) as pool:
             pipeline = Pipeline(store, ClientGenerator(client), PoolVerifier(pool, policy, settings.check_timeout), options,
@@ -213,7 +214,10 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
 
         raise EnvironmentMissing(str(exc), hint="fix --repl-command / PROVERCTL_REPL_COMMAND, or run `proverctl lean setup`") from None
     except BaseException:
-        store.finish_run(run_id, "failed")
+        try:
+            store.finish_run(run_id, "failed")
+        except Exception:  # the store itself may be what failed (disk full, locked)
+            pass
         raise
     finally:
         if progress:

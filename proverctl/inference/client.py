@@ -57,6 +57,7 @@ class GenerationClient:
         timeout: float = 3600.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        self.timeout = timeout
         self.base_url = base_url.rstrip("/")
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"
@@ -65,7 +66,7 @@ class GenerationClient:
         self.backoff = backoff
         self._semaphore = asyncio.Semaphore(concurrency)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0), headers=headers, transport=transport)
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)), headers=headers, transport=transport)
         self.requests = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -95,6 +96,12 @@ class GenerationClient:
                     raise EndpointError(
                         f"cannot reach the inference server at {self.base_url}: {type(exc).__name__}",
                         hint="is the session running? `proverctl ps` lists them; `proverctl serve MODEL` starts one",
+                    ) from exc
+            except httpx.ReadTimeout as exc:
+                if attempt == self.retries:
+                    raise EndpointError(
+                        f"the inference server at {self.base_url} gave no answer within {self.timeout:g} s",
+                        hint="the engine may be stalled (see its log); raise PROVERCTL_REQUEST_TIMEOUT for very long generations",
                     ) from exc
             else:
                 if response.status_code < 400:

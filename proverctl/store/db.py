@@ -9,6 +9,7 @@ verdict is known, so a killed run loses nothing it finished.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 from proverctl.errors import ExitCode, ProverctlError, UsageError
 
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = int(float(os.environ.get("PROVERCTL_STORE_BUSY_TIMEOUT") or 30) * 1000)
 OPEN_RETRIES = 40
 
 
@@ -333,17 +334,40 @@ def _decode(row: dict) -> dict:
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK): takes the write lock up front so two writers queue
-    on the busy timeout instead of failing mid-transaction."""
+    on the busy timeout instead of failing mid-transaction. A write that cannot happen (locked past
+    the timeout, disk full, read-only) becomes a StoreError; nothing half-written stays."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
     def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from exc
         return self.db
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
-            self.db.execute("COMMIT")
-        else:
+            try:
+                self.db.execute("COMMIT")
+                return False
+            except sqlite3.Error as commit_error:
+                exc = commit_error
+        try:
             self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        if isinstance(exc, sqlite3.Error):
+            raise _store_error(exc) from exc
+        return False
+
+
+def _store_error(exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreError(f"the attempt store is locked by another process (waited {BUSY_TIMEOUT_MS / 1000:g} s)",
+                          hint="another proverctl is writing; try again, or raise PROVERCTL_STORE_BUSY_TIMEOUT")
+    if "full" in text or "I/O" in text:
+        return StoreError(f"the attempt store could not be written: {text}", hint="free disk space; committed attempts are safe")
+    return StoreError(f"the attempt store could not be written: {text}", hint="check the file (`proverctl paths` shows it)")
