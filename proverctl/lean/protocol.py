@@ -114,8 +114,16 @@ class Response:
 
     @classmethod
     def parse(cls, data: Any) -> "Response":
+        """Typed view of one answer; anything not shaped like a REPL answer is a ValueError."""
         if not isinstance(data, dict):
             raise ValueError(f"a REPL response is a JSON object, got {type(data).__name__}")
+        try:
+            return cls._parse(data)
+        except (TypeError, AttributeError, KeyError) as exc:
+            raise ValueError(f"malformed REPL response: {exc}") from exc
+
+    @classmethod
+    def _parse(cls, data: dict[str, Any]) -> "Response":
         goals = data.get("goals") or ()
         if isinstance(goals, str):
             goals = (goals,)
