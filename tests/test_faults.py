@@ -141,3 +141,17 @@ def test_corrupted_store_is_one_line_exit_3(cli, dataset, hermetic):
         result = cli(*args)
         assert result.exit_code == ExitCode.ENVIRONMENT, (args, result)
         one_error_line(result.stderr, "cannot use the attempt store")
+
+
+def test_short_soak_gives_no_wrong_verdict_and_leaks_nothing():
+    """A small run of bench/soak.py (the bench itself runs thousands)."""
+    import asyncio
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("soak", TESTS.parent / "bench" / "soak.py")
+    soak = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(soak)
+    result = asyncio.run(soak.soak(checks=150, workers=2, fault_rate=0.3, seed=1, timeout=0.5))
+    assert sum(result["counts"].values()) == 150
+    assert sum(result["counts"][k] for k in ("hang", "crash", "garbage", "memory")) > 10
+    assert result["wrong"] == [] and result["leaked"] == []
