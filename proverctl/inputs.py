@@ -56,20 +56,25 @@ def load_inputs(name: str) -> list[InputFile]:
         return out
     text = _decode(_read(path), name)
     if path.suffix == ".jsonl":
-        targets = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{name}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{where}: not a JSON object ({exc.msg})", hint="each line must be one JSON object") from None
-            if not isinstance(row, dict):
-                raise UsageError(f"{where}: not a JSON object", hint="each line must be one JSON object")
-            targets.append(from_row(row, where))
+        targets = [from_row(row, where) for _, where, row in json_rows(text, name)]
         return [InputFile(name, None, None, targets)]
     return [InputFile(name, path, text, targets_in_text(text, name))]
+
+
+def json_rows(text: str, label: str):
+    """(line number, "label:line", row) for each non-blank line of a JSON-lines text; a line that is not a JSON object is
+    a usage error naming its line."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{label}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: not a JSON object ({exc.msg})", hint="each line must be one JSON object") from None
+        if not isinstance(row, dict):
+            raise UsageError(f"{where}: not a JSON object", hint="each line must be one JSON object")
+        yield number, where, row
 
 
 def select(inputs: list[InputFile], names: list[str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 
 from proverctl.errors import UsageError
@@ -27,17 +26,10 @@ def parse_outputs(text: str, label: str, *, default_family: str | None = None) -
     """Validate every row before any work starts: one bad row stops the command with its line number."""
     if default_family is not None and default_family not in FAMILIES:
         raise UsageError(f"unknown family {default_family!r}", hint=f"choose one of {', '.join(FAMILIES)}")
+    from proverctl.inputs import json_rows
+
     rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{label}:{number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{where}: not a JSON object ({exc.msg})", hint="each line must be one JSON object") from None
-        if not isinstance(data, dict):
-            raise UsageError(f"{where}: not a JSON object", hint="each line must be one JSON object")
+    for number, where, data in json_rows(text, label):
         output = data.get("output")
         if not isinstance(output, str):
             raise UsageError(f"{where}: no `output` string", hint="rows need {name, formal_statement, output}")

@@ -70,6 +70,20 @@ class _Table(Screen):
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
+    def _show(self, rows, keys, message) -> None:
+        self.say(message)
+        self.fill(self.COLUMNS, rows, keys)
+
+    def opens(self, key: int) -> Screen:
+        """The screen the selected row opens."""
+        raise NotImplementedError
+
+    @on(DataTable.RowSelected)
+    def action_open(self, event=None) -> None:
+        key = self.selected_key()
+        if key is not None:
+            self.app.push_screen(self.opens(int(key)))
+
 
 class RunsScreen(_Table):
     BINDINGS = [Binding("enter", "open", "Open run", show=True), Binding("R", "refresh", "Refresh")]
@@ -97,15 +111,8 @@ class RunsScreen(_Table):
         message = "" if runs else "No runs yet: `proverctl prove FILE` records one."
         self.app.call_from_thread(self._show, rows, [str(r["id"]) for r in runs], message)
 
-    def _show(self, rows, keys, message) -> None:
-        self.say(message)
-        self.fill(self.COLUMNS, rows, keys)
-
-    @on(DataTable.RowSelected)
-    def action_open(self, event=None) -> None:
-        key = self.selected_key()
-        if key is not None:
-            self.app.push_screen(RunScreen(int(key)))
+    def opens(self, key: int) -> Screen:
+        return RunScreen(key)
 
 
 def _store_problem(exc: Exception, services) -> str:
@@ -157,15 +164,8 @@ class RunScreen(_Table):
                 if targets or self.status_filter else f"{run['input']}: this run has no targets")
         self.app.call_from_thread(self._show, rows, [str(t["id"]) for t in targets], head)
 
-    def _show(self, rows, keys, head) -> None:
-        self.say(head)
-        self.fill(self.COLUMNS, rows, keys)
-
-    @on(DataTable.RowSelected)
-    def action_open(self, event=None) -> None:
-        key = self.selected_key()
-        if key is not None:
-            self.app.push_screen(AttemptsScreen(int(key)))
+    def opens(self, key: int) -> Screen:
+        return AttemptsScreen(key)
 
 
 class AttemptsScreen(_Table):
@@ -195,6 +195,7 @@ class AttemptsScreen(_Table):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.title = "attempts"
         self.query_one("#search", Input).display = False
         self.table.focus()
         self.load()
@@ -242,16 +243,9 @@ class AttemptsScreen(_Table):
         head = f"{target['name'] or 'example'} · {target['status']} · {len(attempts)} attempt(s)" + (f" (filter: {filters})" if filters else "")
         self.app.call_from_thread(self._show, rows, [str(a["id"]) for a in attempts], head)
 
-    def _show(self, rows, keys, head) -> None:
-        self.title = "attempts"
-        self.say(head)
-        self.fill(self.COLUMNS, rows, keys)
 
-    @on(DataTable.RowSelected)
-    def action_open(self, event=None) -> None:
-        key = self.selected_key()
-        if key is not None:
-            self.app.push_screen(AttemptScreen(int(key)))
+    def opens(self, key: int) -> Screen:
+        return AttemptScreen(key)
 
 
 def code_view(code: str | None, messages: list[dict]) -> Syntax | Text:
