@@ -2,7 +2,10 @@
 
 _proverctl() {
     local -A words choices modelarg
-    words["@"]="check config doctor export lean list models paths prove ps pull rm runs serve show stop targets tui --help --version"
+    words["@"]="bench check config doctor export lean list models paths prove ps pull rm runs serve show stop targets tui --help --version"
+    words["@bench"]="--endpoint --format --help --k --limit --max-tokens --mode --model --samples --served-model --split --timeout --workers"
+    modelarg["@bench"]=1
+    choices["@bench --format"]="auto human json jsonl quiet"
     words["@check"]="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --sandbox --timeout --workers"
     choices["@check --format"]="auto human json jsonl quiet"
     words["@config"]="--format --help"

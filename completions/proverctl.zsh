@@ -3,7 +3,10 @@
 
 _proverctl() {
     local -A cmdwords cmdchoices cmdmodel
-    cmdwords['@']="check config doctor export lean list models paths prove ps pull rm runs serve show stop targets tui --help --version"
+    cmdwords['@']="bench check config doctor export lean list models paths prove ps pull rm runs serve show stop targets tui --help --version"
+    cmdwords['@bench']="--endpoint --format --help --k --limit --max-tokens --mode --model --samples --served-model --split --timeout --workers"
+    cmdmodel['@bench']=1
+    cmdchoices['@bench --format']="auto human json jsonl quiet"
     cmdwords['@check']="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --sandbox --timeout --workers"
     cmdchoices['@check --format']="auto human json jsonl quiet"
     cmdwords['@config']="--format --help"

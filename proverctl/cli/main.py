@@ -86,9 +86,10 @@ def root(
 
 
 def _register() -> None:
-    from proverctl.cli import info, lean, models, prove, runs, sessions
+    from proverctl.cli import bench, info, lean, models, prove, runs, sessions
 
     prove.register(app)
+    bench.register(app)
     models.register(app)
     sessions.register(app)
     lean.register(app)

@@ -1,7 +1,7 @@
 """Running REPLs in a sandbox: bubblewrap (`bwrap`) when present.
 
 Inside: no network (a new network namespace), the whole filesystem read-only except a per-worker
-temp dir (also $TMPDIR), a private /tmp, a new PID namespace (when the REPL's process tree dies, every
+temp dir (also $TMPDIR), a new PID namespace (when the REPL's process tree dies, every
 process it started dies with it, even one that left its process group), and the caller's RLIMIT caps.
 `--sandbox auto` uses bwrap when it works here and otherwise runs with resource limits only, which is
 said once on stderr and by `proverctl doctor`.
@@ -54,7 +54,6 @@ def wrap(command: list[str], *, cwd: Path | None, tmpdir: Path) -> list[str]:
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",
-        "--tmpfs", "/tmp",
         "--bind", str(tmpdir), str(tmpdir),
         "--unshare-net",
         "--unshare-pid",

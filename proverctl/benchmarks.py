@@ -1,0 +1,73 @@
+"""Benchmarks shipped with proverctl (statements from ../datasets, see PROVENANCE.md there), pass@k,
+and the published figures to compare against."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from math import comb
+
+from proverctl.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    file: str  # under proverctl/data/datasets
+    splits: tuple[str, ...]
+    description: str
+
+
+BENCHMARKS = {
+    "minif2f": Benchmark("minif2f", "deepseek-prover-v1.5/minif2f.jsonl", ("valid", "test"),
+                         "miniF2F (488 statements, DeepSeek-Prover-V1.5's Lean 4 version)"),
+    "minif2f-revised": Benchmark("minif2f-revised", "goedel-prover-v2/minif2f.jsonl", ("test",),
+                                 "miniF2F test with the revised statements (Goedel-Prover-V2)"),
+    "proofnet": Benchmark("proofnet", "deepseek-prover-v1.5/proofnet.jsonl", ("valid", "test"), "ProofNet (371)"),
+    "putnam": Benchmark("putnam", "goedel-prover/putnam.jsonl", ("all",), "PutnamBench (644)"),
+    "mobench": Benchmark("mobench", "goedel-prover-v2/MOBench.jsonl", ("test",), "MathOlympiadBench (360)"),
+}
+
+# (model alias, benchmark, mode, k) -> percent. DeepSeek-Prover-V2 paper (arXiv 2504.21801) Table 1.
+PUBLISHED = {
+    ("deepseek-prover-v2-7b", "minif2f", "cot", 32): 75.6,
+    ("deepseek-prover-v2-7b", "minif2f", "non-cot", 32): 68.0,
+    ("goedel-prover-v2-8b", "minif2f", "cot", 32): 84.6,
+    ("kimina-prover-preview-distill-7b", "minif2f", "cot", 32): 63.1,
+}
+
+
+def load_rows(name: str, split: str | None, limit: int | None) -> tuple[Benchmark, list[dict]]:
+    if name not in BENCHMARKS:
+        raise UsageError(f"unknown benchmark {name!r}", hint=f"choose one of {', '.join(BENCHMARKS)}")
+    bench = BENCHMARKS[name]
+    split = split or ("test" if "test" in bench.splits else bench.splits[0])
+    if split not in bench.splits:
+        raise UsageError(f"{name} has no split {split!r}", hint=f"its splits: {', '.join(bench.splits)}")
+    text = resources.files("proverctl.data").joinpath("datasets", *bench.file.split("/")).read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    if split != "all":
+        rows = [r for r in rows if r.get("split", split) == split]
+    if limit is not None:
+        if limit < 1:
+            raise UsageError("--limit must be at least 1", hint="or leave it out for the whole split")
+        rows = rows[:limit]
+    return bench, rows
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimator of pass@k from n samples with c correct (Chen et al. 2021): 1 - C(n-c, k) / C(n, k).
+    With n < k (early stop after a proof), a proved problem counts as solved."""
+    if c == 0:
+        return 0.0
+    if n < k:
+        return 1.0
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def published(model: str | None, bench: str, mode: str, k: int) -> float | None:
+    key_bench = "minif2f" if bench == "minif2f-revised" else bench
+    return PUBLISHED.get((model or "", key_bench, mode, k))

@@ -1,0 +1,86 @@
+"""`proverctl bench`: prove a shipped benchmark split and report pass@k beside the published figure."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from proverctl.cli._output import FormatOption, emit, info, resolve_format
+from proverctl.errors import UsageError
+
+
+def bench_command(
+    name: str = typer.Argument(..., help="minif2f, minif2f-revised, proofnet, putnam or mobench."),
+    split: Optional[str] = typer.Option(None, "--split", help="valid, test (or all for putnam) [default: test]."),
+    k: int = typer.Option(32, "--k", min=1, help="Report pass@k."),
+    samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Samples per problem (default k; more gives the unbiased estimate)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N problems."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Alias, repo or directory [env: PROVERCTL_MODEL]."),
+    mode: str = typer.Option("cot", "--mode", help="cot or non-cot."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="New tokens per sample."),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", help="Any OpenAI-compatible server."),
+    served_model: Optional[str] = typer.Option(None, "--served-model", help="Model id at --endpoint."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Lean REPL workers."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per Lean check."),
+    format: FormatOption = None,
+) -> None:
+    """Run a benchmark split as a recorded run and print pass@k next to the published figure for the model
+    (DeepSeek-Prover-V2 paper, Table 1) and the Lean profile it was scored on.
+
+    Examples: proverctl bench minif2f --k 32 ; proverctl bench putnam --limit 20 --k 8 --format json
+    """
+    from proverctl.benchmarks import load_rows, pass_at_k, published
+    from proverctl.cli.prove import prove_command
+    from proverctl.models.catalog import parse_model_ref
+    from proverctl.paths import Paths
+    from proverctl.settings import Settings
+    from proverctl.store.db import Store
+
+    fmt = resolve_format(format, allow_jsonl=False)
+    bench, rows = load_rows(name, split, limit)
+    n_samples = samples or k
+    if n_samples < k:
+        raise UsageError(f"--samples {n_samples} is fewer than k={k}", hint="draw at least k samples per problem")
+    paths = Paths.resolve()
+    chosen_split = split or ("test" if "test" in bench.splits else bench.splits[0])
+    input_file = paths.cache_dir / "bench" / f"{bench.name}-{chosen_split}{f'-first{limit}' if limit else ''}.jsonl"
+    input_file.parent.mkdir(parents=True, exist_ok=True)
+    input_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    info(f"{bench.description}: {len(rows)} problems ({chosen_split}), {n_samples} samples each, pass@{k}")
+    try:
+        prove_command(input=str(input_file), theorem=None, model=model, k=n_samples, mode=mode, max_tokens=max_tokens,
+                      temperature=None, top_p=None, seed=None, rounds=0, timeout=timeout, workers=workers,
+                      all_samples=n_samples > k, in_place=False, output=None, format="quiet", endpoint=endpoint, api_key=None,
+                      served_model=served_model, engine=None, keep_session=False, resume=None, allow_native_decide=False,
+                      allow_aux=False, repl_command=None, lean_project=None, profile=None, sandbox=None)
+    except typer.Exit as exc:
+        if exc.exit_code not in (0, 1):
+            raise
+    settings = Settings.load({"model": model})
+    ref = parse_model_ref(settings.model)
+    with Store(paths.store_db) as store:
+        run = store.db.execute("SELECT id FROM runs WHERE input = ? ORDER BY id DESC LIMIT 1", (str(input_file),)).fetchone()
+        run_id = run[0]
+        counts = store.db.execute(
+            "SELECT t.id, COUNT(DISTINCT a.sample), COUNT(DISTINCT CASE WHEN a.verdict = 'proved' THEN a.sample END)"
+            " FROM targets t LEFT JOIN attempts a ON a.target_id = t.id WHERE t.run_id = ? GROUP BY t.id", (run_id,)).fetchall()
+        store.update_run(run_id, kind="bench")
+    scores = [pass_at_k(n, c, k) for _, n, c in counts]
+    solved = sum(1 for _, _, c in counts if c)
+    score = 100.0 * sum(scores) / len(scores) if scores else 0.0
+    reference = published(ref.entry.alias if ref.entry else None, bench.name, mode, k)
+    data = {
+        "benchmark": bench.name, "split": chosen_split, "model": ref.display, "mode": mode, "k": k, "samples": n_samples,
+        "problems": len(counts), "solved": solved, "pass_at_k": round(score, 2), "published": reference,
+        "lean_profile": ref.entry.lean_profile if ref.entry else settings.lean_profile, "run": run_id,
+    }
+    emit(data, fmt, lambda c: c.print(
+        f"{bench.name} {chosen_split}: pass@{k} = {score:.1f}% ({solved}/{len(counts)} solved, {n_samples} samples each)"
+        + (f"; published {reference:.1f}%" if reference is not None else "; no published figure for this model")
+        + f"; Lean profile {data['lean_profile']}; run {run_id}", highlight=False))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench_command)

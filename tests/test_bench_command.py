@@ -1,0 +1,79 @@
+"""`proverctl bench` on a shipped split, with a stand-in engine answering real DeepSeek-Prover-V2 solutions."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from openai_stub import OpenAIStub
+from proverctl.benchmarks import load_rows, pass_at_k
+from proverctl.errors import ExitCode
+
+TESTS = Path(__file__).parent
+STANDIN = TESTS / "standin_repl.py"
+
+with zipfile.ZipFile(TESTS / "fixtures" / "model-outputs" / "deepseek-prover-v2-minif2f-test.zip") as _z:
+    SOLUTIONS = {Path(n).stem: _z.read(n).decode("utf-8") for n in _z.namelist() if n.endswith(".lean")}
+
+
+def answer(body, i):
+    """Stands in for the model: DeepSeek-Prover-V2's real solution when it has one, else no proof."""
+    name = re.search(r"theorem (\S+)", body["messages"][-1]["content"]).group(1)
+    if name in SOLUTIONS:
+        return f"```lean4\n{SOLUTIONS[name]}\n```"
+    return "I could not find a proof."
+
+
+def test_pass_at_k_estimator():
+    assert pass_at_k(32, 0, 32) == 0.0 and pass_at_k(3, 1, 32) == 1.0  # early stop: solved within k
+    assert pass_at_k(64, 1, 32) == pytest.approx(0.5)
+    assert pass_at_k(10, 2, 1) == pytest.approx(0.2)
+
+
+def test_bench_minif2f_revised_reports_pass_at_k(cli, monkeypatch):
+    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN}")
+    _, rows = load_rows("minif2f-revised", "test", 6)
+    expected_solved = sum(1 for r in rows if r["name"] in SOLUTIONS)
+    with OpenAIStub(answer=answer) as stub:
+        result = cli("bench", "minif2f-revised", "--limit", "6", "--k", "2", "--endpoint", stub.url, "--format", "json")
+    assert result.exit_code == 0, result
+    data = result.json()
+    assert data["problems"] == 6 and data["solved"] == expected_solved
+    assert data["pass_at_k"] == pytest.approx(100 * expected_solved / 6, abs=0.01)
+    assert data["k"] == 2 and data["published"] is None  # the paper reports pass@32, not pass@2
+    assert data["model"] == "deepseek-prover-v2-7b" and data["lean_profile"] == "deepseek-v2"
+    runs = cli("runs", "--format", "json").json()
+    assert runs[0]["kind"] == "bench" and runs[0]["n_targets"] == 6
+
+
+def test_bench_published_figure_for_k32(cli, monkeypatch):
+    from proverctl.benchmarks import published
+
+    assert published("deepseek-prover-v2-7b", "minif2f", "cot", 32) == 75.6
+    assert published("deepseek-prover-v2-7b", "minif2f-revised", "non-cot", 32) == 68.0
+    assert published("goedel-prover-v2-8b", "minif2f", "cot", 32) == 84.6
+    assert published("kimina-prover-preview-distill-7b", "minif2f", "cot", 32) == 63.1
+    assert published("deepseek-prover-v2-7b", "putnam", "cot", 32) is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "imo"], "unknown benchmark 'imo'"),
+    (["bench", "putnam", "--split", "test"], "putnam has no split 'test'"),
+    (["bench", "minif2f", "--limit", "0"], "--limit must be at least 1"),
+    (["bench", "minif2f", "--k", "8", "--samples", "4"], "--samples 4 is fewer than k=8"),
+])
+def test_bench_bad_inputs(cli, args, message):
+    result = cli(*args)
+    assert result.exit_code == ExitCode.USAGE and message in result.stderr
+
+
+def test_shipped_datasets_have_their_sizes():
+    sizes = [len(load_rows(name, split, None)[1]) for name, split in
+             [("minif2f", "test"), ("minif2f", "valid"), ("minif2f-revised", "test"), ("proofnet", "test"), ("putnam", "all"),
+              ("mobench", "test")]]
+    assert sizes == [244, 244, 244, 186, 644, 360]
