@@ -75,6 +75,8 @@ complete -c proverctl -n '__fish_seen_subcommand_from prove' -l all
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l allow-aux-lemmas
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l allow-native-decide
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l api-key
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l decompose
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l depth
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l endpoint
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l engine
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l format
@@ -87,6 +89,8 @@ complete -c proverctl -n '__fish_seen_subcommand_from prove' -l max-tokens
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l mode
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l model
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l output
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l planner
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l planner-model
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l profile
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l repl-command
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l resume
@@ -94,6 +98,7 @@ complete -c proverctl -n '__fish_seen_subcommand_from prove' -l rounds
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l sandbox
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l seed
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l served-model
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l sketches
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l temperature
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l theorem
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l timeout

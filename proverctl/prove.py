@@ -137,6 +137,8 @@ def proof_of(store: Store, target_row: dict) -> str | None:
 def report_rows(store: Store, run_id: int) -> list[dict]:
     out = []
     for t in store.targets(run_id):
+        if t.get("parent_id") is not None:
+            continue  # subgoal lemmas of --decompose are reported through their parent
         out.append({"name": t["name"] or f"example@{t['line']}", "file": t["file"], "line": t["line"], "status": t["status"],
                     "attempts": t["n_attempts"], "proof": proof_of(store, t), "seconds": t["seconds"], "run": run_id})
     return out
@@ -225,3 +227,66 @@ def record_check(label: str, command: str, entries: list[dict], settings: dict) 
             return run_id
     except (ProverctlError, OSError):
         return None
+
+
+async def run_decomposition(store: Store, run_id: int, items: list[tuple[int, Target]], client: GenerationClient, pool: ReplPool,
+                            options: ProveOptions, policy: Policy, settings, plan: dict, on_event=None) -> dict[int, str]:
+    """`prove --decompose`: each target through proverctl.decompose, its subgoal lemmas recorded as
+    targets under it, every sketch, subgoal attempt and composed check recorded as attempts."""
+    from proverctl.decompose import composed_policy, decompose
+    from proverctl.pipeline import Pipeline
+    from proverctl.store.db import AttemptRow
+
+    generator = ClientGenerator(client)
+    verifier = PoolVerifier(pool, policy, settings.check_timeout)
+    planner_client = None
+    if plan.get("url"):
+        planner_client = GenerationClient(plan["url"], plan.get("model") or "", concurrency=8, timeout=settings.request_timeout)
+        if not plan.get("model"):
+            planner_client.model = (await planner_client.models() or [""])[0]
+    results: dict[int, str] = {}
+
+    async def solve(target_id: int, target: Target, depth: int) -> str | None:
+        counters = {"sketch": 0}
+
+        async def planner(prompt) -> str:
+            return (await (planner_client or client).complete(prompt, options.seed)).text
+
+        def on_sketch(output: str, code: str | None, check) -> None:
+            counters["sketch"] += 1
+            store.add_attempt(AttemptRow(target_id, 1000 + counters["sketch"], 0, None, output, code,
+                                         "sketch" if check.ok else "rejected", check.reasons, [], kind="sketch"))
+
+        async def prove_hole(hole: Target, remaining: int) -> str | None:
+            (hole_id,) = store.add_targets(run_id, target_rows([InputFile(target.source_label, None, None, [hole])])[0],
+                                           parent_id=target_id)
+            status = await Pipeline(store, generator, verifier, options, on_event).run([(hole_id, hole)])
+            if status[hole_id] == "proved":
+                return proof_of(store, store.target(hole_id))
+            if remaining > 1:
+                return await solve(hole_id, hole, remaining - 1)
+            return None
+
+        async def verify_composed(t: Target, code: str) -> Verdict:
+            verdict = await check_candidate(pool, header=t.header, code=code, target_name=t.name, original_statement=t.statement,
+                                            policy=composed_policy(policy), timeout=settings.check_timeout)
+            store.add_attempt(AttemptRow(target_id, 2000 + counters["sketch"], 0, None, None, code, verdict.kind.value, verdict.reasons,
+                                         [m.as_dict() for m in verdict.messages], verify_seconds=verdict.seconds, kind="composed"),
+                              proved=verdict.proved)
+            return verdict
+
+        outcome = await decompose(target, plan=planner, prove_hole=prove_hole, pool=pool, verify_composed=verify_composed,
+                                  sketches=plan["sketches"], depth=depth, sampling=options.sampling, timeout=settings.check_timeout,
+                                  on_sketch=on_sketch)
+        status = "proved" if outcome.verdict.proved else "not-proved"
+        store.set_target(target_id, status=status)
+        return outcome.code if outcome.verdict.proved else None
+
+    try:
+        for target_id, target in items:
+            code = await solve(target_id, target, plan["depth"])
+            results[target_id] = "proved" if code else "not-proved"
+    finally:
+        if planner_client is not None:
+            await planner_client.close()
+    return results

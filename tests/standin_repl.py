@@ -114,7 +114,7 @@ class Rules:
                 continue
             for i in range(first, last + 1):
                 for m in re.finditer(r"(?<![\w'])(sorry|admit)(?![\w'])", _strip_comments(lines[i - 1])):
-                    sorries.append({"proofState": self.proof_states, "pos": pos(i, m.start()), "goal": "⊢ (goal elided by the stand-in)",
+                    sorries.append({"proofState": self.proof_states, "pos": pos(i, m.start()), "goal": _goal(lines, first, i),
                                     "endPos": pos(i, m.end())})
                     self.proof_states += 1
             wording = "declaration uses 'sorry'" if self.args.sorry_wording == "old" else "declaration uses `sorry`"
@@ -162,6 +162,23 @@ def _blocks(lines: list[str]) -> list[tuple[int, int]]:
         limit = min([s for s in starts + stops if s > first] + [len(lines) + 1])
         blocks.append((first, limit - 1))
     return blocks
+
+
+def _goal(lines: list[str], first: int, line: int) -> str:
+    """A goal in the REPL's shape, by rule: the theorem's binders and the earlier `have`s as hypotheses,
+    the hole's `have` statement (or the theorem's conclusion) after `⊢`."""
+    head = " ".join(lines[first - 1:line])
+    signature = head.split(":=", 1)[0]
+    hyps = [f"{names} : {typ}" for names, typ in re.findall(r"\(([^():]+?) : ([^()]+?)\)", signature)]
+    conclusion = re.search(r"\)\s*:\s*(.+)$", signature) or re.search(r"^\S+\s+\S+\s*:\s*(.+)$", signature)
+    goal = conclusion.group(1).strip() if conclusion else "(goal elided by the stand-in)"
+    for i in range(first, line + 1):
+        match = re.match(r"\s*have (\S+) : (.+?) :=", lines[i - 1])
+        if match and i < line:
+            hyps.append(f"{match.group(1)} : {match.group(2)}")
+        elif match and i == line:
+            goal = match.group(2)
+    return "\n".join(hyps + [f"⊢ {goal}"])
 
 
 def _block_of(lines: list[str], blocks: list[tuple[int, int]], name: str) -> str:

@@ -166,7 +166,7 @@ with Store({str(store_path)!r}) as store:
             app.push_screen(AttemptsScreen(1))
             await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 4)
             proc = subprocess.Popen([sys.executable, "-c", writer])
-            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 7, tries=200)
+            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 7, tries=600)
             proc.wait(timeout=30)
 
     asyncio.run(go())

@@ -46,6 +46,11 @@ def prove_command(
     lean_project: Optional[str] = typer.Option(None, "--lean-project", help="Lean project the REPL runs in."),
     profile: Optional[str] = typer.Option(None, "--profile", help="Lean workspace profile [default: the model's]."),
     sandbox: Optional[str] = typer.Option(None, "--sandbox", help="auto (bwrap when it works), bwrap or none [env: PROVERCTL_SANDBOX]."),
+    decompose: bool = typer.Option(False, "--decompose", help="Recursive proving: a planner sketches `have ... := by sorry` steps, each is proved as a lemma."),
+    planner: Optional[str] = typer.Option(None, "--planner", help="OpenAI-compatible URL of the planner model [default: the prover itself]."),
+    planner_model: Optional[str] = typer.Option(None, "--planner-model", help="Model id at --planner [default: the first it lists]."),
+    depth: int = typer.Option(2, "--depth", min=1, help="With --decompose: how deep unproved subgoals are decomposed again."),
+    sketches: int = typer.Option(4, "--sketches", min=1, help="With --decompose: planner samples per (sub)goal."),
 ) -> None:
     """Prove every `sorry`: sample proofs from a prover model, check each with Lean, write back the proved ones.
 
@@ -129,8 +134,11 @@ def prove_command(
     ep = acquire_endpoint(ref, endpoint_url=endpoint, api_key=api_key, served_model=served_model, engine=engine,
                           on_started=lambda record: info(f"starting a {record.engine} session for {ref.display} (log: {record.log})"))
     try:
+        plan = None
+        if decompose:
+            plan = {"url": planner, "model": planner_model, "depth": depth, "sketches": sketches}
         exit_code = _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, fmt, resume, in_place, output,
-                         endpoint, served_model, input)
+                         endpoint, served_model, input, plan)
     finally:
         if ep.session and not keep_session:
             from proverctl.inference.sessions import stop_sessions
@@ -143,7 +151,7 @@ def prove_command(
 
 
 def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, fmt, resume, in_place, output, endpoint,
-         served_model, input_label) -> int:
+         served_model, input_label, plan=None) -> int:
     from proverctl.inference.client import GenerationClient
     from proverctl.lean.pool import ReplPool, default_workers
     from proverctl.lean.repl import ReplStartError
@@ -199,6 +207,11 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
             loop.add_signal_handler(signal.SIGINT, on_sigint)
             loop.add_signal_handler(signal.SIGTERM, on_sigint)
             try:
+                if plan is not None:
+                    from proverctl.prove import run_decomposition
+
+                    return await run_decomposition(store, run_id, items, client, pool, options, policy, settings, plan,
+                                                   on_event=progress.event if progress else None)
                 return await pipeline.run(items, already_proved=proved)
             finally:
                 loop.remove_signal_handler(signal.SIGINT)

@@ -108,7 +108,8 @@ def _print_run(console, data: dict) -> None:
                   f"engine {data['engine']}  Lean {data['lean_profile']}  started {_when(data['started'])}", highlight=False)
     table = Table("#", "target", "status", "attempts", "s", "line")
     for t in data["targets"]:
-        table.add_row(str(t["ordinal"]), str(t["name"] or "(example)"), t["status"], str(t["n_attempts"]), f"{t['seconds']:.1f}", str(t["line"]))
+        name = ("  ↳ " if t.get("parent_id") else "") + str(t["name"] or "(example)")
+        table.add_row(str(t["ordinal"]), name, t["status"], str(t["n_attempts"]), f"{t['seconds']:.1f}", str(t["line"]))
     console.print(table)
 
 

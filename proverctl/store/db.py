@@ -96,7 +96,19 @@ def _m1(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1]
+def _m2(db: sqlite3.Connection) -> None:
+    """Subgoal decomposition: subgoal lemmas are targets under their parent; attempts say what they were."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE targets ADD COLUMN parent_id INTEGER REFERENCES targets(id) ON DELETE CASCADE;
+        ALTER TABLE attempts ADD COLUMN kind TEXT NOT NULL DEFAULT 'proof';
+        CREATE INDEX targets_parent ON targets(parent_id)
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2]
 
 
 @dataclass
@@ -114,6 +126,7 @@ class AttemptRow:
     completion_tokens: int | None = None
     gen_seconds: float | None = None
     verify_seconds: float | None = None
+    kind: str = "proof"  # proof | sketch | composed
 
 
 class Store:
@@ -217,14 +230,16 @@ class Store:
     def finish_run(self, run_id: int, status: str) -> None:
         self.update_run(run_id, status=status, finished=time.time())
 
-    def add_targets(self, run_id: int, targets: list[dict]) -> list[int]:
+    def add_targets(self, run_id: int, targets: list[dict], parent_id: int | None = None) -> list[int]:
         ids = []
         with self.transaction():
-            for ordinal, t in enumerate(targets):
+            start = self.db.execute("SELECT COALESCE(MAX(ordinal) + 1, 0) FROM targets WHERE run_id = ?", (run_id,)).fetchone()[0]
+            for ordinal, t in enumerate(targets, start):
                 cursor = self.db.execute(
-                    "INSERT INTO targets (run_id, ordinal, file, name, kind, line, statement, doc, header, header_hash)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, ordinal, t["file"], t["name"], t["kind"], t["line"], t["statement"], t["doc"], t["header"], t["header_hash"]),
+                    "INSERT INTO targets (run_id, ordinal, file, name, kind, line, statement, doc, header, header_hash, parent_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, ordinal, t["file"], t["name"], t["kind"], t["line"], t["statement"], t["doc"], t["header"],
+                     t["header_hash"], parent_id),
                 )
                 ids.append(int(cursor.lastrowid))
         return ids
@@ -239,11 +254,11 @@ class Store:
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO attempts (target_id, sample, round, prompt, raw_output, code, verdict, reasons, messages,"
-                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row.target_id, row.sample, row.round, json.dumps(row.prompt, ensure_ascii=False), row.raw_output, row.code,
                  row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
-                 row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time()),
+                 row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind),
             )
             attempt_id = int(cursor.lastrowid)
             if proved:
@@ -259,8 +274,8 @@ class Store:
 
     def runs(self, limit: int = 50, offset: int = 0) -> list[dict]:
         rows = self.db.execute(
-            "SELECT r.*, (SELECT COUNT(*) FROM targets t WHERE t.run_id = r.id) AS n_targets,"
-            " (SELECT COUNT(*) FROM targets t WHERE t.run_id = r.id AND t.status = 'proved') AS n_proved"
+            "SELECT r.*, (SELECT COUNT(*) FROM targets t WHERE t.run_id = r.id AND t.parent_id IS NULL) AS n_targets,"
+            " (SELECT COUNT(*) FROM targets t WHERE t.run_id = r.id AND t.parent_id IS NULL AND t.status = 'proved') AS n_proved"
             " FROM runs r ORDER BY r.id DESC LIMIT ? OFFSET ?", (limit, offset)).fetchall()
         return [dict(r) for r in rows]
 

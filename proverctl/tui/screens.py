@@ -157,7 +157,7 @@ class RunScreen(_Table):
         if run is None:
             self.app.call_from_thread(self.say, f"[red]no run {self.run_id}[/]")
             return
-        rows = [(str(t["name"] or f"example@{t['line']}"), _styled(t["status"]), str(t["n_attempts"]), _styled(t["best"]),
+        rows = [(("  ↳ " if t.get("parent_id") else "") + str(t["name"] or f"example@{t['line']}"), _styled(t["status"]), str(t["n_attempts"]), _styled(t["best"]),
                  f"{t['seconds']:.1f}", str(t["line"])) for t in targets]
         shown = f" (filter: {self.status_filter})" if self.status_filter else ""
         head = (f"{run['input']} · model {run['model']} · {run['status']} · {len(targets)} target(s){shown}"
