@@ -94,3 +94,29 @@ def test_prove_decompose_fails_when_a_subgoal_is_not_proved(cli, problem, hermet
     assert result.exit_code == 1, result
     assert result.json()[0]["status"] == "not-proved"
     assert "sorry" in problem.read_text()
+
+
+@pytest.mark.lean
+def test_real_lean_checks_a_sketch_and_reports_goals(tmp_path):
+    """Where `proverctl lean setup` was run: real Lean elaborates a sketch and reports each hole's goal."""
+    import asyncio
+    import shutil
+
+    from proverctl.decompose import check_sketch
+    from proverctl.lean.pool import ReplPool
+    from proverctl.lean.workspace import recorded_workspaces, resolve_repl
+    from proverctl.settings import Settings
+
+    if shutil.which("lake") is None or not recorded_workspaces():
+        pytest.skip("no Lean workspace here (run `proverctl lean setup`)")
+    settings = Settings.load()
+    repl = resolve_repl(None, None, settings.lean_profile)
+    target = from_row({"name": "t", "formal_statement": "theorem t (x : Nat) (h : x = 2) : x + x = 4 := by"})
+    sketch = "theorem t (x : Nat) (h : x = 2) : x + x = 4 := by\n  have h1 : x + x = 2 + 2 := by sorry\n  simpa using h1\n"
+
+    async def go():
+        async with ReplPool(repl.command, cwd=repl.cwd) as pool:
+            return await check_sketch(pool, target, sketch, "t_step", 300)
+
+    result = asyncio.run(go())
+    assert result.ok and result.holes[0].lemma_statement.startswith("theorem t_step_1 (x : Nat) (h : x = 2)")
