@@ -80,6 +80,20 @@ def read_request():
             die("Parse error: unexpected end of input; an empty request")
 
 
+def next_request():
+    """The next request as a JSON object (None at end of input); bad JSON kills the process like the REPL."""
+    text = read_request()
+    if text is None:
+        return None
+    try:
+        request = json.loads(text)
+    except json.JSONDecodeError as exc:
+        die(f"Parse error: {exc}")
+    if not isinstance(request, dict):
+        die("could not parse the request")
+    return request
+
+
 def pos(line: int, column: int) -> dict:
     return {"line": line, "column": column}
 
@@ -259,13 +273,9 @@ def replay(args: argparse.Namespace) -> None:
             answers.append("\n".join(block))
             block = []
     for want, answer in zip(expected, answers):
-        text = read_request()
-        if text is None:
+        got = next_request()
+        if got is None:
             return
-        try:
-            got = json.loads(text)
-        except json.JSONDecodeError as exc:
-            die(f"Parse error: {exc}")
         if got != want:
             die(f"the stand-in replays {base.name} and expected {json.dumps(want)}, got {json.dumps(got)}")
         sys.stdout.write(answer + "\n\n")
@@ -280,15 +290,9 @@ def main() -> None:
     rules = Rules(args)
     answered = 0
     while True:
-        text = read_request()
-        if text is None:
+        request = next_request()
+        if request is None:
             return
-        try:
-            request = json.loads(text)
-        except json.JSONDecodeError as exc:
-            die(f"Parse error: {exc}")
-        if not isinstance(request, dict):
-            die("could not parse the request")
         if args.log:
             with open(args.log, "a", encoding="utf-8") as log:
                 log.write(json.dumps(request, ensure_ascii=False) + "\n")
