@@ -149,7 +149,10 @@ def test_theorem_filter_dataset_input_and_feedback_rounds(cli, tmp_path, lean, h
 def wait_for(predicate, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except sqlite3.OperationalError:  # the other process is still creating the store
+            value = None
         if value:
             return value
         time.sleep(0.1)

@@ -54,7 +54,8 @@ def bench_command(
                       temperature=None, top_p=None, seed=None, rounds=0, timeout=timeout, workers=workers,
                       all_samples=n_samples > k, in_place=False, output=None, format="quiet", endpoint=endpoint, api_key=None,
                       served_model=served_model, engine=None, keep_session=False, resume=None, allow_native_decide=False,
-                      allow_aux=False, repl_command=None, lean_project=None, profile=None, sandbox=None)
+                      allow_aux=False, repl_command=None, lean_project=None, profile=None, sandbox=None, decompose=False,
+                      planner=None, planner_model=None, depth=2, sketches=4)
     except typer.Exit as exc:
         if exc.exit_code not in (0, 1):
             raise
