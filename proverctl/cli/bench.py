@@ -50,12 +50,9 @@ def bench_command(
     input_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     info(f"{bench.description}: {len(rows)} problems ({chosen_split}), {n_samples} samples each, pass@{k}")
     try:
-        prove_command(input=str(input_file), theorem=None, model=model, k=n_samples, mode=mode, max_tokens=max_tokens,
-                      temperature=None, top_p=None, seed=None, rounds=0, timeout=timeout, workers=workers,
-                      all_samples=n_samples > k, in_place=False, output=None, format="quiet", endpoint=endpoint, api_key=None,
-                      served_model=served_model, engine=None, keep_session=False, resume=None, allow_native_decide=False,
-                      allow_aux=False, repl_command=None, lean_project=None, profile=None, sandbox=None, decompose=False,
-                      planner=None, planner_model=None, depth=2, sketches=4)
+        _call_with_defaults(prove_command, input=str(input_file), model=model, k=n_samples, mode=mode, max_tokens=max_tokens,
+                            timeout=timeout, workers=workers, all_samples=n_samples > k, format="quiet", endpoint=endpoint,
+                            served_model=served_model)
     except typer.Exit as exc:
         if exc.exit_code not in (0, 1):
             raise
@@ -81,6 +78,19 @@ def bench_command(
         f"{bench.name} {chosen_split}: pass@{k} = {score:.1f}% ({solved}/{len(counts)} solved, {n_samples} samples each)"
         + (f"; published {reference:.1f}%" if reference is not None else "; no published figure for this model")
         + f"; Lean profile {data['lean_profile']}; run {run_id}", highlight=False))
+
+
+def _call_with_defaults(command, **values):
+    """Call a Typer command function directly: every parameter not given takes its declared default
+    (typer keeps it in the OptionInfo's `.default`)."""
+    import inspect
+
+    kwargs = {}
+    for name, parameter in inspect.signature(command).parameters.items():
+        default = parameter.default
+        kwargs[name] = getattr(default, "default", default)
+    kwargs.update(values)
+    return command(**kwargs)
 
 
 def register(app: typer.Typer) -> None:
