@@ -45,6 +45,7 @@ class ProveOptions:
     allow_aux: bool = False
     max_inflight: int = 64  # generation requests in flight, all targets together
     max_verify_queue: int = 16  # candidates waiting for a REPL
+    verify_on: str | None = None  # Ray address for verification (None: the local REPL pool)
 
 
 @dataclass

@@ -51,6 +51,7 @@ def prove_command(
     planner_model: Optional[str] = typer.Option(None, "--planner-model", help="Model id at --planner [default: the first it lists]."),
     depth: int = typer.Option(2, "--depth", min=1, help="With --decompose: how deep unproved subgoals are decomposed again."),
     sketches: int = typer.Option(4, "--sketches", min=1, help="With --decompose: planner samples per (sub)goal."),
+    verify_on: Optional[str] = typer.Option(None, "--verify-on", help="Check on Ray workers: ray (local), auto, or ray://HOST:PORT."),
 ) -> None:
     """Prove every `sorry`: sample proofs from a prover model, check each with Lean, write back the proved ones.
 
@@ -97,6 +98,7 @@ def prove_command(
         k, mode, rounds, all_samples = saved["k"], saved["mode"], saved["rounds"], saved["all"]
         seed, allow_aux = saved.get("seed"), saved.get("allow_aux", False)
         endpoint = endpoint or saved.get("endpoint")
+        verify_on = verify_on or saved.get("verify_on")
         served_model = served_model or saved.get("served_model")
     inputs = load_inputs(input) if (resume is None or input != "<stdin>") else []
     select(inputs, list(theorem or []))
@@ -118,8 +120,12 @@ def prove_command(
     sampling.update({k2: v for k2, v in {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}.items() if v is not None})
     lean_profile = profile or (ref.entry.lean_profile if ref.entry else settings.lean_profile)
     policy = Policy(allow_native_decide=allow_native_decide, allow_aux_lemmas=allow_aux)
+    if verify_on is not None:
+        from proverctl.lean.ray_verify import parse_address
+
+        parse_address(verify_on)
     options = ProveOptions(k=k, family=family, mode=mode, rounds=rounds, all_samples=all_samples, seed=seed,
-                           sampling=sampling, allow_aux=allow_aux)
+                           sampling=sampling, allow_aux=allow_aux, verify_on=verify_on)
 
     # Environment, cheapest check first: the weights (or an endpoint), then Lean, then the engine.
     from proverctl.inference.sessions import find_session
@@ -162,7 +168,8 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
         run_id = store.create_run(
             kind="prove", command=shlex.join(["proverctl"] + sys.argv[1:]), input=input_label, model=ref.text,
             revision=ref.revision, engine=ep.engine, endpoint=endpoint, lean_profile=lean_profile,
-            settings=describe_settings(options, {"endpoint": endpoint, "served_model": served_model, "timeout": settings.check_timeout}),
+            settings=describe_settings(options, {"endpoint": endpoint, "served_model": served_model, "timeout": settings.check_timeout,
+                                                 "verify_on": options.verify_on}),
         )
         ids = store.add_targets(run_id, rows)
         items = list(zip(ids, targets))
@@ -191,8 +198,17 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
                                     timeout=settings.request_timeout) as client, \
                 ReplPool(repl.command, cwd=repl.cwd, workers=size, memory_mb=settings.repl_memory_mb,
                          max_uses=settings.repl_max_uses, gc=settings.repl_gc, sandbox=sandbox) as pool:
-            pipeline = Pipeline(store, ClientGenerator(client), PoolVerifier(pool, policy, settings.check_timeout), options,
-                                progress.event if progress else None)
+            verifier = PoolVerifier(pool, policy, settings.check_timeout)
+            ray_verifier = None
+            if options.verify_on:
+                from proverctl.lean.ray_verify import RayVerifier, ReplSpec, parse_address
+
+                ray_verifier = RayVerifier(parse_address(options.verify_on), size,
+                                           ReplSpec(repl.command, str(repl.cwd) if repl.cwd else None, settings.repl_memory_mb,
+                                                    settings.repl_max_uses, sandbox), policy, settings.check_timeout)
+                await ray_verifier.start()
+                verifier = ray_verifier
+            pipeline = Pipeline(store, ClientGenerator(client), verifier, options, progress.event if progress else None)
             presses = 0
 
             def on_sigint() -> None:
@@ -216,6 +232,8 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
             finally:
                 loop.remove_signal_handler(signal.SIGINT)
                 loop.remove_signal_handler(signal.SIGTERM)
+                if ray_verifier is not None:
+                    await ray_verifier.close()
 
     try:
         if progress:
