@@ -79,6 +79,7 @@ complete -c proverctl -n '__fish_seen_subcommand_from prove' -l decompose
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l depth
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l endpoint
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l engine
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l file
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l format
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l help
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l in-place
@@ -93,7 +94,9 @@ complete -c proverctl -n '__fish_seen_subcommand_from prove' -l planner
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l planner-model
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l profile
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l repl-command
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l repo
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l resume
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l rev
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l rounds
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l sandbox
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l seed
@@ -103,6 +106,7 @@ complete -c proverctl -n '__fish_seen_subcommand_from prove' -l temperature
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l theorem
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l timeout
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l top-p
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l verify-on
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l workers
 complete -c proverctl -n '__fish_seen_subcommand_from ps' -l format -xa 'auto human json jsonl quiet'
 complete -c proverctl -n '__fish_seen_subcommand_from ps' -l help

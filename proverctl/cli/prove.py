@@ -52,6 +52,9 @@ def prove_command(
     depth: int = typer.Option(2, "--depth", min=1, help="With --decompose: how deep unproved subgoals are decomposed again."),
     sketches: int = typer.Option(4, "--sketches", min=1, help="With --decompose: planner samples per (sub)goal."),
     verify_on: Optional[str] = typer.Option(None, "--verify-on", help="Check on Ray workers: ray (local), auto, or ray://HOST:PORT."),
+    repo: Optional[str] = typer.Option(None, "--repo", help="Prove inside this Lean repository (git URL) through LeanDojo."),
+    rev: Optional[str] = typer.Option(None, "--rev", help="With --repo: the commit."),
+    file: Optional[str] = typer.Option(None, "--file", help="With --repo: the .lean file, a path inside the repository."),
 ) -> None:
     """Prove every `sorry`: sample proofs from a prover model, check each with Lean, write back the proved ones.
 
@@ -72,7 +75,16 @@ def prove_command(
     from proverctl.settings import Settings
     from proverctl.store.db import Store
 
-    if input is None and resume is None:
+    dojo = None
+    if repo or rev or file:
+        from proverctl.dojo import DojoSpec
+
+        if not (repo and rev and file) or input is not None:
+            raise UsageError("--repo, --rev and --file go together, without an INPUT", hint="e.g. --repo URL --rev COMMIT --file Foo/Bar.lean")
+        if decompose or verify_on or resume is not None:
+            raise UsageError("--repo does not combine with --decompose, --verify-on or --resume", hint="LeanDojo checks each proof itself")
+        dojo = DojoSpec(repo, rev, file)
+    elif input is None and resume is None:
         raise UsageError("name what to prove: a .lean file, a folder, - or a .jsonl", hint="see `proverctl prove --help`")
     fmt_flag = (format or "").lower() or None
     if fmt_flag not in (None, "auto", "human", "json", "jsonl", "quiet", "lean"):
@@ -100,8 +112,17 @@ def prove_command(
         endpoint = endpoint or saved.get("endpoint")
         verify_on = verify_on or saved.get("verify_on")
         served_model = served_model or saved.get("served_model")
-    inputs = load_inputs(input) if (resume is None or input != "<stdin>") else []
-    select(inputs, list(theorem or []))
+    if dojo is not None:
+        from proverctl import dojo as dojo_mod
+        from proverctl.inputs import InputFile
+
+        dojo_mod.require(dojo)
+        text = dojo_mod.read_file(dojo)
+        inputs = [InputFile(dojo.label, None, text, dojo_mod.targets(dojo, text, list(theorem or [])))]
+        input = dojo.label
+    else:
+        inputs = load_inputs(input) if (resume is None or input != "<stdin>") else []
+        select(inputs, list(theorem or []))
     n_targets = sum(len(f.targets) for f in inputs)
     fmt = "lean" if fmt_flag == "lean" else resolve_format(Format(fmt_flag) if fmt_flag else None)
     if fmt == "lean" and len(inputs) != 1:
@@ -134,7 +155,7 @@ def prove_command(
 
     if endpoint is None and find_session(ref) is None:
         local_path(ref)
-    repl = resolve_repl(settings.repl_command, settings.lean_project, lean_profile)
+    repl = resolve_repl(settings.repl_command, settings.lean_project, lean_profile) if dojo is None else None
     from proverctl.prove import acquire_endpoint
 
     ep = acquire_endpoint(ref, endpoint_url=endpoint, api_key=api_key, served_model=served_model, engine=engine,
@@ -144,7 +165,7 @@ def prove_command(
         if decompose:
             plan = {"url": planner, "model": planner_model, "depth": depth, "sketches": sketches}
         exit_code = _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, fmt, resume, in_place, output,
-                         endpoint, served_model, input, plan)
+                         endpoint, served_model, input, plan, dojo)
     finally:
         if ep.session and not keep_session:
             from proverctl.inference.sessions import stop_sessions
@@ -157,7 +178,7 @@ def prove_command(
 
 
 def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, fmt, resume, in_place, output, endpoint,
-         served_model, input_label, plan=None) -> int:
+         served_model, input_label, plan=None, dojo=None) -> int:
     from proverctl.inference.client import GenerationClient
     from proverctl.lean.pool import ReplPool, default_workers
     from proverctl.lean.repl import ReplStartError
@@ -184,7 +205,7 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
     info(f"run {run_id}: {len(items)} target(s), k={options.k}, model {ref.display} via {ep.url}")
     from proverctl.cli.lean import sandbox_mode
 
-    sandbox = sandbox_mode(settings)
+    sandbox = sandbox_mode(settings) if dojo is None else "none"
     size = max(1, min(settings.workers or default_workers(settings.repl_memory_mb), len(items) * options.k))
     progress = _Progress(items, options.k, store) if stderr_is_tty() and fmt != "quiet" else None
     interrupted = False
@@ -196,9 +217,14 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
         loop = asyncio.get_running_loop()
         async with GenerationClient(ep.url, ep.model_id, api_key=ep.api_key, concurrency=options.max_inflight,
                                     timeout=settings.request_timeout) as client, \
-                ReplPool(repl.command, cwd=repl.cwd, workers=size, memory_mb=settings.repl_memory_mb,
-                         max_uses=settings.repl_max_uses, gc=settings.repl_gc, sandbox=sandbox) as pool:
+                ReplPool(repl.command if repl else ["true"], cwd=repl.cwd if repl else None, workers=size,
+                         memory_mb=settings.repl_memory_mb, max_uses=settings.repl_max_uses, gc=settings.repl_gc,
+                         sandbox=sandbox) as pool:
             verifier = PoolVerifier(pool, policy, settings.check_timeout)
+            if dojo is not None:
+                from proverctl.dojo import DojoVerifier
+
+                verifier = DojoVerifier(dojo, policy, settings.check_timeout)
             ray_verifier = None
             if options.verify_on:
                 from proverctl.lean.ray_verify import RayVerifier, ReplSpec, parse_address
