@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import sys
 from pathlib import Path
@@ -169,6 +168,8 @@ def sandbox_mode(settings) -> str:
 
 def run_with_pool(settings, work, label: str, *, jobs: int):
     """Resolve the REPL from settings, run `work(pool)` on a pool sized for `jobs`, map start failures to exit 3."""
+    import asyncio
+
     from proverctl.lean.pool import ReplPool, default_workers
     from proverctl.lean.repl import ReplStartError
     from proverctl.lean.workspace import resolve_repl

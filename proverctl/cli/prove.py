@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shlex
@@ -179,6 +178,7 @@ def prove_command(
 
 def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, fmt, resume, in_place, output, endpoint,
          served_model, input_label, plan=None, dojo=None) -> int:
+    import asyncio
     from proverctl.inference.client import GenerationClient
     from proverctl.lean.pool import ReplPool, default_workers
     from proverctl.lean.repl import ReplStartError
