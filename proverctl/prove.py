@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -187,10 +186,6 @@ def write_back(inputs: list[InputFile], rows: list[dict], *, in_place: bool, out
         tmp.replace(destination)
         written.append(str(destination))
     return written
-
-
-def now() -> float:
-    return time.time()
 
 
 def describe_settings(options: ProveOptions, extra: dict[str, Any]) -> dict[str, Any]:

@@ -133,7 +133,6 @@ def render_zsh(tree: dict[str, dict], models: list[str]) -> str:
 
 def render_fish(tree: dict[str, dict], models: list[str]) -> str:
     lines = [HEADER, "complete -c proverctl -f"]
-    groups = {path: node for path, node in tree.items() if node["subcommands"]}
     for path, node in tree.items():
         if path == "":
             cond = "__fish_use_subcommand"

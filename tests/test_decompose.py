@@ -3,7 +3,6 @@ end to end with a planner test double and the stand-in REPL (its `sorries` goals
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import sys

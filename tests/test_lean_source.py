@@ -7,7 +7,6 @@ import re
 import zipfile
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings, strategies as st
 
 from proverctl.lean.source import Source, join_code, line_col, offset_of, scan

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hubserver import Fault, Repo
+from hubserver import Fault
 from tinymodel import tiny_files, tiny_repo
 
 REPO = "deepseek-ai/DeepSeek-Prover-V2-7B"

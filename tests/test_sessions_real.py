@@ -81,7 +81,6 @@ def test_foreground_serve_ends_cleanly_on_ctrl_c(tiny_model, hermetic):
     import signal
     import subprocess
     import sys
-    import time
 
     proc = subprocess.Popen([sys.executable, "-m", "proverctl", "serve", str(tiny_model), "--engine", "transformers", "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))

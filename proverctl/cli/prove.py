@@ -211,7 +211,6 @@ def _run(store, inputs, ep, repl, settings, options, policy, ref, lean_profile, 
     interrupted = False
 
     async def main():
-        nonlocal interrupted
         from proverctl.pipeline import Pipeline
 
         loop = asyncio.get_running_loop()
