@@ -38,12 +38,23 @@ def _read(path: Path) -> bytes:
         raise UsageError(f"cannot read {path}: {exc.strerror}", hint="check the path and its permissions") from None
 
 
+def read_text(name: str) -> tuple[str, str]:
+    """(text, label) of one file or of stdin (`-`), bytes decoded as UTF-8 with newlines kept exactly;
+    a directory, a missing or unreadable file, or non-UTF-8 bytes are one-line usage errors."""
+    if name == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        return _decode(data, "<stdin>"), "<stdin>"
+    path = Path(name)
+    if path.is_dir():
+        raise UsageError(f"{name} is a directory", hint="name a .lean file (or - for standard input)")
+    return _decode(_read(path), name), name
+
+
 def load_inputs(name: str) -> list[InputFile]:
     """Parse the input; every problem here is a usage error (exit 2) raised before any work starts."""
     if name == "-":
-        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-        text = _decode(data, "<stdin>")
-        return [InputFile("<stdin>", None, text, targets_in_text(text, "<stdin>"))]
+        text, label = read_text(name)
+        return [InputFile(label, None, text, targets_in_text(text, label))]
     path = Path(name)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.lean") if ".lake" not in p.parts)
@@ -54,7 +65,7 @@ def load_inputs(name: str) -> list[InputFile]:
             text = _decode(_read(file), str(file))
             out.append(InputFile(str(file), file, text, targets_in_text(text, str(file))))
         return out
-    text = _decode(_read(path), name)
+    text, _ = read_text(name)
     if path.suffix == ".jsonl":
         targets = [from_row(row, where) for _, where, row in json_rows(text, name)]
         return [InputFile(name, None, None, targets)]

@@ -21,6 +21,14 @@ def _env_path(name: str) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def existing_ancestor(path: Path) -> Path:
+    """The path itself or its nearest existing parent (where free disk is measured before a dir exists)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
 def hf_hub_cache() -> Path:
     """The Hugging Face hub cache, resolved from the environment at call time."""
     explicit = _env_path("HF_HUB_CACHE") or _env_path("HUGGINGFACE_HUB_CACHE")

@@ -41,9 +41,11 @@ def acquire_endpoint(
     api_key: str | None,
     served_model: str | None,
     engine: str | None,
+    session=None,
     on_started: Callable | None = None,
 ) -> Endpoint:
-    """`--endpoint` if given; else a live session for the model; else start one for this run."""
+    """`--endpoint` if given; else `session` (the live session for the model the caller found, or
+    None); else start one for this run."""
     from proverctl.inference import sessions
 
     if endpoint_url:
@@ -58,9 +60,8 @@ def acquire_endpoint(
         if served_model and listed and served_model not in listed:
             raise UsageError(f"the endpoint {endpoint_url} does not serve {served_model!r}", hint=f"it lists: {', '.join(listed)}")
         return Endpoint(endpoint_url, model_id, "remote", api_key)
-    record = sessions.find_session(ref)
-    if record is not None:
-        return Endpoint(record.url, record.model_id, record.engine)
+    if session is not None:
+        return Endpoint(session.url, session.model_id, session.engine)
     record, _ = sessions.launch(ref, engine=engine, on_started=on_started)
     return Endpoint(record.url, record.model_id, record.engine, session=record.name)
 

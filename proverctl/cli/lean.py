@@ -17,36 +17,15 @@ lean_app = typer.Typer(help="Lean workspaces: set up a pinned Lean + Mathlib + R
 InputArg = typer.Argument(..., help="A .lean file, or - for standard input.")
 
 
-def read_input(name: str) -> tuple[str, str]:
-    """(text, label) of a file or stdin, newlines kept exactly; one-line errors for bad inputs."""
-    if name == "-":
-        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-        label = "<stdin>"
-    else:
-        path = Path(name)
-        if path.is_dir():
-            raise UsageError(f"{name} is a directory", hint="name a .lean file (or - for standard input)")
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise UsageError(f"{name}: no such file", hint="check the path") from None
-        except OSError as exc:
-            raise UsageError(f"cannot read {name}: {exc.strerror}", hint="check the path and its permissions") from None
-        label = name
-    try:
-        return data.decode("utf-8"), label
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{label} is not UTF-8 text (byte {exc.start})", hint="Lean files are UTF-8; convert the file") from None
-
-
 def targets_command(file: str = InputArg, format: FormatOption = None) -> None:
     """List the theorems whose proof contains `sorry` (the targets `prove` would work on).
 
     Examples: proverctl targets Algebra.lean ; cat thm.lean | proverctl targets - --format json
     """
+    from proverctl.inputs import read_text
     from proverctl.lean.source import Source
 
-    text, label = read_input(file)
+    text, label = read_text(file)
     rows = [t.as_dict() for t in Source(text).targets]
 
     def human(console):
@@ -95,13 +74,14 @@ def check_command(
 
     Examples: proverctl check Solved.lean --format json ; proverctl check outputs.jsonl --extract-only
     """
+    from proverctl.inputs import read_text
     from proverctl.lean.checker import check_file
     from proverctl.lean.source import Source
     from proverctl.lean.verdict import Policy
     from proverctl.settings import Settings
 
     fmt = resolve_format(format)
-    text, label = read_input(file)
+    text, label = read_text(file)
     policy = Policy(allow_native_decide=allow_native_decide, allow_aux_lemmas=allow_aux)
     if file.endswith(".jsonl"):
         from proverctl.lean.outputs import extract_rows, parse_outputs
@@ -128,9 +108,9 @@ def check_command(
     else:
         results = run_with_pool(settings, lambda pool: check_file(pool, text, policy=policy, timeout=settings.check_timeout), label, jobs=1)
         rows = [r.as_dict() for r in results]
-        source = Source(text)
         entries = [{"name": r.declaration.full_name, "kind": r.declaration.kind, "line": r.declaration.line,
-                    "statement": r.declaration.statement, "doc": r.declaration.doc, "header": source.header_for(r.declaration),
+                    "statement": r.declaration.statement, "doc": r.declaration.doc,
+                    "header": r.declaration.source.header_for(r.declaration),
                     "code": text[r.declaration.full_start:r.declaration.end], "verdict": row} for r, row in zip(results, rows)]
     from proverctl.prove import record_check
 

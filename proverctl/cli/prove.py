@@ -152,12 +152,13 @@ def prove_command(
     from proverctl.lean.workspace import resolve_repl
     from proverctl.models.hub import local_path
 
-    if endpoint is None and find_session(ref) is None:
+    live = find_session(ref) if endpoint is None else None
+    if endpoint is None and live is None:
         local_path(ref)
     repl = resolve_repl(settings.repl_command, settings.lean_project, lean_profile) if dojo is None else None
     from proverctl.prove import acquire_endpoint
 
-    ep = acquire_endpoint(ref, endpoint_url=endpoint, api_key=api_key, served_model=served_model, engine=engine,
+    ep = acquire_endpoint(ref, endpoint_url=endpoint, api_key=api_key, served_model=served_model, engine=engine, session=live,
                           on_started=lambda record: info(f"starting a {record.engine} session for {ref.display} (log: {record.log})"))
     try:
         plan = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import sys
@@ -20,10 +19,6 @@ def _store():
     return Store(Paths.resolve().store_db, readonly=True)
 
 
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
-
-
 def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many runs, newest first."), format: FormatOption = None) -> None:
     """List runs, newest first: id, started, model, input, proved/targets, status.
 
@@ -37,9 +32,11 @@ def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many 
     def human(console):
         from rich.table import Table
 
+        from proverctl.store.db import local_time
+
         table = Table("run", "started", "kind", "model", "input", "proved", "status")
         for r in rows:
-            table.add_row(str(r["id"]), _when(r["started"]), r["kind"], str(r["model"] or "-"), r["input"],
+            table.add_row(str(r["id"]), local_time(r["started"]), r["kind"], str(r["model"] or "-"), r["input"],
                           f"{r['n_proved']}/{r['n_targets']}", r["status"])
         console.print(table)
 
@@ -104,8 +101,10 @@ def show_command(ref: str = typer.Argument(..., help="RUN, RUN/TARGET, RUN/TARGE
 def _print_run(console, data: dict) -> None:
     from rich.table import Table
 
+    from proverctl.store.db import local_time
+
     console.print(f"run {data['id']} ({data['kind']}, {data['status']}): {data['input']}  model {data['model']}  "
-                  f"engine {data['engine']}  Lean {data['lean_profile']}  started {_when(data['started'])}", highlight=False)
+                  f"engine {data['engine']}  Lean {data['lean_profile']}  started {local_time(data['started'])}", highlight=False)
     table = Table("#", "target", "status", "attempts", "s", "line")
     for t in data["targets"]:
         name = ("  ↳ " if t.get("parent_id") else "") + str(t["name"] or "(example)")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proverctl.paths import Paths
+from proverctl.paths import Paths, existing_ancestor
 from proverctl.settings import Settings
 
 CORE_MODULES = ("typer", "rich", "huggingface_hub", "platformdirs", "psutil", "httpx", "textual")
@@ -134,9 +134,7 @@ def _disk_and_cache(paths: Paths) -> list[Check]:
 
     checks = []
     for label, path in (("free disk (data)", paths.data_dir), ("free disk (HF cache)", paths.hf_cache)):
-        probe = path
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
+        probe = existing_ancestor(path)
         free = shutil.disk_usage(probe).free
         ok = free >= MIN_FREE_GB * 1e9
         checks.append(Check(label, "ok" if ok else "warn", f"{human_bytes(free)} free at {probe}",

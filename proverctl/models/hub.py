@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from proverctl.errors import EnvironmentMissing, HubError, ModelNotFound, ModelNotPulled, NotEnoughDisk, UsageError
 from proverctl.models.catalog import ModelRef, find_repo, load_catalog
-from proverctl.paths import hf_hub_cache
+from proverctl.paths import existing_ancestor, hf_hub_cache
 
 # What inference needs: weights, configs, tokenizer, chat template. Nothing else (no original/
 # checkpoints in other formats, no README images, no custom modelling code).
@@ -158,10 +158,7 @@ class PullResult:
 
 
 def _free_bytes(path: Path) -> int:
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
+    return shutil.disk_usage(existing_ancestor(path)).free
 
 
 def plan_pull(ref: ModelRef) -> PullPlan:

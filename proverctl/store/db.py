@@ -337,6 +337,13 @@ class Store:
             yield _decode(dict(row))
 
 
+def local_time(ts: float | None) -> str:
+    """A stored timestamp as people read it in `runs`, `show` and the TUI."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
 def _decode(row: dict) -> dict:
     for key in ("reasons", "messages", "prompt"):
         if isinstance(row.get(key), str):

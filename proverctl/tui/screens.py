@@ -6,7 +6,6 @@ a run that is still running poll the store every second (WAL lets them read whil
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from rich.syntax import Syntax
@@ -18,14 +17,12 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Collapsible, DataTable, Footer, Header, Input, Static
 
+from proverctl.store.db import local_time
+
 POLL_SECONDS = 1.0
 PAGE = 500
 VERDICT_STYLE = {"proved": "green", "rejected": "red", "timeout": "yellow", "error": "magenta",
                  "not-proved": "red", "pending": "yellow", "interrupted": "yellow", "running": "cyan", "finished": "white"}
-
-
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
 
 def _styled(word: str | None) -> Text:
@@ -106,7 +103,7 @@ class RunsScreen(_Table):
         except Exception as exc:  # a missing, newer or broken store: say so, keep the UI alive
             self.app.call_from_thread(self.say, _store_problem(exc, services))
             return
-        rows = [(str(r["id"]), _when(r["started"]), r["kind"], str(r["model"] or "-"), r["input"],
+        rows = [(str(r["id"]), local_time(r["started"]), r["kind"], str(r["model"] or "-"), r["input"],
                  f"{r['n_proved']}/{r['n_targets']}", _styled(r["status"])) for r in runs]
         message = "" if runs else "No runs yet: `proverctl prove FILE` records one."
         self.app.call_from_thread(self._show, rows, [str(r["id"]) for r in runs], message)
