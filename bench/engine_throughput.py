@@ -66,15 +66,15 @@ async def measure(url: str, model_id: str, concurrency: int, max_tokens: int) ->
 
 
 def serve_and_measure(engine: str, model_dir: Path, args, cb: bool) -> list[str]:
-    from proverctl.inference import sessions
+    from proverctl.inference import engines, sessions
     from proverctl.paths import Paths
 
     paths = Paths.resolve()
-    exe = sessions.require_engine(engine)
+    chosen = engines.get(engine)
+    exe = chosen.require()
     port = sessions.free_port("127.0.0.1")
-    command = sessions.engine_command(engine, exe, model_dir, served_name="bench", host="127.0.0.1", port=port,
-                                      device=args.device, continuous_batching=cb)
-    model_id = sessions.served_model_id(engine, model_dir, "bench")
+    command = chosen.command(exe, model_dir, "bench", engines.ServeOptions(port=port, device=args.device, continuous_batching=cb))
+    model_id = chosen.model_id(model_dir, "bench")
     record, proc = sessions.start_session(name=f"bench-{port}", model=str(model_dir), model_dir=model_dir, engine=engine,
                                           command=command, model_id=model_id, host="127.0.0.1", port=port, family=None, paths=paths)
     rows = []

@@ -79,9 +79,12 @@ complete -c proverctl -n '__fish_seen_subcommand_from prove' -l decompose
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l depth
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l endpoint
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l engine
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l family
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l file
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l force
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l format
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l help
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l import-timeout
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l in-place
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l k
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l keep-session

@@ -50,11 +50,26 @@ def read_text(name: str) -> tuple[str, str]:
     return _decode(_read(path), name), name
 
 
+def load_text(text: str, label: str, path: Path | None = None) -> InputFile:
+    """One Lean text as an input; a `sorry` that no declaration holds (a declaration proverctl cannot
+    read) is a usage error naming its line, never "nothing to prove"."""
+    from proverctl.lean.source import Source, find_tokens, line_col
+
+    source = Source(text)
+    spans = [(d.full_start, d.end) for d in source.declarations]
+    for word, offset in find_tokens(source.mask, ("sorry", "admit")):
+        if not any(start <= offset < end for start, end in spans):
+            line, _ = line_col(text, offset)
+            raise UsageError(f"{label}:{line}: `{word}` outside any declaration proverctl can read",
+                             hint="declarations start at column 0 with theorem/lemma/def/example...; check the one above this line")
+    return InputFile(label, path, text, targets_in_text(text, label))
+
+
 def load_inputs(name: str) -> list[InputFile]:
     """Parse the input; every problem here is a usage error (exit 2) raised before any work starts."""
     if name == "-":
         text, label = read_text(name)
-        return [InputFile(label, None, text, targets_in_text(text, label))]
+        return [load_text(text, label)]
     path = Path(name)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.lean") if ".lake" not in p.parts)
@@ -63,13 +78,13 @@ def load_inputs(name: str) -> list[InputFile]:
         out = []
         for file in files:
             text = _decode(_read(file), str(file))
-            out.append(InputFile(str(file), file, text, targets_in_text(text, str(file))))
+            out.append(load_text(text, str(file), file))
         return out
     text, _ = read_text(name)
     if path.suffix == ".jsonl":
         targets = [from_row(row, where) for _, where, row in json_rows(text, name)]
         return [InputFile(name, None, None, targets)]
-    return [InputFile(name, path, text, targets_in_text(text, name))]
+    return [load_text(text, name, path)]
 
 
 def json_rows(text: str, label: str):

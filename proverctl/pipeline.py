@@ -21,7 +21,7 @@ from proverctl.inference.client import Completion
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Verdict, VerdictKind
 from proverctl.prompts.extract import extract
-from proverctl.prompts.formats import Prompt, build_prompt, feedback_prompt
+from proverctl.prompts.formats import Prompt, build_prompt, feedback_prompt, fit_to_context
 from proverctl.store.db import AttemptRow, Store
 
 
@@ -45,7 +45,7 @@ class ProveOptions:
     allow_aux: bool = False
     max_inflight: int = 64  # generation requests in flight, all targets together
     max_verify_queue: int = 16  # candidates waiting for a REPL
-    verify_on: str | None = None  # Ray address for verification (None: the local REPL pool)
+    context_length: int | None = None  # the model's context window: max_tokens is capped to fit the prompt in it
 
 
 @dataclass
@@ -55,8 +55,16 @@ class TargetState:
     done: set[tuple[int, int]]
     proved: bool = False
     attempts: int = 0
-    started: float = field(default_factory=time.monotonic)
+    prior_seconds: float = 0.0  # spent on this target by earlier (resumed) runs
+    first_start: float | None = None  # when its first sample started in this process
+    last_end: float | None = None  # when its last sample (or its proof) finished
     generating: set[asyncio.Task] = field(default_factory=set)
+
+    def seconds(self) -> float:
+        """Time spent on this target: earlier runs plus first start to last finish here."""
+        if self.first_start is None:
+            return self.prior_seconds
+        return self.prior_seconds + ((self.last_end or time.monotonic()) - self.first_start)
 
 
 @dataclass
@@ -90,10 +98,14 @@ class Pipeline:
             return None
         return self.options.seed + sample * 1000 + round_index
 
-    async def run(self, items: list[tuple[int, Target]], *, already_proved: set[int] = frozenset()) -> dict[int, str]:
-        """Prove each (target_id, target); returns target_id -> 'proved' | 'not-proved' | 'interrupted'."""
+    async def run(self, items: list[tuple[int, Target]], *, already_proved: set[int] = frozenset(),
+                  prior_seconds: dict[int, float] | None = None) -> dict[int, str]:
+        """Prove each (target_id, target); returns target_id -> 'proved' | 'not-proved' | 'interrupted'.
+        `prior_seconds` is the time earlier runs already spent per target (resume adds to it)."""
+        prior_seconds = prior_seconds or {}
         for target_id, target in items:
-            state = TargetState(target_id, target, self.store.done_samples(target_id), proved=target_id in already_proved)
+            state = TargetState(target_id, target, self.store.done_samples(target_id), proved=target_id in already_proved,
+                                prior_seconds=prior_seconds.get(target_id, 0.0))
             self.states[target_id] = state
             if state.proved:
                 continue
@@ -116,8 +128,7 @@ class Pipeline:
         result = {}
         for target_id, state in self.states.items():
             status = "proved" if state.proved else ("interrupted" if self.stopped else "not-proved")
-            seconds = time.monotonic() - state.started
-            self.store.set_target(target_id, status=status, seconds=round(seconds, 3))
+            self.store.set_target(target_id, status=status, seconds=round(state.seconds(), 3))
             result[target_id] = status
             self.on_event(Event("target-done", target_id, state.target))
         return result
@@ -133,6 +144,8 @@ class Pipeline:
         async with self._gen_slots:
             if state.proved and not self.options.all_samples:
                 return None
+            if state.first_start is None:
+                state.first_start = time.monotonic()
             request = asyncio.ensure_future(self.generator.complete(prompt, seed))
             state.generating.add(request)
             try:
@@ -144,6 +157,24 @@ class Pipeline:
             finally:
                 state.generating.discard(request)
 
+    def _record(self, state: TargetState, sample: int, round_index: int, prompt: Prompt, completion: Completion | None,
+                code: str | None, verdict: Verdict, gen_seconds: float | None = None) -> None:
+        """Commit one attempt (and the target's proof, the first time) and tell the caller."""
+        self.store.add_attempt(
+            AttemptRow(
+                target_id=state.id, sample=sample, round=round_index, prompt=prompt.as_dict(),
+                raw_output=completion.text if completion else None, code=code, verdict=verdict.kind.value, reasons=verdict.reasons,
+                messages=[m.as_dict() for m in verdict.messages], prompt_tokens=completion.prompt_tokens if completion else None,
+                completion_tokens=completion.completion_tokens if completion else None,
+                gen_seconds=round(gen_seconds, 3) if gen_seconds is not None else None, verify_seconds=round(verdict.seconds, 3),
+                finish_reason=completion.finish_reason if completion else None, seed=completion.seed if completion else None,
+            ),
+            proved=verdict.proved and not state.proved,
+        )
+        state.attempts += 1
+        state.last_end = time.monotonic()
+        self.on_event(Event("attempt", state.id, state.target, sample, round_index, verdict))
+
     async def _chain(self, state: TargetState, sample: int) -> None:
         options = self.options
         target = state.target
@@ -151,12 +182,21 @@ class Pipeline:
         for round_index in range(options.rounds + 1):
             if state.proved and not options.all_samples:
                 return
+            prompt, room = fit_to_context(prompt, options.context_length)
+            if room is not None:
+                self._record(state, sample, round_index, prompt, None, None, Verdict(VerdictKind.rejected, [room]))
+                return
             started = time.monotonic()
-            completion = await self._generate(state, prompt, self._seed(sample, round_index))
+            seed = self._seed(sample, round_index)
+            completion = await self._generate(state, prompt, seed)
             if completion is None:
                 return
             gen_seconds = time.monotonic() - started
             extraction = extract(completion.text, target, options.family, allow_aux=options.allow_aux)
+            if not extraction.ok and completion.finish_reason == "length":
+                limit = prompt.sampling.get("max_tokens")
+                extraction = type(extraction)(None, f"the output was cut at max_tokens ({limit}) before a usable proof: "
+                                                    f"{extraction.reason} (raise --max-tokens)", extraction.block)
             if extraction.ok:
                 async with self._verify_slots:
                     if state.proved and not options.all_samples:
@@ -165,18 +205,7 @@ class Pipeline:
             else:
                 verdict = Verdict(VerdictKind.rejected, [extraction.reason])
             proved = verdict.proved
-            self.store.add_attempt(
-                AttemptRow(
-                    target_id=state.id, sample=sample, round=round_index, prompt=prompt.as_dict(), raw_output=completion.text,
-                    code=extraction.code, verdict=verdict.kind.value, reasons=verdict.reasons,
-                    messages=[m.as_dict() for m in verdict.messages], prompt_tokens=completion.prompt_tokens,
-                    completion_tokens=completion.completion_tokens, gen_seconds=round(gen_seconds, 3),
-                    verify_seconds=round(verdict.seconds, 3),
-                ),
-                proved=proved and not state.proved,
-            )
-            state.attempts += 1
-            self.on_event(Event("attempt", state.id, target, sample, round_index, verdict))
+            self._record(state, sample, round_index, prompt, completion, extraction.code, verdict, gen_seconds)
             if proved:
                 if not state.proved:
                     state.proved = True

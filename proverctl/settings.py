@@ -79,6 +79,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("repl_command", None, _optional_str, "command line that starts one Lean REPL (default: `lake exe repl`)"),
     SettingSpec("workers", None, _positive_int, "number of REPL workers (default: min(cores-1, RAM/cap))"),
     SettingSpec("check_timeout", 60.0, _positive_float, "wall-clock seconds allowed for one Lean check"),
+    SettingSpec("import_timeout", 300.0, _positive_float, "wall-clock seconds allowed for one header step of a REPL (`import Mathlib`)"),
     SettingSpec("repl_memory_mb", 8192, _positive_int, "address-space cap (RLIMIT_AS) of one REPL process, in MiB"),
     SettingSpec("repl_max_uses", 200, _positive_int, "checks one REPL serves before it is recycled"),
     SettingSpec("request_timeout", 3600.0, _positive_float, "seconds to wait for one generation request"),

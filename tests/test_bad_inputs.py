@@ -49,7 +49,12 @@ def files(tmp_path):
     outputs.write_text(json.dumps({"name": "t", "formal_statement": "theorem t : True := by", "output": "x"}) + "\n")
     bad_config = tmp_path / "config.toml"
     bad_config.write_text("modle = 'x'\n")
-    return {"lean": lean, "nodecl": nodecl, "latin1": latin1, "dir": d, "bad_jsonl": bad_jsonl, "no_output": no_output,
+    unparsed = tmp_path / "U.lean"
+    unparsed.write_text("import Mathlib\n\nnamespace Foo\n  theorem t (x : ℕ) : x + 0 = x := by\n    sorry\nend Foo\n")
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "A.lean").write_text(lean.read_text())
+    return {"unparsed": unparsed, "tree": tree, "lean": lean, "nodecl": nodecl, "latin1": latin1, "dir": d, "bad_jsonl": bad_jsonl, "no_output": no_output,
             "outputs": outputs, "bad_config": bad_config, "standin": f"'{sys.executable} {STANDIN}'"}
 
 

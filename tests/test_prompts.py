@@ -14,7 +14,9 @@ from proverctl.lean.protocol import Message, Pos
 from proverctl.lean.source import Source
 from proverctl.lean.targets import Target, from_declaration, from_row
 from proverctl.prompts.extract import extract, final_block
-from proverctl.prompts.formats import COT_PARAGRAPH, KIMINA_SYSTEM, build_prompt, feedback_prompt, mark_error
+from proverctl.prompts.families.deepseek_v2 import COT_PARAGRAPH
+from proverctl.prompts.families.kimina import SYSTEM as KIMINA_SYSTEM
+from proverctl.prompts.formats import build_prompt, feedback_prompt, mark_error
 
 FIX = Path(__file__).parent / "fixtures"
 MINIF2F_V15 = {json.loads(l)["name"]: json.loads(l) for l in (FIX / "datasets/deepseek-prover-v1.5/minif2f.jsonl").read_text().splitlines()}

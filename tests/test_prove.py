@@ -87,7 +87,7 @@ def test_deterministic_success_writes_back_and_stops_early(cli, tmp_path, lean, 
     # Other samples were already generating when the first proved the target; the early stop
     # cancelled them (some may have been cancelled before their request went out).
     assert len(calls) >= 2 and row["attempts"] == 1
-    assert (tmp_path / "Problems.lean.bak").read_text() == original
+    assert (tmp_path / "Problems.lean.run1.bak").read_text() == original
     new = path.read_text()
     sol = solution("amc12b_2020_p2")
     proof_body = sol[sol.index("theorem amc12b_2020_p2"):].split(":= by", 1)[1].rstrip()
@@ -117,7 +117,7 @@ def test_not_proved_leaves_the_file_untouched(cli, tmp_path, lean, hermetic):
         result = cli("prove", str(path), "--endpoint", stub.url, "--k", "3", "--in-place", "--format", "json")
     assert result.exit_code == ExitCode.NOT_PROVED
     assert [r["status"] for r in result.json()] == ["not-proved"] * 3 and all(r["attempts"] == 3 for r in result.json())
-    assert path.read_bytes() == original and not (tmp_path / "Problems.lean.bak").exists()
+    assert path.read_bytes() == original and not list(tmp_path.glob("*.bak"))
     reasons = store_rows(hermetic, "SELECT DISTINCT reasons FROM attempts")
     assert reasons == [('["no ```lean4 block in the output"]',)]
 
@@ -247,7 +247,7 @@ def test_lean_missing_is_exit_3(cli, tmp_path, monkeypatch):
 
 def test_resume_unknown_run(cli, lean):
     result = cli("prove", "--resume", "7")
-    assert result.exit_code == ExitCode.USAGE and "no run 7" in result.stderr
+    assert result.exit_code == ExitCode.USAGE and "no prove run 7" in result.stderr
 
 
 def _write(path: Path, data: bytes) -> Path:

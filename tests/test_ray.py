@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from proverctl.lean.pool import ReplPool
-from proverctl.lean.ray_verify import RayVerifier, ReplSpec, parse_address
+from proverctl.verify.ray import RayVerifier, ReplSpec, parse_address
 from proverctl.lean.targets import from_row
 from proverctl.lean.verdict import Policy
-from proverctl.prove import PoolVerifier
+from proverctl.verify.factory import PoolVerifier
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray package (proverctl[ray])")
 STANDIN = Path(__file__).parent / "standin_repl.py"

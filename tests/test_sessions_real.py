@@ -54,7 +54,7 @@ def test_serve_ps_generate_stop(cli, tiny_model):
         async def generate():
             async with GenerationClient(record["endpoint"], record["model_id"]) as client:
                 assert record["model_id"] in await client.models()
-                return await client.generate(prompt, n=3, seed=1)
+                return await asyncio.gather(*(client.complete(prompt, seed=1 + i) for i in range(3)))
 
         completions = asyncio.run(generate())
         assert len(completions) == 3
@@ -105,9 +105,10 @@ def test_foreground_serve_ends_cleanly_on_ctrl_c(tiny_model, hermetic):
 @pytest.mark.gpu
 def test_real_vllm_serves_the_tiny_model(cli, tiny_model):
     """Where vLLM and a CUDA GPU exist (skips elsewhere)."""
-    from proverctl.inference.sessions import engine_executable, gpus
+    from proverctl.inference import engines
+    from proverctl.inference.sessions import gpus
 
-    if engine_executable("vllm") is None or not gpus():
+    if engines.get("vllm").executable() is None or not gpus():
         pytest.skip("needs vllm and an NVIDIA GPU")
     started = cli("serve", str(tiny_model), "--engine", "vllm", "--detach", "--format", "json", "--gpu-memory-utilization", "0.3")
     assert started.exit_code == 0, started
@@ -116,8 +117,9 @@ def test_real_vllm_serves_the_tiny_model(cli, tiny_model):
 
         async def generate():
             async with GenerationClient(record["endpoint"], record["model_id"]) as client:
-                return await client.generate(build_prompt(from_row({"name": "t", "formal_statement": "theorem t : True := by"}),
-                                                          "deepseek-v2", sampling={"max_tokens": 8}), n=4)
+                prompt = build_prompt(from_row({"name": "t", "formal_statement": "theorem t : True := by"}), "deepseek-v2",
+                                      sampling={"max_tokens": 8})
+                return await asyncio.gather(*(client.complete(prompt, seed=i) for i in range(4)))
 
         assert len(asyncio.run(generate())) == 4
     finally:

@@ -32,10 +32,9 @@ def bench_command(
     Examples: proverctl bench minif2f --k 32 ; proverctl bench putnam --limit 20 --k 8 --format json
     """
     from proverctl.benchmarks import load_rows, pass_at_k, published
-    from proverctl.cli.prove import prove_command
-    from proverctl.models.catalog import parse_model_ref
+    from proverctl.cli.prove import _View
     from proverctl.paths import Paths
-    from proverctl.settings import Settings
+    from proverctl.proving import ProveJob, ProveRequest
     from proverctl.store.db import Store
 
     fmt = resolve_format(format, allow_jsonl=False)
@@ -49,48 +48,33 @@ def bench_command(
     input_file.parent.mkdir(parents=True, exist_ok=True)
     input_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     info(f"{bench.description}: {len(rows)} problems ({chosen_split}), {n_samples} samples each, pass@{k}")
+    request = ProveRequest(input=str(input_file), model=model, k=n_samples, mode=mode, max_tokens=max_tokens, timeout=timeout,
+                           workers=workers, all_samples=n_samples > k, format="quiet", endpoint=endpoint, served_model=served_model)
+    job = ProveJob(request, kind="bench")
+    view = _View("quiet")
     try:
-        _call_with_defaults(prove_command, input=str(input_file), model=model, k=n_samples, mode=mode, max_tokens=max_tokens,
-                            timeout=timeout, workers=workers, all_samples=n_samples > k, format="quiet", endpoint=endpoint,
-                            served_model=served_model)
-    except typer.Exit as exc:
-        if exc.exit_code not in (0, 1):
-            raise
-    settings = Settings.load({"model": model})
-    ref = parse_model_ref(settings.model)
+        result = job.run(view.event, handle_signals=True)
+    finally:
+        view.stop()
+    if result.exit_code not in (0, 1):
+        raise typer.Exit(result.exit_code)
+    run_id = result.run_id
     with Store(paths.store_db) as store:
-        run = store.db.execute("SELECT id FROM runs WHERE input = ? ORDER BY id DESC LIMIT 1", (str(input_file),)).fetchone()
-        run_id = run[0]
-        counts = store.db.execute(
-            "SELECT t.id, COUNT(DISTINCT a.sample), COUNT(DISTINCT CASE WHEN a.verdict = 'proved' THEN a.sample END)"
-            " FROM targets t LEFT JOIN attempts a ON a.target_id = t.id WHERE t.run_id = ? GROUP BY t.id", (run_id,)).fetchall()
-        store.update_run(run_id, kind="bench")
+        counts = store.sample_counts(run_id)
+    resolved = result.request.resolved
     scores = [pass_at_k(n, c, k) for _, n, c in counts]
     solved = sum(1 for _, _, c in counts if c)
     score = 100.0 * sum(scores) / len(scores) if scores else 0.0
-    reference = published(ref.entry.alias if ref.entry else None, bench.name, mode, k)
+    reference = published(resolved.get("alias"), bench.name, mode, k)
     data = {
-        "benchmark": bench.name, "split": chosen_split, "model": ref.display, "mode": mode, "k": k, "samples": n_samples,
+        "benchmark": bench.name, "split": chosen_split, "model": resolved.get("model"), "mode": mode, "k": k, "samples": n_samples,
         "problems": len(counts), "solved": solved, "pass_at_k": round(score, 2), "published": reference,
-        "lean_profile": ref.entry.lean_profile if ref.entry else settings.lean_profile, "run": run_id,
+        "lean_profile": resolved.get("lean_profile"), "run": run_id,
     }
     emit(data, fmt, lambda c: c.print(
         f"{bench.name} {chosen_split}: pass@{k} = {score:.1f}% ({solved}/{len(counts)} solved, {n_samples} samples each)"
         + (f"; published {reference:.1f}%" if reference is not None else "; no published figure for this model")
         + f"; Lean profile {data['lean_profile']}; run {run_id}", highlight=False))
-
-
-def _call_with_defaults(command, **values):
-    """Call a Typer command function directly: every parameter not given takes its declared default
-    (typer keeps it in the OptionInfo's `.default`)."""
-    import inspect
-
-    kwargs = {}
-    for name, parameter in inspect.signature(command).parameters.items():
-        default = parameter.default
-        kwargs[name] = getattr(default, "default", default)
-    kwargs.update(values)
-    return command(**kwargs)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import typer
 
 from proverctl.cli._output import FormatOption, emit, info, resolve_format, stderr_is_tty, warn
-from proverctl.errors import EnvironmentMissing, ExitCode, UsageError
+from proverctl.errors import ExitCode, UsageError
 
 lean_app = typer.Typer(help="Lean workspaces: set up a pinned Lean + Mathlib + REPL.", no_args_is_help=True)
 
@@ -79,12 +79,13 @@ def check_command(
     from proverctl.lean.source import Source
     from proverctl.lean.verdict import Policy
     from proverctl.settings import Settings
+    from proverctl.verify.factory import VerifySpec, require_pool
 
     fmt = resolve_format(format)
     text, label = read_text(file)
     policy = Policy(allow_native_decide=allow_native_decide, allow_aux_lemmas=allow_aux)
     if file.endswith(".jsonl"):
-        from proverctl.lean.outputs import extract_rows, parse_outputs
+        from proverctl.verify.outputs import extract_rows, parse_outputs
 
         rows_in = parse_outputs(text, label, default_family=family)
         if extract_only:
@@ -99,23 +100,25 @@ def check_command(
         {"repl_command": repl_command, "lean_project": lean_project, "lean_profile": profile, "check_timeout": timeout,
          "workers": workers, "sandbox": sandbox}
     )
+    spec = VerifySpec.from_settings(settings, policy=policy)
     if file.endswith(".jsonl"):
-        from proverctl.lean.outputs import check_rows
+        from proverctl.verify.outputs import check_rows
 
-        rows = run_with_pool(settings, lambda pool: check_rows(pool, rows_in, policy=policy, timeout=settings.check_timeout),
-                             label, jobs=len(rows_in))
+        rows = run_verifier(spec, lambda v: check_rows(v.verifier, rows_in, allow_aux=allow_aux), label, jobs=len(rows_in))
         entries = [dict(r.pop("_record"), verdict=r) for r in rows]
     else:
-        results = run_with_pool(settings, lambda pool: check_file(pool, text, policy=policy, timeout=settings.check_timeout), label, jobs=1)
+        results = run_verifier(spec, lambda v: check_file(require_pool(v, "checking a file"), text, policy=policy,
+                                                          timeout=settings.check_timeout), label, jobs=1)
         rows = [r.as_dict() for r in results]
         entries = [{"name": r.declaration.full_name, "kind": r.declaration.kind, "line": r.declaration.line,
                     "statement": r.declaration.statement, "doc": r.declaration.doc,
                     "header": r.declaration.source.header_for(r.declaration),
                     "code": text[r.declaration.full_start:r.declaration.end], "verdict": row} for r, row in zip(results, rows)]
-    from proverctl.prove import record_check
+    from proverctl.verify.record import record_check
 
     run_id = record_check(label, shlex.join(["proverctl"] + sys.argv[1:]), entries,
-                          {"lean_profile": settings.lean_profile, "timeout": settings.check_timeout})
+                          {"lean_profile": settings.lean_profile, "timeout": settings.check_timeout,
+                           "policy": {"allow_native_decide": allow_native_decide, "allow_aux_lemmas": allow_aux}})
     if run_id is not None and stderr_is_tty():
         info(f"recorded as run {run_id} (`proverctl show {run_id}`)")
 
@@ -136,39 +139,25 @@ def check_command(
         raise typer.Exit(int(ExitCode.NOT_PROVED))
 
 
-def sandbox_mode(settings) -> str:
-    """The sandbox REPLs will run in; says once on stderr when `auto` falls back to limits only."""
-    from proverctl.lean.sandbox import resolve
-
-    mode = resolve(settings.sandbox)
-    if mode == "none" and settings.sandbox == "auto":
-        warn("sandbox: bubblewrap (bwrap) is not available here; Lean REPLs run with resource limits only")
-    return mode
-
-
-def run_with_pool(settings, work, label: str, *, jobs: int):
-    """Resolve the REPL from settings, run `work(pool)` on a pool sized for `jobs`, map start failures to exit 3."""
+def run_verifier(spec, work, label: str, *, jobs: int):
+    """Build the verifier `spec` describes (proverctl.verify.factory), say where checks run, and run
+    `work(verification)` on it."""
     import asyncio
 
-    from proverctl.lean.pool import ReplPool, default_workers
-    from proverctl.lean.repl import ReplStartError
-    from proverctl.lean.workspace import resolve_repl
+    from proverctl.verify.factory import open_verifier
 
-    target = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile)
-    sandbox = sandbox_mode(settings)
-    size = max(1, min(jobs, settings.workers or default_workers(settings.repl_memory_mb)))
+    spec = spec.resolve()
+    for note in spec.notes:
+        warn(note)
     if stderr_is_tty():
-        info(f"checking {label} with {target.source} ({size} worker{'s' if size > 1 else ''}) ...")
+        size = spec.pool_size(jobs)
+        info(f"checking {label} with {spec.repl.source} ({size} worker{'s' if size > 1 else ''}) ...")
 
     async def run():
-        async with ReplPool(target.command, cwd=target.cwd, workers=size, memory_mb=settings.repl_memory_mb,
-                            max_uses=settings.repl_max_uses, gc=settings.repl_gc, sandbox=sandbox) as pool:
-            return await work(pool)
+        async with open_verifier(spec, jobs=jobs) as verification:
+            return await work(verification)
 
-    try:
-        return asyncio.run(run())
-    except ReplStartError as exc:
-        raise EnvironmentMissing(str(exc), hint="fix --repl-command / PROVERCTL_REPL_COMMAND, or run `proverctl lean setup`") from None
+    return asyncio.run(run())
 
 
 @lean_app.command("setup")
@@ -234,7 +223,7 @@ def doctor_command(
 
     Example: proverctl doctor --format json
     """
-    from proverctl.lean.doctor import run_doctor
+    from proverctl.doctor import run_doctor
 
     checks = run_doctor(smoke=not no_smoke)
     rows = [c.as_dict() for c in checks]

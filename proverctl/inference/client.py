@@ -1,9 +1,9 @@
 """An async client for any OpenAI-compatible server (vLLM, SGLang, `transformers serve`, a remote
-deployment): chat or raw completions per prompt family, `n` samples, seeds, bounded concurrency,
+deployment): chat or raw completions per prompt family, seeds, bounded concurrency,
 retries with backoff on connection errors and 5xx, cancellation, token usage.
 
-Servers that ignore `n` (transformers serve answers one choice) are handled by asking for the missing
-samples one request at a time, each with its own seed. httpx is used directly rather than the openai
+Each sample is its own request (`complete`), so samples finish, are checked and are cancelled one by
+one (early stop), and servers that ignore `n` (transformers serve) behave like the rest. httpx is used directly rather than the openai
 SDK: the SDK drops unknown response fields and adds nothing we need here.
 """
 
@@ -43,7 +43,7 @@ class Completion:
 
 
 class GenerationClient:
-    """Use as `async with GenerationClient(url, model) as client: await client.generate(prompt, n=4)`."""
+    """Use as `async with GenerationClient(url, model) as client: await client.complete(prompt, seed)`."""
 
     def __init__(
         self,
@@ -83,6 +83,15 @@ class GenerationClient:
     async def models(self) -> list[str]:
         data = await self._request("GET", "/models", None)
         return [m.get("id") for m in data.get("data", [])]
+
+    async def server_version(self) -> str | None:
+        """The engine's own version where it reports one (vLLM answers `GET /version`), else None."""
+        root = self.base_url[: -len("/v1")]
+        try:
+            response = await self._http.get(root + "/version", timeout=5.0)
+            return str(response.json().get("version")) if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
 
     async def _request(self, method: str, path: str, body: dict | None) -> dict:
         url = self.base_url + path
@@ -157,23 +166,7 @@ class GenerationClient:
         self.completion_tokens += usage.get("completion_tokens") or 0
         return out
 
-    async def generate(self, prompt: Prompt, n: int = 1, *, seed: int | None = None) -> list[Completion]:
-        """`n` completions of `prompt`. Asks once with `n`; if the server returns fewer choices (it
-        ignores `n`), the rest are asked for one by one, concurrently, with seeds seed+1, seed+2, ..."""
-        first = await self._one_call(prompt, n, seed)
-        missing = n - len(first)
-        if missing <= 0:
-            return first[:n]
-        seeds = [None if seed is None else seed + i for i in range(1, missing + 1)]
-        rest = await asyncio.gather(*(self._one_call(prompt, 1, s) for s in seeds))
-        return first + [c for batch in rest for c in batch][:missing]
-
     async def complete(self, prompt: Prompt, seed: int | None = None) -> Completion:
         """One completion (the pipeline's unit of work: each sample is its own request)."""
         (completion,) = (await self._one_call(prompt, 1, seed))[:1]
         return completion
-
-    def stream(self, prompt: Prompt, n: int, *, seed: int | None = None):
-        """One awaitable per sample, so a caller can consume samples as they finish and cancel the
-        rest (early stop). Each asks the server for one completion."""
-        return [asyncio.ensure_future(self._one_call(prompt, 1, None if seed is None else seed + i)) for i in range(n)]

@@ -15,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +26,6 @@ from proverctl.errors import EnvironmentMissing, UsageError
 from proverctl.models.catalog import ModelRef
 from proverctl.paths import Paths
 
-ENGINES = ("vllm", "transformers")
 GIB = 2**30
 
 
@@ -141,65 +139,7 @@ def find_session(ref: ModelRef, paths: Paths | None = None) -> SessionRecord | N
 
 
 # ---------------------------------------------------------------------------------------------
-# Engines
-
-
-def engine_executable(engine: str) -> str | None:
-    """The engine's CLI, looked up beside the running Python first (a venv not on PATH), then on PATH."""
-    beside = Path(sys.executable).parent / engine
-    if beside.exists():
-        return str(beside)
-    return shutil.which(engine)
-
-
-def require_engine(engine: str) -> str:
-    if engine not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r}", hint="choose vllm or transformers")
-    exe = engine_executable(engine)
-    if engine == "transformers":
-        import importlib.util
-
-        if exe is None or importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
-            raise EnvironmentMissing("the transformers engine is not installed (needs transformers' serving extra)",
-                                     hint="pip install 'proverctl[hf]'")
-    elif exe is None:
-        raise EnvironmentMissing("the vllm engine is not installed", hint="pip install 'proverctl[vllm]' (needs a CUDA GPU)")
-    return exe
-
-
-def engine_command(
-    engine: str,
-    executable: str,
-    model_dir: Path,
-    *,
-    served_name: str,
-    host: str,
-    port: int,
-    gpu_memory_utilization: float | None = None,
-    tensor_parallel_size: int = 1,
-    max_model_len: int | None = None,
-    device: str | None = None,
-    continuous_batching: bool = False,
-) -> list[str]:
-    """The server's argv. vLLM serves the directory under `served_name`; transformers serve names
-    the model by the directory path it was given."""
-    if engine == "vllm":
-        cmd = [executable, "serve", str(model_dir), "--host", host, "--port", str(port), "--served-model-name", served_name,
-               "--tensor-parallel-size", str(tensor_parallel_size)]
-        if gpu_memory_utilization is not None:
-            cmd += ["--gpu-memory-utilization", str(gpu_memory_utilization)]
-        if max_model_len is not None:
-            cmd += ["--max-model-len", str(max_model_len)]
-        return cmd
-    cmd = [executable, "serve", str(model_dir), "--host", host, "--port", str(port)]
-    if device:
-        cmd += ["--device", device]
-    cmd += ["--continuous-batching"] if continuous_batching else []
-    return cmd
-
-
-def served_model_id(engine: str, model_dir: Path, served_name: str) -> str:
-    return served_name if engine == "vllm" else str(model_dir)
+# Engines live in proverctl.inference.engines (a registry); this module only starts and stops them.
 
 
 def port_free(host: str, port: int) -> bool:
@@ -397,10 +337,6 @@ def stop_sessions(selector: str | None, *, everything: bool = False, paths: Path
     return chosen
 
 
-def default_engine(available_gpus: list[tuple[str, float]]) -> str:
-    return "vllm" if engine_executable("vllm") and available_gpus else "transformers"
-
-
 def launch(
     ref: ModelRef,
     *,
@@ -421,11 +357,13 @@ def launch(
     from proverctl.models.hub import local_path
     from proverctl.models.memory import weight_bytes_on_disk
 
+    from proverctl.inference import engines
+
     paths = paths or Paths.resolve()
     available = gpus()
-    engine = engine or default_engine(available)
-    executable = require_engine(engine)
-    if engine == "vllm" or (ref.entry is not None and ref.entry.multi_gpu):
+    chosen = engines.get(engine) if engine else engines.default(available)
+    executable = chosen.require()
+    if chosen.needs_gpu or (ref.entry is not None and ref.entry.multi_gpu):
         # Refuse what cannot fit before asking for the weights (the 671B needs several GPUs).
         weights = None if ref.entry is not None and ref.entry.multi_gpu else weight_bytes_on_disk(local_path(ref))
         check_gpu_memory(ref, weights, tensor_parallel_size, gpu_memory_utilization or 0.9, available)
@@ -436,17 +374,12 @@ def launch(
         raise UsageError(f"port {port} on {host} is in use", hint="choose another --port, or see `proverctl ps`")
     base = ref.entry.alias if ref.entry else model_dir.name
     name = unique_name(base, paths)
-    command = engine_command(
-        engine, executable, model_dir, served_name=base, host=host, port=port,
-        gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-        max_model_len=max_model_len, device=device,
-        # Measured (bench/README.md): without continuous batching transformers serve runs concurrent
-        # requests one after another; with it, 64 concurrent requests go ~8x faster.
-        continuous_batching=engine == "transformers",
-    )
+    options = engines.ServeOptions(host=host, port=port, gpu_memory_utilization=gpu_memory_utilization,
+                                   tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, device=device)
+    command = chosen.command(executable, model_dir, base, options)
     record, proc = start_session(
-        name=name, model=ref.text, model_dir=model_dir, engine=engine, command=command,
-        model_id=served_model_id(engine, model_dir, base), host=host, port=port, family=ref.family, paths=paths,
+        name=name, model=ref.text, model_dir=model_dir, engine=chosen.name, command=command,
+        model_id=chosen.model_id(model_dir, base), host=host, port=port, family=ref.family, paths=paths,
     )
     if on_started:
         on_started(record)

@@ -93,13 +93,13 @@ class _Worker:
         self.pool.started += 1
         return self.repl
 
-    async def _env_for(self, job: CheckJob, deadline: float) -> tuple[int, list]:
+    async def _env_for(self, job: CheckJob) -> tuple[int, list]:
         """The env holding `job`'s header, building (and caching) it if needed."""
         assert self.repl is not None
         messages: list = []
         base_key = ("imports", job.imports)
         if base_key not in self.envs:
-            response = await self._header_request({"cmd": job.imports}, deadline)
+            response = await self._header_request({"cmd": job.imports})
             messages.extend(response.errors)
             self._remember(base_key, response.env)
         self.envs.move_to_end(base_key)
@@ -107,17 +107,22 @@ class _Worker:
             return self.envs[base_key], messages
         key = ("preamble", job.header_key)
         if key not in self.envs:
-            response = await self._header_request({"cmd": job.preamble, "env": self.envs[base_key]}, deadline)
+            response = await self._header_request({"cmd": job.preamble, "env": self.envs[base_key]})
             messages.extend(response.errors)
             self._remember(key, response.env)
         self.envs.move_to_end(key)
         return self.envs[key], messages
 
-    async def _header_request(self, request: dict, deadline: float) -> Response:
+    async def _header_request(self, request: dict) -> Response:
+        """An import or preamble step, bounded by the pool's import timeout (Mathlib takes 10-60 s)."""
         assert self.repl is not None
         self.pool.header_requests += 1
-        timeout = max(1.0, deadline - time.monotonic())
-        response = await self.repl.request(request, timeout)
+        try:
+            response = await self.repl.request(request, self.pool.header_timeout)
+        except ReplTimeout as exc:
+            # Not the candidate's fault: an infrastructure error, never a `timeout` verdict.
+            raise ReplError(f"the header (imports) did not load: {exc} (the import timeout; raise PROVERCTL_IMPORT_TIMEOUT)",
+                            exc.stderr_tail) from None
         if response.error or response.env is None:
             raise ReplError(f"the REPL refused the header: {response.error or 'no env in its answer'}")
         return response
@@ -130,12 +135,11 @@ class _Worker:
 
     async def run(self, job: CheckJob) -> CheckOutcome:
         start = time.monotonic()
-        # The header may import Mathlib: give it its own allowance on top of the check's timeout.
-        deadline = start + job.timeout + self.pool.header_timeout
+        # Every wait is bounded: each header step by the import timeout, the candidate by the job's.
         try:
             if self.repl is None or not self.repl.alive or self.served >= self.pool.max_uses:
                 await self._fresh()
-            env, header_errors = await self._env_for(job, deadline)
+            env, header_errors = await self._env_for(job)
             request: dict[str, Any] = {"cmd": job.code, "env": env}
             if self.pool.gc:
                 request["gc"] = True
@@ -185,7 +189,7 @@ class ReplPool:
         memory_mb: int | None = 8192,
         max_uses: int = 200,
         gc: bool = False,
-        header_timeout: float = 600.0,
+        header_timeout: float = 300.0,
         env: dict[str, str] | None = None,
         sandbox: str = "none",
     ) -> None:

@@ -153,6 +153,9 @@ class ReplProcess:
             raise ReplProtocolError(f"the REPL printed something that is not a response: {text[:200]!r}", self.stderr_tail()) from exc
 
     async def _read_response(self) -> str:
+        """One response: JSON lines up to the blank line that ends it. A REPL that leaves out the blank
+        line (builds without the flush fix, stand-ins) is still answered: a line that closes the top-level
+        object (`}` at column 0, or a whole one-line object) ends the response when the text parses."""
         assert self.proc and self.proc.stdout
         lines: list[str] = []
         while True:
@@ -164,6 +167,13 @@ class ReplProcess:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if line.strip():
                 lines.append(line)
+                if line.rstrip() == "}" or (len(lines) == 1 and line.lstrip().startswith("{") and line.rstrip().endswith("}")):
+                    text = "\n".join(lines)
+                    try:
+                        json.loads(text)
+                    except ValueError:
+                        continue
+                    return text
             elif lines:
                 return "\n".join(lines)
 

@@ -18,8 +18,6 @@ from typing import Any
 
 from proverctl.errors import ModelNotFound
 
-FAMILIES = ("deepseek-v2", "deepseek-v1.5", "kimina", "goedel-v2")
-
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 

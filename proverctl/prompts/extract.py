@@ -94,7 +94,9 @@ def extract(output: str, target: Target, family: str, *, allow_aux: bool = False
     """The candidate for `target` in `output` (see the module docstring)."""
     if len(output) > MAX_OUTPUT_CHARS:
         return Extraction(None, f"the output is {len(output)} characters long (limit {MAX_OUTPUT_CHARS})")
-    if family == "deepseek-v1.5":
+    from proverctl.prompts import families
+
+    if families.get(family).extraction == "continuation":
         close = _CLOSE_FENCE.search(output)
         body = output[: close.start()] if close else output
         statement = target.statement.rstrip()

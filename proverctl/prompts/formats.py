@@ -1,15 +1,8 @@
-"""Prompt formats, one per model family (facts from the model cards and papers, DESIGN §6).
+"""Prompts: what is sent to the model, built by the family registry (proverctl.prompts.families).
 
-- deepseek-v2: chat; "Complete the following Lean 4 code:" + the problem in a ```lean4 block; CoT mode
-  adds the paragraph asking for a proof plan first. The final proof is the LAST ```lean4 block.
-- goedel-v2: the DeepSeek-V2 CoT prompt.
-- deepseek-v1.5: raw completion (no chat template): the prompt ends inside the ```lean4 block with
-  the statement, the model continues with the proof; cut at the first closing fence.
-- kimina: system "You are an expert in mathematics and Lean 4." + a user turn with the informal
-  problem and the formal statement; the output is `<think>...</think>` then the final block.
-
-The error-feedback turn (Goedel-V2 style) keeps the conversation and adds a user turn listing up to
-8 Lean errors, each with the code around it and the error span marked.
+`build_prompt` merges sampling (family defaults < catalog < flags) and asks the target's family for the
+Prompt; `feedback_prompt` asks the family for the next error-feedback round; `mark_error` renders one
+Lean error in its code for that turn.
 """
 
 from __future__ import annotations
@@ -17,22 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from proverctl.errors import UsageError
 from proverctl.lean.protocol import Message
 from proverctl.lean.targets import Target
 
-FAMILIES = ("deepseek-v2", "goedel-v2", "deepseek-v1.5", "kimina")
-MODES = ("cot", "non-cot")
-COT_PARAGRAPH = (
-    "Before producing the Lean 4 code to formally prove the given theorem, provide a detailed proof plan "
-    "outlining the main proof steps and strategies.\nThe plan should highlight key ideas, intermediate lemmas, "
-    "and proof structures that will guide the construction of the final formal proof."
-)
-KIMINA_SYSTEM = "You are an expert in mathematics and Lean 4."
-# Defaults where the catalog has none: the V1.5 / Goedel evaluation harnesses' values.
-DEFAULT_SAMPLING = {"temperature": 1.0, "top_p": 0.95}
-DEFAULT_MAX_TOKENS = {"deepseek-v2": {"cot": 8192, "non-cot": 2048}, "goedel-v2": {"cot": 16384, "non-cot": 16384},
-                      "deepseek-v1.5": {"cot": 2048, "non-cot": 2048}, "kimina": {"cot": 8192, "non-cot": 8192}}
 MAX_FEEDBACK_ERRORS = 8
 CONTEXT_LINES = 2
 
@@ -57,38 +37,53 @@ class Prompt:
                 "sampling": self.sampling}
 
 
+def families() -> tuple[str, ...]:
+    """The registered prompt families."""
+    from proverctl.prompts import families as registry
+
+    return registry.names()
+
+
 def check_family(family: str, mode: str = "cot") -> None:
-    if family not in FAMILIES:
-        raise UsageError(f"unknown prompt family {family!r}", hint=f"choose one of {', '.join(FAMILIES)}")
-    if mode not in MODES:
-        raise UsageError(f"unknown mode {mode!r}", hint="choose cot or non-cot")
+    from proverctl.prompts import families as registry
+
+    registry.get(family, mode)
 
 
 def build_prompt(target: Target, family: str, mode: str = "cot", sampling: dict[str, Any] | None = None) -> Prompt:
-    check_family(family, mode)
-    params = dict(DEFAULT_SAMPLING)
-    params["max_tokens"] = DEFAULT_MAX_TOKENS[family][mode]
+    from proverctl.prompts import families as registry
+
+    spec = registry.get(family, mode)
+    params = spec.default_sampling(mode)
     params.update({k: v for k, v in (sampling or {}).items() if v is not None and k in ("temperature", "top_p", "max_tokens", "seed")})
-    if family in ("deepseek-v2", "goedel-v2"):
-        use_cot = mode == "cot" or family == "goedel-v2"
-        content = f"Complete the following Lean 4 code:\n\n```lean4\n{target.code_with_sorry().strip()}\n```"
-        if use_cot:
-            content += "\n\n" + COT_PARAGRAPH
-        return Prompt(family, mode if family == "deepseek-v2" else "cot", messages=[{"role": "user", "content": content}], sampling=params)
-    if family == "deepseek-v1.5":
-        statement = target.statement.rstrip()
-        if statement.endswith(":="):
-            statement += " by\n"
-        text = "Complete the following Lean 4 code:\n\n```lean4\n" + target.header + (target.doc or "") + statement
-        return Prompt(family, "non-cot", text=text, stop=["```"], sampling=params)
-    # kimina
-    informal = target.informal or ""
-    content = (
-        "Think about and solve the following problem step by step in Lean 4.\n"
-        f"# Problem:{informal}\n# Formal statement:\n```lean4\n{target.code_with_sorry(with_doc=False).strip()}\n```\n"
-    )
-    return Prompt(family, "cot", messages=[{"role": "system", "content": KIMINA_SYSTEM}, {"role": "user", "content": content}],
-                  sampling=params)
+    return spec.build(target, mode, params)
+
+
+# A conservative tokens-per-character bound for prompts (Lean code and English run ~0.3 tokens per
+# character with these tokenizers; counting 0.5 keeps prompt + max_tokens inside the window).
+TOKENS_PER_CHAR = 0.5
+MIN_NEW_TOKENS = 256
+
+
+def prompt_chars(prompt: Prompt) -> int:
+    if prompt.is_chat:
+        return sum(len(m.get("content") or "") for m in prompt.messages or [])
+    return len(prompt.text or "")
+
+
+def fit_to_context(prompt: Prompt, context_length: int | None) -> tuple[Prompt, str | None]:
+    """`prompt` with max_tokens lowered so the prompt and the answer fit the model's context window
+    (servers refuse a request that cannot fit); (prompt, reason) when fewer than MIN_NEW_TOKENS remain."""
+    if not context_length:
+        return prompt, None
+    estimate = int(prompt_chars(prompt) * TOKENS_PER_CHAR) + 16
+    room = context_length - estimate
+    if room < MIN_NEW_TOKENS:
+        return prompt, f"the prompt (~{estimate} tokens) leaves no room to answer in the model's {context_length}-token context"
+    wanted = prompt.sampling.get("max_tokens")
+    if wanted is None or wanted <= room:
+        return prompt, None
+    return Prompt(prompt.family, prompt.mode, prompt.messages, prompt.text, prompt.stop, {**prompt.sampling, "max_tokens": room}), None
 
 
 def mark_error(code: str, message: Message, context: int = CONTEXT_LINES) -> str:
@@ -113,20 +108,13 @@ def mark_error(code: str, message: Message, context: int = CONTEXT_LINES) -> str
 
 
 def feedback_prompt(previous: Prompt, output: str, code: str, errors: list[Message], round_index: int) -> Prompt | None:
-    """The next round's prompt after a failed attempt (chat families only; None for raw completion).
+    """The next round's prompt after a failed attempt, or None where the family has no feedback turn.
 
     `code` is the checked candidate (lines as Lean numbered them) and `errors` Lean's error messages.
     """
-    if not previous.is_chat:
+    from proverctl.prompts import families as registry
+
+    spec = registry.get(previous.family)
+    if spec.feedback is None or not previous.is_chat:
         return None
-    parts = [f"The proof (Round {round_index}) is not correct. Lean reported the errors below; "
-             "<error></error> marks the position of each error in the code."]
-    for i, message in enumerate(errors[:MAX_FEEDBACK_ERRORS], 1):
-        parts.append(f"Error {i}:\n\nCorresponding Code:\n```lean4\n{mark_error(code, message)}\n```\n\nError Message: {message.data.strip()}")
-    if len(errors) > MAX_FEEDBACK_ERRORS:
-        parts.append(f"({len(errors) - MAX_FEEDBACK_ERRORS} more errors not shown.)")
-    parts.append("First analyse what went wrong in the error messages, then give the corrected complete Lean 4 proof "
-                 "in a ```lean4 code block.")
-    messages = list(previous.messages or []) + [{"role": "assistant", "content": output},
-                                                 {"role": "user", "content": "\n\n".join(parts)}]
-    return Prompt(previous.family, previous.mode, messages=messages, stop=previous.stop, sampling=dict(previous.sampling))
+    return spec.feedback(previous, output, code, errors, round_index)

@@ -108,7 +108,22 @@ def _m2(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2]
+def _m3(db: sqlite3.Connection) -> None:
+    """A run is a recorded request (versioned JSON), with what the endpoint really served; each sample
+    keeps why generation ended and its seed."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE runs ADD COLUMN request TEXT;
+        ALTER TABLE runs ADD COLUMN served_model TEXT;
+        ALTER TABLE runs ADD COLUMN engine_version TEXT;
+        ALTER TABLE attempts ADD COLUMN finish_reason TEXT;
+        ALTER TABLE attempts ADD COLUMN seed INTEGER
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3]
 
 
 @dataclass
@@ -127,6 +142,8 @@ class AttemptRow:
     gen_seconds: float | None = None
     verify_seconds: float | None = None
     kind: str = "proof"  # proof | sketch | composed
+    finish_reason: str | None = None  # why generation ended: stop | length | ...
+    seed: int | None = None
 
 
 class Store:
@@ -211,12 +228,15 @@ class Store:
     # Runs and targets
 
     def create_run(self, *, kind: str, command: str, input: str, model: str | None, revision: str | None, engine: str | None,
-                   endpoint: str | None, lean_profile: str | None, settings: dict) -> int:
+                   endpoint: str | None, lean_profile: str | None, settings: dict, request: str | None = None,
+                   served_model: str | None = None, engine_version: str | None = None) -> int:
+        """A new run; `request` is the run's ProveRequest as stored JSON (prove and bench runs)."""
         with self.transaction():
             cursor = self.db.execute(
-                "INSERT INTO runs (kind, started, command, input, model, revision, engine, endpoint, lean_profile, settings, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running')",
-                (kind, time.time(), command, input, model, revision, engine, endpoint, lean_profile, json.dumps(settings)),
+                "INSERT INTO runs (kind, started, command, input, model, revision, engine, endpoint, lean_profile, settings, status,"
+                " request, served_model, engine_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                (kind, time.time(), command, input, model, revision, engine, endpoint, lean_profile, json.dumps(settings), request,
+                 served_model, engine_version),
             )
             return int(cursor.lastrowid)
 
@@ -254,11 +274,12 @@ class Store:
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO attempts (target_id, sample, round, prompt, raw_output, code, verdict, reasons, messages,"
-                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row.target_id, row.sample, row.round, json.dumps(row.prompt, ensure_ascii=False), row.raw_output, row.code,
                  row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
-                 row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind),
+                 row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind,
+                 row.finish_reason, row.seed),
             )
             attempt_id = int(cursor.lastrowid)
             if proved:
@@ -328,6 +349,18 @@ class Store:
 
     def done_samples(self, target_id: int) -> set[tuple[int, int]]:
         return {(r[0], r[1]) for r in self.db.execute("SELECT sample, round FROM attempts WHERE target_id = ?", (target_id,))}
+
+    def sample_counts(self, run_id: int) -> list[tuple[int, int, int]]:
+        """(target id, samples drawn, samples that proved it) per top-level target: what pass@k needs."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT t.id, COUNT(DISTINCT a.sample), COUNT(DISTINCT CASE WHEN a.verdict = 'proved' THEN a.sample END)"
+            " FROM targets t LEFT JOIN attempts a ON a.target_id = t.id AND a.kind = 'proof'"
+            " WHERE t.run_id = ? AND t.parent_id IS NULL GROUP BY t.id ORDER BY t.ordinal", (run_id,))]
+
+    def verdicts(self, run_id: int) -> set[str]:
+        """The distinct verdicts of a run's attempts."""
+        return {r[0] for r in self.db.execute(
+            "SELECT DISTINCT a.verdict FROM attempts a JOIN targets t ON t.id = a.target_id WHERE t.run_id = ?", (run_id,))}
 
     def iter_attempts(self, run_id: int) -> Iterator[dict]:
         cursor = self.db.execute(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Policy, Verdict
 from proverctl.store.db import Store
 
@@ -36,27 +37,47 @@ class TuiServices:
         return target
 
 
+def verify_spec_for_run(store: Store, run_id: int):
+    """The VerifySpec a run's attempts were judged with: its request's policy and Lean profile (Ray and
+    LeanDojo runs are re-checked on the local pool), over the current settings for where Lean runs."""
+    from proverctl.settings import Settings
+    from proverctl.verify.factory import VerifySpec
+
+    run = store.run(run_id)
+    settings = Settings.load()
+    if run is None:
+        return VerifySpec.from_settings(settings)
+    policy, profile = Policy(), run["lean_profile"]
+    if run["request"]:
+        from proverctl.proving.request import ProveRequest
+
+        request = ProveRequest.from_json(run["request"])
+        policy = Policy(allow_native_decide=request.allow_native_decide, allow_aux_lemmas=request.allow_aux_lemmas)
+        profile = request.lean_profile or profile
+    else:
+        saved = json.loads(run["settings"] or "{}").get("policy") or {}
+        policy = Policy(allow_native_decide=bool(saved.get("allow_native_decide")), allow_aux_lemmas=bool(saved.get("allow_aux_lemmas")))
+    return VerifySpec.from_settings(settings, policy=policy, lean_profile=profile or settings.lean_profile)
+
+
 def make_services(store_path: Path | None = None) -> TuiServices:
     """The real services: the store from settings, re-verification on the configured Lean REPL."""
     from proverctl.paths import Paths
-    from proverctl.settings import Settings
 
     paths = Paths.resolve()
     path = store_path or paths.store_db
 
     async def reverify(target: dict, attempt: dict) -> Verdict:
-        from proverctl.lean.checker import check_candidate
-        from proverctl.lean.pool import ReplPool
-        from proverctl.lean.workspace import resolve_repl
+        """Check the attempt again the way its run did: the run's policy and Lean profile, from its
+        recorded request (a `check` run keeps its policy in its settings)."""
+        from proverctl.verify.factory import open_verifier
 
-        settings = Settings.load()
-        repl = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile)
-        from proverctl.lean.sandbox import resolve
-
-        async with ReplPool(repl.command, cwd=repl.cwd, workers=1, memory_mb=settings.repl_memory_mb,
-                            sandbox=resolve(settings.sandbox)) as pool:
-            return await check_candidate(pool, header=target["header"], code=attempt["code"], target_name=target["name"],
-                                         original_statement=target["statement"], policy=Policy(), timeout=settings.check_timeout)
+        with Store(path, readonly=True) as store:
+            spec = verify_spec_for_run(store, target["run_id"])
+        async with open_verifier(spec, jobs=1) as verification:
+            stored = Target(target["name"], target["kind"], target["header"], target["doc"], target["statement"], "",
+                            target["line"] or 1, target["file"])
+            return await verification.verifier.verify(stored, attempt["code"])
 
     return TuiServices(
         open_store=lambda: Store(path, readonly=True),

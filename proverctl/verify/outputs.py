@@ -6,12 +6,10 @@ import asyncio
 from dataclasses import dataclass
 
 from proverctl.errors import UsageError
-from proverctl.lean.checker import check_candidate
-from proverctl.lean.pool import ReplPool
 from proverctl.lean.targets import Target, from_row
-from proverctl.lean.verdict import Policy, Verdict, VerdictKind
+from proverctl.lean.verdict import Verdict, VerdictKind
 from proverctl.prompts.extract import extract
-from proverctl.prompts.formats import FAMILIES
+from proverctl.prompts.formats import families
 
 
 @dataclass
@@ -24,8 +22,8 @@ class OutputRow:
 
 def parse_outputs(text: str, label: str, *, default_family: str | None = None) -> list[OutputRow]:
     """Validate every row before any work starts: one bad row stops the command with its line number."""
-    if default_family is not None and default_family not in FAMILIES:
-        raise UsageError(f"unknown family {default_family!r}", hint=f"choose one of {', '.join(FAMILIES)}")
+    if default_family is not None and default_family not in families():
+        raise UsageError(f"unknown family {default_family!r}", hint=f"choose one of {', '.join(families())}")
     from proverctl.inputs import json_rows
 
     rows = []
@@ -34,8 +32,8 @@ def parse_outputs(text: str, label: str, *, default_family: str | None = None) -
         if not isinstance(output, str):
             raise UsageError(f"{where}: no `output` string", hint="rows need {name, formal_statement, output}")
         family = data.get("family") or default_family or "deepseek-v2"
-        if family not in FAMILIES:
-            raise UsageError(f"{where}: unknown family {family!r}", hint=f"choose one of {', '.join(FAMILIES)}")
+        if family not in families():
+            raise UsageError(f"{where}: unknown family {family!r}", hint=f"choose one of {', '.join(families())}")
         rows.append(OutputRow(number, from_row(data, where), output, family))
     if not rows:
         raise UsageError(f"{label} has no rows", hint="one JSON object per line")
@@ -55,16 +53,14 @@ def extract_rows(rows: list[OutputRow], *, allow_aux: bool = False) -> list[dict
     return out
 
 
-async def check_rows(pool: ReplPool, rows: list[OutputRow], *, policy: Policy, timeout: float) -> list[dict]:
+async def check_rows(verifier, rows: list[OutputRow], *, allow_aux: bool = False) -> list[dict]:
+    """Extract, re-splice and check every row with `verifier` (from proverctl.verify.factory)."""
     async def one(row: OutputRow) -> dict:
-        extraction = extract(row.output, row.target, row.family, allow_aux=policy.allow_aux_lemmas)
+        extraction = extract(row.output, row.target, row.family, allow_aux=allow_aux)
         if not extraction.ok:
             verdict = Verdict(VerdictKind.rejected, [extraction.reason])
         else:
-            verdict = await check_candidate(
-                pool, header=row.target.header, code=extraction.code, target_name=row.target.name,
-                original_statement=row.target.statement, policy=policy, timeout=timeout,
-            )
+            verdict = await verifier.verify(row.target, extraction.code)
         data = {"name": row.target.display_name, "line": row.line}
         data.update(verdict.as_dict())
         data["_record"] = {"name": row.target.name, "kind": row.target.kind, "line": row.line, "statement": row.target.statement,

@@ -28,6 +28,7 @@ class ReplSpec:
     max_uses: int
     sandbox: str
     workers_per_actor: int = 1
+    import_timeout: float = 600.0
 
 
 def parse_address(value: str) -> str | None:
@@ -64,7 +65,8 @@ def _actor_class():
             from proverctl.lean.pool import ReplPool
 
             self.pool = ReplPool(spec["command"], cwd=Path(spec["cwd"]) if spec["cwd"] else None, workers=spec["workers_per_actor"],
-                                 memory_mb=spec["memory_mb"], max_uses=spec["max_uses"], sandbox=spec["sandbox"])
+                                 memory_mb=spec["memory_mb"], max_uses=spec["max_uses"], sandbox=spec["sandbox"],
+                                 header_timeout=spec["import_timeout"])
 
         async def check(self, header: str, code: str, name: str | None, statement: str, policy: dict, timeout: float) -> dict:
             from proverctl.lean.checker import check_candidate

@@ -1,0 +1,121 @@
+"""Where samples come from, and what is really served there.
+
+With `--endpoint URL` the server is asked what it serves (`GET /v1/models`) and, where it says, its
+version (`GET /version`, vLLM). The served id is mapped to the catalog (alias, repo id, or a snapshot
+path naming the repo), and the prompt family and Lean profile follow the model that is actually served:
+a Kimina model behind the endpoint gets Kimina prompts even when the `model` setting names DeepSeek. An
+explicit `--model` or `--family` that contradicts the server is refused unless `--force`.
+Without an endpoint, a live session for the model is reused, or one is started for the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from proverctl.errors import EnvironmentMissing, UsageError
+from proverctl.models.catalog import CatalogEntry, find_alias, find_repo, load_catalog
+
+
+@dataclass
+class Endpoint:
+    url: str
+    model_id: str  # the id requests name
+    engine: str  # vllm | transformers | remote
+    api_key: str | None = None
+    session: str | None = None  # a session this run started (stopped at the end unless kept)
+    version: str | None = None  # what the engine reports about itself
+    listed: tuple[str, ...] = ()
+
+
+def parse_endpoint(url: str) -> str:
+    """A usable base URL, or a usage error naming what is wrong with it."""
+    text = url.strip()
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        suggestion = f"http://{text}" if "://" not in text else None
+        raise UsageError(f"--endpoint {url!r} is not an http(s) URL",
+                         hint=f"write it with its scheme, e.g. {suggestion}" if suggestion else "e.g. http://127.0.0.1:8000/v1")
+    return text.rstrip("/")
+
+
+def catalog_entry_for(served_id: str) -> CatalogEntry | None:
+    """The catalog entry a served model id names: an alias, a repo id, or a path/URL that ends in one
+    (vLLM serves `org/repo` or a snapshot dir `.../models--org--repo/snapshots/<sha>`)."""
+    text = served_id.strip()
+    entry = find_alias(text) or find_repo(text)
+    if entry is not None:
+        return entry
+    lowered = text.lower()
+    hub_dir = re.search(r"models--([^/]+)--([^/]+)", text)
+    if hub_dir:
+        entry = find_repo(f"{hub_dir.group(1)}/{hub_dir.group(2)}")
+        if entry is not None:
+            return entry
+    for candidate in load_catalog():
+        repo = candidate.repo_id.lower()
+        if lowered.endswith("/" + repo) or lowered.rstrip("/").split("/")[-1] in (repo.split("/")[-1], candidate.alias):
+            return candidate
+    return None
+
+
+async def _probe(url: str, api_key: str | None) -> tuple[list[str], str | None]:
+    from proverctl.inference.client import EndpointError, GenerationClient
+
+    async with GenerationClient(url, "", api_key=api_key, retries=1, backoff=0.2, timeout=30.0) as client:
+        try:
+            listed = await client.models()
+        except EndpointError as exc:
+            raise EnvironmentMissing(f"cannot use --endpoint {url}: {exc.message}", hint="check the URL and that the server is up") from None
+        return listed, await client.server_version()
+
+
+@dataclass
+class ServedModel:
+    """The model the run really uses, as far as the server and the catalog tell."""
+
+    endpoint: Endpoint
+    entry: CatalogEntry | None  # the catalog entry of what is served (None: unknown to the catalog)
+    note: str | None = None  # something the user should know (an unknown model, a forced mismatch)
+
+
+def resolve_endpoint(url: str, *, api_key: str | None, served_model: str | None, model_entry: CatalogEntry | None,
+                     model_explicit: bool, family: str | None, force: bool) -> ServedModel:
+    """Ask the server what it serves and reconcile it with what the user named (see the module doc)."""
+    url = parse_endpoint(url)
+    listed, version = asyncio.run(_probe(url, api_key))
+    if not listed:
+        raise EnvironmentMissing(f"the endpoint {url} lists no model", hint="is the server still loading? pass --served-model ID")
+    if served_model is not None:
+        if served_model not in listed:
+            raise UsageError(f"the endpoint {url} does not serve {served_model!r}", hint=f"it lists: {', '.join(listed)}")
+        chosen = served_model
+    elif len(listed) == 1:
+        chosen = listed[0]
+    else:
+        matching = [m for m in listed if model_entry is not None and catalog_entry_for(m) == model_entry]
+        if len(matching) != 1:
+            raise UsageError(f"the endpoint {url} serves several models: {', '.join(listed)}", hint="choose one with --served-model ID")
+        chosen = matching[0]
+    served_entry = catalog_entry_for(chosen)
+    endpoint = Endpoint(url, chosen, "remote", api_key, version=version, listed=tuple(listed))
+    note = None
+    if served_entry is not None:
+        if model_explicit and model_entry is not None and model_entry != served_entry:
+            if not force:
+                raise UsageError(f"the endpoint serves {served_entry.alias}, not {model_entry.alias} as --model says",
+                                 hint="leave out --model (the served model is used), or pass --force to keep it")
+            note = f"--force: using {model_entry.alias}'s prompts and Lean profile although the endpoint serves {served_entry.alias}"
+            served_entry = model_entry
+        if family is not None and family != served_entry.family:
+            if not force:
+                raise UsageError(f"the endpoint serves {served_entry.alias} ({served_entry.family} prompts), not the {family} family",
+                                 hint="leave out --family, or pass --force to prompt it that way anyway")
+            note = f"--force: {family} prompts for {served_entry.alias} (a {served_entry.family} model)"
+        return ServedModel(endpoint, served_entry, note)
+    if model_explicit and model_entry is not None:
+        return ServedModel(endpoint, model_entry, f"the endpoint serves {chosen!r}, unknown to the catalog; treating it as {model_entry.alias}")
+    return ServedModel(endpoint, None, f"the endpoint serves {chosen!r}, unknown to the catalog"
+                       + ("" if family else "; pass --family (or --model ALIAS) to choose its prompt format"))

@@ -1,0 +1,466 @@
+"""`ProveJob`: the prove use-case, one request in, one result out, every front end the same.
+
+    job = ProveJob(ProveRequest(input="Algebra.lean", k=8, in_place=True))
+    result = job.run(on_event)          # or: await job.run_async(on_event)
+
+`prepare()` resolves the request (inputs, model and what the endpoint really serves, family, sampling,
+Lean profile, the verifier) and raises every ProverctlError before any work starts; `run` then records
+the run with its resolved request, samples and checks through `Pipeline` (or decomposition), writes
+what is proved to the requested outputs (also after Ctrl-C or a failure), and returns a `ProveResult`
+with the exit code. Nothing here prints: progress and notices go to `on_event`.
+`ProveJob.resume(run_id, overrides)` continues a recorded run from its stored request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import signal
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from proverctl.errors import ExitCode, UsageError
+from proverctl.inputs import InputFile
+from proverctl.lean.targets import Target
+from proverctl.lean.verdict import Policy
+from proverctl.pipeline import Pipeline, ProveOptions
+from proverctl.proving.endpoint import Endpoint
+from proverctl.proving.request import ProveRequest
+from proverctl.store.db import Store
+from proverctl.verify.factory import VerifySpec
+
+
+@dataclass
+class Notice:
+    """Something a front end should tell the user (never data): level is "info" or "warning"."""
+
+    level: str
+    text: str
+
+
+@dataclass
+class RunStarted:
+    """The run is recorded and sampling begins: `items` are (target id, target); `done` counts the
+    samples each target already has (a resumed run)."""
+
+    run_id: int
+    items: list[tuple[int, Target]]
+    k: int
+    done: dict[int, int]
+
+
+@dataclass
+class ProveResult:
+    run_id: int | None
+    rows: list[dict]  # one per target: name, file, line, status, attempts, proof, seconds, run
+    exit_code: int
+    request: ProveRequest
+    interrupted: bool = False
+    written: list[str] = field(default_factory=list)
+    inputs: list[InputFile] = field(default_factory=list)
+    nothing_to_do: bool = False
+
+    @property
+    def proofs(self) -> dict[str, dict[str, str]]:
+        from proverctl.proving.records import proofs_by_file
+
+        return proofs_by_file(self.rows)
+
+
+@dataclass
+class _Plan:
+    """What prepare() resolved."""
+
+    inputs: list[InputFile]
+    options: ProveOptions
+    spec: VerifySpec
+    ref: Any  # ModelRef
+    model_label: str
+    revision: str | None
+    endpoint: Endpoint | None  # None: started or found in run()
+    session: Any = None  # a live session record to reuse
+    alias: str | None = None  # the catalog alias of the model really used
+
+
+class ProveJob:
+    def __init__(self, request: ProveRequest, *, settings=None, paths=None, api_key: str | None = None, command: str | None = None,
+                 kind: str = "prove", resume_run: int | None = None, generator=None, verifier=None) -> None:
+        """`generator` / `verifier` replace the inference client / the verifier factory (tests, benches)."""
+        self.request = request
+        self.api_key = api_key
+        self.command = command or shlex.join(["proverctl"] + sys.argv[1:])
+        self.kind = kind
+        self.resume_run = resume_run
+        self._settings = settings
+        self._paths = paths
+        self._generator = generator
+        self._verifier = verifier
+        self._plan: _Plan | None = None
+        self._pipeline: Pipeline | None = None
+        self._stopped = False
+        self.run_id: int | None = resume_run
+
+    # -----------------------------------------------------------------------------------------
+    # Construction from a stored run
+
+    @classmethod
+    def resume(cls, run_id: int, overrides: dict[str, Any] | None = None, **kwargs) -> "ProveJob":
+        """The job that continues run `run_id` with its stored request (plus what a resume may change)."""
+        from proverctl.paths import Paths
+
+        paths = kwargs.get("paths") or Paths.resolve()
+        with Store(paths.store_db) as store:
+            run = store.run(run_id)
+            if run is None:
+                raise UsageError(f"no run {run_id} in the store", hint="`proverctl runs` lists them")
+            if run["kind"] not in ("prove", "bench"):
+                raise UsageError(f"run {run_id} is a {run['kind']} run; only prove and bench runs can be resumed",
+                                 hint="`proverctl runs` lists them")
+            request = stored_request(run)
+        return cls(request.with_overrides(overrides or {}), resume_run=run_id, kind=run["kind"], **kwargs)
+
+    # -----------------------------------------------------------------------------------------
+    # Preparation: every usage and environment error, before any work
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            from proverctl.settings import Settings
+
+            r = self.request
+            self._settings = Settings.load({"model": r.model, "repl_command": r.repl_command, "lean_project": r.lean_project,
+                                            "lean_profile": r.lean_profile, "check_timeout": r.timeout,
+                                            "import_timeout": r.import_timeout, "workers": r.workers, "sandbox": r.sandbox},
+                                           self._paths)
+        return self._settings
+
+    @property
+    def paths(self):
+        if self._paths is None:
+            from proverctl.paths import Paths
+
+            self._paths = Paths.resolve()
+        return self._paths
+
+    def prepare(self, notify: Callable[[Any], None] = lambda event: None) -> _Plan:
+        if self._plan is not None:
+            return self._plan
+        from proverctl.models.catalog import parse_model_ref
+        from proverctl.prompts import families
+        from proverctl.proving.outputs import check_output
+
+        request, settings = self.request, self.settings
+        inputs = self._load_inputs()
+        check_output(request.output, inputs, request.input)
+        if request.format == "lean" and len(inputs) != 1:
+            raise UsageError("--format lean needs a single file or stdin", hint="use --in-place or -o for folders")
+        if self.resume_run is None and not any(f.targets for f in inputs):
+            # Nothing to do needs no model and no Lean.
+            self._plan = _Plan(inputs, ProveOptions(), VerifySpec(), None, "", None, None)
+            return self._plan
+        Store(self.paths.store_db).close()  # a store that cannot be used fails here, before any network or process
+        ref = parse_model_ref(settings.model)
+        model_explicit = request.model is not None or settings.sources.get("model") != "default"
+        entry = ref.entry
+        endpoint = None
+        session = None
+        policy = Policy(allow_native_decide=request.allow_native_decide, allow_aux_lemmas=request.allow_aux_lemmas)
+        if self._verifier is None and (request.lean_profile or settings.repl_command or settings.lean_project or request.dojo):
+            # Where Lean runs does not depend on the served model: say it is missing before asking the network.
+            VerifySpec.from_settings(settings, policy=policy, lean_profile=request.lean_profile, verify_on=request.verify_on,
+                                     dojo=request.dojo).resolve()
+        if request.endpoint:
+            from proverctl.proving.endpoint import resolve_endpoint
+
+            served = resolve_endpoint(request.endpoint, api_key=self.api_key, served_model=request.served_model, model_entry=entry,
+                                      model_explicit=model_explicit, family=request.family, force=request.force)
+            endpoint, entry = served.endpoint, served.entry
+            if served.note:
+                notify(Notice("warning", served.note))
+        family = request.family or (entry.family if entry else None) or "deepseek-v2"
+        spec_family = families.get(family, request.mode)
+        lean_profile = request.lean_profile or (entry.lean_profile if entry else None) or settings.lean_profile
+        sampling = dict(spec_family.default_sampling(request.mode))
+        sampling.update({k: v for k, v in ((entry.sampling or {}) if entry else {}).items() if k in ("temperature", "top_p", "max_tokens")})
+        sampling.update(request.sampling)
+        spec = VerifySpec.from_settings(settings, policy=policy, lean_profile=lean_profile, verify_on=request.verify_on, dojo=request.dojo)
+        if endpoint is None and self._generator is None:
+            from proverctl.inference.sessions import find_session
+            from proverctl.models.hub import local_path
+
+            session = find_session(ref)
+            if session is None:
+                local_path(ref)  # the weights first: ModelNotPulled names `proverctl pull`
+        if self._verifier is None:
+            spec = spec.resolve()
+            for note in spec.notes:
+                notify(Notice("warning", note))
+        model_label = entry.alias if (entry is not None and request.endpoint) else ref.text
+        options = ProveOptions(k=request.k, family=family, mode=request.mode, rounds=request.rounds, all_samples=request.all_samples,
+                               seed=request.seed, sampling=sampling, allow_aux=request.allow_aux_lemmas,
+                               context_length=entry.context_length if entry else None)
+        self.request = replace(request, model=ref.text if not request.endpoint else request.model, family=family,
+                               lean_profile=lean_profile, timeout=settings.check_timeout, import_timeout=settings.import_timeout)
+        self._plan = _Plan(inputs, options, spec, ref, model_label, ref.revision if not request.endpoint else None, endpoint, session,
+                           entry.alias if entry else None)
+        return self._plan
+
+    def _load_inputs(self) -> list[InputFile]:
+        from proverctl.inputs import load_inputs, load_text, select
+
+        request = self.request
+        if request.dojo is not None:
+            from proverctl import dojo as dojo_mod
+
+            spec = request.dojo
+            dojo_mod.require(spec)
+            text = dojo_mod.read_file(spec)
+            return [InputFile(spec.label, None, text, dojo_mod.targets(spec, text, list(request.theorems)))]
+        if request.input == "-":
+            if request.input_text is None:
+                raise UsageError("no standard input was recorded for this run", hint="give the file instead of -")
+            inputs = [load_text(request.input_text, "<stdin>")]
+        elif self.resume_run is not None:
+            try:
+                inputs = load_inputs(request.input)
+            except UsageError:
+                return []  # the input moved or changed: the stored targets still drive the run; nothing to write back
+        else:
+            inputs = load_inputs(request.input)
+        if self.resume_run is None:
+            select(inputs, list(request.theorems))
+        return inputs
+
+    # -----------------------------------------------------------------------------------------
+    # Running
+
+    def stop(self) -> None:
+        """Stop sampling (Ctrl-C): chains in flight are cancelled; what is committed stays."""
+        self._stopped = True
+        if self._pipeline is not None:
+            self._pipeline.stop()
+
+    def run(self, on_event: Callable[[Any], None] | None = None, *, handle_signals: bool = False) -> ProveResult:
+        """Prepare and run to the end. With `handle_signals`, Ctrl-C (or SIGTERM) stops sampling and
+        writes what is proved; a second Ctrl-C abandons the attempts in flight at once."""
+        notify = on_event or (lambda event: None)
+        self.prepare(notify)
+        return asyncio.run(self._execute(notify, handle_signals))
+
+    async def run_async(self, on_event: Callable[[Any], None] | None = None) -> ProveResult:
+        notify = on_event or (lambda event: None)
+        await asyncio.to_thread(self.prepare, notify)
+        return await self._execute(notify, False)
+
+    async def _execute(self, notify: Callable[[Any], None], handle_signals: bool) -> ProveResult:
+        plan = self._plan
+        assert plan is not None
+        request = self.request
+        n_targets = sum(len(f.targets) for f in plan.inputs)
+        if self.resume_run is None and n_targets == 0:
+            notify(Notice("info", f"nothing to prove: no `sorry` in {request.input or request.file}"))
+            return ProveResult(None, [], int(ExitCode.OK), request, inputs=plan.inputs, nothing_to_do=True)
+        endpoint = await self._endpoint(plan, notify)
+        try:
+            with Store(self.paths.store_db) as store:
+                return await self._run_in_store(store, plan, endpoint, notify, handle_signals)
+        finally:
+            if endpoint is not None and endpoint.session and not request.keep_session:
+                from proverctl.inference.sessions import stop_sessions
+
+                await asyncio.to_thread(stop_sessions, endpoint.session)
+                notify(Notice("info", f"stopped session {endpoint.session}"))
+
+    async def _endpoint(self, plan: _Plan, notify) -> Endpoint | None:
+        if self._generator is not None:
+            return None
+        if plan.endpoint is not None:
+            return plan.endpoint
+        if plan.session is not None:
+            s = plan.session
+            return Endpoint(s.url, s.model_id, s.engine)
+        from proverctl.inference.sessions import launch
+
+        def started(record) -> None:
+            notify(Notice("info", f"starting a {record.engine} session for {plan.ref.display} (log: {record.log})"))
+
+        record, _ = await asyncio.to_thread(launch, plan.ref, engine=self.request.engine, on_started=started)
+        return Endpoint(record.url, record.model_id, record.engine, session=record.name)
+
+    async def _run_in_store(self, store: Store, plan: _Plan, endpoint: Endpoint | None, notify, handle_signals: bool) -> ProveResult:
+        from proverctl.proving.records import report_rows, stored_target, target_rows
+
+        request = self.request
+        if endpoint is not None:
+            request = replace(request, served_model=endpoint.model_id if request.endpoint else request.served_model)
+        resolved = {"model": plan.model_label, "alias": plan.alias, "revision": plan.revision, "family": plan.options.family,
+                    "lean_profile": plan.spec.lean_profile, "sampling": plan.options.sampling, "context_length": plan.options.context_length,
+                    "engine": endpoint.engine if endpoint else "injected", "engine_version": endpoint.version if endpoint else None,
+                    "served_model": endpoint.model_id if endpoint else None, "endpoint": endpoint.url if endpoint else None,
+                    "verifier": plan.spec.describe()}
+        self.request = request = replace(request, resolved=resolved)
+        if self.resume_run is None:
+            rows, targets = target_rows(plan.inputs)
+            self.run_id = store.create_run(
+                kind=self.kind, command=self.command, input=request.input or (request.dojo.label if request.dojo else ""),
+                model=plan.model_label, revision=plan.revision, engine=resolved["engine"], endpoint=request.endpoint,
+                lean_profile=plan.spec.lean_profile, settings=legacy_settings(request), request=request.to_json(),
+                served_model=resolved["served_model"], engine_version=resolved["engine_version"])
+            ids = store.add_targets(self.run_id, rows)
+            items = list(zip(ids, targets))
+            proved: set[int] = set()
+            prior: dict[int, float] = {}
+        else:
+            stored = [t for t in store.targets(self.run_id) if t.get("parent_id") is None]
+            items = [(t["id"], stored_target(t)) for t in stored]
+            proved = {t["id"] for t in stored if t["status"] == "proved"}
+            prior = {t["id"]: float(t["seconds"] or 0) for t in stored}
+            store.update_run(self.run_id, status="running", finished=None, request=request.to_json(), engine=resolved["engine"],
+                             served_model=resolved["served_model"], engine_version=resolved["engine_version"])
+            notify(Notice("info", f"resuming run {self.run_id}: {len(proved)} of {len(items)} targets already proved"))
+        run_id = self.run_id
+        where = endpoint.url if endpoint else "an injected generator"
+        notify(Notice("info", f"run {run_id}: {len(items)} target(s), k={request.k}, model {plan.model_label} via {where}"))
+        notify(RunStarted(run_id, items, request.k, {target_id: len({s for s, _ in store.done_samples(target_id)})
+                                                       for target_id, _ in items}))
+        interrupted = False
+        failure: BaseException | None = None
+        try:
+            interrupted = await self._sample(store, run_id, items, proved, prior, plan, endpoint, notify, handle_signals)
+        except BaseException as exc:  # written below, then re-raised: nothing already proved is lost
+            failure = exc
+            interrupted = isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+        rows = report_rows(store, run_id) if _store_usable(store) else []
+        written = self._write(plan, rows, run_id, notify)
+        status = "interrupted" if interrupted else ("failed" if failure is not None else "finished")
+        try:
+            store.finish_run(run_id, status)
+        except Exception:  # the store itself may be what failed (disk full, locked)
+            pass
+        if failure is not None and not interrupted:
+            raise failure
+        if interrupted:
+            notify(Notice("info", f"run {run_id} interrupted; continue with `proverctl prove --resume {run_id}`"))
+            code = ExitCode.INTERRUPTED
+        elif all(r["status"] == "proved" for r in rows):
+            code = ExitCode.OK
+        elif store.verdicts(run_id) == {"error"}:
+            notify(Notice("warning", f"every check failed in the verifier itself, nothing was judged (see `proverctl show {run_id}`)"))
+            code = ExitCode.VERIFIER
+        else:
+            code = ExitCode.NOT_PROVED
+        return ProveResult(run_id, rows, int(code), request, interrupted, written, plan.inputs)
+
+    def _write(self, plan: _Plan, rows: list[dict], run_id: int, notify) -> list[str]:
+        from proverctl.proving.outputs import write_outputs
+        from proverctl.proving.records import proofs_by_file
+
+        request = self.request
+        if not (request.in_place or request.output):
+            return []
+        try:
+            written = write_outputs(plan.inputs, proofs_by_file(rows), input_name=None if request.input == "-" else request.input,
+                                    in_place=request.in_place, output=request.output, run_id=run_id)
+        except OSError as exc:
+            notify(Notice("warning", f"could not write the proofs: {exc}; they are in the store (`proverctl show {run_id}`)"))
+            return []
+        for path in written:
+            notify(Notice("info", f"wrote {path}"))
+        return written
+
+    async def _sample(self, store: Store, run_id: int, items: list[tuple[int, Target]], proved: set[int], prior: dict[int, float],
+                      plan: _Plan, endpoint: Endpoint | None, notify, handle_signals: bool) -> bool:
+        """Generate and check until the budget is spent; True when stopped by Ctrl-C."""
+        from contextlib import AsyncExitStack
+
+        async with AsyncExitStack() as stack:
+            if self._verifier is not None:
+                verifier, pool = self._verifier, getattr(self._verifier, "pool", None)
+            else:
+                from proverctl.verify.factory import open_verifier
+
+                verification = await stack.enter_async_context(open_verifier(plan.spec, jobs=len(items) * self.request.k))
+                verifier, pool = verification.verifier, verification.pool
+            client = None
+            generator = self._generator
+            if generator is None:
+                from proverctl.inference.client import GenerationClient
+
+                client = await stack.enter_async_context(GenerationClient(
+                    endpoint.url, endpoint.model_id, api_key=endpoint.api_key, concurrency=plan.options.max_inflight,
+                    timeout=self.settings.request_timeout))
+                generator = client
+            self._pipeline = pipeline = Pipeline(store, generator, verifier, plan.options, notify)
+            if self._stopped:
+                pipeline.stop()
+            if handle_signals:
+                self._install_signals(notify)
+            try:
+                if self.request.decompose is not None:
+                    from proverctl.proving.decompose_run import run_decomposition
+
+                    if pool is None:
+                        raise UsageError("--decompose needs the local REPL pool", hint="leave out --verify-on / --repo")
+                    await run_decomposition(store, run_id, items, generator, client, pool, verifier, plan.options, plan.spec,
+                                            self.request.decompose, on_event=notify)
+                else:
+                    await pipeline.run(items, already_proved=proved, prior_seconds=prior)
+            finally:
+                if handle_signals:
+                    self._remove_signals()
+        return self._stopped
+
+    def _install_signals(self, notify) -> None:
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        presses = 0
+
+        def on_signal() -> None:
+            nonlocal presses
+            presses += 1
+            if presses > 1 and main is not None:
+                main.cancel()  # abandon what is in flight; committed attempts are safe, proofs are still written
+                return
+            notify(Notice("warning", "interrupted: stopping (Ctrl-C again to abandon the samples in flight)"))
+            self.stop()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+
+    def _remove_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _store_usable(store: Store) -> bool:
+    try:
+        store.db.execute("SELECT 1").fetchone()
+        return True
+    except Exception:
+        return False
+
+
+def legacy_settings(request: ProveRequest) -> dict:
+    """The runs.settings summary `runs`/`show` have always shown (the request holds everything)."""
+    return {"k": request.k, "family": request.family, "mode": request.mode, "rounds": request.rounds, "all": request.all_samples,
+            "seed": request.seed, "sampling": request.resolved.get("sampling"), "allow_aux": request.allow_aux_lemmas,
+            "allow_native_decide": request.allow_native_decide, "endpoint": request.endpoint, "served_model": request.served_model,
+            "timeout": request.timeout, "verify_on": request.verify_on}
+
+
+def stored_request(run) -> ProveRequest:
+    """A run's request: the stored JSON, or for runs recorded before requests were stored, the
+    request their settings summary describes."""
+    import json
+
+    if run["request"]:
+        return ProveRequest.from_json(run["request"])
+    saved = json.loads(run["settings"] or "{}")
+    sampling = saved.get("sampling") or {}
+    return ProveRequest(input=run["input"], model=run["model"], endpoint=saved.get("endpoint"), served_model=saved.get("served_model"),
+                        family=saved.get("family"), mode=saved.get("mode", "cot"), k=saved.get("k", 8), all_samples=saved.get("all", False),
+                        rounds=saved.get("rounds", 0), seed=saved.get("seed"), temperature=sampling.get("temperature"),
+                        top_p=sampling.get("top_p"), max_tokens=sampling.get("max_tokens"), allow_aux_lemmas=saved.get("allow_aux", False),
+                        lean_profile=run["lean_profile"], timeout=saved.get("timeout"), verify_on=saved.get("verify_on"))

@@ -1,0 +1,112 @@
+"""Writing proofs back: into a file (`--in-place`), into `-o FILE`, or into `-o DIR` mirroring a folder.
+
+Nothing the user had is lost: each write is atomic (a temp file in the same folder, then rename), an
+in-place write first keeps the original as `FILE.run<N>.bak` (one per run, never overwritten), and the
+proofs are spliced into the file's *current* text, so two runs writing one file keep each other's proofs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from proverctl.errors import UsageError
+from proverctl.inputs import InputFile
+from proverctl.lean.source import Source
+
+
+def completed_text(text: str, proofs: dict[str, str]) -> str:
+    """`text` with the targets named in `proofs` (declaration name, or example@line) replaced by their
+    proved code; every other character stays as it was. A declaration that no longer has a `sorry`
+    (proved meanwhile by someone else) is left alone."""
+    source = Source(text)
+    pieces, cursor = [], 0
+    for decl in source.targets:
+        key = decl.full_name or f"example@{decl.line}"
+        code = proofs.get(key)
+        if code is None:
+            continue
+        pieces.append(text[cursor:decl.full_start])
+        pieces.append(code.rstrip("\n"))
+        cursor = decl.end
+    pieces.append(text[cursor:])
+    return "".join(pieces)
+
+
+def atomic_write(destination: Path, text: str, *, like: Path | None = None) -> None:
+    """Write `text` to `destination` all at once: readers see the old file or the new one, never half."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".proverctl-tmp", dir=destination.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+        if like is not None and like.exists():
+            shutil.copymode(like, tmp)
+        os.replace(tmp, destination)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def backup_path(path: Path, run_id: int) -> Path:
+    return path.with_name(f"{path.name}.run{run_id}.bak")
+
+
+def check_output(output: str | None, inputs: list[InputFile], input_name: str | None) -> None:
+    """Refuse an output that would lose files, before any work starts."""
+    if output is None:
+        return
+    out = Path(output)
+    folder_input = input_name is not None and Path(input_name).is_dir()
+    if folder_input:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"-o {output} is a file but the input is a folder", hint="give a folder (it is created if missing)")
+        if not out.exists() and not _existing_parent(out):
+            raise UsageError(f"cannot create {output}: none of its parent folders exist", hint="check the path")
+        return
+    if len([f for f in inputs if f.text is not None]) > 1 and not out.is_dir():
+        raise UsageError(f"-o {output} must be a folder for several inputs", hint="create the folder first")
+    if not out.parent.exists():
+        raise UsageError(f"cannot write to {output}: {out.parent} does not exist", hint="create the directory first")
+
+
+def _existing_parent(path: Path) -> bool:
+    return any(parent.is_dir() for parent in path.parents)
+
+
+def destination_for(file: InputFile, output: Path, input_name: str | None) -> Path:
+    """Where a file's completed text goes under `-o`: the same relative path for a folder input (the
+    tree is mirrored), `output/NAME` when `output` is a folder, else `output` itself."""
+    if input_name is not None and Path(input_name).is_dir() and file.path is not None:
+        return output / file.path.relative_to(Path(input_name))
+    if output.is_dir():
+        return output / Path(file.label).name if file.label != "<stdin>" else output / "stdin.lean"
+    return output
+
+
+def write_outputs(inputs: list[InputFile], proofs: dict[str, dict[str, str]], *, input_name: str | None, in_place: bool,
+                  output: str | None, run_id: int) -> list[str]:
+    """Write every file's proved targets (`proofs`: file label -> name -> code) where the request asked.
+    Returns the paths written."""
+    written = []
+    for file in inputs:
+        if file.text is None:
+            continue  # a dataset: results go to the report, not to a file
+        mine = proofs.get(file.label, {})
+        if output is not None:
+            destination = destination_for(file, Path(output), input_name)
+            atomic_write(destination, completed_text(file.text, mine))
+            written.append(str(destination))
+        elif in_place and file.path is not None and mine:
+            current = file.path.read_text(encoding="utf-8")
+            new = completed_text(current, mine)
+            if new == current:
+                continue
+            backup = backup_path(file.path, run_id)
+            if not backup.exists():
+                shutil.copy2(file.path, backup)
+            atomic_write(file.path, new, like=file.path)
+            written.append(str(file.path))
+    return written

@@ -1,0 +1,166 @@
+"""One way to build a verifier, from settings + what the request asks (policy, Ray, LeanDojo).
+
+`prove`, `check`, `bench`, decompose and the TUI's re-verify all get their verifier here, so a policy
+or a Lean profile means the same thing everywhere. Use it in two steps: `VerifySpec.resolve()` finds
+the REPL and the sandbox (cheap; raises the environment errors before any model is started), then
+`async with open_verifier(spec, jobs=N) as verification:` starts what checks candidates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field, replace
+from typing import AsyncIterator, Protocol
+
+from proverctl.errors import EnvironmentMissing, UsageError, VerifierError
+from proverctl.lean.checker import check_candidate
+from proverctl.lean.pool import ReplPool, default_workers
+from proverctl.lean.repl import ReplStartError
+from proverctl.lean.targets import Target
+from proverctl.lean.verdict import Policy, Verdict, VerdictKind
+from proverctl.lean.workspace import ReplTarget
+
+SETUP_HINT = "fix --repl-command / PROVERCTL_REPL_COMMAND, or run `proverctl lean setup` (`proverctl doctor` lists what is missing)"
+
+
+class Verifier(Protocol):
+    async def verify(self, target: Target, code: str) -> Verdict: ...
+
+
+@dataclass(frozen=True)
+class VerifySpec:
+    """Everything that decides how a candidate is checked. Built from Settings (which already merged
+    flags, environment and config) plus the request's policy, Ray address and LeanDojo repository."""
+
+    policy: Policy = Policy()
+    lean_profile: str = "deepseek-v2"
+    repl_command: str | None = None
+    lean_project: str | None = None
+    check_timeout: float = 60.0
+    import_timeout: float = 600.0
+    workers: int | None = None
+    memory_mb: int = 8192
+    max_uses: int = 200
+    gc: bool = False
+    sandbox: str = "auto"
+    verify_on: str | None = None
+    dojo: object | None = None  # proverctl.dojo.DojoSpec
+    # Filled by resolve():
+    repl: ReplTarget | None = None
+    sandbox_mode: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_settings(cls, settings, *, policy: Policy = Policy(), lean_profile: str | None = None, verify_on: str | None = None,
+                      dojo=None) -> "VerifySpec":
+        return cls(policy=policy, lean_profile=lean_profile or settings.lean_profile, repl_command=settings.repl_command,
+                   lean_project=settings.lean_project, check_timeout=settings.check_timeout, import_timeout=settings.import_timeout,
+                   workers=settings.workers, memory_mb=settings.repl_memory_mb, max_uses=settings.repl_max_uses, gc=settings.repl_gc,
+                   sandbox=settings.sandbox, verify_on=verify_on, dojo=dojo)
+
+    def resolve(self) -> "VerifySpec":
+        """Find the REPL command and the sandbox; every missing piece is a ProverctlError (exit 2 or 3)."""
+        if self.dojo is not None:
+            return replace(self, sandbox_mode="none")
+        if self.verify_on is not None:
+            from proverctl.verify.ray import parse_address
+
+            parse_address(self.verify_on)
+        from proverctl.lean.sandbox import resolve
+        from proverctl.lean.workspace import resolve_repl
+
+        repl = resolve_repl(self.repl_command, self.lean_project, self.lean_profile)
+        mode = resolve(self.sandbox)
+        notes = self.notes
+        if mode == "none" and self.sandbox == "auto":
+            notes += ("sandbox: bubblewrap (bwrap) is not available here; Lean REPLs run with resource limits only",)
+        return replace(self, repl=repl, sandbox_mode=mode, notes=notes)
+
+    def pool_size(self, jobs: int) -> int:
+        return max(1, min(jobs, self.workers or default_workers(self.memory_mb)))
+
+    def describe(self) -> dict:
+        """What a run records about its verifier."""
+        return {"kind": "dojo" if self.dojo is not None else ("ray" if self.verify_on else "repl-pool"),
+                "verify_on": self.verify_on, "lean_profile": self.lean_profile, "sandbox": self.sandbox_mode,
+                "repl": self.repl.source if self.repl else None, "check_timeout": self.check_timeout,
+                "import_timeout": self.import_timeout, "policy": policy_dict(self.policy)}
+
+
+def policy_dict(policy: Policy) -> dict:
+    return {"allow_native_decide": policy.allow_native_decide, "allow_aux_lemmas": policy.allow_aux_lemmas}
+
+
+class PoolVerifier:
+    """Candidates on the local REPL pool. When checks keep failing in the verifier itself (the REPL
+    cannot start, crashes, or breaks the protocol) with no judged check between them, the run cannot
+    get any verdict: that is a VerifierError (exit 4), raised once instead of failing every sample."""
+
+    def __init__(self, pool: ReplPool, policy: Policy, timeout: float, *, give_up_after: int | None = None) -> None:
+        self.pool, self.policy, self.timeout = pool, policy, timeout
+        self.give_up_after = give_up_after or max(3, 2 * pool.size)
+        self.consecutive_errors = 0
+
+    async def verify(self, target: Target, code: str) -> Verdict:
+        try:
+            verdict = await check_candidate(self.pool, header=target.header, code=code, target_name=target.name,
+                                            original_statement=target.statement, policy=self.policy, timeout=self.timeout)
+        except ReplStartError as exc:
+            raise EnvironmentMissing(str(exc), hint=SETUP_HINT) from None
+        if verdict.kind is VerdictKind.error:
+            self.consecutive_errors += 1
+            if self.consecutive_errors >= self.give_up_after:
+                detail = verdict.reasons[0] if verdict.reasons else "verifier error"
+                raise VerifierError(f"no Lean check can run: {self.consecutive_errors} checks in a row failed in the verifier ({detail})",
+                                    hint="`proverctl doctor` checks the REPL; committed attempts are kept")
+        else:
+            self.consecutive_errors = 0
+        return verdict
+
+
+@dataclass
+class Verification:
+    """What `open_verifier` yields: the verifier, and the local pool where there is one (whole-file
+    checks and decompose's sketches talk to the REPL directly)."""
+
+    verifier: Verifier
+    pool: ReplPool | None
+    spec: VerifySpec
+
+
+@contextlib.asynccontextmanager
+async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Verification]:
+    """Start the verifier `spec` describes (resolved first if it is not yet), sized for `jobs` checks."""
+    if spec.repl is None and spec.dojo is None:
+        spec = spec.resolve()
+    if spec.dojo is not None:
+        from proverctl.dojo import DojoVerifier
+
+        yield Verification(DojoVerifier(spec.dojo, spec.policy, spec.check_timeout), None, spec)
+        return
+    size = spec.pool_size(jobs)
+    if spec.verify_on is not None:
+        from proverctl.verify.ray import RayVerifier, ReplSpec, parse_address
+
+        ray_verifier = RayVerifier(parse_address(spec.verify_on), size,
+                                   ReplSpec(spec.repl.command, str(spec.repl.cwd) if spec.repl.cwd else None, spec.memory_mb,
+                                            spec.max_uses, spec.sandbox_mode, import_timeout=spec.import_timeout),
+                                   spec.policy, spec.check_timeout)
+        await ray_verifier.start()
+        try:
+            yield Verification(ray_verifier, None, spec)
+        finally:
+            await ray_verifier.close()
+        return
+    async with ReplPool(spec.repl.command, cwd=spec.repl.cwd, workers=size, memory_mb=spec.memory_mb, max_uses=spec.max_uses,
+                        gc=spec.gc, sandbox=spec.sandbox_mode or "none", header_timeout=spec.import_timeout) as pool:
+        try:
+            yield Verification(PoolVerifier(pool, spec.policy, spec.check_timeout), pool, spec)
+        except ReplStartError as exc:  # whole-file checks and sketches talk to the pool directly
+            raise EnvironmentMissing(str(exc), hint=SETUP_HINT) from None
+
+
+def require_pool(verification: Verification, what: str) -> ReplPool:
+    if verification.pool is None:
+        raise UsageError(f"{what} needs the local REPL pool", hint="leave out --verify-on / --repo for it")
+    return verification.pool
