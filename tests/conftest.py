@@ -4,6 +4,7 @@ no test talks to the real hub (HF_ENDPOINT is unset unless a test starts its loo
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -17,7 +18,27 @@ os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures"
+STANDIN = TESTS / "standin_repl.py"
 sys.path.insert(0, str(TESTS))
+
+
+def standin_argv(*args: str) -> list[str]:
+    """The command line of the stand-in REPL (tests/standin_repl.py) with its flags."""
+    return [sys.executable, str(STANDIN), *args]
+
+
+@pytest.fixture
+def standin_repl(monkeypatch, tmp_path):
+    """Lean checks go to the stand-in REPL (PROVERCTL_REPL_COMMAND). Call the returned function with
+    stand-in flags to change its behaviour; with `log=True` it logs every request and returns the log."""
+    def use(*args: str, log: bool = False) -> Path:
+        path = tmp_path / "repl-requests.jsonl"
+        argv = standin_argv(*args) + (["--log", str(path)] if log else [])
+        monkeypatch.setenv("PROVERCTL_REPL_COMMAND", shlex.join(argv))
+        return path
+
+    use()
+    return use
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,8 @@ Faults, each triggered when a request's code matches the REGEX: `--hang-on` (nev
 `--crash-on` (prints "uncaught exception" on stderr and exits, like the REPL on bad input),
 `--garbage-on` (prints a non-JSON line), `--grow-on` (allocates memory until the address-space cap
 stops it), `--die-after N` (exits after N answers). `--header-delay S` sleeps on import commands,
-`--delay S` on every answer, `--log FILE` appends each request as a JSON line.
+`--delay S` on every answer, `--log FILE` appends each request as a JSON line, `--framing unframed|compact`
+leaves out the blank line that ends each answer.
 
 Framing matches the REPL: a request is lines up to a blank line, joined without newlines; a blank
 line with no request before it, or invalid JSON, kills the process with "uncaught exception".
@@ -49,6 +50,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--log")
     p.add_argument("--sorry-wording", choices=["old", "new"], default="old")
     p.add_argument("--axioms", choices=["standard", "none"], default="standard")
+    p.add_argument("--framing", choices=["repl", "unframed", "compact"], default="repl")
     return p.parse_args(argv)
 
 
@@ -58,9 +60,17 @@ def die(message: str) -> None:
     sys.exit(1)
 
 
+FRAMING = "repl"
+
+
 def emit(obj) -> None:
-    # The REPL pretty-prints over several lines and ends each answer with an empty line.
-    sys.stdout.write(json.dumps(obj, indent=1, ensure_ascii=False) + "\n\n")
+    # The REPL pretty-prints over several lines and ends each answer with an empty line. `--framing`
+    # drops that line (`unframed`, as a REPL whose output is cut at the buffer), or answers on one line
+    # without it (`compact`).
+    if FRAMING == "compact":
+        sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(json.dumps(obj, indent=1, ensure_ascii=False) + ("\n\n" if FRAMING == "repl" else "\n"))
     sys.stdout.flush()
 
 
@@ -284,6 +294,8 @@ def replay(args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_args(sys.argv[1:])
+    global FRAMING
+    FRAMING = args.framing
     if args.transcript:
         replay(args)
         return

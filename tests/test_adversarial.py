@@ -6,7 +6,6 @@ the rules stay precise."""
 from __future__ import annotations
 
 import json
-import sys
 import zipfile
 from pathlib import Path
 
@@ -17,14 +16,12 @@ from proverctl.lean.source import Source
 TESTS = Path(__file__).parent
 FIX = TESTS / "fixtures"
 CORPUS = TESTS / "adversarial" / "corpus.jsonl"
-STANDIN = TESTS / "standin_repl.py"
 
 
 @pytest.fixture
-def permissive_lean(monkeypatch):
+def permissive_lean(monkeypatch, standin_repl):
     # No --reject: the stand-in reports no Lean errors at all; it only answers `#print axioms` the way
     # Lean would (native_decide -> Lean.ofReduceBool).
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN}")
     monkeypatch.setenv("PROVERCTL_WORKERS", "1")
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STANDIN = Path(__file__).parent / "standin_repl.py"
+from conftest import standin_argv
 
 
 def catalogue() -> list[tuple[str, str, str, int]]:
@@ -55,7 +54,7 @@ def files(tmp_path):
     (tree / "sub").mkdir(parents=True)
     (tree / "sub" / "A.lean").write_text(lean.read_text())
     return {"unparsed": unparsed, "tree": tree, "lean": lean, "nodecl": nodecl, "latin1": latin1, "dir": d, "bad_jsonl": bad_jsonl, "no_output": no_output,
-            "outputs": outputs, "bad_config": bad_config, "standin": f"'{sys.executable} {STANDIN}'"}
+            "outputs": outputs, "bad_config": bad_config, "standin": shlex.quote(shlex.join(standin_argv()))}
 
 
 @pytest.mark.parametrize("number, command, message, code", ROWS, ids=[r[0] for r in ROWS])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from proverctl.benchmarks import load_rows, pass_at_k
 from proverctl.errors import ExitCode
 
 TESTS = Path(__file__).parent
-STANDIN = TESTS / "standin_repl.py"
 
 with zipfile.ZipFile(TESTS / "fixtures" / "model-outputs" / "deepseek-prover-v2-minif2f-test.zip") as _z:
     SOLUTIONS = {Path(n).stem: _z.read(n).decode("utf-8") for n in _z.namelist() if n.endswith(".lean")}
@@ -34,8 +32,7 @@ def test_pass_at_k_estimator():
     assert pass_at_k(10, 2, 1) == pytest.approx(0.2)
 
 
-def test_bench_minif2f_revised_reports_pass_at_k(cli, monkeypatch):
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN}")
+def test_bench_minif2f_revised_reports_pass_at_k(cli, standin_repl):
     _, rows = load_rows("minif2f-revised", "test", 6)
     expected_solved = sum(1 for r in rows if r["name"] in SOLUTIONS)
     with OpenAIStub(answer=answer) as stub:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import zipfile
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from proverctl.errors import ExitCode
 
 TESTS = Path(__file__).parent
 FIX = TESTS / "fixtures"
-STANDIN = TESTS / "standin_repl.py"
 G2 = {json.loads(l)["name"]: json.loads(l) for l in (FIX / "datasets/goedel-prover-v2/minif2f.jsonl").read_text().splitlines()}
 
 
@@ -29,9 +27,8 @@ def kimina(name: str) -> dict:
 
 
 @pytest.fixture
-def outputs(tmp_path, monkeypatch):
-    log = tmp_path / "requests.jsonl"
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN} --log {log}")
+def outputs(tmp_path, standin_repl):
+    log = standin_repl(log=True)
     ok = solution("amc12b_2020_p2")
     sketch_last = "```lean4\n" + ok + "\n```\nNow a sketch:\n```lean4\n" + G2["amc12b_2020_p2"]["formal_statement"] + "  sorry\n```"
     k = kimina("mathd_algebra_114")
@@ -85,9 +82,8 @@ def test_extract_only_prints_code_without_lean(cli, outputs):
         ('{"formal_statement": "-- nothing", "output": "y"}', "no theorem found in formal_statement"),
     ],
 )
-def test_bad_rows_stop_before_any_check(cli, tmp_path, monkeypatch, line, message):
-    log = tmp_path / "log.jsonl"
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN} --log {log}")
+def test_bad_rows_stop_before_any_check(cli, tmp_path, standin_repl, line, message):
+    log = standin_repl(log=True)
     path = tmp_path / "outputs.jsonl"
     good = {"name": "t", "formal_statement": "theorem t : True := by", "output": "```lean4\ntheorem t : True := by\n  trivial\n```"}
     path.write_text(json.dumps(good) + "\n" + line + "\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from proverctl.lean.protocol import split_responses
 from proverctl.lean.targets import from_row
 
 TESTS = Path(__file__).parent
-STANDIN = TESTS / "standin_repl.py"
 
 
 def test_goal_to_lemma_on_real_repl_goals():
@@ -61,8 +59,7 @@ def planner_and_prover(fail_holes: bool = False):
 
 
 @pytest.fixture
-def problem(tmp_path, monkeypatch):
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN}")
+def problem(tmp_path, standin_repl):
     path = tmp_path / "T.lean"
     path.write_text("import Mathlib\n\ntheorem t (x : ℕ) (h : x = 2) : x + x = 4 := by\n  sorry\n")
     return path

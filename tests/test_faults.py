@@ -21,13 +21,11 @@ from proverctl.errors import ExitCode
 
 TESTS = Path(__file__).parent
 FIX = TESTS / "fixtures"
-STANDIN = TESTS / "standin_repl.py"
 G2 = [json.loads(l) for l in (FIX / "datasets/goedel-prover-v2/minif2f.jsonl").read_text().splitlines()][:3]
 
 
 @pytest.fixture
-def dataset(tmp_path, monkeypatch):
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN}")
+def dataset(tmp_path, standin_repl):
     path = tmp_path / "mini.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in G2))
     return path

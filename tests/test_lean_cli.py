@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pytest
 from proverctl.errors import ExitCode
 
 TESTS = Path(__file__).parent
-STANDIN = TESTS / "standin_repl.py"
 SAMPLE = """import Mathlib
 import Aesop
 
@@ -41,14 +39,6 @@ def sample(tmp_path):
     path.write_text(SAMPLE, encoding="utf-8")
     return path
 
-
-@pytest.fixture
-def standin_repl(monkeypatch):
-    def use(*args: str) -> None:
-        monkeypatch.setenv("PROVERCTL_REPL_COMMAND", " ".join([sys.executable, str(STANDIN), *args]))
-
-    use()
-    return use
 
 
 def test_targets_json_and_stdin(cli, sample):

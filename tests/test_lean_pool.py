@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conftest import STANDIN, standin_argv
 from proverctl.lean.checker import check_candidate
 from proverctl.lean.pool import CheckJob, ReplPool, default_workers
 from proverctl.lean.protocol import split_responses, split_transcript_requests
@@ -18,13 +19,12 @@ from proverctl.lean.repl import ReplProcess, ReplStartError
 from proverctl.lean.verdict import VerdictKind
 
 TESTS = Path(__file__).parent
-STANDIN = TESTS / "standin_repl.py"
 HEADER = "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n\n"
 GOOD = "theorem t (x : ℕ) : x + 0 = x := by\n  simp\n"
 
 
 def standin(*args: str) -> list[str]:
-    return [sys.executable, str(STANDIN), *args]
+    return standin_argv(*args)
 
 
 def run(coro):
@@ -214,3 +214,29 @@ def test_unknown_environment_answer_is_an_error():
 def test_default_workers_is_bounded_by_cores_and_memory():
     assert default_workers(8192) >= 1
     assert default_workers(10**9) == 1
+
+
+@pytest.mark.parametrize("framing", ["unframed", "compact"])
+def test_answers_without_the_blank_line_are_read_at_once(framing):
+    """A REPL that leaves out the blank line after an answer (a build whose output is cut short of it)
+    is answered as soon as the object is complete, not after a timeout."""
+    async def go():
+        async with ReplPool(standin("--framing", framing), workers=1, header_timeout=5) as pool:
+            first = await check_candidate(pool, header=HEADER, code=GOOD, target_name="t", timeout=5)
+            second = await check_candidate(pool, header=HEADER, code=GOOD, target_name="t", timeout=5)
+            return first, second, pool.started
+
+    first, second, started = run(go())
+    assert first.kind is VerdictKind.proved and second.kind is VerdictKind.proved and started == 1
+
+
+def test_a_header_that_never_loads_is_an_error_bounded_by_the_import_timeout():
+    async def go():
+        async with ReplPool(standin("--hang-on", "^import"), workers=1, header_timeout=1.5) as pool:
+            started = asyncio.get_running_loop().time()
+            verdict = await check_candidate(pool, header=HEADER, code=GOOD, target_name="t", timeout=60)
+            return verdict, asyncio.get_running_loop().time() - started
+
+    verdict, seconds = run(go())
+    assert verdict.kind is VerdictKind.error and "the header (imports) did not load" in verdict.reasons[0]
+    assert "PROVERCTL_IMPORT_TIMEOUT" in verdict.reasons[0] and seconds < 30

@@ -22,7 +22,6 @@ from proverctl.lean.targets import from_row
 
 TESTS = Path(__file__).parent
 FIX = TESTS / "fixtures"
-STANDIN = TESTS / "standin_repl.py"
 G2 = {json.loads(l)["name"]: json.loads(l) for l in (FIX / "datasets/goedel-prover-v2/minif2f.jsonl").read_text().splitlines()}
 NAMES = ["amc12b_2020_p2", "mathd_algebra_478", "mathd_numbertheory_1124"]
 
@@ -53,13 +52,6 @@ def real_answer(body: dict, index: int) -> str:
     return f"### Proof plan\nUse norm_num.\n\n### Complete Lean 4 Proof\n\n```lean4\n{solution(name)}\n```\n"
 
 
-@pytest.fixture
-def lean(monkeypatch, tmp_path):
-    log = tmp_path / "repl.jsonl"
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN} --log {log}")
-    return log
-
-
 def store_rows(home: Path, query: str, params=()) -> list[tuple]:
     db = sqlite3.connect(home / "proverctl" / "data" / "attempts.sqlite3")
     try:
@@ -68,7 +60,7 @@ def store_rows(home: Path, query: str, params=()) -> list[tuple]:
         db.close()
 
 
-def test_deterministic_success_writes_back_and_stops_early(cli, tmp_path, lean, hermetic):
+def test_deterministic_success_writes_back_and_stops_early(cli, tmp_path, standin_repl, hermetic):
     path = problem_file(tmp_path)
     original = path.read_text()
     calls = []
@@ -98,7 +90,7 @@ def test_deterministic_success_writes_back_and_stops_early(cli, tmp_path, lean, 
     assert store_rows(hermetic, "SELECT status FROM runs") == [("finished",)]
 
 
-def test_stdin_format_lean_and_output_file(cli, tmp_path, lean):
+def test_stdin_format_lean_and_output_file(cli, tmp_path, standin_repl):
     path = problem_file(tmp_path)
     with OpenAIStub(answer=real_answer) as stub:
         piped = cli("prove", "-", "--endpoint", stub.url, "--k", "1", "--format", "lean", input=path.read_text())
@@ -110,7 +102,7 @@ def test_stdin_format_lean_and_output_file(cli, tmp_path, lean):
     assert out.read_text() == piped.stdout and "sorry" in path.read_text()
 
 
-def test_not_proved_leaves_the_file_untouched(cli, tmp_path, lean, hermetic):
+def test_not_proved_leaves_the_file_untouched(cli, tmp_path, standin_repl, hermetic):
     path = problem_file(tmp_path, NAMES)
     original = path.read_bytes()
     with OpenAIStub(answer=lambda body, i: "I cannot prove this.") as stub:
@@ -122,7 +114,7 @@ def test_not_proved_leaves_the_file_untouched(cli, tmp_path, lean, hermetic):
     assert reasons == [('["no ```lean4 block in the output"]',)]
 
 
-def test_theorem_filter_dataset_input_and_feedback_rounds(cli, tmp_path, lean, hermetic, monkeypatch):
+def test_theorem_filter_dataset_input_and_feedback_rounds(cli, tmp_path, standin_repl, hermetic, monkeypatch):
     dataset = tmp_path / "mini.jsonl"
     dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
     calls = []
@@ -134,7 +126,7 @@ def test_theorem_filter_dataset_input_and_feedback_rounds(cli, tmp_path, lean, h
             return f"```lean4\n{statement} by\n  bogus_tactic\n```"
         return real_answer(body, i)
 
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN} --reject bogus_tactic")
+    standin_repl("--reject", "bogus_tactic")
     with OpenAIStub(answer=answer) as stub:
         result = cli("prove", str(dataset), "--theorem", "mathd_algebra_478", "--endpoint", stub.url, "--k", "1", "--rounds", "1",
                      "--format", "json", "--model", "goedel-prover-v2-8b")
@@ -159,7 +151,7 @@ def wait_for(predicate, timeout=60.0):
     raise AssertionError("condition not reached")
 
 
-def test_kill_9_then_resume_loses_and_redoes_nothing(cli, tmp_path, lean, hermetic):
+def test_kill_9_then_resume_loses_and_redoes_nothing(cli, tmp_path, standin_repl, hermetic):
     dataset = tmp_path / "mini.jsonl"
     dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
     slow = {"n": 0}
@@ -188,7 +180,7 @@ def test_kill_9_then_resume_loses_and_redoes_nothing(cli, tmp_path, lean, hermet
     assert store_rows(hermetic, "SELECT status FROM runs") == [("finished",)]
 
 
-def test_two_concurrent_runs_share_one_store(tmp_path, lean, hermetic):
+def test_two_concurrent_runs_share_one_store(tmp_path, standin_repl, hermetic):
     dataset = tmp_path / "mini.jsonl"
     dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
     with OpenAIStub(answer=lambda body, i: "no proof", delay=0.05) as stub:
@@ -223,7 +215,7 @@ def test_two_concurrent_runs_share_one_store(tmp_path, lean, hermetic):
         (lambda p: problem_file(p), ["--mode", "fast"], ExitCode.USAGE, "unknown mode 'fast'"),
     ],
 )
-def test_bad_inputs(cli, tmp_path, lean, make, args, code, message):
+def test_bad_inputs(cli, tmp_path, standin_repl, make, args, code, message):
     path = make(tmp_path)
     result = cli("prove", str(path), *args)
     assert result.exit_code == code, result
@@ -231,7 +223,7 @@ def test_bad_inputs(cli, tmp_path, lean, make, args, code, message):
     assert "Traceback" not in result.stderr
 
 
-def test_no_targets_is_nothing_to_do(cli, tmp_path, lean):
+def test_no_targets_is_nothing_to_do(cli, tmp_path, standin_repl):
     path = tmp_path / "Done.lean"
     path.write_text("theorem t : True := trivial\n")
     result = cli("prove", str(path))
@@ -245,9 +237,9 @@ def test_lean_missing_is_exit_3(cli, tmp_path, monkeypatch):
     assert result.exit_code == ExitCode.ENVIRONMENT and "proverctl lean setup" in result.stderr
 
 
-def test_resume_unknown_run(cli, lean):
+def test_resume_unknown_run(cli, standin_repl):
     result = cli("prove", "--resume", "7")
-    assert result.exit_code == ExitCode.USAGE and "no prove run 7" in result.stderr
+    assert result.exit_code == ExitCode.USAGE and "no run 7" in result.stderr
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -266,7 +258,7 @@ def _mkdir(path: Path) -> Path:
 
 @pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("torch", "transformers", "fastapi", "uvicorn")),
                     reason="needs torch and transformers[serving]")
-def test_end_to_end_through_a_real_transformers_serve(cli, tmp_path, lean, hermetic):
+def test_end_to_end_through_a_real_transformers_serve(cli, tmp_path, standin_repl, hermetic):
     from tinymodel import build_tiny_model
 
     model = tmp_path / "tiny-prover"
@@ -301,7 +293,7 @@ def test_real_lean_and_engine_prove_a_core_theorem(cli, tmp_path):
     assert result.exit_code in (0, 1)
 
 
-def test_ctrl_c_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, lean, hermetic):
+def test_ctrl_c_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, standin_repl, hermetic):
     dataset = tmp_path / "mini.jsonl"
     dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
     count = {"n": 0}
@@ -332,3 +324,61 @@ def test_ctrl_c_marks_the_run_interrupted_and_resume_finishes_it(tmp_path, lean,
     assert store_rows(hermetic, "SELECT id, sample FROM attempts ORDER BY id")[: len(kept)] == kept
     assert store_rows(hermetic, "SELECT COUNT(*) FROM attempts") == [(6,)]
     assert store_rows(hermetic, "SELECT status FROM runs") == [("finished",)]
+
+
+# ---------------------------------------------------------------------------------------------
+# What the endpoint really serves
+
+
+def kimina_answer(body, i):
+    name = next(n for n in NAMES if f"theorem {n}" in body["messages"][-1]["content"])
+    return f"<think>plan</think>\n```lean4\n{solution(name)}\n```"
+
+
+def test_endpoint_serving_kimina_gets_kimina_prompts_and_profile(cli, tmp_path, standin_repl, hermetic):
+    path = problem_file(tmp_path)
+    with OpenAIStub(model="AI-MO/Kimina-Prover-Preview-Distill-7B", answer=kimina_answer) as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--format", "json")
+        assert result.exit_code == 0, result
+        assert stub.bodies[0]["messages"][0] == {"role": "system", "content": "You are an expert in mathematics and Lean 4."}
+        assert stub.bodies[0]["model"] == "AI-MO/Kimina-Prover-Preview-Distill-7B"
+        run = cli("show", "1", "--format", "json").json()
+        assert (run["model"], run["lean_profile"], run["served_model"]) == ("kimina-prover-preview-distill-7b", "kimina",
+                                                                           "AI-MO/Kimina-Prover-Preview-Distill-7B")
+        request = json.loads(store_rows(hermetic, "SELECT request FROM runs")[0][0])["request"]
+        assert request["family"] == "kimina" and request["resolved"]["served_model"] == "AI-MO/Kimina-Prover-Preview-Distill-7B"
+        mismatch = cli("prove", str(path), "--endpoint", stub.url, "--model", "deepseek-prover-v2-7b", "--k", "1")
+        assert mismatch.exit_code == ExitCode.USAGE and "serves kimina-prover-preview-distill-7b, not deepseek-prover-v2-7b" in mismatch.stderr
+        family = cli("prove", str(path), "--endpoint", stub.url, "--family", "deepseek-v2", "--k", "1")
+        assert family.exit_code == ExitCode.USAGE and "--force" in family.stderr
+        forced = cli("prove", str(path), "--endpoint", stub.url, "--family", "deepseek-v2", "--force", "--k", "1", "--format", "json")
+        assert forced.exit_code == 0, forced
+        assert stub.bodies[-1]["messages"][0]["role"] == "user" and "--force" in forced.stderr
+
+
+def test_endpoint_with_several_models_needs_served_model(cli, tmp_path, standin_repl):
+    from proverctl.proving.endpoint import catalog_entry_for
+
+    assert catalog_entry_for("deepseek-prover-v2-7b").alias == "deepseek-prover-v2-7b"
+    assert catalog_entry_for("deepseek-ai/deepseek-prover-v2-7b").alias == "deepseek-prover-v2-7b"
+    snapshot = "/hf/hub/models--Goedel-LM--Goedel-Prover-V2-8B/snapshots/0123abcd"
+    assert catalog_entry_for(snapshot).alias == "goedel-prover-v2-8b"
+    assert catalog_entry_for("/models/Kimina-Prover-Preview-Distill-7B").family == "kimina"
+    assert catalog_entry_for("my-finetune") is None
+    unknown = problem_file(tmp_path)
+    with OpenAIStub(model="my-finetune") as stub:
+        result = cli("prove", str(unknown), "--endpoint", stub.url, "--k", "1", "--served-model", "other")
+    assert result.exit_code == ExitCode.USAGE and "does not serve 'other'" in result.stderr
+
+
+def test_a_repl_that_cannot_check_anything_ends_the_run_with_exit_4(cli, tmp_path, standin_repl, hermetic):
+    standin_repl("--crash-on", "theorem")
+    dataset = tmp_path / "mini.jsonl"
+    dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
+    with OpenAIStub(answer=real_answer) as stub:
+        result = cli("prove", str(dataset), "--endpoint", stub.url, "--k", "4", "--workers", "1", "--format", "json")
+    assert result.exit_code == ExitCode.VERIFIER, result
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no Lean check can run" in errors[0]
+    assert 3 <= store_rows(hermetic, "SELECT COUNT(*) FROM attempts")[0][0] < 12  # stopped early, what ran is kept
+    assert store_rows(hermetic, "SELECT status FROM runs") == [("failed",)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from proverctl.lean.verdict import Policy
 from proverctl.verify.factory import PoolVerifier
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray package (proverctl[ray])")
-STANDIN = Path(__file__).parent / "standin_repl.py"
+from conftest import standin_argv
 HEADER = "import Mathlib\n\n"
 
 
@@ -44,7 +43,7 @@ def test_parse_address():
 def test_same_verdicts_as_the_local_pool_and_a_killed_worker_loses_nothing():
     import ray
 
-    command = [sys.executable, str(STANDIN), "--reject", "REJECTME", "--delay", "0.3"]
+    command = standin_argv("--reject", "REJECTME", "--delay", "0.3")
 
     async def go():
         async with ReplPool(command, workers=2) as pool:
@@ -67,14 +66,13 @@ def test_same_verdicts_as_the_local_pool_and_a_killed_worker_loses_nothing():
     assert retried >= 1
 
 
-def test_prove_verify_on_ray(cli, tmp_path, monkeypatch):
+def test_prove_verify_on_ray(cli, tmp_path, standin_repl):
     import json
 
     import zipfile
 
     from openai_stub import OpenAIStub
 
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN}")
     fix = Path(__file__).parent / "fixtures"
     row = next(json.loads(l) for l in (fix / "datasets/goedel-prover-v2/minif2f.jsonl").read_text().splitlines()
                if '"amc12b_2020_p2"' in l)

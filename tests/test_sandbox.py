@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,13 +16,13 @@ from proverctl.errors import EnvironmentMissing, UsageError
 from proverctl.lean.pool import CheckJob, ReplPool
 from proverctl.lean.sandbox import bwrap_works, resolve
 
-STANDIN = Path(__file__).parent / "standin_repl.py"
+from conftest import standin_argv
 needs_bwrap = pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not installed or cannot create namespaces here")
 
 
 def probe(sandbox: str, *lines: str) -> list[str]:
     async def go():
-        async with ReplPool([sys.executable, str(STANDIN)], workers=1, sandbox=sandbox) as pool:
+        async with ReplPool(standin_argv(), workers=1, sandbox=sandbox) as pool:
             outcome = await pool.check(CheckJob("", "", "\n".join(lines) + "\n", timeout=30))
             return [m.data for m in outcome.response.messages], pool
 
@@ -105,9 +104,8 @@ def test_resolve_modes(monkeypatch):
         resolve("bwrap")
 
 
-def test_auto_without_bwrap_says_so_once(cli, tmp_path, monkeypatch):
+def test_auto_without_bwrap_says_so_once(cli, tmp_path, monkeypatch, standin_repl):
     monkeypatch.setattr("proverctl.lean.sandbox.bwrap_works", lambda: False)
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN}")
     monkeypatch.setenv("PROVERCTL_SANDBOX", "auto")
     path = tmp_path / "T.lean"
     path.write_text("theorem t : True := trivial\n")
@@ -118,8 +116,7 @@ def test_auto_without_bwrap_says_so_once(cli, tmp_path, monkeypatch):
 
 
 @needs_bwrap
-def test_check_runs_sandboxed_through_the_cli(cli, tmp_path, monkeypatch):
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN}")
+def test_check_runs_sandboxed_through_the_cli(cli, tmp_path, standin_repl):
     path = tmp_path / "T.lean"
     path.write_text("theorem t : True := trivial\n")
     result = cli("check", str(path), "--sandbox", "bwrap", "--format", "json")

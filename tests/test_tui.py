@@ -18,7 +18,6 @@ from proverctl.tui.services import TuiServices, make_services
 from tui_data import build, empty_run
 
 TESTS = Path(__file__).parent
-STANDIN = TESTS / "standin_repl.py"
 SIZE = (110, 36)
 
 
@@ -109,8 +108,8 @@ def test_attempt_screen_marks_errors_and_steps_between_failures(store_path, tmp_
     asyncio.run(go())
 
 
-def test_reverify_runs_the_stand_in_repl(store_path, tmp_path, monkeypatch):
-    monkeypatch.setenv("PROVERCTL_REPL_COMMAND", f"{sys.executable} {STANDIN} --reject linarith")
+def test_reverify_runs_the_stand_in_repl(store_path, tmp_path, standin_repl):
+    standin_repl("--reject", "linarith")
 
     async def go():
         app = make_app(services=services_for(store_path, tmp_path))
@@ -129,6 +128,35 @@ def test_reverify_runs_the_stand_in_repl(store_path, tmp_path, monkeypatch):
     proved, rejected = asyncio.run(go())
     assert proved.proved
     assert rejected.kind.value == "rejected" and rejected.reasons[0].startswith("Lean error at line 3: unsolved goals")
+
+
+def test_reverify_uses_the_runs_recorded_policy_and_profile(store_path, tmp_path, standin_repl):
+    """A native_decide proof accepted with --allow-native-decide stays proved when re-verified: the TUI
+    re-checks with the run's request (policy and Lean profile), not with defaults."""
+    import dataclasses
+
+    from proverctl.proving import ProveRequest
+    from proverctl.store.db import Store
+    from proverctl.tui.services import verify_spec_for_run
+    from tui_data import STATEMENT
+
+    request = ProveRequest(input="examples/Algebra.lean", allow_native_decide=True, lean_profile="kimina")
+    native = STATEMENT + " by\n  native_decide\n"
+    with Store(store_path) as store:
+        store.update_run(1, request=request.to_json())
+        store.db.execute("UPDATE attempts SET code = ? WHERE id = 4", (native,))
+        spec = verify_spec_for_run(store, 1)
+        assert spec.policy.allow_native_decide and spec.lean_profile == "kimina"
+        store.update_run(1, request=dataclasses.replace(request, allow_native_decide=False).to_json())
+
+    services = services_for(store_path, tmp_path)
+    target = {"run_id": 1, "name": "mathd_algebra_10", "kind": "theorem", "header": "", "doc": None, "statement": STATEMENT, "line": 9,
+              "file": "examples/Algebra.lean"}
+    refused = asyncio.run(services.reverify(target, {"code": native}))
+    assert refused.kind.value == "rejected" and "native_decide" in refused.reasons[0]
+    with Store(store_path) as store:
+        store.update_run(1, request=request.to_json())
+    assert asyncio.run(services.reverify(target, {"code": native})).proved
 
 
 def test_copy_and_export_write_files_and_say_where(store_path, tmp_path):

@@ -79,6 +79,7 @@ def show_command(ref: str = typer.Argument(..., help="RUN, RUN/TARGET, RUN/TARGE
         if kind == "run":
             data = dict(run)
             data["settings"] = json.loads(data["settings"])
+            data["request"] = json.loads(data["request"]) if data.get("request") else None
             data["targets"] = store.targets(key["run"])
             for t in data["targets"]:
                 t.pop("header", None)
@@ -104,7 +105,10 @@ def _print_run(console, data: dict) -> None:
     from proverctl.store.db import local_time
 
     console.print(f"run {data['id']} ({data['kind']}, {data['status']}): {data['input']}  model {data['model']}  "
-                  f"engine {data['engine']}  Lean {data['lean_profile']}  started {local_time(data['started'])}", highlight=False)
+                  f"engine {data['engine']}{' ' + data['engine_version'] if data.get('engine_version') else ''}  "
+                  f"Lean {data['lean_profile']}  started {local_time(data['started'])}", highlight=False)
+    if data.get("served_model"):
+        console.print(f"served model id: {data['served_model']}", highlight=False)
     table = Table("#", "target", "status", "attempts", "s", "line")
     for t in data["targets"]:
         name = ("  ↳ " if t.get("parent_id") else "") + str(t["name"] or "(example)")

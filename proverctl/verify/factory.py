@@ -94,28 +94,34 @@ def policy_dict(policy: Policy) -> dict:
 class PoolVerifier:
     """Candidates on the local REPL pool. When checks keep failing in the verifier itself (the REPL
     cannot start, crashes, or breaks the protocol) with no judged check between them, the run cannot
-    get any verdict: that is a VerifierError (exit 4), raised once instead of failing every sample."""
+    get any verdict: past `give_up_after` such failures a check raises VerifierError (exit 4) instead of
+    failing every sample; the failures up to the limit are recorded as `error` attempts."""
 
     def __init__(self, pool: ReplPool, policy: Policy, timeout: float, *, give_up_after: int | None = None) -> None:
         self.pool, self.policy, self.timeout = pool, policy, timeout
         self.give_up_after = give_up_after or max(3, 2 * pool.size)
         self.consecutive_errors = 0
+        self.last_error = ""
 
     async def verify(self, target: Target, code: str) -> Verdict:
+        self._give_up_if_broken()
         try:
             verdict = await check_candidate(self.pool, header=target.header, code=code, target_name=target.name,
                                             original_statement=target.statement, policy=self.policy, timeout=self.timeout)
         except ReplStartError as exc:
             raise EnvironmentMissing(str(exc), hint=SETUP_HINT) from None
         if verdict.kind is VerdictKind.error:
+            self._give_up_if_broken()  # checks that queued meanwhile stop here
             self.consecutive_errors += 1
-            if self.consecutive_errors >= self.give_up_after:
-                detail = verdict.reasons[0] if verdict.reasons else "verifier error"
-                raise VerifierError(f"no Lean check can run: {self.consecutive_errors} checks in a row failed in the verifier ({detail})",
-                                    hint="`proverctl doctor` checks the REPL; committed attempts are kept")
+            self.last_error = verdict.reasons[0] if verdict.reasons else "verifier error"
         else:
             self.consecutive_errors = 0
         return verdict
+
+    def _give_up_if_broken(self) -> None:
+        if self.consecutive_errors >= self.give_up_after:
+            raise VerifierError(f"no Lean check can run: {self.consecutive_errors} checks in a row failed in the verifier "
+                                f"({self.last_error})", hint="`proverctl doctor` checks the REPL; committed attempts are kept")
 
 
 @dataclass

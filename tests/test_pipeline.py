@@ -1,0 +1,392 @@
+"""The sampling loop and the prove job with fake generators and verifiers: early stop, cancellation,
+--all, rounds, resume budget, failure propagation, per-target time, finish reasons, context caps,
+outputs after a stop. No processes and no sleeps: fakes block on events the test controls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+
+import pytest
+
+from proverctl.errors import ExitCode, UsageError
+from proverctl.inference.client import Completion, EndpointError
+from proverctl.lean.protocol import Message, Pos
+from proverctl.lean.targets import from_row
+from proverctl.lean.verdict import Verdict, VerdictKind
+from proverctl.pipeline import Pipeline, ProveOptions
+from proverctl.proving import Notice, ProveJob, ProveRequest, RunStarted
+from proverctl.store.db import AttemptRow, Store
+
+A = from_row({"name": "ta", "formal_statement": "theorem ta (x : ℕ) : x + 0 = x := by"})
+B = from_row({"name": "tb", "formal_statement": "theorem tb (x : ℕ) : 0 + x = x := by"})
+
+
+def answer(target, body: str = "simp") -> str:
+    return f"### Complete Lean 4 Proof\n```lean4\n{target.statement} by\n  {body}\n```\n"
+
+
+class FakeGenerator:
+    """Answers through `script(prompt, seed) -> str | Completion | awaitable`; records calls and cancellations."""
+
+    def __init__(self, script) -> None:
+        self.script = script
+        self.calls: list[tuple[object, int | None]] = []
+        self.cancelled = 0
+
+    async def complete(self, prompt, seed=None) -> Completion:
+        self.calls.append((prompt, seed))
+        try:
+            out = self.script(prompt, seed)
+            if asyncio.iscoroutine(out) or isinstance(out, asyncio.Future):
+                out = await out
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        if isinstance(out, Completion):
+            return out
+        return Completion(out, "stop", 10, 20, 0.0, seed)
+
+
+class FakeVerifier:
+    """`simp` proves; anything else is rejected with one Lean error (so feedback rounds have errors)."""
+
+    def __init__(self) -> None:
+        self.checked: list[str] = []
+
+    async def verify(self, target, code: str) -> Verdict:
+        self.checked.append(code)
+        if "  simp" in code:
+            return Verdict(VerdictKind.proved, [], [], ["propext"], 0.01)
+        message = Message("error", "unsolved goals", Pos(2, 2), Pos(2, 8))
+        return Verdict(VerdictKind.rejected, ["Lean error at line 2: unsolved goals"], [message], None, 0.01)
+
+
+def never():
+    return asyncio.get_running_loop().create_future()  # cancelled by early stop or stop()
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "s.sqlite3") as s:
+        yield s
+
+
+def add(store: Store, *targets) -> list[tuple[int, object]]:
+    from proverctl.proving.records import target_rows
+    from proverctl.inputs import InputFile
+
+    run_id = store.create_run(kind="prove", command="test", input="x", model=None, revision=None, engine=None, endpoint=None,
+                              lean_profile=None, settings={})
+    rows, ts = target_rows([InputFile("x", None, None, list(targets))])
+    return list(zip(store.add_targets(run_id, rows), ts))
+
+
+def run(pipeline: Pipeline, items, **kwargs):
+    return asyncio.run(pipeline.run(items, **kwargs))
+
+
+def test_early_stop_cancels_the_samples_still_generating(store):
+    gen = FakeGenerator(lambda prompt, seed: answer(A) if seed == 0 else never())
+    items = add(store, A)
+    status = run(Pipeline(store, gen, FakeVerifier(), ProveOptions(k=4, seed=0)), items)
+    assert status == {items[0][0]: "proved"}
+    assert len(gen.calls) == 4 and gen.cancelled == 3
+    assert store.verdicts(1) == {"proved"} and len(store.attempts(items[0][0])) == 1
+
+
+def test_all_keeps_sampling_after_a_proof(store):
+    gen = FakeGenerator(lambda prompt, seed: answer(A))
+    items = add(store, A)
+    run(Pipeline(store, gen, FakeVerifier(), ProveOptions(k=3, all_samples=True)), items)
+    attempts = store.attempts(items[0][0])
+    assert len(attempts) == 3 and {a["verdict"] for a in attempts} == {"proved"}
+    assert store.target(items[0][0])["proved_attempt"] == min(a["id"] for a in attempts)
+
+
+def test_a_candidate_waiting_for_a_check_is_skipped_once_the_target_is_proved(store):
+    release = asyncio.Event()
+
+    class SlowFirst(FakeVerifier):
+        async def verify(self, target, code):
+            if not self.checked:
+                self.checked.append(code)
+                await release.wait()
+                return Verdict(VerdictKind.proved, [], [], [], 0.0)
+            return await super().verify(target, code)
+
+    async def go():
+        verifier = SlowFirst()
+        gen = FakeGenerator(lambda prompt, seed: answer(A))
+        items = add(store, A)
+        options = replace(ProveOptions(k=3), max_verify_queue=1)
+        task = asyncio.ensure_future(Pipeline(store, gen, verifier, options).run(items))
+        while len(gen.calls) < 3:
+            await asyncio.sleep(0)
+        for _ in range(20):
+            await asyncio.sleep(0)  # every sample has its candidate; two wait for the one check slot
+        release.set()
+        await task
+        return verifier
+
+    verifier = asyncio.run(go())
+    assert len(verifier.checked) == 1  # the waiting candidates were never checked
+    assert len(store.attempts(1)) == 1
+
+
+def test_feedback_rounds_carry_the_failed_attempt(store):
+    def script(prompt, seed):
+        return answer(A, "simp" if len(prompt.messages) > 1 else "omega")
+
+    gen = FakeGenerator(script)
+    items = add(store, A)
+    status = run(Pipeline(store, gen, FakeVerifier(), ProveOptions(k=1, rounds=2, family="goedel-v2", seed=5)), items)
+    assert status[items[0][0]] == "proved"
+    (first, _), (second, _) = gen.calls
+    assert len(first.messages) == 1 and len(second.messages) == 3
+    assert "<error>" in second.messages[-1]["content"] and "unsolved goals" in second.messages[-1]["content"]
+    rows = [(a["sample"], a["round"], a["verdict"], a["seed"]) for a in store.attempts(items[0][0])]
+    assert rows == [(0, 0, "rejected", 5), (0, 1, "proved", 6)]
+
+
+def test_raw_completion_families_get_no_feedback_round(store):
+    gen = FakeGenerator(lambda prompt, seed: "  omega\n```")
+    items = add(store, A)
+    run(Pipeline(store, gen, FakeVerifier(), ProveOptions(k=1, rounds=3, family="deepseek-v1.5")), items)
+    assert len(gen.calls) == 1
+
+
+def test_resume_spends_only_the_rest_of_the_budget(store):
+    items = add(store, A)
+    target_id = items[0][0]
+    for sample in (0, 1):
+        store.add_attempt(AttemptRow(target_id, sample, 0, None, "x", None, "rejected", ["no block"], []))
+    gen = FakeGenerator(lambda prompt, seed: "no proof here")
+    run(Pipeline(store, gen, FakeVerifier(), ProveOptions(k=3, seed=0)), items)
+    assert [seed for _, seed in gen.calls] == [2000]  # only sample 2 (seed 0 + 1000 * 2)
+    assert sorted(a["sample"] for a in store.attempts(target_id)) == [0, 1, 2]
+
+
+def test_an_engine_failure_stops_every_chain_and_keeps_what_was_committed(store):
+    def script(prompt, seed):
+        if seed == 0:
+            return "no proof"
+        if seed == 1000:
+            raise EndpointError("the inference server answered 500")
+        return never()
+
+    gen = FakeGenerator(script)
+    items = add(store, A, B)
+    pipeline = Pipeline(store, gen, FakeVerifier(), ProveOptions(k=3, seed=0))
+    with pytest.raises(EndpointError):
+        run(pipeline, items)
+    assert gen.cancelled >= 1 and len(store.attempts(items[0][0])) == 1
+
+
+def test_stop_marks_targets_interrupted(store):
+    holder = {}
+
+    def on_event(event):
+        if event.kind == "attempt":
+            holder["pipeline"].stop()
+
+    gen = FakeGenerator(lambda prompt, seed: "no proof" if seed == 0 else never())
+    items = add(store, A)
+    holder["pipeline"] = pipeline = Pipeline(store, gen, FakeVerifier(), ProveOptions(k=3, seed=0), on_event)
+    assert run(pipeline, items) == {items[0][0]: "interrupted"}
+    assert store.target(items[0][0])["status"] == "interrupted"
+
+
+def test_seconds_are_per_target_and_add_up_over_resumes(store, monkeypatch):
+    class Clock:
+        now = 100.0
+
+        @classmethod
+        def monotonic(cls):
+            return cls.now
+
+    monkeypatch.setattr("proverctl.pipeline.time", Clock)  # only the pipeline's clock
+    b_may_answer = asyncio.Event()
+
+    async def slow_b():
+        await b_may_answer.wait()
+        Clock.now = 108.0
+        return "no proof"
+
+    class Timed(FakeVerifier):
+        async def verify(self, target, code):
+            if target.name == "ta":
+                Clock.now = 101.0
+                b_may_answer.set()
+            return await super().verify(target, code)
+
+    def script(prompt, seed):
+        return answer(A, "omega") if "theorem ta " in prompt.messages[0]["content"] else slow_b()
+
+    items = add(store, A, B)
+    run(Pipeline(store, FakeGenerator(script), Timed(), ProveOptions(k=1)), items, prior_seconds={items[0][0]: 5.0})
+    seconds = {t["name"]: t["seconds"] for t in store.targets(1)}
+    # Both started at t=100; A finished at 101 (+5 s from an earlier run), B at 108: not the run's wall time for both.
+    assert seconds == {"ta": 6.0, "tb": 8.0}
+
+
+def test_finish_reason_and_a_cut_output_say_why(store):
+    gen = FakeGenerator(lambda prompt, seed: Completion("Let me think ```lean4\ntheorem ta", "length", 10, 8192, 0.0, seed))
+    items = add(store, A)
+    run(Pipeline(store, gen, FakeVerifier(), ProveOptions(k=1, seed=3)), items)
+    (attempt,) = store.attempts(items[0][0])
+    assert attempt["finish_reason"] == "length" and attempt["seed"] == 3
+    assert "cut at max_tokens (8192)" in attempt["reasons"][0]
+
+
+def test_max_tokens_is_capped_by_the_context_window(store):
+    gen = FakeGenerator(lambda prompt, seed: "no proof")
+    items = add(store, A)
+    run(Pipeline(store, gen, FakeVerifier(), ProveOptions(k=1, context_length=4096, sampling={"max_tokens": 32768})), items)
+    ((prompt, _),) = gen.calls
+    assert 256 <= prompt.sampling["max_tokens"] < 4096
+    tiny = FakeGenerator(lambda prompt, seed: "no proof")
+    items = add(store, B)
+    run(Pipeline(store, tiny, FakeVerifier(), ProveOptions(k=1, context_length=300)), items)
+    assert tiny.calls == [] and "no room to answer" in store.attempts(items[0][0])[0]["reasons"][0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The job, with the generator and verifier injected
+
+
+def problem(tmp_path, name="P.lean", targets=(A, B)):
+    path = tmp_path / name
+    path.write_text("\n\n".join(t.statement + " by\n  sorry" for t in targets) + "\n", encoding="utf-8")
+    return path
+
+
+def proves(*names):
+    def script(prompt, seed):
+        content = prompt.messages[0]["content"]  # the target is the last theorem shown (earlier ones are its header)
+        target = max((t for t in (A, B) if f"theorem {t.name} " in content), key=lambda t: content.rindex(f"theorem {t.name} "))
+        return answer(target) if target.name in names else "no proof"
+    return script
+
+
+def test_job_writes_in_place_atomically_with_one_backup_per_run(tmp_path):
+    path = problem(tmp_path)
+    original = path.read_text()
+    first = ProveJob(ProveRequest(input=str(path), k=1, in_place=True), generator=FakeGenerator(proves("ta")), verifier=FakeVerifier())
+    result = first.run()
+    assert result.exit_code == ExitCode.NOT_PROVED and result.written == [str(path)]
+    second = ProveJob(ProveRequest(input=str(path), k=1, in_place=True), generator=FakeGenerator(proves("tb")), verifier=FakeVerifier())
+    assert second.run().exit_code == ExitCode.OK  # only tb was left to prove
+    text = path.read_text()
+    assert "sorry" not in text and text.count("  simp") == 2
+    assert (tmp_path / "P.lean.run1.bak").read_text() == original
+    assert "  simp" in (tmp_path / "P.lean.run2.bak").read_text()  # run 2's backup is the file run 1 left
+    assert not list(tmp_path.glob("*.proverctl-tmp"))
+
+
+def test_two_runs_writing_one_file_keep_each_others_proofs(tmp_path):
+    path = problem(tmp_path)
+    job_a = ProveJob(ProveRequest(input=str(path), k=1, in_place=True), generator=FakeGenerator(proves("ta")), verifier=FakeVerifier())
+    job_b = ProveJob(ProveRequest(input=str(path), k=1, in_place=True), generator=FakeGenerator(proves("tb")), verifier=FakeVerifier())
+    job_a.prepare()
+    job_b.prepare()  # both read the file before either writes
+    job_a.run()
+    job_b.run()
+    assert "sorry" not in path.read_text()
+
+
+def test_output_dir_mirrors_a_folder_input(tmp_path):
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    problem(src / "a", "X.lean", (A,))
+    problem(src / "b", "X.lean", (B,))  # the same file name in two folders
+    out = tmp_path / "solved"
+    result = ProveJob(ProveRequest(input=str(src), k=1, output=str(out)), generator=FakeGenerator(proves("ta", "tb")),
+                      verifier=FakeVerifier()).run()
+    assert result.exit_code == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.lean")) == ["a/X.lean", "b/X.lean"]
+    assert "theorem ta" in (out / "a/X.lean").read_text() and "theorem tb" in (out / "b/X.lean").read_text()
+    assert "sorry" in (src / "a/X.lean").read_text()
+
+
+def test_stop_writes_what_is_proved_and_resume_writes_the_rest(tmp_path):
+    path = problem(tmp_path)
+    holder = {}
+
+    def on_event(event):
+        if getattr(event, "kind", None) == "proved":
+            holder["job"].stop()
+
+    def script(prompt, seed):
+        return answer(A) if "theorem tb " not in prompt.messages[0]["content"] else never()
+
+    holder["job"] = job = ProveJob(ProveRequest(input=str(path), k=2, in_place=True), generator=FakeGenerator(script),
+                                   verifier=FakeVerifier())
+    result = job.run(on_event)
+    assert result.interrupted and result.exit_code == ExitCode.INTERRUPTED
+    text = path.read_text()
+    assert "theorem ta (x : ℕ) : x + 0 = x := by\n  simp" in text and text.count("sorry") == 1
+    resumed = ProveJob.resume(result.run_id, generator=FakeGenerator(proves("ta", "tb")), verifier=FakeVerifier())
+    assert resumed.request.in_place  # remembered with the run
+    again = resumed.run()
+    assert again.exit_code == 0 and again.run_id == result.run_id and "sorry" not in path.read_text()
+
+
+def test_job_reports_events_and_nothing_to_do(tmp_path):
+    events = []
+    path = problem(tmp_path, targets=(A,))
+    ProveJob(ProveRequest(input=str(path), k=1), generator=FakeGenerator(proves("ta")), verifier=FakeVerifier()).run(events.append)
+    kinds = [type(e).__name__ if not hasattr(e, "kind") else e.kind for e in events]
+    assert "RunStarted" in kinds and "attempt" in kinds and "proved" in kinds
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert started.k == 1 and [t.name for _, t in started.items] == ["ta"]
+    done = tmp_path / "Done.lean"
+    done.write_text("theorem d : True := trivial\n")
+    notes = []
+    result = ProveJob(ProveRequest(input=str(done))).run(notes.append)  # no model, no Lean needed
+    assert result.nothing_to_do and result.exit_code == 0
+    assert any(isinstance(n, Notice) and "nothing to prove" in n.text for n in notes)
+
+
+def test_only_verifier_errors_is_exit_4(tmp_path):
+    class Broken:
+        async def verify(self, target, code):
+            return Verdict(VerdictKind.error, ["verifier error: the REPL exited"], [], None, 0.0)
+
+    result = ProveJob(ProveRequest(input=str(problem(tmp_path, targets=(A,))), k=2), generator=FakeGenerator(proves("ta")),
+                      verifier=Broken()).run()
+    assert result.exit_code == ExitCode.VERIFIER
+
+
+def test_the_stored_request_round_trips_and_drives_resume(tmp_path, hermetic):
+    path = problem(tmp_path, targets=(A,))
+    request = ProveRequest(input=str(path), k=3, rounds=1, allow_native_decide=True, output=str(tmp_path / "out.lean"), seed=9)
+    result = ProveJob(request, generator=FakeGenerator(proves()), verifier=FakeVerifier()).run()
+    with Store(hermetic / "proverctl" / "data" / "attempts.sqlite3") as store:
+        stored = ProveRequest.from_json(store.run(result.run_id)["request"])
+    assert stored == result.request
+    assert (stored.k, stored.rounds, stored.allow_native_decide, stored.seed, stored.output) == (3, 1, True, 9, str(tmp_path / "out.lean"))
+    assert stored.family == "deepseek-v2" and stored.resolved["lean_profile"] == "deepseek-v2"
+    assert stored.resolved["verifier"]["kind"] == "repl-pool"
+    assert json.loads(stored.to_json())["version"] == 1
+    with pytest.raises(UsageError, match="--k cannot change when resuming"):
+        ProveJob.resume(result.run_id, {"k": 5})
+    with pytest.raises(UsageError, match="--allow-native-decide cannot change"):
+        ProveJob.resume(result.run_id, {"allow_native_decide": False, "k": None})
+    moved = ProveJob.resume(result.run_id, {"timeout": 5.0, "k": 3, "output": str(tmp_path / "elsewhere.lean")})
+    assert moved.request.timeout == 5.0 and moved.request.allow_native_decide and moved.request.output.endswith("elsewhere.lean")
+
+
+def test_requests_refuse_contradictions():
+    with pytest.raises(UsageError, match="--in-place and --output"):
+        ProveRequest(input="x.lean", in_place=True, output="y.lean")
+    with pytest.raises(UsageError, match="name what to prove"):
+        ProveRequest()
+    with pytest.raises(UsageError, match="--repo, --rev and --file go together"):
+        ProveRequest(repo="https://x", rev="abc")
+    with pytest.raises(UsageError, match="--decompose checks sketches"):
+        from proverctl.proving import Decompose
+
+        ProveRequest(input="x.lean", decompose=Decompose(), verify_on="ray")

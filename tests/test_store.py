@@ -1,0 +1,155 @@
+"""The attempt store where its behaviour lives: migrations from a blank file and from the previous
+schema, concurrent writers in separate processes, and the queries `runs`/`show`/`bench`/the TUI use."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sqlite3
+
+import pytest
+
+from proverctl.store import db as store_db
+from proverctl.store.db import MIGRATIONS, AttemptRow, Store, StoreError
+
+TARGET = {"file": "F.lean", "name": "t", "kind": "theorem", "line": 3, "statement": "theorem t : True :=", "doc": None,
+          "header": "import Mathlib\n", "header_hash": "h"}
+
+
+def new_run(store: Store, **extra) -> int:
+    return store.create_run(kind="prove", command="proverctl prove F.lean", input="F.lean", model="m", revision=None, engine="vllm",
+                            endpoint=None, lean_profile="deepseek-v2", settings={"k": 2}, **extra)
+
+
+def columns(path, table: str) -> set[str]:
+    db = sqlite3.connect(path)
+    try:
+        return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    finally:
+        db.close()
+
+
+def test_a_blank_file_gets_every_migration(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        assert store.schema_version == len(MIGRATIONS) == 3
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert {"request", "served_model", "engine_version"} <= columns(tmp_path / "s.db", "runs")
+    assert {"finish_reason", "seed", "kind"} <= columns(tmp_path / "s.db", "attempts")
+
+
+def test_the_previous_schema_migrates_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
+    for version, migration in enumerate(MIGRATIONS[:2], 1):  # the schema of the release before requests were stored
+        migration(db)
+        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+    db.execute("INSERT INTO runs (started, command, input, settings) VALUES (1, 'proverctl prove F.lean', 'F.lean', ?)",
+               (json.dumps({"k": 4, "mode": "non-cot", "rounds": 1, "all": False, "seed": 3, "allow_aux": False, "timeout": 30}),))
+    db.execute("INSERT INTO targets (run_id, ordinal, file, statement, header, header_hash) VALUES (1, 0, 'F.lean', 's', '', 'h')")
+    db.execute("INSERT INTO attempts (target_id, sample, verdict, created) VALUES (1, 0, 'rejected', 1)")
+    db.close()
+    assert "request" not in columns(path, "runs")
+    with Store(path) as store:
+        assert store.schema_version == 3
+        run = store.run(1)
+        assert run["request"] is None and run["command"] == "proverctl prove F.lean"
+        assert store.attempts(1)[0]["finish_reason"] is None and store.attempts(1)[0]["verdict"] == "rejected"
+        from proverctl.proving.job import stored_request
+
+        request = stored_request(run)  # an old run still resumes, with the request its settings describe
+        assert (request.k, request.mode, request.rounds, request.seed, request.timeout) == (4, "non-cot", 1, 3, 30)
+
+
+def test_a_newer_schema_and_a_read_only_store_needing_migration_are_refused(tmp_path):
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        store.db.execute("INSERT INTO schema_migrations (version, applied) VALUES (99, 0)")
+    with pytest.raises(StoreError, match="written by a newer proverctl"):
+        Store(path)
+    old = tmp_path / "old.db"
+    db = sqlite3.connect(old, isolation_level=None)
+    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
+    MIGRATIONS[0](db)
+    db.execute("INSERT INTO schema_migrations VALUES (1, 0)")
+    db.close()
+    with pytest.raises(StoreError, match="needs a migration"):
+        Store(old, readonly=True)
+
+
+def _writer(path: str, run_id: int, worker: int, count: int) -> None:
+    with Store(path) as store:
+        (target_id,) = store.add_targets(run_id, [dict(TARGET, name=f"w{worker}")])
+        for sample in range(count):
+            store.add_attempt(AttemptRow(target_id, sample, 0, {"p": 1}, "out", None, "rejected", ["r"], [], seed=sample))
+
+
+def test_concurrent_writers_in_separate_processes_lose_nothing(tmp_path):
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        run_id = new_run(store)
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_writer, args=(str(path), run_id, w, 40)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    with Store(path) as store:
+        counts = store.sample_counts(run_id)
+        assert sorted(n for _, n, _ in counts) == [40, 40, 40]
+        assert sorted(t["ordinal"] for t in store.targets(run_id)) == [0, 1, 2]  # ordinals stay unique under contention
+
+
+def test_the_queries_the_cli_and_tui_use(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        run_id = new_run(store, request='{"version": 1, "request": {}}', served_model="org/m", engine_version="0.9.1")
+        t1, t2 = store.add_targets(run_id, [TARGET, dict(TARGET, name="u", line=9)])
+        (sub,) = store.add_targets(run_id, [dict(TARGET, name="u_sub")], parent_id=t2)
+        store.add_attempt(AttemptRow(t1, 0, 0, None, "o", "c1", "rejected", ["bad"], [{"severity": "error", "data": "x"}]))
+        proved = store.add_attempt(AttemptRow(t1, 1, 0, None, "o", "c2", "proved", [], [], finish_reason="stop", seed=7), proved=True)
+        store.add_attempt(AttemptRow(t1, 1, 1, None, "o", "c3", "proved", [], []), proved=True)  # a second proof keeps the first
+        store.add_attempt(AttemptRow(t2, 0, 0, None, "o", None, "timeout", ["slow"], []))
+        store.add_attempt(AttemptRow(t2, 1000, 0, None, "sketch", None, "sketch", [], [], kind="sketch"))
+        store.add_attempt(AttemptRow(sub, 0, 0, None, "o", None, "error", ["repl died"], []))
+        targets = {t["name"]: t for t in store.targets(run_id)}
+        assert targets["t"]["status"] == "proved" and targets["t"]["proved_attempt"] == proved and targets["t"]["best"] == "proved"
+        assert targets["u"]["best"] == "timeout" and targets["u_sub"]["best"] == "error" and targets["u_sub"]["parent_id"] == t2
+        assert [t["name"] for t in store.targets(run_id, status="proved")] == ["t"]
+        # pass@k counts proof samples of top-level targets only (sketches and subgoals are not samples)
+        assert store.sample_counts(run_id) == [(t1, 2, 1), (t2, 1, 0)]
+        assert store.verdicts(run_id) == {"rejected", "proved", "timeout", "sketch", "error"}
+        assert [a["id"] for a in store.attempts(t1, verdict="proved")] == [proved, proved + 1]
+        assert [a["code"] for a in store.attempts(t1, search="c1")] == ["c1"]
+        assert store.attempts(t1)[0]["messages"] == [{"severity": "error", "data": "x"}]  # JSON columns come back decoded
+        assert store.attempt(proved)["seed"] == 7 and store.attempt(proved)["finish_reason"] == "stop"
+        assert store.attempt_index(t1) == [(proved - 1, "rejected"), (proved, "proved"), (proved + 1, "proved")]
+        assert store.done_samples(t1) == {(0, 0), (1, 0), (1, 1)}
+        assert store.find_target(run_id, "u")["id"] == t2 and store.find_target(run_id, "1")["id"] == t2
+        (summary,) = store.runs()
+        assert (summary["n_targets"], summary["n_proved"], summary["served_model"], summary["engine_version"]) == (2, 1, "org/m", "0.9.1")
+        exported = list(store.iter_attempts(run_id))
+        assert len(exported) == 6 and exported[0]["target_name"] == "t"
+        store.finish_run(run_id, "finished")
+        assert store.run(run_id)["status"] == "finished" and store.run(run_id)["finished"] is not None
+
+
+def test_a_write_that_cannot_happen_is_a_store_error_and_leaves_nothing_half_written(tmp_path, monkeypatch):
+    path = tmp_path / "s.db"
+    with Store(path) as store:
+        run_id = new_run(store)
+        (target_id,) = store.add_targets(run_id, [TARGET])
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_MS", 100)
+    holder = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with Store(path) as store:
+            store.db.execute("PRAGMA busy_timeout = 100")
+            with pytest.raises(StoreError, match="locked by another process"):
+                store.add_attempt(AttemptRow(target_id, 0, 0, None, "o", None, "rejected", [], []), proved=False)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with Store(path) as store:
+        assert store.attempts(target_id) == []
