@@ -85,36 +85,30 @@ def _lean(settings: Settings, paths: Paths) -> list[Check]:
 
 
 def _repl_smoke(settings: Settings, paths: Paths) -> Check:
-    """Start one REPL and check a core-Lean theorem (no Mathlib import, so it takes seconds)."""
+    """Start one REPL the way every check does (proverctl.verify.factory) and check a core-Lean theorem
+    (no Mathlib import, so it takes seconds)."""
     from proverctl.errors import ProverctlError
-    from proverctl.lean.pool import CheckJob, ReplPool
-    from proverctl.lean.repl import ReplStartError
-    from proverctl.lean.workspace import resolve_repl
+    from proverctl.lean.pool import CheckJob
+    from proverctl.verify.factory import VerifySpec, open_verifier
 
     try:
-        target = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile, paths)
-    except ProverctlError as exc:
-        return Check("REPL smoke check", "fail", exc.message, exc.hint)
-
-    from proverctl.lean.sandbox import resolve
-
-    try:
-        sandbox = resolve(settings.sandbox)
+        spec = VerifySpec.from_settings(settings).resolve()
     except ProverctlError as exc:
         return Check("REPL smoke check", "fail", exc.message, exc.hint)
 
     async def run():
-        async with ReplPool(target.command, cwd=target.cwd, workers=1, memory_mb=settings.repl_memory_mb, sandbox=sandbox) as pool:
-            return await pool.check(CheckJob("", "", "theorem proverctl_smoke : 1 + 1 = 2 := rfl\n", 120))
+        async with open_verifier(spec, jobs=1) as verification:
+            return await verification.pool.check(CheckJob("", "", "theorem proverctl_smoke : 1 + 1 = 2 := rfl\n", 120))
 
     try:
         outcome = asyncio.run(run())
-    except ReplStartError as exc:
-        return Check("REPL smoke check", "fail", str(exc), "fix PROVERCTL_REPL_COMMAND or run `proverctl lean setup`")
+    except ProverctlError as exc:
+        return Check("REPL smoke check", "fail", exc.message, exc.hint)
     if outcome.status != "ok" or outcome.response is None or outcome.response.errors:
         detail = outcome.detail or "; ".join(m.data for m in (outcome.response.errors if outcome.response else []))
-        return Check("REPL smoke check", "fail", f"{target.source}: {outcome.status}: {detail}", "read the REPL's error above; `proverctl lean setup` rebuilds it")
-    return Check("REPL smoke check", "ok", f"{' '.join(target.command)} checked `1 + 1 = 2` in {outcome.seconds:.1f} s")
+        return Check("REPL smoke check", "fail", f"{spec.repl.source}: {outcome.status}: {detail}",
+                     "read the REPL's error above; `proverctl lean setup` rebuilds it")
+    return Check("REPL smoke check", "ok", f"{' '.join(spec.repl.command)} checked `1 + 1 = 2` in {outcome.seconds:.1f} s")
 
 
 def _sandbox(settings: Settings) -> Check:

@@ -7,7 +7,7 @@ verified as soon as it arrives. When a target is proved, its chains still genera
 (early stop) unless `all_samples`. Every attempt is committed to the store when its verdict is known.
 
 The generator and verifier are injected (`Generator`, `Verifier`), so tests and benches can use
-controlled latencies and the CLI uses the inference client and the REPL pool.
+controlled latencies; ProveJob (proverctl/proving) gives it the inference client and the verifier factory's verifier.
 """
 
 from __future__ import annotations
