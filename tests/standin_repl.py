@@ -11,8 +11,8 @@ shapes and wording of real REPL answers:
   propext, Classical.choice, Quot.sound (+ Lean.ofReduceBool for native_decide, sorryAx for sorry);
 - `--reject REGEX`: code matching it gets an error message ("unsolved goals") at the matching line.
 
-`#probe net HOST:PORT`, `#probe write PATH`, `#probe spawn SECONDS` lines try a connection, a file
-write, or a detached grandchild, and answer an info message "probe KIND: ok" or "blocked: ..." (for
+`#probe net HOST:PORT`, `#probe write PATH`, `#probe read PATH`, `#probe env NAME`, `#probe spawn SECONDS`
+lines try a connection, a file write or read, an environment variable, or a detached grandchild, and answer an info message "probe KIND: ok" or "blocked: ..." (for
 the sandbox tests).
 
 Faults, each triggered when a request's code matches the REGEX: `--hang-on` (never answers),
@@ -159,7 +159,7 @@ class Rules:
                         else f"'{name}' depends on axioms: [{', '.join(axioms)}]")
                 messages.append({"severity": "info", "pos": pos(i, 0), "endPos": pos(i, 13), "data": data})
         for i, text in enumerate(lines, 1):
-            match = re.match(r"#probe (net|write|spawn) ?(.*)", text)
+            match = re.match(r"#probe (net|write|spawn|read|env) ?(.*)", text)
             if match:
                 messages.append({"severity": "info", "pos": pos(i, 0), "endPos": pos(i, 6),
                                  "data": f"probe {match.group(1)}: {_probe(match.group(1), match.group(2).strip())}"})
@@ -233,6 +233,11 @@ def _probe(kind: str, arg: str) -> str:
             with open(path, "w") as handle:
                 handle.write("x")
             return "ok"
+        if kind == "read":
+            with open(os.path.expandvars(arg)) as handle:
+                return "ok: " + handle.read(40)
+        if kind == "env":
+            return f"{arg}={os.environ[arg]}" if arg in os.environ else f"{arg} unset"
         if kind == "spawn":
             # A grandchild in its own session: out of reach of a process-group kill.
             subprocess.Popen(["sleep", arg], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -71,6 +71,37 @@ def test_writes_only_inside_the_worker_temp_dir(tmp_path):
     assert probe("none", f"#probe write {outside}") == ["probe write: ok"] and outside.exists()  # control
 
 
+@needs_bwrap
+def test_only_the_workspace_toolchain_and_temp_dir_are_visible(tmp_path):
+    secret = tmp_path / "home" / ".cache" / "huggingface" / "token"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("hf_secret")
+    assert probe("none", f"#probe read {secret}") == ["probe read: ok: hf_secret"]  # control
+    (answer,) = probe("bwrap", f"#probe read {secret}")
+    assert answer.startswith("probe read: blocked")
+
+
+@pytest.mark.parametrize("sandbox", ["none", pytest.param("bwrap", marks=needs_bwrap)])
+def test_lean_processes_get_an_environment_allow_list(sandbox, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.setenv("PROVERCTL_API_KEY", "sk-secret")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    answers = probe(sandbox, "#probe env HF_TOKEN", "#probe env PROVERCTL_API_KEY", "#probe env LANG", "#probe env HOME")
+    assert answers[:3] == ["probe env: HF_TOKEN unset", "probe env: PROVERCTL_API_KEY unset", "probe env: LANG=C.UTF-8"]
+    assert "proverctl-repl" in answers[3]  # HOME is the process's own temp dir
+
+
+def test_bwrap_never_falls_back(monkeypatch):
+    monkeypatch.setattr("proverctl.lean.sandbox.bwrap_works", lambda: False)
+    with pytest.raises(EnvironmentMissing, match="--sandbox bwrap"):
+        resolve("bwrap")
+    from proverctl.settings import Settings
+    from proverctl.verify.factory import VerifySpec
+
+    with pytest.raises(EnvironmentMissing):
+        VerifySpec.from_settings(Settings.load({"sandbox": "bwrap", "repl_command": "true"})).resolve()
+
+
 def sleepers(marker: str) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):

@@ -81,14 +81,16 @@ class _Worker:
             await self.repl.close()
         self.envs.clear()
         self.served = 0
-        command = self.pool.command
-        if self.pool.sandbox == "bwrap":
-            from proverctl.lean.sandbox import wrap
+        from proverctl.lean.sandbox import sandbox_env, wrap
 
-            if self.tmpdir is None:
-                self.tmpdir = Path(tempfile.mkdtemp(prefix=f"proverctl-repl{self.index}-"))
+        command = self.pool.command
+        if self.tmpdir is None:
+            self.tmpdir = Path(tempfile.mkdtemp(prefix=f"proverctl-repl{self.index}-"))
+        if self.pool.sandbox == "bwrap":
             command = wrap(command, cwd=self.pool.cwd, tmpdir=self.tmpdir)
-        self.repl = ReplProcess(command, cwd=self.pool.cwd, memory_mb=self.pool.memory_mb, env=self.pool.env)
+        # The REPL never sees proverctl's environment (tokens, keys): an allow-list, sandboxed or not.
+        env = self.pool.env if self.pool.env is not None else sandbox_env(self.tmpdir)
+        self.repl = ReplProcess(command, cwd=self.pool.cwd, memory_mb=self.pool.memory_mb, env=env)
         await self.repl.start()
         self.pool.started += 1
         return self.repl
