@@ -104,8 +104,10 @@ class DojoVerifier:
         if tactics is None:
             reasons.append("LeanDojo checks tactic proofs (`by ...`) only")
         if reasons:
-            return Verdict(VerdictKind.rejected, reasons)
-        return await asyncio.wait_for(asyncio.to_thread(self._check, target.name, tactics), self.timeout)
+            return Verdict(VerdictKind.rejected, reasons, judge="leandojo")
+        verdict = await asyncio.wait_for(asyncio.to_thread(self._check, target.name, tactics), self.timeout)
+        verdict.judge = "leandojo"
+        return verdict
 
     def _check(self, name: str, tactics: str) -> Verdict:
         import time

@@ -85,6 +85,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("request_timeout", 3600.0, _positive_float, "seconds to wait for one generation request"),
     SettingSpec("sandbox", "auto", _choice("auto", "bwrap", "none"), "run REPLs in bubblewrap: auto (when it works), bwrap, none"),
     SettingSpec("repl_gc", False, _bool, 'send "gc": true with each check (only for REPL builds that support it)'),
+    SettingSpec("judge", "auto", _choice("auto", "kernel", "repl"),
+                "who gives `proved`: kernel (the pinned judge, required), auto (the judge when built, else REPL-only), repl"),
+    SettingSpec("judge_command", None, _optional_str, "SafeVerify command line (default: the one `lean setup` built in the workspace)"),
+    SettingSpec("judge_lean_command", "lake env lean", str, "command that compiles one file for the judge (`-o OUT FILE` is appended)"),
 )
 
 # Variables that are not settings but change where or how proverctl runs.

@@ -66,10 +66,16 @@ class Verdict:
     messages: list[Message] = field(default_factory=list)
     axioms: list[str] | None = None
     seconds: float = 0.0
+    judge: str | None = None  # who decided: "repl" (the pre-filter alone) or the kernel judge, e.g. "safeverify@0c0f7dc"
 
     @property
     def proved(self) -> bool:
         return self.kind is VerdictKind.proved
+
+    @property
+    def kernel_checked(self) -> bool:
+        """True only when a kernel judge (not the REPL pre-filter) gave this verdict."""
+        return is_kernel_judge(self.judge)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,7 +84,22 @@ class Verdict:
             "messages": [m.as_dict() for m in self.messages],
             "axioms": self.axioms,
             "seconds": round(self.seconds, 3),
+            "judge": self.judge,
+            "checked": checked_label(self.kind.value, self.judge),
         }
+
+
+def is_kernel_judge(judge: str | None) -> bool:
+    return bool(judge) and judge not in ("repl", "leandojo")
+
+
+def checked_label(status: str, judge: str | None) -> str | None:
+    """How a `proved` was established, as every report shows it: kernel-checked or REPL-checked."""
+    if status != "proved":
+        return None
+    if is_kernel_judge(judge):
+        return "kernel-checked"
+    return "LeanDojo-checked" if judge == "leandojo" else "REPL-checked"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ recorded as targets under it, every sketch, subgoal attempt and composed check r
 from __future__ import annotations
 
 from proverctl.inputs import InputFile
-from proverctl.lean.checker import check_candidate
 from proverctl.lean.pool import ReplPool
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Verdict
@@ -17,8 +16,10 @@ COMPOSED_SAMPLE_BASE = 2000
 
 
 async def run_decomposition(store: Store, run_id: int, items: list[tuple[int, Target]], generator, client, pool: ReplPool, verifier,
-                            options: ProveOptions, spec, plan, on_event=None) -> dict[int, str]:
-    from proverctl.decompose import composed_policy, decompose
+                            composed_verifier, options: ProveOptions, spec, plan, on_event=None) -> dict[int, str]:
+    """`verifier` checks subgoal proofs, `composed_verifier` (allowing the subgoal lemmas, with the
+    same judge behind it) the composed proof: only that verdict can make a target proved."""
+    from proverctl.decompose import decompose
     from proverctl.inference.client import GenerationClient
 
     planner_client = None
@@ -50,11 +51,10 @@ async def run_decomposition(store: Store, run_id: int, items: list[tuple[int, Ta
             return None
 
         async def verify_composed(t: Target, code: str) -> Verdict:
-            verdict = await check_candidate(pool, header=t.header, code=code, target_name=t.name, original_statement=t.statement,
-                                            policy=composed_policy(spec.policy), timeout=spec.check_timeout)
+            verdict = await composed_verifier.verify(t, code)
             store.add_attempt(AttemptRow(target_id, COMPOSED_SAMPLE_BASE + counters["sketch"], 0, None, None, code, verdict.kind.value,
                                          verdict.reasons, [m.as_dict() for m in verdict.messages], verify_seconds=verdict.seconds,
-                                         kind="composed"), proved=verdict.proved)
+                                         kind="composed", judge=verdict.judge), proved=verdict.proved)
             return verdict
 
         outcome = await decompose(target, plan=planner, prove_hole=prove_hole, pool=pool, verify_composed=verify_composed,

@@ -375,6 +375,7 @@ class ProveJob:
         from contextlib import AsyncExitStack
 
         async with AsyncExitStack() as stack:
+            verification = None
             if self._verifier is not None:
                 verifier, pool = self._verifier, getattr(self._verifier, "pool", None)
             else:
@@ -402,8 +403,11 @@ class ProveJob:
 
                     if pool is None:
                         raise UsageError("--decompose needs the local REPL pool", hint="leave out --verify-on / --repo")
-                    await run_decomposition(store, run_id, items, generator, client, pool, verifier, plan.options, plan.spec,
-                                            self.request.decompose, on_event=notify)
+                    from proverctl.decompose import composed_policy
+
+                    composed = verification.verifier_for(composed_policy(plan.spec.policy)) if verification else verifier
+                    await run_decomposition(store, run_id, items, generator, client, pool, verifier, composed, plan.options,
+                                            plan.spec, self.request.decompose, on_event=notify)
                 else:
                     await pipeline.run(items, already_proved=proved, prior_seconds=prior)
             finally:

@@ -23,20 +23,30 @@ def stored_target(row: dict) -> Target:
 
 def proof_of(store: Store, target_row: dict) -> str | None:
     """The checked code of a target's proving attempt (doc + original statement + proof)."""
-    if not target_row.get("proved_attempt"):
-        return None
-    attempt = store.attempt(target_row["proved_attempt"])
+    attempt = proving_attempt(store, target_row)
     return attempt["code"] if attempt else None
 
 
+def proving_attempt(store: Store, target_row: dict) -> dict | None:
+    if not target_row.get("proved_attempt"):
+        return None
+    return store.attempt(target_row["proved_attempt"])
+
+
 def report_rows(store: Store, run_id: int) -> list[dict]:
-    """One row per top-level target: name, file, line, status, attempts, proof, seconds, run."""
+    """One row per top-level target: name, file, line, status, checked (kernel-checked / REPL-checked
+    for a proof), judge, attempts, proof, seconds, run."""
+    from proverctl.lean.verdict import checked_label
+
     out = []
     for t in store.targets(run_id):
         if t.get("parent_id") is not None:
             continue  # subgoal lemmas of --decompose are reported through their parent
+        attempt = proving_attempt(store, t)
+        judge = attempt.get("judge") if attempt else None
         out.append({"name": t["name"] or f"example@{t['line']}", "file": t["file"], "line": t["line"], "status": t["status"],
-                    "attempts": t["n_attempts"], "proof": proof_of(store, t), "seconds": t["seconds"], "run": run_id})
+                    "checked": checked_label(t["status"], judge), "judge": judge, "attempts": t["n_attempts"],
+                    "proof": attempt["code"] if attempt else None, "seconds": t["seconds"], "run": run_id})
     return out
 
 

@@ -123,7 +123,12 @@ def _m3(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3]
+def _m4(db: sqlite3.Connection) -> None:
+    """Who gave each verdict: "repl" (the pre-filter alone) or the kernel judge and its version."""
+    _run_script(db, "ALTER TABLE attempts ADD COLUMN judge TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4]
 
 
 @dataclass
@@ -144,6 +149,7 @@ class AttemptRow:
     kind: str = "proof"  # proof | sketch | composed
     finish_reason: str | None = None  # why generation ended: stop | length | ...
     seed: int | None = None
+    judge: str | None = None  # who decided: "repl" or the kernel judge, e.g. "safeverify@0c0f7dc"
 
 
 class Store:
@@ -274,12 +280,12 @@ class Store:
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO attempts (target_id, sample, round, prompt, raw_output, code, verdict, reasons, messages,"
-                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row.target_id, row.sample, row.round, json.dumps(row.prompt, ensure_ascii=False), row.raw_output, row.code,
                  row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
                  row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind,
-                 row.finish_reason, row.seed),
+                 row.finish_reason, row.seed, row.judge),
             )
             attempt_id = int(cursor.lastrowid)
             if proved:

@@ -45,9 +45,13 @@ class VerifySpec:
     sandbox: str = "auto"
     verify_on: str | None = None
     dojo: object | None = None  # proverctl.dojo.DojoSpec
+    judge_mode: str = "auto"  # auto | kernel | repl
+    judge_command: str | None = None
+    judge_lean_command: str = "lake env lean"
     # Filled by resolve():
     repl: ReplTarget | None = None
     sandbox_mode: str | None = None
+    judge: object | None = None  # proverctl.verify.judge.JudgeSpec, when a kernel judge decides
     notes: tuple[str, ...] = field(default=())
 
     @classmethod
@@ -56,11 +60,15 @@ class VerifySpec:
         return cls(policy=policy, lean_profile=lean_profile or settings.lean_profile, repl_command=settings.repl_command,
                    lean_project=settings.lean_project, check_timeout=settings.check_timeout, import_timeout=settings.import_timeout,
                    workers=settings.workers, memory_mb=settings.repl_memory_mb, max_uses=settings.repl_max_uses, gc=settings.repl_gc,
-                   sandbox=settings.sandbox, verify_on=verify_on, dojo=dojo)
+                   sandbox=settings.sandbox, verify_on=verify_on, dojo=dojo, judge_mode=settings.judge,
+                   judge_command=settings.judge_command, judge_lean_command=settings.judge_lean_command)
 
     def resolve(self) -> "VerifySpec":
         """Find the REPL command and the sandbox; every missing piece is a ProverctlError (exit 2 or 3)."""
         if self.dojo is not None:
+            if self.judge_mode == "kernel":
+                raise UsageError("--judge kernel: LeanDojo runs are checked by LeanDojo, not by the kernel judge",
+                                 hint="use --judge auto or repl with --repo")
             return replace(self, sandbox_mode="none")
         if self.verify_on is not None:
             from proverctl.verify.ray import parse_address
@@ -74,7 +82,38 @@ class VerifySpec:
         notes = self.notes
         if mode == "none" and self.sandbox == "auto":
             notes += ("sandbox: bubblewrap (bwrap) is not available here; Lean REPLs run with resource limits only",)
-        return replace(self, repl=repl, sandbox_mode=mode, notes=notes)
+        judge, judge_notes = self._find_judge(repl, mode)
+        return replace(self, repl=repl, sandbox_mode=mode, judge=judge, notes=notes + judge_notes)
+
+    def _find_judge(self, repl: ReplTarget, mode: str):
+        """The kernel judge for this profile, or why there is none (an error for --judge kernel)."""
+        import shlex
+
+        from proverctl.paths import Paths
+        from proverctl.verify.judge import JudgeSpec, find_judge
+
+        if self.judge_mode == "repl":
+            return None, ()
+        if self.judge_mode not in ("auto", "kernel"):
+            raise UsageError(f"unknown judge {self.judge_mode!r}", hint="choose auto, kernel or repl")
+        found = find_judge(self.lean_profile, repl.cwd, command=self.judge_command, lean_command=self.judge_lean_command)
+        if found is None:
+            if self.judge_mode == "kernel":
+                raise EnvironmentMissing(f"--judge kernel: no kernel judge is built for the Lean profile {self.lean_profile}",
+                                         hint=f"run `proverctl lean setup --profile {self.lean_profile}` (it builds SafeVerify), "
+                                              "or use --judge auto / repl")
+            return None, (f"verdicts are REPL-checked only: no kernel judge is built for the Lean profile {self.lean_profile} "
+                          f"(`proverctl lean setup --profile {self.lean_profile}` builds it)",)
+        command, label, dialect = found
+        notes: tuple[str, ...] = ()
+        if mode == "none":
+            notes = ("the kernel judge runs without a sandbox: a candidate's compile could tamper with the workspace "
+                     "(install bubblewrap for the judge's full guarantee)",)
+        spec = JudgeSpec(command=tuple(command), lean_command=tuple(shlex.split(self.judge_lean_command)), workspace=repl.cwd,
+                         label=label, dialect=dialect, sandbox=mode, memory_mb=self.memory_mb,
+                         compile_timeout=self.import_timeout + self.check_timeout, judge_timeout=self.import_timeout + self.check_timeout,
+                         cache_dir=Paths.resolve().cache_dir / "judge")
+        return spec, notes
 
     def pool_size(self, jobs: int) -> int:
         return max(1, min(jobs, self.workers or default_workers(self.memory_mb)))
@@ -84,7 +123,8 @@ class VerifySpec:
         return {"kind": "dojo" if self.dojo is not None else ("ray" if self.verify_on else "repl-pool"),
                 "verify_on": self.verify_on, "lean_profile": self.lean_profile, "sandbox": self.sandbox_mode,
                 "repl": self.repl.source if self.repl else None, "check_timeout": self.check_timeout,
-                "import_timeout": self.import_timeout, "policy": policy_dict(self.policy)}
+                "import_timeout": self.import_timeout, "policy": policy_dict(self.policy),
+                "judge": self.judge.label if self.judge is not None else ("leandojo" if self.dojo is not None else "repl")}
 
 
 def policy_dict(policy: Policy) -> dict:
@@ -133,10 +173,18 @@ class Verification:
     pool: ReplPool | None
     spec: VerifySpec
 
+    def verifier_for(self, policy: Policy) -> Verifier:
+        """The same pre-filter pool and judge under another policy (decompose's composed proofs)."""
+        if self.pool is None:
+            raise UsageError("this check needs the local REPL pool", hint="leave out --verify-on / --repo for it")
+        spec = replace(self.spec, policy=policy)
+        return _judged(PoolVerifier(self.pool, policy, spec.check_timeout), spec)
+
 
 @contextlib.asynccontextmanager
 async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Verification]:
-    """Start the verifier `spec` describes (resolved first if it is not yet), sized for `jobs` checks."""
+    """Start the verifier `spec` describes (resolved first if it is not yet), sized for `jobs` checks:
+    the REPL pre-filter (local pool or Ray), with the kernel judge behind it when there is one."""
     if spec.repl is None and spec.dojo is None:
         spec = spec.resolve()
     if spec.dojo is not None:
@@ -154,16 +202,38 @@ async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Ver
                                    spec.policy, spec.check_timeout)
         await ray_verifier.start()
         try:
-            yield Verification(ray_verifier, None, spec)
+            yield Verification(_judged(ray_verifier, spec), None, spec)
         finally:
             await ray_verifier.close()
         return
     async with ReplPool(spec.repl.command, cwd=spec.repl.cwd, workers=size, memory_mb=spec.memory_mb, max_uses=spec.max_uses,
                         gc=spec.gc, sandbox=spec.sandbox_mode or "none", header_timeout=spec.import_timeout) as pool:
         try:
-            yield Verification(PoolVerifier(pool, spec.policy, spec.check_timeout), pool, spec)
+            yield Verification(_judged(PoolVerifier(pool, spec.policy, spec.check_timeout), spec), pool, spec)
         except ReplStartError as exc:  # whole-file checks and sketches talk to the pool directly
             raise EnvironmentMissing(str(exc), hint=SETUP_HINT) from None
+
+
+def _judged(prefilter, spec: VerifySpec):
+    """The pre-filter alone (its verdicts labelled REPL-checked), or with the kernel judge behind it."""
+    if spec.judge is None:
+        return ReplOnly(prefilter)
+    from proverctl.verify.judge import Judge, JudgedVerifier
+
+    return JudgedVerifier(prefilter, Judge(spec.judge), spec.policy)
+
+
+class ReplOnly:
+    """The pre-filter's verdicts, each labelled as given by the REPL alone."""
+
+    def __init__(self, prefilter) -> None:
+        self.prefilter = prefilter
+        self.pool = getattr(prefilter, "pool", None)
+
+    async def verify(self, target: Target, code: str) -> Verdict:
+        verdict = await self.prefilter.verify(target, code)
+        verdict.judge = verdict.judge or "repl"
+        return verdict
 
 
 def require_pool(verification: Verification, what: str) -> ReplPool:
