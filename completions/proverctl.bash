@@ -3,10 +3,10 @@
 _proverctl() {
     local -A words choices modelarg
     words["@"]="bench check config doctor export lean list models paths prove ps pull rm runs serve show stop targets tui --help --version"
-    words["@bench"]="--endpoint --format --help --k --limit --max-tokens --mode --model --samples --served-model --split --timeout --workers"
+    words["@bench"]="--endpoint --format --help --judge --k --limit --max-tokens --mode --model --samples --served-model --split --timeout --workers"
     modelarg["@bench"]=1
     choices["@bench --format"]="auto human json jsonl quiet"
-    words["@check"]="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --sandbox --timeout --workers"
+    words["@check"]="--against --allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --judge --lean-project --profile --repl-command --sandbox --timeout --workers"
     choices["@check --format"]="auto human json jsonl quiet"
     words["@config"]="--format --help"
     choices["@config --format"]="auto human json jsonl quiet"
@@ -38,7 +38,7 @@ _proverctl() {
     choices["@models verify --format"]="auto human json jsonl quiet"
     words["@paths"]="--format --help"
     choices["@paths --format"]="auto human json jsonl quiet"
-    words["@prove"]="--all --allow-aux-lemmas --allow-native-decide --api-key --decompose --depth --endpoint --engine --family --file --force --format --help --import-timeout --in-place --k --keep-session --lean-project --max-tokens --mode --model --output --planner --planner-model --profile --repl-command --repo --resume --rev --rounds --sandbox --seed --served-model --sketches --temperature --theorem --timeout --top-p --verify-on --workers"
+    words["@prove"]="--all --allow-aux-lemmas --allow-native-decide --api-key --decompose --depth --endpoint --engine --family --file --force --format --help --import-timeout --in-place --judge --k --keep-session --lean-project --max-tokens --mode --model --output --planner --planner-model --profile --repl-command --repo --resume --rev --rounds --sandbox --seed --served-model --sketches --temperature --theorem --timeout --top-p --verify-on --workers"
     words["@ps"]="--format --help"
     choices["@ps --format"]="auto human json jsonl quiet"
     words["@pull"]="--format --help"

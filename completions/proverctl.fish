@@ -7,6 +7,7 @@ complete -c proverctl -n '__fish_use_subcommand' -l version
 complete -c proverctl -n '__fish_seen_subcommand_from bench' -l endpoint
 complete -c proverctl -n '__fish_seen_subcommand_from bench' -l format -xa 'auto human json jsonl quiet'
 complete -c proverctl -n '__fish_seen_subcommand_from bench' -l help
+complete -c proverctl -n '__fish_seen_subcommand_from bench' -l judge
 complete -c proverctl -n '__fish_seen_subcommand_from bench' -l k
 complete -c proverctl -n '__fish_seen_subcommand_from bench' -l limit
 complete -c proverctl -n '__fish_seen_subcommand_from bench' -l max-tokens
@@ -18,12 +19,14 @@ complete -c proverctl -n '__fish_seen_subcommand_from bench' -l split
 complete -c proverctl -n '__fish_seen_subcommand_from bench' -l timeout
 complete -c proverctl -n '__fish_seen_subcommand_from bench' -l workers
 complete -c proverctl -n '__fish_seen_subcommand_from bench' -a 'deepseek-prover-v2-7b deepseek-prover-v2-671b deepseek-prover-v1.5-rl deepseek-prover-v1.5-sft kimina-prover-preview-distill-7b kimina-prover-preview-distill-1.5b kimina-prover-distill-8b goedel-prover-v2-8b goedel-prover-v2-32b'
+complete -c proverctl -n '__fish_seen_subcommand_from check' -l against
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l allow-aux-lemmas
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l allow-native-decide
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l extract-only
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l family
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l format -xa 'auto human json jsonl quiet'
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l help
+complete -c proverctl -n '__fish_seen_subcommand_from check' -l judge
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l lean-project
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l profile
 complete -c proverctl -n '__fish_seen_subcommand_from check' -l repl-command
@@ -86,6 +89,7 @@ complete -c proverctl -n '__fish_seen_subcommand_from prove' -l format
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l help
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l import-timeout
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l in-place
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l judge
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l k
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l keep-session
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l lean-project

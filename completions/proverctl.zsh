@@ -4,10 +4,10 @@
 _proverctl() {
     local -A cmdwords cmdchoices cmdmodel
     cmdwords['@']="bench check config doctor export lean list models paths prove ps pull rm runs serve show stop targets tui --help --version"
-    cmdwords['@bench']="--endpoint --format --help --k --limit --max-tokens --mode --model --samples --served-model --split --timeout --workers"
+    cmdwords['@bench']="--endpoint --format --help --judge --k --limit --max-tokens --mode --model --samples --served-model --split --timeout --workers"
     cmdmodel['@bench']=1
     cmdchoices['@bench --format']="auto human json jsonl quiet"
-    cmdwords['@check']="--allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --lean-project --profile --repl-command --sandbox --timeout --workers"
+    cmdwords['@check']="--against --allow-aux-lemmas --allow-native-decide --extract-only --family --format --help --judge --lean-project --profile --repl-command --sandbox --timeout --workers"
     cmdchoices['@check --format']="auto human json jsonl quiet"
     cmdwords['@config']="--format --help"
     cmdchoices['@config --format']="auto human json jsonl quiet"
@@ -39,7 +39,7 @@ _proverctl() {
     cmdchoices['@models verify --format']="auto human json jsonl quiet"
     cmdwords['@paths']="--format --help"
     cmdchoices['@paths --format']="auto human json jsonl quiet"
-    cmdwords['@prove']="--all --allow-aux-lemmas --allow-native-decide --api-key --decompose --depth --endpoint --engine --family --file --force --format --help --import-timeout --in-place --k --keep-session --lean-project --max-tokens --mode --model --output --planner --planner-model --profile --repl-command --repo --resume --rev --rounds --sandbox --seed --served-model --sketches --temperature --theorem --timeout --top-p --verify-on --workers"
+    cmdwords['@prove']="--all --allow-aux-lemmas --allow-native-decide --api-key --decompose --depth --endpoint --engine --family --file --force --format --help --import-timeout --in-place --judge --k --keep-session --lean-project --max-tokens --mode --model --output --planner --planner-model --profile --repl-command --repo --resume --rev --rounds --sandbox --seed --served-model --sketches --temperature --theorem --timeout --top-p --verify-on --workers"
     cmdwords['@ps']="--format --help"
     cmdchoices['@ps --format']="auto human json jsonl quiet"
     cmdwords['@pull']="--format --help"

@@ -41,6 +41,24 @@ def standin_repl(monkeypatch, tmp_path):
     return use
 
 
+@pytest.fixture
+def standin_judge(monkeypatch, tmp_path):
+    """The kernel judge's programs are the stand-ins in tests/standin_judge.py (`lean -o` and
+    `safe_verify`); call the returned function with flags for each. Returns the log of their runs."""
+    script = TESTS / "standin_judge.py"
+    log = tmp_path / "judge-runs.jsonl"
+
+    def use(*judge_args: str, lean_args: tuple[str, ...] = ()) -> Path:
+        monkeypatch.setenv("PROVERCTL_JUDGE_COMMAND", shlex.join([sys.executable, str(script), "safe_verify", "--log", str(log),
+                                                                   *judge_args]))
+        monkeypatch.setenv("PROVERCTL_JUDGE_LEAN_COMMAND", shlex.join([sys.executable, str(script), "lean", "--log", str(log),
+                                                                       *lean_args]))
+        return log
+
+    use()
+    return use
+
+
 @pytest.fixture(autouse=True)
 def hermetic(tmp_path, monkeypatch):
     home = tmp_path / "home"

@@ -24,6 +24,7 @@ def bench_command(
     served_model: Optional[str] = typer.Option(None, "--served-model", help="Model id at --endpoint."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Lean REPL workers."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per Lean check."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="kernel, auto or repl [env: PROVERCTL_JUDGE]."),
     format: FormatOption = None,
 ) -> None:
     """Run a benchmark split as a recorded run and print pass@k next to the published figure for the model
@@ -49,7 +50,8 @@ def bench_command(
     input_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     info(f"{bench.description}: {len(rows)} problems ({chosen_split}), {n_samples} samples each, pass@{k}")
     request = ProveRequest(input=str(input_file), model=model, k=n_samples, mode=mode, max_tokens=max_tokens, timeout=timeout,
-                           workers=workers, all_samples=n_samples > k, format="quiet", endpoint=endpoint, served_model=served_model)
+                           workers=workers, all_samples=n_samples > k, format="quiet", endpoint=endpoint, served_model=served_model,
+                           judge=judge)
     job = ProveJob(request, kind="bench")
     view = _View("quiet")
     try:
@@ -61,6 +63,7 @@ def bench_command(
     run_id = result.run_id
     with Store(paths.store_db) as store:
         counts = store.sample_counts(run_id)
+        kernel = sum(1 for r in result.rows if r.get("checked") == "kernel-checked")
     resolved = result.request.resolved
     scores = [pass_at_k(n, c, k) for _, n, c in counts]
     solved = sum(1 for _, _, c in counts if c)
@@ -69,12 +72,14 @@ def bench_command(
     data = {
         "benchmark": bench.name, "split": chosen_split, "model": resolved.get("model"), "mode": mode, "k": k, "samples": n_samples,
         "problems": len(counts), "solved": solved, "pass_at_k": round(score, 2), "published": reference,
-        "lean_profile": resolved.get("lean_profile"), "run": run_id,
+        "lean_profile": resolved.get("lean_profile"), "run": run_id, "kernel_checked": kernel,
+        "judge": (resolved.get("verifier") or {}).get("judge"),
     }
     emit(data, fmt, lambda c: c.print(
         f"{bench.name} {chosen_split}: pass@{k} = {score:.1f}% ({solved}/{len(counts)} solved, {n_samples} samples each)"
         + (f"; published {reference:.1f}%" if reference is not None else "; no published figure for this model")
-        + f"; Lean profile {data['lean_profile']}; run {run_id}", highlight=False))
+        + f"; Lean profile {data['lean_profile']}; {kernel}/{solved} solved problems kernel-checked ({data['judge']}); run {run_id}",
+        highlight=False))
 
 
 def register(app: typer.Typer) -> None:

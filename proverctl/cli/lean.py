@@ -49,6 +49,7 @@ ProfileOpt = typer.Option(None, "--profile", help="Lean workspace profile: deeps
 TimeoutOpt = typer.Option(None, "--timeout", min=0.1, help="Wall-clock seconds per check [env: PROVERCTL_CHECK_TIMEOUT].")
 NativeOpt = typer.Option(False, "--allow-native-decide", help="Accept proofs whose axioms include Lean.ofReduceBool (native_decide).")
 SandboxOpt = typer.Option(None, "--sandbox", help="auto (bwrap when it works), bwrap or none [env: PROVERCTL_SANDBOX].")
+JudgeOpt = typer.Option(None, "--judge", help="kernel (the pinned judge, required), auto (when built), repl (pre-filter only) [env: PROVERCTL_JUDGE].")
 
 
 def check_command(
@@ -63,27 +64,38 @@ def check_command(
     allow_aux: bool = typer.Option(False, "--allow-aux-lemmas", help="Keep auxiliary theorems the model wrote before the target (each checked too)."),
     allow_native_decide: bool = NativeOpt,
     sandbox: Optional[str] = SandboxOpt,
+    judge: Optional[str] = JudgeOpt,
+    against: Optional[str] = typer.Option(None, "--against", help="A trusted challenge file: judge FILE's proofs of its sorried statements."),
     format: FormatOption = None,
 ) -> None:
     """Verify with Lean: every declaration of a .lean file (a `sorry` means not proved), or every row
     of an OUTPUTS.jsonl of generations made elsewhere (`{name, header?, formal_statement, output, family?}`:
-    the proof is extracted, spliced onto the original statement and checked).
+    the proof is extracted, spliced onto the original statement and checked). The REPL pre-filter rejects
+    what is certainly wrong; the kernel judge (SafeVerify, built by `lean setup`) gives every `proved`.
+    With --against CHALLENGE.lean, FILE must prove that file's sorried statements, compared as kernel terms.
 
-    Exit 0 only when everything is proved; 1 when something is not; 3 when Lean is missing;
-    4 when the REPL itself failed.
+    Exit 0 only when everything is proved; 1 when something is not; 3 when Lean (or, with --judge kernel,
+    the judge) is missing; 4 when the REPL itself failed.
 
-    Examples: proverctl check Solved.lean --format json ; proverctl check outputs.jsonl --extract-only
+    Examples: proverctl check Solved.lean --format json ; proverctl check outputs.jsonl --extract-only ;
+    proverctl check agent_output.lean --against Challenge.lean --judge kernel
     """
     from proverctl.inputs import read_text
-    from proverctl.lean.checker import check_file
     from proverctl.lean.source import Source
     from proverctl.lean.verdict import Policy
     from proverctl.settings import Settings
-    from proverctl.verify.factory import VerifySpec, require_pool
+    from proverctl.verify.factory import VerifySpec
 
     fmt = resolve_format(format)
     text, label = read_text(file)
     policy = Policy(allow_native_decide=allow_native_decide, allow_aux_lemmas=allow_aux)
+    against_text = None
+    if against is not None:
+        if file.endswith(".jsonl"):
+            raise UsageError("--against judges a .lean file", hint="give the solution file, not an outputs .jsonl")
+        against_text, _ = read_text(against)
+        if not Source(against_text).declarations:
+            raise UsageError(f"no declarations in the challenge {against}", hint="give the trusted statements, each proved by `sorry`")
     if file.endswith(".jsonl"):
         from proverctl.verify.outputs import extract_rows, parse_outputs
 
@@ -98,7 +110,7 @@ def check_command(
         raise UsageError(f"no declarations to check in {label}", hint="give a Lean file with theorems or definitions")
     settings = Settings.load(
         {"repl_command": repl_command, "lean_project": lean_project, "lean_profile": profile, "check_timeout": timeout,
-         "workers": workers, "sandbox": sandbox}
+         "workers": workers, "sandbox": sandbox, "judge": judge}
     )
     spec = VerifySpec.from_settings(settings, policy=policy)
     if file.endswith(".jsonl"):
@@ -107,13 +119,15 @@ def check_command(
         rows = run_verifier(spec, lambda v: check_rows(v.verifier, rows_in, allow_aux=allow_aux), label, jobs=len(rows_in))
         entries = [dict(r.pop("_record"), verdict=r) for r in rows]
     else:
-        results = run_verifier(spec, lambda v: check_file(require_pool(v, "checking a file"), text, policy=policy,
-                                                          timeout=settings.check_timeout), label, jobs=1)
+        from proverctl.verify.files import check_file_judged
+
+        results = run_verifier(spec, lambda v: check_file_judged(v, text, policy=policy, timeout=settings.check_timeout,
+                                                                 against=against_text), label, jobs=1)
         rows = [r.as_dict() for r in results]
         entries = [{"name": r.declaration.full_name, "kind": r.declaration.kind, "line": r.declaration.line,
                     "statement": r.declaration.statement, "doc": r.declaration.doc,
                     "header": r.declaration.source.header_for(r.declaration),
-                    "code": text[r.declaration.full_start:r.declaration.end], "verdict": row} for r, row in zip(results, rows)]
+                    "code": r.declaration.source.text[r.declaration.full_start:r.declaration.end], "verdict": row} for r, row in zip(results, rows)]
     from proverctl.verify.record import record_check
 
     run_id = record_check(label, shlex.join(["proverctl"] + sys.argv[1:]), entries,
@@ -125,10 +139,11 @@ def check_command(
     def human(console):
         from rich.table import Table
 
-        table = Table("declaration", "line", "status", "reasons", "s")
+        table = Table("declaration", "line", "status", "checked by", "reasons", "s")
         colors = {"proved": "green", "rejected": "red", "timeout": "yellow", "error": "magenta"}
         for r in rows:
-            table.add_row(r["name"], str(r["line"]), f"[{colors[r['status']]}]{r['status']}[/]", "; ".join(r["reasons"]), f"{r['seconds']:.1f}")
+            table.add_row(r["name"], str(r["line"]), f"[{colors[r['status']]}]{r['status']}[/]", r.get("checked") or "",
+                          "; ".join(r["reasons"]), f"{r['seconds']:.1f}")
         console.print(table)
 
     emit(rows, fmt, human)

@@ -39,6 +39,7 @@ def prove_command(
     resume: Optional[int] = typer.Option(None, "--resume", help="Continue run RUN with its recorded request: finished attempts are kept."),
     allow_native_decide: bool = typer.Option(False, "--allow-native-decide", help="Accept proofs using native_decide (Lean.ofReduceBool)."),
     allow_aux: bool = typer.Option(False, "--allow-aux-lemmas", help="Accept auxiliary theorems written before the target."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="Who gives `proved`: kernel (the pinned judge, required), auto (when built), repl [env: PROVERCTL_JUDGE]."),
     repl_command: Optional[str] = typer.Option(None, "--repl-command", help="Command that starts one Lean REPL."),
     lean_project: Optional[str] = typer.Option(None, "--lean-project", help="Lean project the REPL runs in."),
     profile: Optional[str] = typer.Option(None, "--profile", help="Lean workspace profile [default: the model's]."),
@@ -73,7 +74,8 @@ def prove_command(
         "seed": seed, "rounds": rounds, "timeout": timeout, "import_timeout": import_timeout, "workers": workers,
         "all_samples": all_samples or None, "in_place": in_place or None, "output": str(output) if output else None, "format": fmt_flag,
         "endpoint": endpoint, "served_model": served_model, "force": force or None, "engine": engine, "keep_session": keep_session or None,
-        "allow_native_decide": allow_native_decide or None, "allow_aux_lemmas": allow_aux or None, "repl_command": repl_command,
+        "allow_native_decide": allow_native_decide or None, "allow_aux_lemmas": allow_aux or None, "judge": judge,
+        "repl_command": repl_command,
         "lean_project": lean_project, "lean_profile": profile, "sandbox": sandbox, "verify_on": verify_on,
         "theorems": tuple(theorem) if theorem else None, "repo": repo, "rev": rev, "file": file,
         "decompose": Decompose(planner, planner_model, depth, sketches) if decompose else None,
@@ -118,14 +120,18 @@ def _report(result, fmt: str) -> None:
     def human(console):
         from rich.table import Table
 
-        table = Table("target", "status", "attempts", "s", "file")
+        table = Table("target", "status", "checked by", "attempts", "s", "file")
         colors = {"proved": "green", "not-proved": "red", "interrupted": "yellow", "pending": "yellow"}
         for r in rows:
-            table.add_row(r["name"], f"[{colors.get(r['status'], 'white')}]{r['status']}[/]", str(r["attempts"]),
+            checked = r.get("checked") or ""
+            table.add_row(r["name"], f"[{colors.get(r['status'], 'white')}]{r['status']}[/]",
+                          f"{checked} ({r['judge']})" if r.get("checked") == "kernel-checked" else checked, str(r["attempts"]),
                           f"{r['seconds']:.1f}", f"{r['file']}:{r['line']}")
         console.print(table)
         proved = sum(1 for r in rows if r["status"] == "proved")
-        console.print(f"{proved}/{len(rows)} proved (run {result.run_id})", highlight=False)
+        kernel = sum(1 for r in rows if r.get("checked") == "kernel-checked")
+        console.print(f"{proved}/{len(rows)} proved ({kernel} kernel-checked, {proved - kernel} REPL-checked only; run {result.run_id})",
+                      highlight=False)
 
     emit(rows, fmt, human)
 

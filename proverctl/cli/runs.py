@@ -90,8 +90,8 @@ def show_command(ref: str = typer.Argument(..., help="RUN, RUN/TARGET, RUN/TARGE
         attempts = store.attempts(target["id"])
         if kind == "target":
             data = dict(target)
-            data["attempts"] = [{k: a[k] for k in ("id", "sample", "round", "verdict", "reasons", "completion_tokens", "gen_seconds",
-                                                 "verify_seconds")} for a in attempts]
+            data["attempts"] = [{k: a[k] for k in ("id", "sample", "round", "verdict", "judge", "reasons", "completion_tokens",
+                                                 "gen_seconds", "verify_seconds")} for a in attempts]
             return emit(data, fmt, lambda c: _print_target(c, data))
         chosen = [a for a in attempts if a["sample"] == key["sample"] and a["round"] == key["round"]]
         if not chosen:
@@ -133,7 +133,11 @@ def _print_attempt(console, a: dict) -> None:
     from rich.markup import escape
     from rich.syntax import Syntax
 
-    console.print(f"attempt a{a['id']}: sample {a['sample']} round {a['round']}: [bold]{a['verdict']}[/]  "
+    from proverctl.lean.verdict import checked_label
+
+    checked = checked_label(a["verdict"], a.get("judge"))
+    judged = f" ({checked}{', ' + a['judge'] if checked == 'kernel-checked' else ''})" if checked else ""
+    console.print(f"attempt a{a['id']}: sample {a['sample']} round {a['round']}: [bold]{a['verdict']}[/]{escape(judged)}  "
                   f"tokens {a['prompt_tokens']}+{a['completion_tokens']}  gen {a['gen_seconds']}s  check {a['verify_seconds']}s")
     for reason in a["reasons"]:
         console.print(f"  - {escape(reason)}")

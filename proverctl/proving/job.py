@@ -131,7 +131,8 @@ class ProveJob:
             r = self.request
             self._settings = Settings.load({"model": r.model, "repl_command": r.repl_command, "lean_project": r.lean_project,
                                             "lean_profile": r.lean_profile, "check_timeout": r.timeout,
-                                            "import_timeout": r.import_timeout, "workers": r.workers, "sandbox": r.sandbox},
+                                            "import_timeout": r.import_timeout, "workers": r.workers, "sandbox": r.sandbox,
+                                            "judge": r.judge},
                                            self._paths)
         return self._settings
 
@@ -201,7 +202,8 @@ class ProveJob:
                                seed=request.seed, sampling=sampling, allow_aux=request.allow_aux_lemmas,
                                context_length=entry.context_length if entry else None)
         self.request = replace(request, model=ref.text if not request.endpoint else request.model, family=family,
-                               lean_profile=lean_profile, timeout=settings.check_timeout, import_timeout=settings.import_timeout)
+                               lean_profile=lean_profile, timeout=settings.check_timeout, import_timeout=settings.import_timeout,
+                               judge=settings.judge)
         self._plan = _Plan(inputs, options, spec, ref, model_label, ref.revision if not request.endpoint else None, endpoint, session,
                            entry.alias if entry else None)
         return self._plan

@@ -19,7 +19,7 @@ REQUEST_VERSION = 1
 FORMATS = ("auto", "human", "json", "jsonl", "quiet", "lean")
 # What a resumed run may change: where and how it runs, not what it computes.
 RESUMABLE_OVERRIDES = ("endpoint", "served_model", "engine", "keep_session", "timeout", "import_timeout", "workers", "sandbox",
-                       "repl_command", "lean_project", "verify_on", "format", "output", "in_place", "force")
+                       "repl_command", "lean_project", "verify_on", "format", "output", "in_place", "force", "judge")
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,10 @@ class ProveRequest:
     top_p: float | None = None
     max_tokens: int | None = None
     decompose: Decompose | None = None
-    # What counts as proved
+    # What counts as proved, and who says so
     allow_native_decide: bool = False
     allow_aux_lemmas: bool = False
+    judge: str | None = None  # auto | kernel | repl (None: the `judge` setting)
     # Where and how Lean checks (None: the settings)
     lean_profile: str | None = None
     lean_project: str | None = None

@@ -17,6 +17,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Collapsible, DataTable, Footer, Header, Input, Static
 
+from proverctl.lean.verdict import checked_label
 from proverctl.store.db import local_time
 
 POLL_SECONDS = 1.0
@@ -308,8 +309,10 @@ class AttemptScreen(Screen):
         self.attempt, self.target, self.run = attempt, target, run
         self.title = f"{target['name'] or 'example'} · attempt a{attempt['id']}"
         reasons = "\n".join(f"  • {r}" for r in attempt["reasons"])
+        checked = checked_label(attempt["verdict"], attempt.get("judge"))
+        judged = f"({checked}{', ' + attempt['judge'] if checked == 'kernel-checked' else ''}) " if checked else ""
         summary = Text.assemble(
-            ("verdict ", "bold"), (attempt["verdict"] + " ", VERDICT_STYLE.get(attempt["verdict"], "")),
+            ("verdict ", "bold"), (attempt["verdict"] + " ", VERDICT_STYLE.get(attempt["verdict"], "")), judged,
             f"· sample {attempt['sample']} round {attempt['round']} · model {run['model']}@{run['revision'] or 'main'} · "
             f"tokens {attempt['prompt_tokens']}+{attempt['completion_tokens']} · gen {attempt['gen_seconds']} s · "
             f"check {attempt['verify_seconds']} s\n", reasons)
@@ -343,9 +346,12 @@ class AttemptScreen(Screen):
             return
         self.reverified = verdict
         style = "information" if verdict.proved else "warning"
-        self.notify(f"re-verified: {verdict.kind.value}" + (f" — {verdict.reasons[0]}" if verdict.reasons else ""), severity=style)
+        checked = checked_label(verdict.kind.value, verdict.judge)
+        self.notify(f"re-verified: {verdict.kind.value}" + (f" ({checked})" if checked else "")
+                    + (f" — {verdict.reasons[0]}" if verdict.reasons else ""), severity=style)
         self.query_one("#messages", Static).update(
-            Text(f"re-verified: {verdict.kind.value} ({verdict.seconds:.1f} s)\n" + "\n".join(verdict.reasons)))
+            Text(f"re-verified: {verdict.kind.value}{' ' + checked if checked else ''} ({verdict.seconds:.1f} s)\n"
+                 + "\n".join(verdict.reasons)))
 
     def action_copy(self) -> None:
         if not self.attempt or not self.attempt["code"]:

@@ -173,6 +173,11 @@ class Verification:
     pool: ReplPool | None
     spec: VerifySpec
 
+    @property
+    def judge(self):
+        """The kernel judge behind the pre-filter (proverctl.verify.judge.Judge), or None (REPL-only)."""
+        return getattr(self.verifier, "judge", None)
+
     def verifier_for(self, policy: Policy) -> Verifier:
         """The same pre-filter pool and judge under another policy (decompose's composed proofs)."""
         if self.pool is None:

@@ -106,21 +106,24 @@ def judge_header(header: str) -> str:
     for decl in source.declarations:
         if not decl.has_sorry:
             continue
-        if decl.kind == "example" or decl.name is None:
-            replacement = ""
-        else:
-            stop = decl.body_start if decl.body_start is not None else decl.end
-            signature = header[decl.keyword_start + len(decl.kind):stop].rstrip()
-            if signature.endswith(":="):
-                signature = signature[:-2].rstrip()
-            kept = " ".join(m for m in decl.modifiers if m in ("private", "protected"))
-            prefix = ("@[instance] " if decl.kind == "instance" else "") + (kept + " " if kept else "")
-            replacement = f"{prefix}axiom{signature}"
+        replacement = "" if decl.kind == "example" or decl.name is None else as_axiom(decl)
         pieces.append(header[cursor:decl.full_start])
         pieces.append(replacement)
         cursor = decl.end
     pieces.append(header[cursor:])
     return "".join(pieces)
+
+
+def as_axiom(decl) -> str:
+    """`axiom NAME SIGNATURE`: a declaration's statement without its proof (instances stay instances)."""
+    text = decl.source.text
+    stop = decl.body_start if decl.body_start is not None else decl.end
+    signature = text[decl.keyword_start + len(decl.kind):stop].rstrip()
+    if signature.endswith(":="):
+        signature = signature[:-2].rstrip()
+    kept = " ".join(m for m in decl.modifiers if m in ("private", "protected"))
+    prefix = ("@[instance] " if decl.kind == "instance" else "") + (kept + " " if kept else "")
+    return f"{prefix}axiom{signature}"
 
 
 def challenge_text(target: Target) -> str:
@@ -317,3 +320,75 @@ def combine(prefilter: Verdict, outcome: JudgeOutcome, label: str, policy: Polic
         note = f"REPL-checked only: {label} admits only the standard axioms, and this proof uses native_decide"
         return Verdict(VerdictKind.proved, [note], prefilter.messages, prefilter.axioms, seconds, judge="repl")
     return Verdict(outcome.kind, outcome.reasons, prefilter.messages, prefilter.axioms, seconds, judge=label)
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole files: `check FILE` and `check FILE --against CHALLENGE`
+
+_NAMED = re.compile(r"(?:theorem|definition|def|opaque|inductive|constructor|axiom) (\S+) (?:does not|is not the same)|"
+                    r"(\S+) not found in submission|unsafe/partial function (\S+)|declaration (\S+):")
+
+
+def _named_in(reasons: list[str]) -> set[str]:
+    names = set()
+    for reason in reasons:
+        for match in _NAMED.finditer(reason):
+            names.update(g for g in match.groups() if g)
+    return names
+
+
+def file_challenge(text: str, judged: set[int], *, prove: bool) -> str:
+    """The file as the judge sees it: each declaration in `judged` (by start offset) keeps its
+    statement, with `sorry` for its proof when `prove` is False; every other declaration with a proof
+    becomes an axiom (it is not being judged, and anything that uses it depends on that axiom)."""
+    source = Source(text)
+    pieces, cursor = [], 0
+    for decl in source.declarations:
+        if decl.kind not in ("theorem", "lemma", "def", "abbrev", "instance", "example", "opaque") or decl.body_start is None:
+            continue
+        if decl.start in judged:
+            if prove:
+                continue
+            statement = text[decl.start:decl.body_start].rstrip()
+            if statement.endswith(":="):
+                statement = statement[:-2].rstrip()
+            pieces += [text[cursor:decl.start], statement + " := by\n  sorry"]
+            cursor = decl.end
+        elif decl.kind == "example" or decl.name is None:
+            pieces += [text[cursor:decl.full_start], ""]
+            cursor = decl.end
+        else:
+            pieces += [text[cursor:decl.full_start], as_axiom(decl)]
+            cursor = decl.end
+    pieces.append(text[cursor:])
+    return _rename_examples("".join(pieces))
+
+
+async def judge_declarations(judge: Judge, text: str, results: list, *, challenge: str | None = None) -> None:
+    """Put the judge behind the pre-filter's per-declaration verdicts of a whole file (`results`:
+    DeclarationResult). The file is judged once with every accepted declaration at stake; a declaration
+    the judge names is refused and the rest judged again without it; a refusal that names none refuses
+    them all. With `challenge` (a trusted statement file) the solution is the file as written."""
+    pending = {r.declaration.start: r for r in results if r.verdict.proved}
+    for r in results:
+        if not r.verdict.proved:
+            r.verdict.judge = r.verdict.judge or "repl"
+    while pending:
+        trusted = challenge if challenge is not None else file_challenge(text, set(pending), prove=False)
+        solution = text if challenge is not None else file_challenge(text, set(pending), prove=True)
+        outcome = await judge.judge(trusted, solution)
+        if outcome.kind is VerdictKind.proved:
+            for r in pending.values():
+                r.verdict.judge = judge.spec.label
+                r.verdict.seconds += outcome.seconds
+            return
+        named = _named_in(outcome.reasons)
+        hit = [r for r in pending.values() if {r.declaration.name, r.declaration.full_name,
+                                              f"{EXAMPLE_PREFIX}{r.declaration.line}"} & named]
+        if challenge is not None or not hit or outcome.kind is not VerdictKind.rejected:
+            hit = list(pending.values())
+        for r in hit:
+            r.verdict.kind = outcome.kind
+            r.verdict.reasons = r.verdict.reasons + outcome.reasons
+            r.verdict.judge = judge.spec.label
+            pending.pop(r.declaration.start)

@@ -24,7 +24,8 @@ def record_check(label: str, command: str, entries: list[dict], settings: dict) 
                 verdict = e["verdict"]
                 proved = verdict["status"] == "proved"
                 store.add_attempt(AttemptRow(target_id, 0, 0, None, e.get("raw_output"), e.get("code"), verdict["status"],
-                                             verdict["reasons"], verdict["messages"], verify_seconds=verdict["seconds"]), proved=proved)
+                                             verdict["reasons"], verdict["messages"], verify_seconds=verdict["seconds"],
+                                             judge=verdict.get("judge")), proved=proved)
                 store.set_target(target_id, status="proved" if proved else "not-proved", seconds=verdict["seconds"])
             store.finish_run(run_id, "finished")
             return run_id
