@@ -184,8 +184,9 @@ def test_lean_setup_copies_template_runs_lake_and_records(cli, fake_lean, hermet
     assert (workspace / "lean-toolchain").read_text() == "leanprover/lean4:v4.15.0\n"
     assert "9837ca9d65d9de6fad1ef4381750ca688774e608" in (workspace / "lakefile.lean").read_text()
     assert json.loads((workspace / "lake-manifest.json").read_text())["packages"][0]["rev"] == "9837ca9d65d9de6fad1ef4381750ca688774e608"
-    assert log.read_text().splitlines() == ["lake exe cache get", "lake exe repl"]
-    assert [s["status"] for s in data["steps"]] == ["ok", "ok"]
+    assert log.read_text().splitlines() == ["lake exe cache get", "lake exe repl", "lake exe safe_verify"]
+    assert [s["status"] for s in data["steps"]] == ["ok", "ok", "ok"]
+    assert "577e95319a2bb1bb8df541f0c645811f6577a0ae" in (workspace / "lakefile.lean").read_text()  # the judge's pin
     assert "$ (cd" in Path(data["log"]).read_text()
     # Idempotent: a second run changes no file and runs the same steps.
     before = {p.name: p.read_bytes() for p in workspace.iterdir()}
@@ -194,6 +195,24 @@ def test_lean_setup_copies_template_runs_lake_and_records(cli, fake_lean, hermet
     # check now finds the workspace and runs `lake ... repl` in it (the fake lake answers nothing).
     records = json.loads((hermetic / "proverctl" / "data" / "lean" / "workspaces.json").read_text())
     assert records == {"kimina": str(workspace)}
+
+
+def test_lean_setup_judge_step_counts_the_built_binary_not_the_exit_code(cli, fake_lean, tmp_path):
+    """`lake exe safe_verify` builds SafeVerify and then runs it without arguments (exit 1)."""
+    bindir, log = fake_lean
+    workspace = tmp_path / "ws"
+    binary = workspace / ".lake/packages/SafeVerify/.lake/build/bin/safe_verify"
+    (bindir / "lake").write_text("#!/usr/bin/env bash\n"
+                                 f'echo "lake $*" >> "{log}"\n'
+                                 f'if [ "$2" = "safe_verify" ]; then mkdir -p "{binary.parent}" && touch "{binary}"; exit 1; fi\n'
+                                 "exit 0\n")
+    result = cli("lean", "setup", "--dir", str(workspace), "--format", "json")
+    assert result.exit_code == 0, result
+    assert [s["name"] for s in result.json()["steps"]][-1] == "build the kernel judge (SafeVerify)"
+    binary.unlink()
+    (bindir / "lake").write_text('#!/usr/bin/env bash\nif [ "$2" = "safe_verify" ]; then exit 1; fi\nexit 0\n')  # builds nothing
+    failed = cli("lean", "setup", "--dir", str(workspace))
+    assert failed.exit_code == ExitCode.ENVIRONMENT and "build the kernel judge" in failed.stderr
 
 
 def test_lean_setup_without_lake_says_how_to_install(cli, tmp_path, monkeypatch):

@@ -9,3 +9,7 @@ require mathlib from git
 
 require REPL from git
   "https://github.com/leanprover-community/repl" @ "7df77c0a1c9188ab58c76d4138a06ae5e0c32282"
+
+-- The kernel judge behind every `proved` (SafeVerify, branch minif2f-deepseek-check; see ../JUDGE.md).
+require SafeVerify from git
+  "https://github.com/GasStationManager/SafeVerify" @ "0c0f7dcf6cb66333a944d062ec4c431986da1ca6"

@@ -9,3 +9,7 @@ require mathlib from git
 
 require REPL from git
   "https://github.com/leanprover-community/repl" @ "0e9e6e2962ab0a51440513d9ee028c8aa66bb53b"
+
+-- The kernel judge behind every `proved` (SafeVerify, branch main; see ../JUDGE.md).
+require SafeVerify from git
+  "https://github.com/GasStationManager/SafeVerify" @ "b291b588a53999a7e837dda61c7dbfe8c550c814"

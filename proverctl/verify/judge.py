@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proverctl.lean.source import Source, join_code
+from proverctl.lean.workspace import JUDGE_BINARY
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Policy, Verdict, VerdictKind
 
@@ -45,7 +46,6 @@ PINNED = {
     "kimina": ("safeverify", "577e95319a2bb1bb8df541f0c645811f6577a0ae", "v1"),  # branch minif2f-kimina-check
     "modern": ("safeverify", "b291b588a53999a7e837dda61c7dbfe8c550c814", "v2"),  # main (Lean v4.27.0)
 }
-JUDGE_BINARY = Path(".lake/packages/SafeVerify/.lake/build/bin/safe_verify")
 SUCCESS = {"v1": "Finished with no errors.", "v2": "SafeVerify check passed."}
 _UNCAUGHT = re.compile(r"uncaught exception: (.*)")
 _PROBLEM = re.compile(r"Found a problem in .* with declaration (\S+): (.*)")
