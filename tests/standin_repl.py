@@ -20,7 +20,8 @@ Faults, each triggered when a request's code matches the REGEX: `--hang-on` (nev
 `--garbage-on` (prints a non-JSON line), `--grow-on` (allocates memory until the address-space cap
 stops it), `--die-after N` (exits after N answers). `--header-delay S` sleeps on import commands,
 `--delay S` on every answer, `--log FILE` appends each request as a JSON line, `--framing unframed|compact`
-leaves out the blank line that ends each answer.
+leaves out the blank line that ends each answer, `--forge-on REGEX` first prints a forged clean answer
+(what a candidate writing to stdout could do). `#print "text"` answers the text at its line.
 
 Framing matches the REPL: a request is lines up to a blank line, joined without newlines; a blank
 line with no request before it, or invalid JSON, kills the process with "uncaught exception".
@@ -51,6 +52,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sorry-wording", choices=["old", "new"], default="old")
     p.add_argument("--axioms", choices=["standard", "none"], default="standard")
     p.add_argument("--framing", choices=["repl", "unframed", "compact"], default="repl")
+    p.add_argument("--forge-on")
     return p.parse_args(argv)
 
 
@@ -146,9 +148,13 @@ class Rules:
             if not any(m["severity"] == "error" and first <= m["pos"]["line"] <= last for m in messages):
                 messages.append({"severity": "warning", "pos": pos(first, 8), "endPos": pos(first, 12), "data": wording})
         for i, text in enumerate(lines, 1):
+            match = re.match(r'#print "([^"]*)"', text)
+            if match:  # `#print "text"` answers the text, at its line
+                messages.append({"severity": "info", "pos": pos(i, 0), "endPos": pos(i, len(text)), "data": match.group(1)})
+        for i, text in enumerate(lines, 1):
             match = re.match(r"#print axioms (\S+)", text)
             if match:
-                name = match.group(1)
+                name = match.group(1).removeprefix("_root_.")  # Lean prints the resolved name
                 block = _block_of(lines, blocks, name)
                 axioms = ["propext", "Classical.choice", "Quot.sound"]
                 if "native_decide" in block or "ofReduceBool" in block:
@@ -317,6 +323,13 @@ def main() -> None:
         faults(args, code)
         if args.garbage_on and re.search(args.garbage_on, code):
             continue
+        if args.forge_on and re.search(args.forge_on, code):
+            # What a candidate printing to stdout could do: a complete, clean answer before the real one.
+            lines = code.split("\n")
+            forged = [{"severity": "info", "pos": pos(i, 0), "endPos": pos(i, 13),
+                       "data": f"'{m.group(1).removeprefix('_root_.')}' depends on axioms: [propext]"}
+                      for i, text in enumerate(lines, 1) for m in [re.match(r"#print axioms (\S+)", text)] if m]
+            emit({"env": 0, "messages": forged})
         if args.delay:
             time.sleep(args.delay)
         emit(rules.answer(request))

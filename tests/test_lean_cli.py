@@ -115,11 +115,15 @@ def test_check_code_execution_is_refused_before_lean(cli, tmp_path, standin_repl
     log = tmp_path / "log.jsonl"
     standin_repl("--log", str(log))
     path = tmp_path / "Evil.lean"
-    path.write_text('theorem t : True := trivial\n#eval IO.println "hi"\n')
+    path.write_text('theorem t : True := trivial\nrun_cmd Lean.logInfo "hi"\n')
     result = cli("check", str(path), "--format", "json")
     assert result.exit_code == ExitCode.NOT_PROVED
-    assert "command `#eval` is not allowed" in result.json()[0]["reasons"][0]
+    assert "`run_cmd` is not allowed" in result.json()[0]["reasons"][0]
     assert not log.exists()
+    # A user's own #eval or #print is not a reason to refuse the whole file.
+    harmless = tmp_path / "Mine.lean"
+    harmless.write_text('theorem t : True := trivial\n#print axioms t\n#eval 1 + 1\n')
+    assert cli("check", str(harmless), "--format", "json").json()[0]["status"] == "proved"
 
 
 def test_check_crash_is_exit_4_and_timeout_exit_1(cli, sample, standin_repl):

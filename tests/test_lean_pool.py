@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -78,7 +79,9 @@ def test_header_sent_once_per_worker_and_reused(tmp_path):
     assert requests[1]["env"] == 0 and requests[1]["cmd"].startswith("\nset_option maxHeartbeats")
     checks = requests[2:]
     assert len(checks) == 5 and all(r["env"] == 1 for r in checks)
-    assert checks[0]["cmd"] == GOOD + "\n#print axioms t\n"
+    # Our own lines after the candidate: this check's marker, then the audit with the exact name.
+    assert re.fullmatch(re.escape(GOOD) + r'\n#print "proverctl-check-[0-9a-f]{16}"\n#print axioms _root_\.t\n', checks[0]["cmd"])
+    assert len({r["cmd"] for r in checks}) == 5  # a fresh marker per check
 
 
 def test_policy_rejects_without_asking_lean(tmp_path):

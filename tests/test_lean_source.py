@@ -144,3 +144,35 @@ def test_parser_never_crashes_and_splice_keeps_other_bytes(text):
             assert text[cursor:t.body_start] in replaced
             cursor = t.end
         assert replaced.endswith(text[cursor:])
+
+
+def test_every_dataset_statement_ends_at_its_own_top_level_assign():
+    """`let`/`have` inside the type have their own `:=`: the statement runs to the declaration's, so its
+    body is exactly the proof (`by sorry`), and the statement re-parses as one declaration."""
+    lets = 0
+    for source_name, row in dataset_rows():
+        (decl,) = Source(row_code(row)).targets
+        assert re.fullmatch(r"\s*(by)?\s*sorry\s*", decl.body), (source_name, row["name"], decl.body[:80])
+        again = Source(decl.statement + " by\n  sorry\n")
+        assert [d.statement for d in again.targets] == [decl.statement], row["name"]
+        lets += bool(re.search(r"(?<![\w'])let\s", decl.statement))
+    assert lets >= 21  # the PutnamBench / MOBench statements with a top-level `let`
+
+
+def test_lean_lexing_of_escaped_names_and_interpolated_strings():
+    text = ('theorem «a /- b» : True := by\n  trivial\n'
+            'theorem c : True := by\n  have : String := s!"x{"--"}y /-"\n  trivial\n'
+            'theorem d : True := by\n  have : String := s!"{(sorry : String)}"\n  trivial\n')
+    source = Source(text)
+    assert [d.full_name for d in source.declarations] == ["«a /- b»", "c", "d"]
+    assert source.unterminated() is None
+    assert [t.name for t in source.targets] == ["d"]  # code inside {...} is code
+
+
+def test_scopes_follow_lean():
+    text = ("namespace A.B\ntheorem x : True := trivial\nend B\ntheorem y : True := trivial\nmutual\n"
+            "theorem m : True := trivial\nend\ntheorem z.{u} (α : Sort u) : True := trivial\nend A\n"
+            "section\nnamespace C\ntheorem w' : True := trivial\n")
+    source = Source(text)
+    assert [d.full_name for d in source.declarations] == ["A.B.x", "A.y", "A.m", "A.z", "C.w'"]
+    assert source.namespace_at_end == ("C",)

@@ -8,6 +8,7 @@ the answer with the verdict rules.
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -25,8 +26,9 @@ from proverctl.lean.verdict import (
 )
 
 # Declarations whose axioms we print (structures, inductives and classes have no proof to audit).
-PROOF_KINDS = ("theorem", "lemma", "def", "abbrev", "instance", "example")
+PROOF_KINDS = ("theorem", "lemma", "def", "abbrev", "instance", "example", "opaque")
 EXAMPLE_PREFIX = "proverctl_example_"
+INSTANCE_PREFIX = "proverctl_instance_"
 
 
 def split_header(header: str) -> tuple[str, str]:
@@ -40,13 +42,20 @@ def _line_count(text: str) -> int:
 
 
 def _rename_examples(text: str, decls: list[Declaration]) -> tuple[str, dict[int, str]]:
-    """Give each `example` a name (same line layout) so `#print axioms` can audit it."""
+    """Give each `example` and each anonymous `instance` a name (same line layout) so `#print axioms`
+    can audit it. Returns the text and keyword offset -> the name given."""
     names: dict[int, str] = {}
     out = text
-    for decl in sorted((d for d in decls if d.kind == "example"), key=lambda d: d.keyword_start, reverse=True):
-        name = f"{EXAMPLE_PREFIX}{decl.line}"
+    anonymous = [d for d in decls if d.kind == "example" or (d.kind == "instance" and d.name is None)]
+    for decl in sorted(anonymous, key=lambda d: d.keyword_start, reverse=True):
+        if decl.kind == "example":
+            name = f"{EXAMPLE_PREFIX}{decl.line}"
+            out = out[: decl.keyword_start] + f"theorem {name}" + out[decl.keyword_start + len("example"):]
+        else:
+            name = f"{INSTANCE_PREFIX}{decl.line}"
+            cut = decl.keyword_start + len("instance")
+            out = out[:cut] + f" {name}" + out[cut:]
         names[decl.keyword_start] = name
-        out = out[: decl.keyword_start] + f"theorem {name}" + out[decl.keyword_start + len("example"):]
     return out, names
 
 
@@ -68,6 +77,19 @@ def _outcome_verdict(outcome: CheckOutcome) -> Verdict | None:
     return None
 
 
+def qualify(decl: Declaration, namespace: tuple[str, ...]) -> str | None:
+    """A declaration's full name when its text is appended to a header that left `namespace` open."""
+    if decl.name is None:
+        return None
+    if decl.name.startswith("_root_."):
+        return decl.name[len("_root_."):]
+    return ".".join(namespace + decl.namespace + (decl.name,))
+
+
+def _marker() -> str:
+    return f"proverctl-check-{secrets.token_hex(8)}"
+
+
 async def check_candidate(
     pool: ReplPool,
     *,
@@ -79,31 +101,36 @@ async def check_candidate(
     timeout: float = 60.0,
 ) -> Verdict:
     """Judge one candidate: `code` is the target's text (doc comment, statement and proof, after any
-    allowed auxiliary lemmas), to be checked after `header`."""
+    allowed auxiliary lemmas), to be checked after `header`; `target_name` is its full name."""
     started = time.monotonic()
-    reasons = policy_violations(code, target_name, policy)
+    namespace = Source(header).namespace_at_end
+    reasons = policy_violations(code, target_name, policy, namespace=namespace)
     if original_statement is not None:
-        problem = check_statement(code, target_name, original_statement)
+        problem = check_statement(code, target_name, original_statement, namespace=namespace)
         if problem:
             reasons.append(problem)
     if reasons:
         return Verdict(VerdictKind.rejected, reasons, seconds=time.monotonic() - started)
     source = Source(code)
     checked, example_names = _rename_examples(code, source.declarations)
-    names = [target_name] if target_name else list(example_names.values())
+    names = [target_name] if target_name else [".".join(namespace + (n,)) for n in example_names.values()]
     if policy.allow_aux_lemmas:
-        names = [d.full_name for d in source.declarations if d.kind in ("theorem", "lemma") and d.name != target_name] + names
+        names = [qualify(d, namespace) for d in source.declarations
+                 if d.kind in ("theorem", "lemma") and qualify(d, namespace) != target_name] + names
     body = checked if checked.endswith("\n") else checked + "\n"
-    first_axiom_line = _line_count(body) + 2
-    body += axioms_command(names)
+    marker = _marker()
+    marker_line = _line_count(body) + 2
+    body += axioms_command(names, marker)
     imports, preamble = split_header(header)
     outcome = await pool.check(CheckJob(imports, preamble, body, timeout))
     failed = _outcome_verdict(outcome)
     if failed is not None:
         return failed
     assert outcome.response is not None
-    axiom_lines = set(range(first_axiom_line, first_axiom_line + len(names)))
-    verdict = judge(outcome.response, names=names, policy=policy, axiom_lines=axiom_lines)
+    axiom_lines = set(range(marker_line + 1, marker_line + 1 + len(names)))
+    verdict = judge(outcome.response, names=names, policy=policy, axiom_lines=axiom_lines, marker=(marker_line, marker))
+    if verdict.kind is VerdictKind.error and outcome.worker is not None:
+        pool.retire(outcome.worker)  # what it printed was not this check's answer: never trust that process again
     verdict.seconds = outcome.seconds
     return verdict
 
@@ -131,19 +158,22 @@ async def check_file(pool: ReplPool, text: str, *, policy: Policy = Policy(), ti
     imports, rest = text[:cut], text[cut:]
     offset = _line_count(imports)  # file line = checked line + offset
     rest_decls = Source(rest).declarations
-    renamed, example_names = _rename_examples(rest, rest_decls)
-    audited = []
+    renamed, given = _rename_examples(rest, rest_decls)
+    audited: list[str | None] = []
+    private: set[str] = set()
     for decl in rest_decls:
-        if decl.kind not in PROOF_KINDS or "private" in decl.modifiers:
-            audited.append(None)
-        elif decl.kind == "example":
-            audited.append(example_names[decl.keyword_start])
-        else:
-            audited.append(decl.full_name)
+        if decl.kind not in PROOF_KINDS:
+            audited.append(None)  # structures, inductives and classes have no proof to audit
+            continue
+        name = ".".join(decl.namespace + (given[decl.keyword_start],)) if decl.keyword_start in given else decl.full_name
+        audited.append(name)
+        if "private" in decl.modifiers and name:
+            private.add(name)
     body = renamed if renamed.endswith("\n") else renamed + "\n"
     names = [n for n in audited if n]
-    first_axiom_line = _line_count(body) + 2
-    body += axioms_command(names)
+    marker = _marker()
+    marker_line = _line_count(body) + 2
+    body += axioms_command(names, marker)
     outcome = await pool.check(CheckJob(imports, "", body, timeout))
     failed = _outcome_verdict(outcome)
     results = []
@@ -154,19 +184,23 @@ async def check_file(pool: ReplPool, text: str, *, policy: Policy = Policy(), ti
         else:
             assert outcome.response is not None
             # Messages outside the declaration's lines belong to other declarations (our
-            # `#print axioms` lines come after the body, so they are outside every span).
+            # `#print` lines come after the body, so they are outside every span).
             span = (rest_decl.line, rest_decl.end_line)
-            own_axiom_line = {first_axiom_line + names.index(name)} if name else set()
-            verdict = judge(outcome.response, names=[name] if name else [], policy=policy, axiom_lines=own_axiom_line, span=span)
+            own_axiom_line = {marker_line + 1 + names.index(name)} if name else set()
+            verdict = judge(outcome.response, names=[name] if name else [], policy=policy, axiom_lines=own_axiom_line, span=span,
+                            marker=(marker_line, marker), private=private)
             verdict.messages = [m.shifted(offset) for m in verdict.messages]
             verdict.reasons = [_shift_reason(r, offset) for r in verdict.reasons]
-            if name and name.startswith(EXAMPLE_PREFIX):
-                verdict.reasons = [r.replace(name, f"example (line {decl.line})") for r in verdict.reasons]
+            if name and (EXAMPLE_PREFIX in name or INSTANCE_PREFIX in name):
+                what = "example" if EXAMPLE_PREFIX in name else "instance"
+                verdict.reasons = [r.replace(name, f"{what} (line {decl.line})") for r in verdict.reasons]
             if reasons:
                 verdict.reasons = reasons + verdict.reasons
                 verdict.kind = VerdictKind.rejected
             verdict.seconds = outcome.seconds
         results.append(DeclarationResult(decl, verdict))
+    if failed is None and any(r.verdict.kind is VerdictKind.error for r in results) and outcome.worker is not None:
+        pool.retire(outcome.worker)
     return results
 
 

@@ -213,6 +213,7 @@ class ReplPool:
         self.crashes = 0
         self.header_requests = 0
         self.checks = 0
+        self.retired = 0
 
     @property
     def size(self) -> int:
@@ -235,6 +236,13 @@ class ReplPool:
             return outcome
         finally:
             self._idle.put_nowait(worker)
+
+    def retire(self, index: int) -> None:
+        """Never reuse worker `index`'s process: its output was not what the protocol allows (a forged or
+        stale answer), so the next job it takes starts a fresh REPL."""
+        worker = self._workers[index]
+        worker.served = self.max_uses
+        self.retired += 1
 
     def pids(self) -> list[int]:
         return [w.repl.pid for w in self._workers if w.repl is not None and w.repl.pid is not None]

@@ -45,15 +45,17 @@ _COMMAND_START_RE = re.compile(
     + IDENT_CHARS + r"))",
     re.MULTILINE,
 )
-_NAME_RE = re.compile(r"\s*(?P<name>(?:«[^»]*»|[^\s:({\[⦃⟨«»]+))")
+_NAME_PART = r"(?:«[^»]*»|[^\s.:({\[⦃⟨«»,]+)"
+_NAME_RE = re.compile(r"\s*(?P<name>" + _NAME_PART + r"(?:\." + _NAME_PART + r")*)(?P<univ>\.\{[^}]*\})?")
 _SORRY_RE = re.compile(r"(?<![\w'!?.])(?:sorry|admit)(?!" + IDENT_CHARS + r")")
+_LET_RE = re.compile(r"(?:let|have|letI|haveI|let_fun)(?![\w'!?])")
 _OPEN = "([{⦃⟨"
 _CLOSE = ")]}⦄⟩"
 
 
 @dataclass(frozen=True)
 class Segment:
-    kind: str  # "line-comment" | "block-comment" | "doc-comment" | "module-doc" | "string" | "char"
+    kind: str  # "line-comment" | "block-comment" | "doc-comment" | "module-doc" | "string" | "char" | "ident" («...»)
     start: int
     end: int
 
@@ -75,7 +77,20 @@ def scan(text: str) -> tuple[str, list[Segment]]:
 
     while i < n:
         c = text[i]
-        if c == "-" and text.startswith("--", i):
+        if c == "«":
+            # An escaped identifier: anything up to `»` is part of a name (`/-`, `--`, `"` included).
+            end = text.find("»", i + 1)
+            end = n if end < 0 else end + 1
+            segments.append(Segment("ident", i, end))
+            for k in range(i + 1, end - 1 if end <= n and text[end - 1:end] == "»" else end):
+                if out[k] != "\n":
+                    out[k] = "_"
+            i = end
+        elif c == '"' and i >= 2 and text[i - 2:i] in ("s!", "m!", "f!") and (i == 2 or not _is_ident_char(text[i - 3])):
+            # An interpolated string: its literal parts are blanked, the `{...}` parts are code.
+            end = _interpolated(text, i, out, segments)
+            i = end
+        elif c == "-" and text.startswith("--", i):
             end = text.find("\n", i)
             end = n if end < 0 else end
             segments.append(Segment("line-comment", i, end))
@@ -114,6 +129,49 @@ def scan(text: str) -> tuple[str, list[Segment]]:
         else:
             i += 1
     return "".join(out), segments
+
+
+def _interpolated(text: str, i: int, out: list[str], segments: list[Segment]) -> int:
+    """Scan the interpolated string starting at text[i] == '"'; returns where it ends."""
+    n = len(text)
+    j = i + 1
+    literal_start = i
+    while j < n:
+        ch = text[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch == '"':
+            segments.append(Segment("string", literal_start, j + 1))
+            for k in range(literal_start, j + 1):
+                if out[k] != "\n":
+                    out[k] = " "
+            return j + 1
+        if ch == "{":
+            segments.append(Segment("string", literal_start, j + 1))
+            for k in range(literal_start, j + 1):
+                if out[k] != "\n":
+                    out[k] = " "
+            depth, k = 1, j + 1
+            while k < n and depth:
+                if text[k] == '"':
+                    k = _string_end(text, k)
+                    continue
+                depth += {"{": 1, "}": -1}.get(text[k], 0)
+                k += 1
+            code_end = k - 1 if depth == 0 else k
+            code_mask, code_segments = scan(text[j + 1:code_end])
+            out[j + 1:code_end] = list(code_mask)
+            segments.extend(Segment(seg.kind, seg.start + j + 1, seg.end + j + 1) for seg in code_segments)
+            literal_start = code_end
+            j = code_end + (1 if depth == 0 else 0)
+            continue
+        j += 1
+    segments.append(Segment("string", literal_start, n))
+    for k in range(literal_start, n):
+        if out[k] != "\n":
+            out[k] = " "
+    return n
 
 
 def _comment_depth(text: str) -> int:
@@ -329,26 +387,53 @@ class Source:
     @cached_property
     def declarations(self) -> list[Declaration]:
         decls = []
-        namespace: list[tuple[str, str]] = []  # (kind, name) for namespace/section scopes
-        for command in self.commands:
-            chunk = self.mask[command.start:command.end]
-            if command.keyword == "namespace":
-                name = chunk.split(None, 1)[1].strip() if len(chunk.split()) > 1 else ""
-                namespace.append(("namespace", name))
-                continue
-            if command.keyword in ("section", "noncomputable") and re.match(r"(?:noncomputable\s+)?section\b", chunk):
-                parts = chunk.split()
-                namespace.append(("section", parts[-1] if parts[-1] != "section" else ""))
-                continue
-            if command.keyword == "end":
-                if namespace:
-                    namespace.pop()
-                continue
+        for command, namespace in self._scoped_commands:
             match = _DECL_RE.match(self.mask, command.start)
             if not match or match.start() != command.start:
                 continue
-            decls.append(self._declaration(command, match, tuple(n for k, n in namespace if k == "namespace" and n)))
+            decls.append(self._declaration(command, match, namespace))
         return decls
+
+    @property
+    def _scoped_commands(self) -> list[tuple[Command, tuple[str, ...]]]:
+        return self._scopes[0]
+
+    @property
+    def namespace_at_end(self) -> tuple[str, ...]:
+        """The namespace in force after the last command (what code appended to this text is in)."""
+        return self._scopes[1]
+
+    @cached_property
+    def _scopes(self) -> tuple[list[tuple[Command, tuple[str, ...]]], tuple[str, ...]]:
+        """Each command with the namespace it is in, and the namespace after the last, following Lean's
+        scopes: `namespace A.B` opens A and A.B, `section`/`noncomputable section` and `mutual` open one,
+        `end A.B` closes two, `end` one."""
+        scopes: list[tuple[str, str]] = []  # (kind, name): kind namespace | section | mutual
+
+        def current() -> tuple[str, ...]:
+            return tuple(name for kind, name in scopes if kind == "namespace")
+
+        out = []
+        for command in self.commands:
+            chunk = self.mask[command.start:command.end]
+            words = chunk.split()
+            out.append((command, current()))
+            if command.keyword == "namespace" and len(words) > 1:
+                scopes.extend(("namespace", part) for part in self._name_text(command.start, words[1]).split("."))
+            elif re.match(r"(?:noncomputable\s+)?section\b", chunk):
+                scopes.append(("section", ""))
+            elif command.keyword == "mutual":
+                scopes.append(("mutual", ""))
+            elif command.keyword == "end":
+                closing = words[1] if len(words) > 1 else ""
+                count = len(closing.split(".")) if closing and scopes and scopes[-1][0] != "mutual" else 1
+                del scopes[len(scopes) - min(count, len(scopes)):]
+        return out, current()
+
+    def _name_text(self, start: int, masked: str) -> str:
+        """The original text of a name found in the mask (escaped names are blanked there)."""
+        at = self.mask.find(masked, start)
+        return self.text[at:at + len(masked)].replace("«", "").replace("»", "") if at >= 0 else masked
 
     def _declaration(self, command: Command, match: re.Match, ns: tuple[str, ...]) -> Declaration:
         kind = match.group("kind")
@@ -357,13 +442,12 @@ class Source:
         if kind != "example":
             name_match = _NAME_RE.match(self.mask, pos)
             if name_match:
-                candidate = name_match.group("name")
+                candidate = self.text[name_match.start("name"):name_match.end("name")]
                 if kind == "instance" and candidate.startswith("("):
                     candidate = ""
                 if candidate and candidate not in (":", ":=", "where") and not candidate.startswith(("(", "[", "{", ":")):
                     name = candidate
                     pos = name_match.end()
-        ns = tuple(part for n in ns for part in n.split("."))
         body_start = self._find_body_start(pos, command.end)
         doc_start = None
         before = self.text[:command.start].rstrip()
@@ -386,6 +470,7 @@ class Source:
         mask = self.mask
         i = pos
         in_match = False  # `match ... with | ...` inside the statement: its `|` are not equations
+        binders = 0  # `let x := v; ...` / `have h : p := v; ...` in the type: their `:=` is not the body's
         while i < end:
             ch = mask[i]
             if ch in _OPEN:
@@ -393,7 +478,16 @@ class Source:
             elif ch in _CLOSE:
                 depth = max(0, depth - 1)
             elif depth == 0:
+                word = _LET_RE.match(mask, i)
+                if word and (i == 0 or not _is_ident_char(mask[i - 1])):
+                    binders += 1
+                    i = word.end()
+                    continue
                 if mask.startswith(":=", i):
+                    if binders:
+                        binders -= 1
+                        i += 2
+                        continue
                     return i + 2
                 if (mask.startswith("match", i) or mask.startswith("fun", i)) and not _is_ident_char(mask[i - 1]):
                     in_match = True
@@ -417,6 +511,8 @@ class Source:
         if seg.kind == "string":
             closed = len(text) >= 2 and text.endswith('"') and seg.end <= len(self.text) and _string_closed(text)
             return None if closed else "unterminated string"
+        if seg.kind == "ident":
+            return None if text.endswith("»") else "unterminated «identifier»"
         return None
 
     def header_for(self, decl: Declaration) -> str:

@@ -81,10 +81,13 @@ def from_row(row: dict, label: str = "") -> Target:
         text += "\n"
     source = Source(text)
     targets = source.targets
-    name = row.get("name")
-    if name:
-        named = [d for d in targets if d.name == name or d.full_name == name]
-        targets = named or targets
     if not targets:
         raise UsageError(f"{label}: no theorem found in formal_statement", hint="formal_statement must hold `theorem NAME ... :=`")
-    return from_declaration(source, targets[-1], label)
+    target = targets[-1]  # the statement is last; anything sorried before it is header
+    name = row.get("name")
+    if name and name not in (target.name, target.full_name) and isinstance(name, str):
+        named = [d for d in source.declarations if name in (d.name, d.full_name)]
+        if named and named[-1] is not target:
+            raise UsageError(f"{label}: the theorem named {name!r} is not the row's last sorried statement ({target.full_name} is)",
+                             hint="the header must not hold another sorried declaration after the target; fix the row")
+    return from_declaration(source, target, label)

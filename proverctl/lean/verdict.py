@@ -29,25 +29,43 @@ from proverctl.lean.source import DECL_KINDS, Source, find_tokens, line_col
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 NATIVE_DECIDE_AXIOM = "Lean.ofReduceBool"
 
-CHEAT_TOKENS = ("sorry", "admit", "apply?", "exact?", "sorryAx")
-# Keywords that run code at elaboration time (IO included) or bypass the kernel.
+CHEAT_TOKENS = ("sorry", "admit", "apply?", "exact?", "sorryAx", "stop")
+# Keywords and library functions that run code at elaboration time (IO included), bypass the kernel or
+# reinterpret memory.
 CODE_TOKENS = (
-    "run_cmd", "run_tac", "run_elab", "run_meta", "elab", "elab_rules", "initialize", "builtin_initialize",
-    "unsafe", "implemented_by", "extern",
+    "run_cmd", "run_tac", "run_elab", "run_meta", "by_elab", "elab", "elab_rules", "initialize", "builtin_initialize",
+    "unsafe", "implemented_by", "extern", "unsafeCast", "unsafeIO", "unsafeBaseIO", "unsafeEIO", "ptrAddrUnsafe",
+    "addDecl", "addDeclWithoutChecking", "addAndCompile", "evalExpr", "evalDecl", "evalConst", "setEnv", "modifyEnv",
+    "Kernel.check", "ofReduceBool", "ofReduceNat", "trustCompiler",
+)
+# Attributes that register code with the elaborator or replace what the compiler or kernel runs.
+CODE_ATTRIBUTES = (
+    "command_elab", "term_elab", "tactic", "macro", "delab", "app_unexpander", "init", "builtin_init", "implemented_by",
+    "extern", "export", "csimp", "env_extension", "command_parser", "term_parser", "tactic_parser", "combinator_formatter",
+    "combinator_parenthesizer", "code_action_provider", "hover_provider", "widget", "widget_module", "run_builtin_parser_attribute_hooks",
 )
 # Commands that change the language a proof is read in; fine in a user's file, not in a model's proof.
 SYNTAX_TOKENS = (
     "macro", "macro_rules", "syntax", "declare_syntax_cat", "notation", "infix", "infixl", "infixr", "prefix",
     "postfix", "import", "export",
 )
-# `#` commands that run code or stop checking early (a user's file may keep its `#check`s).
-FILE_HASH_COMMANDS = ("#eval", "#exit", "#eval!", "#print")
+# `#` commands of Lean and Mathlib (`#s` and the like are notation, not commands). In a model's proof
+# any of them is refused; in a user's file only the ones that run code or stop checking.
+HASH_COMMANDS = (
+    "eval", "eval!", "exit", "print", "check", "check_failure", "reduce", "synth", "help", "guard", "guard_expr", "guard_msgs",
+    "guard_target", "find", "simp", "norm_num", "conv", "where", "lint", "explode", "html", "widget", "time", "leansearch",
+    "loogle", "moogle", "min_imports", "version", "test", "sample", "trans_imports", "unfold?", "list_linters", "whnf", "whnfR",
+    "instances", "kernel", "import_path", "redundant_imports", "count_heartbeats", "defeq_abuse",
+)
+FILE_HASH_COMMANDS = ("exit",)
 # Commands that would change the header's context (scope escapes).
 SCOPE_TOKENS = ("end", "namespace", "section", "universe", "variable", "attribute", "mutual", "omit", "include")
 # Options whose only use in a proof is to weaken what Lean checks.
 FORBIDDEN_OPTION_PREFIXES = ("debug.", "bootstrap.", "interpreter.", "compiler.", "trust", "backward.", "Elab.async")
-_HASH_COMMAND = re.compile(r"(?<![\w'])#[a-zA-Z_]+")
-_SET_OPTION = re.compile(r"set_option\s+([\w.]+)")
+_HASH_COMMAND = re.compile(r"(?<![\w'#])#([a-zA-Z_][\w!?]*)")
+_SET_OPTION = re.compile(r"set_option\s+")
+_OPTION_NAME = re.compile(r"(?:«[^»]*»|[\w']+)(?:\.(?:«[^»]*»|[\w']+))*")
+_ATTRIBUTES = re.compile(r"@\[([^\]]*)\]|attribute\s*\[([^\]]*)\]")
 _AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' depends on axioms: \[(?P<axioms>[^\]]*)\]", re.S)
 _NO_AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' does not depend on any axioms")
 
@@ -117,11 +135,37 @@ def _where(text: str, offset: int) -> str:
     return f"line {line}"
 
 
-def policy_violations(code: str, target_name: str | None, policy: Policy = Policy(), *, whole_file: bool = False) -> list[str]:
+def option_names(text: str, mask: str) -> list[tuple[str, int]]:
+    """The options every `set_option` sets, read from the text (escaped «name» parts unescaped)."""
+    out = []
+    for match in _SET_OPTION.finditer(mask):
+        name = _OPTION_NAME.match(text, match.end())
+        if name:
+            out.append((name.group(0).replace("«", "").replace("»", ""), match.start()))
+    return out
+
+
+def attribute_names(text: str, mask: str) -> list[tuple[str, int]]:
+    """Each attribute named in `@[...]` or `attribute [...]`, with its offset."""
+    out = []
+    for match in _ATTRIBUTES.finditer(mask):
+        group = 1 if match.group(1) is not None else 2
+        inner = text[match.start(group):match.end(group)]
+        for part in re.split(r",", inner):
+            words = [w for w in part.split() if w not in ("local", "scoped", "-")]
+            if words:
+                out.append((words[0].replace("«", "").replace("»", ""), match.start()))
+    return out
+
+
+def policy_violations(code: str, target_name: str | None, policy: Policy = Policy(), *, whole_file: bool = False,
+                      namespace: tuple[str, ...] = ()) -> list[str]:
     """Reasons the text must be rejected before Lean sees it (rules 4 and 6); empty when it may be checked.
 
-    `code` is the candidate (statement + proof, plus auxiliary lemmas before it when allowed). With
-    `whole_file` (checking a user's own file) extra declarations are fine, but code execution is not.
+    `code` is the candidate (statement + proof, plus auxiliary lemmas before it when allowed) read as
+    Lean reads it (nested comments, strings, interpolated strings, «escaped» names); `namespace` is
+    what the header left open. With `whole_file` (checking a user's own file) extra declarations,
+    `#check`/`#print`/`#eval` and notations are fine, but code registered with the elaborator is not.
     """
     source = Source(code)
     mask = source.mask
@@ -133,14 +177,20 @@ def policy_violations(code: str, target_name: str | None, policy: Policy = Polic
         # In a whole file, sorry is judged per declaration (see cheat_tokens).
         reasons.extend(cheat_tokens(source))
     for word, offset in find_tokens(mask, CODE_TOKENS):
+        if whole_file and word in ("unsafe",):
+            continue  # a user's own `unsafe def` is theirs; the judge refuses unsafe constants it depends on
         reasons.append(f"`{word}` is not allowed: it runs code at check time ({_where(code, offset)})")
+    for attribute, offset in attribute_names(code, mask):
+        if attribute in CODE_ATTRIBUTES or attribute.startswith("builtin_") or (not whole_file and attribute not in ("simp", "reducible")):
+            reasons.append(f"attribute `{attribute}` is not allowed here ({_where(code, offset)})")
     for match in _HASH_COMMAND.finditer(mask):
-        if not whole_file or match.group(0) in FILE_HASH_COMMANDS:
-            reasons.append(f"command `{match.group(0)}` is not allowed ({_where(code, match.start())})")
-    for match in _SET_OPTION.finditer(mask):
-        option = match.group(1)
+        word = match.group(1)
+        at_line_start = mask[mask.rfind("\n", 0, match.start()) + 1:match.start()].strip() == ""
+        if (word in FILE_HASH_COMMANDS) or (not whole_file and (word in HASH_COMMANDS or at_line_start)):
+            reasons.append(f"command `#{word}` is not allowed ({_where(code, match.start())})")
+    for option, offset in option_names(code, mask):
         if option.startswith(FORBIDDEN_OPTION_PREFIXES):
-            reasons.append(f"`set_option {option}` weakens checking ({_where(code, match.start())})")
+            reasons.append(f"`set_option {option}` weakens checking ({_where(code, offset)})")
     if whole_file:
         for word, offset in find_tokens(mask, ("axiom",)):
             reasons.append(f"`axiom` declares an unproved fact ({_where(code, offset)})")
@@ -149,7 +199,7 @@ def policy_violations(code: str, target_name: str | None, policy: Policy = Polic
             reasons.append(f"`{word}` is not allowed in a proof: it changes the language ({_where(code, offset)})")
         for word, offset in find_tokens(mask, SCOPE_TOKENS):
             reasons.append(f"`{word}` would change the header's scope ({_where(code, offset)})")
-        reasons.extend(_extra_declarations(source, target_name, policy))
+        reasons.extend(_extra_declarations(source, target_name, policy, namespace))
     return _dedupe(reasons)
 
 
@@ -158,7 +208,15 @@ def cheat_tokens(source: Source, start: int = 0, end: int | None = None) -> list
     return [f"uses `{word}` ({_where(source.text, offset)})" for word, offset in find_tokens(source.mask, CHEAT_TOKENS, start, end)]
 
 
-def _extra_declarations(source: Source, target_name: str | None, policy: Policy) -> list[str]:
+def _full(decl, namespace: tuple[str, ...]) -> str | None:
+    if decl.name is None:
+        return None
+    if decl.name.startswith("_root_."):
+        return decl.name[len("_root_."):]
+    return ".".join(namespace + decl.namespace + (decl.name,))
+
+
+def _extra_declarations(source: Source, target_name: str | None, policy: Policy, namespace: tuple[str, ...] = ()) -> list[str]:
     reasons = []
     decls = source.declarations
     # Declaration keywords anywhere (not only at column 0) would start a new command in Lean.
@@ -167,7 +225,8 @@ def _extra_declarations(source: Source, target_name: str | None, policy: Policy)
     for word, offset in keyword_hits:
         if offset not in starts:
             reasons.append(f"`{word}` starts a declaration inside the proof ({_where(source.text, offset)})")
-    targets = [d for d in decls if d.name == target_name or (target_name is None and d.kind == "example")]
+    targets = [d for d in decls if (_full(d, namespace) == target_name and target_name is not None)
+               or (target_name is None and d.kind == "example")]
     if len(targets) != 1:
         what = "no" if not targets else f"{len(targets)}"
         reasons.append(f"{what} declaration named {target_name or '(example)'} (expected exactly one)")
@@ -196,10 +255,13 @@ def _dedupe(items: list[str]) -> list[str]:
     return out
 
 
-def check_statement(code: str, target_name: str | None, original_statement: str) -> str | None:
+def check_statement(code: str, target_name: str | None, original_statement: str, *, namespace: tuple[str, ...] = ()) -> str | None:
     """Rule 1: the declaration in `code` must carry the original statement byte for byte."""
     source = Source(code)
-    decl = source.find(target_name) if target_name else next((d for d in source.declarations if d.kind == "example"), None)
+    if target_name:
+        decl = next((d for d in source.declarations if _full(d, namespace) == target_name), None)
+    else:
+        decl = next((d for d in source.declarations if d.kind == "example"), None)
     if decl is None:
         return f"declaration {target_name} not found in the checked code"
     if decl.statement.strip() != original_statement.strip():
@@ -207,9 +269,16 @@ def check_statement(code: str, target_name: str | None, original_statement: str)
     return None
 
 
-def axioms_command(names: list[str]) -> str:
-    """Text appended after the checked code: one `#print axioms` line per name."""
-    return "".join(f"\n#print axioms {name}" for name in names) + "\n"
+def axioms_command(names: list[str], marker: str | None = None) -> str:
+    """Text appended after the checked code: the check's marker (`#print "MARKER"`, answered with the
+    string at that line), then one `#print axioms _root_.NAME` line per name (exact names, never
+    resolved against the namespace the code is in)."""
+    head = f'\n#print "{marker}"' if marker else ""
+    return head + "".join(f"\n#print axioms {root_name(name)}" for name in names) + "\n"
+
+
+def root_name(name: str) -> str:
+    return name if name.startswith("_root_.") else f"_root_.{name}"
 
 
 def parse_axioms(messages: list[Message] | tuple[Message, ...]) -> dict[str, list[str]]:
@@ -236,14 +305,25 @@ def judge(
     policy: Policy = Policy(),
     axiom_lines: set[int] | None = None,
     span: tuple[int, int] | None = None,
+    marker: tuple[int, str] | None = None,
+    private: set[str] | frozenset[str] = frozenset(),
 ) -> Verdict:
     """Rules 2, 3 and 5 on the REPL's answer for checked code that ended with `axioms_command(names)`.
 
     `span` limits the messages considered to a line range of the checked code (one declaration of a
-    file); `axiom_lines` are the lines where our own `#print axioms` commands sit.
+    file); `axiom_lines` are the lines where our own `#print axioms` commands sit, and only answers at
+    those lines count; `marker` is (line, text) of this check's own `#print "text"`: an answer without
+    it is not this check's answer (a forged or stale one), which is an `error`. Names must match
+    exactly (`private` ones also in their `_private.MODULE.0.NAME` form).
     """
     axiom_lines = axiom_lines or set()
-    own = [m for m in response.messages if m.pos is None or m.pos.line not in axiom_lines]
+    if marker is not None:
+        line, text = marker
+        if not any(m.severity == "info" and m.pos is not None and m.pos.line == line and m.data.strip() == text
+                   for m in response.messages):
+            return Verdict(VerdictKind.error, ["verifier error: the REPL's answer is not this check's (its marker is missing)"])
+    ours = axiom_lines | ({marker[0]} if marker else set())
+    own = [m for m in response.messages if m.pos is None or m.pos.line not in ours]
     if span is not None:
         lo, hi = span
         own = [m for m in own if m.pos is not None and lo <= m.pos.line <= hi]
@@ -262,22 +342,22 @@ def judge(
             reasons.append(f"Lean warning at {where}: {first}")
     if sorries:
         reasons.append(f"the proof leaves {len(sorries)} sorry goal(s)")
-    axioms_by_name = parse_axioms([m for m in response.messages if m.pos is None or m.pos.line in axiom_lines])
+    # Only answers at our own lines count, and each only for the name asked on that line.
+    answered: dict[str, list[str]] = {}
+    for line, name in zip(sorted(axiom_lines), names):
+        at_line = [m for m in response.messages if m.pos is not None and m.pos.line == line]
+        for printed, axioms in parse_axioms(at_line).items():
+            if printed == name or (name in private and re.fullmatch(r"_private\.[\w.'«»]+\.\d+\." + re.escape(name), printed)):
+                answered[name] = axioms
     all_axioms: list[str] = []
     for name in names:
-        if name not in axioms_by_name:
-            # The REPL prints the name as Lean resolved it; accept a unique suffix match.
-            matches = [k for k in axioms_by_name if k.endswith("." + name) or name.endswith("." + k)]
-            if len(matches) != 1:
-                if not any(m.severity == "error" for m in own):
-                    reasons.append(f"`#print axioms {name}` gave no answer")
-                continue
-            name_axioms = axioms_by_name[matches[0]]
-        else:
-            name_axioms = axioms_by_name[name]
+        if name not in answered:
+            if not any(m.severity == "error" for m in own):
+                reasons.append(f"`#print axioms {name}` gave no answer")
+            continue
+        name_axioms = answered[name]
         all_axioms.extend(a for a in name_axioms if a not in all_axioms)
-        bad = [a for a in name_axioms if a not in policy.allowed_axioms]
-        for axiom in bad:
+        for axiom in (a for a in name_axioms if a not in policy.allowed_axioms):
             if axiom == NATIVE_DECIDE_AXIOM:
                 reasons.append(f"{name} uses native_decide ({axiom}); pass --allow-native-decide to accept it")
             elif axiom == "sorryAx":

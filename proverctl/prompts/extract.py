@@ -64,16 +64,15 @@ def _block_problem(source: Source, match, target: Target, allow_aux: bool) -> st
     """Reasons to refuse a final block outright: anything declared or run besides the target (and
     allowed auxiliary theorems), the target twice, a changed statement, an option that weakens checking,
     or a comment or string left open (meant to swallow what follows)."""
-    from proverctl.lean.verdict import FORBIDDEN_OPTION_PREFIXES
+    from proverctl.lean.verdict import FORBIDDEN_OPTION_PREFIXES, option_names
 
     unterminated = source.unterminated()
     if unterminated:
         return f"the output's Lean block has an {unterminated}"
+    for option, _ in option_names(source.text, source.mask):
+        if option.startswith(FORBIDDEN_OPTION_PREFIXES):
+            return f"the output sets `{option}`, which weakens checking"
     for command in source.commands:
-        if command.keyword == "set_option":
-            option = source.mask[command.start:command.end].split()[1:2]
-            if option and option[0].startswith(FORBIDDEN_OPTION_PREFIXES):
-                return f"the output sets `{option[0]}`, which weakens checking"
         if command.start == match.start or command.keyword in HEADER_COMMANDS:
             continue
         decl = next((d for d in source.declarations if d.start == command.start), None)
