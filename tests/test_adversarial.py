@@ -72,3 +72,51 @@ def test_must_accept_corpus_gives_zero_rejections(cli, permissive_lean, tmp_path
     rejected = [(r["name"], r["reasons"]) for r in out if r["status"] != "proved"]
     assert rejected == [] and len(out) == 217 + 132
     assert result.exit_code == 0
+
+
+def test_elaborator_attributes_are_refused_even_when_aux_lemmas_are_allowed(cli, permissive_lean, tmp_path):
+    rows = [json.loads(l) for l in CORPUS.read_text().splitlines() if '"no elaborator code"' in l and "attribute" in l]
+    assert len(rows) >= 4
+    path = tmp_path / "attrs.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    out = cli("check", str(path), "--allow-aux-lemmas", "--format", "json").json()
+    assert [r["status"] for r in out] == ["rejected"] * len(rows)
+    # Defs are never auxiliary lemmas; the theorem that carries @[csimp] is refused for its attribute.
+    csimp = next(o for r, o in zip(rows, out) if "csimp" in r["note"])
+    assert any("attribute `csimp` is not allowed" in reason for reason in csimp["reasons"]), csimp
+
+
+HEADER = "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n"
+MUST_ACCEPT_PATTERNS = [
+    # (note, header, formal_statement, the model's final block)
+    ("target inside a namespace", HEADER + "\nnamespace Foo\n", "theorem bar (x : ℕ) : x + 0 = x := by",
+     "namespace Foo\n\ntheorem bar (x : ℕ) : x + 0 = x := by\n  simp\n\nend Foo"),
+    ("target inside a dotted namespace, block without it", HEADER + "\nnamespace Foo.Baz\n", "theorem bar (x : ℕ) : x + 0 = x := by",
+     "theorem bar (x : ℕ) : x + 0 = x := by\n  simp"),
+    ("a name with primes", HEADER, "theorem bar' (x : ℕ) : x + 0 = x := by", "theorem bar' (x : ℕ) : x + 0 = x := by\n  simp"),
+    ("explicit universe parameters", HEADER, "theorem bar.{u} (α : Type u) (a : α) : a = a := by",
+     "theorem bar.{u} (α : Type u) (a : α) : a = a := by\n  rfl"),
+    ("Mathlib's #s notation", HEADER, "theorem card_le (s : Finset ℕ) : #s ≤ #s := by", "theorem card_le (s : Finset ℕ) : #s ≤ #s := by\n  le_refl _"),
+    ("a statement with a let", HEADER, "theorem lets : let S := (2 : ℕ); S + S = 4 := by",
+     "theorem lets : let S := (2 : ℕ); S + S = 4 := by\n  norm_num"),
+]
+
+
+def test_must_accept_patterns(cli, permissive_lean, tmp_path):
+    rows = [{"name": None, "header": header, "formal_statement": statement, "output": f"```lean4\n{block}\n```", "note": note}
+            for note, header, statement, block in MUST_ACCEPT_PATTERNS]
+    path = tmp_path / "patterns.jsonl"
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if v is not None}, ensure_ascii=False) + "\n" for r in rows))
+    out = cli("check", str(path), "--format", "json").json()
+    assert [(r["note"], o["status"], o["reasons"]) for r, o in zip(rows, out)] == [(r["note"], "proved", []) for r in rows]
+
+
+def test_must_accept_files_with_scopes(cli, permissive_lean, tmp_path):
+    path = tmp_path / "Scopes.lean"
+    path.write_text("import Mathlib\n\nnamespace A.B\n\ntheorem x' : True := trivial\n\nend B\n\nmutual\n"
+                    "theorem m1 : True := trivial\ntheorem m2 : True := trivial\nend\n\n"
+                    "private theorem p : True := trivial\n\ninstance : Inhabited ℕ := ⟨0⟩\n\n"
+                    "theorem u.{v} (α : Sort v) : True := trivial\n\nend A\n\n#print axioms A.u\n#eval (1 : ℕ)\n")
+    out = cli("check", str(path), "--format", "json").json()
+    assert [(r["name"], r["status"]) for r in out] == [("A.B.x'", "proved"), ("A.m1", "proved"), ("A.m2", "proved"),
+                                                      ("A.p", "proved"), ("instance@16", "proved"), ("A.u", "proved")]

@@ -243,3 +243,18 @@ def test_a_header_that_never_loads_is_an_error_bounded_by_the_import_timeout():
     verdict, seconds = run(go())
     assert verdict.kind is VerdictKind.error and "the header (imports) did not load" in verdict.reasons[0]
     assert "PROVERCTL_IMPORT_TIMEOUT" in verdict.reasons[0] and seconds < 30
+
+
+def test_a_forged_answer_is_not_this_checks_and_the_worker_is_retired():
+    """A candidate that prints a clean answer on stdout before the REPL's own (the stand-in's --forge-on)
+    gets `error`, not `proved`; the worker is retired, so the real answer left in the pipe cannot be
+    read as the next check's."""
+    async def go():
+        async with ReplPool(standin("--forge-on", "simp_all", "--reject", "simp_all"), workers=1) as pool:
+            forged = await check_candidate(pool, header=HEADER, code=GOOD.replace("simp", "simp_all"), target_name="t")
+            after = await check_candidate(pool, header=HEADER, code=GOOD, target_name="t")
+            return forged, after, pool.retired, pool.started
+
+    forged, after, retired, started = run(go())
+    assert forged.kind is VerdictKind.error and "marker is missing" in forged.reasons[0]
+    assert after.kind is VerdictKind.proved and retired == 1 and started == 2

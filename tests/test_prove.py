@@ -382,3 +382,17 @@ def test_a_repl_that_cannot_check_anything_ends_the_run_with_exit_4(cli, tmp_pat
     assert len(errors) == 1 and "no Lean check can run" in errors[0]
     assert 3 <= store_rows(hermetic, "SELECT COUNT(*) FROM attempts")[0][0] < 12  # stopped early, what ran is kept
     assert store_rows(hermetic, "SELECT status FROM runs") == [("failed",)]
+
+
+def test_a_target_inside_a_namespace_is_proved_and_written_back(cli, tmp_path, standin_repl):
+    path = tmp_path / "Ns.lean"
+    path.write_text("import Mathlib\n\nnamespace Foo.Bar\n\ntheorem add_zero' (x : ℕ) : x + 0 = x := by\n  sorry\n\nend Foo.Bar\n")
+
+    def answer(body, i):
+        return "```lean4\nnamespace Foo.Bar\n\ntheorem add_zero' (x : ℕ) : x + 0 = x := by\n  simp\n\nend Foo.Bar\n```"
+
+    with OpenAIStub(answer=answer) as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--in-place", "--format", "json")
+    assert result.exit_code == 0, result
+    assert result.json()[0]["name"] == "Foo.Bar.add_zero'"
+    assert "  simp\n\nend Foo.Bar" in path.read_text() and "sorry" not in path.read_text()

@@ -141,7 +141,8 @@ class DeclarationResult:
     verdict: Verdict
 
     def as_dict(self) -> dict:
-        data = {"name": self.declaration.full_name or f"example@{self.declaration.line}", "kind": self.declaration.kind,
+        anonymous = f"{'instance' if self.declaration.kind == 'instance' else 'example'}@{self.declaration.line}"
+        data = {"name": self.declaration.full_name or anonymous, "kind": self.declaration.kind,
                 "line": self.declaration.line}
         data.update(self.verdict.as_dict())
         return data

@@ -66,8 +66,9 @@ _HASH_COMMAND = re.compile(r"(?<![\w'#])#([a-zA-Z_][\w!?]*)")
 _SET_OPTION = re.compile(r"set_option\s+")
 _OPTION_NAME = re.compile(r"(?:«[^»]*»|[\w']+)(?:\.(?:«[^»]*»|[\w']+))*")
 _ATTRIBUTES = re.compile(r"@\[([^\]]*)\]|attribute\s*\[([^\]]*)\]")
-_AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' depends on axioms: \[(?P<axioms>[^\]]*)\]", re.S)
-_NO_AXIOMS_RE = re.compile(r"'(?P<name>[^']+)' does not depend on any axioms")
+# Lean quotes the name as it is, primes included: 'foo'' depends on axioms: [...]
+_AXIOMS_RE = re.compile(r"\A\s*'(?P<name>.+?)' depends on axioms: \[(?P<axioms>[^\]]*)\]\s*\Z", re.S)
+_NO_AXIOMS_RE = re.compile(r"\A\s*'(?P<name>.+?)' does not depend on any axioms\s*\Z", re.S)
 
 
 class VerdictKind(str, enum.Enum):
@@ -287,12 +288,12 @@ def parse_axioms(messages: list[Message] | tuple[Message, ...]) -> dict[str, lis
     for message in messages:
         if message.severity != "info":
             continue
-        match = _AXIOMS_RE.search(message.data)
+        match = _AXIOMS_RE.match(message.data)
         if match:
             axioms = [a.strip() for a in match.group("axioms").replace("\n", " ").split(",") if a.strip()]
             found[match.group("name")] = axioms
             continue
-        match = _NO_AXIOMS_RE.search(message.data)
+        match = _NO_AXIOMS_RE.match(message.data)
         if match:
             found[match.group("name")] = []
     return found

@@ -52,7 +52,10 @@ def final_block(output: str) -> str | None:
 
 
 # What a model's final block may hold besides the target: its copy of the header.
+# Scope commands too: a model copying a header that opens a namespace also copies `namespace`/`end`; only
+# the target's proof body is kept, spliced into the real header, so they never reach Lean.
 HEADER_COMMANDS = ("import", "open", "set_option")
+SCOPE_COMMANDS = ("namespace", "section", "universe", "end")
 MAX_OUTPUT_CHARS = 400_000
 
 
@@ -72,9 +75,18 @@ def _block_problem(source: Source, match, target: Target, allow_aux: bool) -> st
     for option, _ in option_names(source.text, source.mask):
         if option.startswith(FORBIDDEN_OPTION_PREFIXES):
             return f"the output sets `{option}`, which weakens checking"
+    opened = 0  # scopes the block's copy of the header opened before the target
     for command in source.commands:
         if command.start == match.start or command.keyword in HEADER_COMMANDS:
             continue
+        if command.keyword in SCOPE_COMMANDS or source.mask.startswith("noncomputable section", command.start):
+            if command.start < match.full_start and command.keyword != "end":
+                opened += command.keyword != "universe"
+                continue
+            if command.start > match.start and command.keyword == "end" and opened:
+                opened -= 1  # closing what the header copy opened
+                continue
+            return f"the output declares or runs `{command.keyword}` besides the target"
         decl = next((d for d in source.declarations if d.start == command.start), None)
         if decl is not None and allow_aux and decl.kind in ("theorem", "lemma") and decl.end <= match.full_start:
             if decl.name == match.name:
