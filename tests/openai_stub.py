@@ -15,8 +15,11 @@ from typing import Callable
 class OpenAIStub:
     def __init__(self, model: str = "stub-model", answer: Callable[[dict, int], str] | None = None, *,
                  honour_n: bool = True, fail_first: int = 0, fail_status: int = 500, delay: float = 0.0,
-                 fail_after: int | None = None, garbage: bool = False) -> None:
+                 fail_after: int | None = None, garbage: bool = False, version: str | None = None,
+                 finish_reason: str = "stop") -> None:
         self.model = model
+        self.version = version  # answered at GET /version, as vLLM does (None: 404, as transformers serve)
+        self.finish_reason = finish_reason
         self.answer = answer or (lambda body, i: f"answer {i}")
         self.honour_n = honour_n
         self.fail_first = fail_first
@@ -48,6 +51,8 @@ class OpenAIStub:
             def do_GET(self):
                 if self.path.rstrip("/") == "/v1/models":
                     return self._send(200, {"object": "list", "data": [{"id": stub.model, "object": "model"}]})
+                if self.path.rstrip("/") == "/version" and stub.version:
+                    return self._send(200, {"version": stub.version})
                 self._send(404, {"error": "not found"})
 
             def do_POST(self):
@@ -76,7 +81,7 @@ class OpenAIStub:
                 choices = []
                 for i in range(n):
                     text = stub.answer(body, index * 100 + i)
-                    choices.append({"index": i, "finish_reason": "stop",
+                    choices.append({"index": i, "finish_reason": stub.finish_reason,
                                     **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})})
                 self._send(200, {"object": "chat.completion" if chat else "text_completion", "model": body.get("model"),
                                  "choices": choices, "usage": {"prompt_tokens": 11, "completion_tokens": 5 * n, "total_tokens": 11 + 5 * n}})

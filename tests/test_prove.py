@@ -337,7 +337,7 @@ def kimina_answer(body, i):
 
 def test_endpoint_serving_kimina_gets_kimina_prompts_and_profile(cli, tmp_path, standin_repl, hermetic):
     path = problem_file(tmp_path)
-    with OpenAIStub(model="AI-MO/Kimina-Prover-Preview-Distill-7B", answer=kimina_answer) as stub:
+    with OpenAIStub(model="AI-MO/Kimina-Prover-Preview-Distill-7B", answer=kimina_answer, version="0.10.1") as stub:
         result = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--format", "json")
         assert result.exit_code == 0, result
         assert stub.bodies[0]["messages"][0] == {"role": "system", "content": "You are an expert in mathematics and Lean 4."}
@@ -345,6 +345,9 @@ def test_endpoint_serving_kimina_gets_kimina_prompts_and_profile(cli, tmp_path, 
         run = cli("show", "1", "--format", "json").json()
         assert (run["model"], run["lean_profile"], run["served_model"]) == ("kimina-prover-preview-distill-7b", "kimina",
                                                                            "AI-MO/Kimina-Prover-Preview-Distill-7B")
+        assert run["engine_version"] == "0.10.1"
+        attempt = cli("show", "1/0/0", "--format", "json").json()
+        assert attempt["finish_reason"] == "stop" and attempt["completion_tokens"] == 5
         request = json.loads(store_rows(hermetic, "SELECT request FROM runs")[0][0])["request"]
         assert request["family"] == "kimina" and request["resolved"]["served_model"] == "AI-MO/Kimina-Prover-Preview-Distill-7B"
         mismatch = cli("prove", str(path), "--endpoint", stub.url, "--model", "deepseek-prover-v2-7b", "--k", "1")
