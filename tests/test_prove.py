@@ -399,3 +399,25 @@ def test_a_target_inside_a_namespace_is_proved_and_written_back(cli, tmp_path, s
     assert result.exit_code == 0, result
     assert result.json()[0]["name"] == "Foo.Bar.add_zero'"
     assert "  simp\n\nend Foo.Bar" in path.read_text() and "sorry" not in path.read_text()
+
+
+def test_ctrl_c_during_in_place_writes_what_is_proved(tmp_path, standin_repl, hermetic):
+    path = problem_file(tmp_path, NAMES[:2])
+
+    def answer(body, i):
+        if "theorem mathd_algebra_478" in body["messages"][-1]["content"]:
+            time.sleep(30)  # still generating when Ctrl-C comes
+        return real_answer(body, i)
+
+    with OpenAIStub(answer=answer) as stub:
+        proc = subprocess.Popen([sys.executable, "-m", "proverctl", "prove", str(path), "--endpoint", stub.url, "--k", "1",
+                                 "--in-place", "--format", "json"], env=dict(os.environ), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: (hermetic / "proverctl/data/attempts.sqlite3").exists()
+                 and store_rows(hermetic, "SELECT COUNT(*) FROM attempts WHERE verdict = 'proved'")[0][0] == 1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    text = path.read_text()
+    assert "field_simp" in text and text.count("sorry") == 1  # the proved target is written, the other left as it was
+    assert f"wrote {path}" in err and (tmp_path / "Problems.lean.run1.bak").exists()
