@@ -62,7 +62,7 @@ def run_once(targets: int, k: int, gen: float, verify: float, workers: int, infl
         items_t = [from_row({"name": f"t{i}", "formal_statement": f"theorem t{i} : True := by"}) for i in range(targets)]
         ids = store.add_targets(run_id, [{"file": "bench", "name": t.name, "kind": t.kind, "line": 1, "statement": t.statement,
                                           "doc": None, "header": "", "header_hash": ""} for t in items_t])
-        options = ProveOptions(k=k, all_samples=True, max_inflight=inflight, max_verify_queue=workers * 2)
+        options = ProveOptions(k=k, all_samples=True, generation_concurrency=inflight, check_concurrency=workers)
 
         async def main():
             pipeline = Pipeline(store, SlowGenerator(gen), SlowVerifier(verify, workers), options)

@@ -38,7 +38,7 @@ _proverctl() {
     choices["@models verify --format"]="auto human json jsonl quiet"
     words["@paths"]="--format --help"
     choices["@paths --format"]="auto human json jsonl quiet"
-    words["@prove"]="--all --allow-aux-lemmas --allow-native-decide --api-key --decompose --depth --endpoint --engine --family --file --force --format --help --import-timeout --in-place --judge --k --keep-session --lean-project --max-tokens --mode --model --output --planner --planner-model --profile --repl-command --repo --resume --rev --rounds --sandbox --seed --served-model --sketches --temperature --theorem --timeout --top-p --verify-on --workers"
+    words["@prove"]="--all --allow-aux-lemmas --allow-native-decide --api-key --check-concurrency --concurrency --decompose --depth --endpoint --engine --family --file --force --format --help --import-timeout --in-place --judge --k --keep-session --lean-project --max-tokens --mode --model --output --planner --planner-model --profile --repl-command --repo --resume --rev --rounds --sandbox --seed --served-model --sketches --temperature --theorem --timeout --top-p --verify-on --workers"
     words["@ps"]="--format --help"
     choices["@ps --format"]="auto human json jsonl quiet"
     words["@pull"]="--format --help"

@@ -78,6 +78,8 @@ complete -c proverctl -n '__fish_seen_subcommand_from prove' -l all
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l allow-aux-lemmas
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l allow-native-decide
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l api-key
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l check-concurrency
+complete -c proverctl -n '__fish_seen_subcommand_from prove' -l concurrency
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l decompose
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l depth
 complete -c proverctl -n '__fish_seen_subcommand_from prove' -l endpoint

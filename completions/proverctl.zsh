@@ -39,7 +39,7 @@ _proverctl() {
     cmdchoices['@models verify --format']="auto human json jsonl quiet"
     cmdwords['@paths']="--format --help"
     cmdchoices['@paths --format']="auto human json jsonl quiet"
-    cmdwords['@prove']="--all --allow-aux-lemmas --allow-native-decide --api-key --decompose --depth --endpoint --engine --family --file --force --format --help --import-timeout --in-place --judge --k --keep-session --lean-project --max-tokens --mode --model --output --planner --planner-model --profile --repl-command --repo --resume --rev --rounds --sandbox --seed --served-model --sketches --temperature --theorem --timeout --top-p --verify-on --workers"
+    cmdwords['@prove']="--all --allow-aux-lemmas --allow-native-decide --api-key --check-concurrency --concurrency --decompose --depth --endpoint --engine --family --file --force --format --help --import-timeout --in-place --judge --k --keep-session --lean-project --max-tokens --mode --model --output --planner --planner-model --profile --repl-command --repo --resume --rev --rounds --sandbox --seed --served-model --sketches --temperature --theorem --timeout --top-p --verify-on --workers"
     cmdwords['@ps']="--format --help"
     cmdchoices['@ps --format']="auto human json jsonl quiet"
     cmdwords['@pull']="--format --help"

@@ -94,6 +94,7 @@ class DojoVerifier:
 
     def __init__(self, spec: DojoSpec, policy: Policy, timeout: float) -> None:
         self.spec, self.policy, self.timeout = spec, policy, timeout
+        self.capacity = 1  # LeanDojo's Dojo is one process per check; run them one at a time
 
     async def verify(self, target: Target, code: str) -> Verdict:
         reasons = policy_violations(code, target.name, self.policy)

@@ -1,10 +1,14 @@
 """The prove loop, shared by the CLI, the TUI and the benchmarks.
 
 Each target gets `k` samples. A sample is a chain: generate -> extract -> verify -> (error-feedback
-round -> generate -> ...). Chains of all targets run at once, bounded on both sides (in-flight
-requests; verifications waiting for a REPL), so generation and verification overlap: a candidate is
-verified as soon as it arrives. When a target is proved, its chains still generating are cancelled
-(early stop) unless `all_samples`. Every attempt is committed to the store when its verdict is known.
+round -> generate -> ...). Samples are issued *sample-major* (sample 0 of every target, then sample 1
+of every target, ...) and lazily: a chain starts only when a generation slot is free, so the engine is
+kept full while no target has all its samples in flight before its first one was checked, and a target
+proved meanwhile gets no more samples (early stop). Generation and verification overlap: a candidate is
+verified as soon as it arrives; verification runs as many checks at once as the verifier has workers,
+and a candidate whose target got proved while it waited is dropped before it takes one. Backpressure:
+no new sample starts while more candidates wait for a check than twice the checks that can run. Every
+attempt is committed to the store when its verdict is known.
 
 The generator and verifier are injected (`Generator`, `Verifier`), so tests and benches can use
 controlled latencies; ProveJob (proverctl/proving) gives it the inference client and the verifier factory's verifier.
@@ -43,8 +47,9 @@ class ProveOptions:
     seed: int | None = None
     sampling: dict[str, Any] = field(default_factory=dict)
     allow_aux: bool = False
-    max_inflight: int = 64  # generation requests in flight, all targets together
-    max_verify_queue: int = 16  # candidates waiting for a REPL
+    generation_concurrency: int = 64  # generation requests in flight, all targets together
+    check_concurrency: int | None = None  # checks at once (None: what the verifier can run, its `capacity`)
+    backlog_factor: float = 2.0  # no new sample while more than factor x check_concurrency candidates wait
     context_length: int | None = None  # the model's context window: max_tokens is capped to fit the prompt in it
 
 
@@ -87,11 +92,17 @@ class Pipeline:
         self.verifier = verifier
         self.options = options
         self.on_event = on_event or (lambda event: None)
-        self._gen_slots = asyncio.Semaphore(options.max_inflight)
-        self._verify_slots = asyncio.Semaphore(options.max_verify_queue)
+        self.check_concurrency = options.check_concurrency or getattr(verifier, "capacity", None) or 16
+        self._gen_slots = asyncio.Semaphore(options.generation_concurrency)
+        self._verify_slots = asyncio.Semaphore(self.check_concurrency)
         self._chains: set[asyncio.Task] = set()
         self.stopped = False
         self.states: dict[int, TargetState] = {}
+        self.generating = 0  # chains waiting for or in generation
+        self.waiting_checks = 0  # candidates waiting for a check slot
+        self.max_waiting_checks = 0  # the most that ever waited (benches report it)
+        self.dropped_checks = 0  # candidates dropped because their target was proved while they waited
+        self._wake = asyncio.Event()
 
     def _seed(self, sample: int, round_index: int) -> int | None:
         if self.options.seed is None:
@@ -104,25 +115,30 @@ class Pipeline:
         `prior_seconds` is the time earlier runs already spent per target (resume adds to it)."""
         prior_seconds = prior_seconds or {}
         for target_id, target in items:
-            state = TargetState(target_id, target, self.store.done_samples(target_id), proved=target_id in already_proved,
-                                prior_seconds=prior_seconds.get(target_id, 0.0))
-            self.states[target_id] = state
-            if state.proved:
-                continue
-            for sample in range(self.options.k):
-                if any(s == sample for s, _ in state.done):
-                    continue  # finished before (resume): the budget counts it
-                task = asyncio.create_task(self._chain(state, sample))
-                self._chains.add(task)
-                task.add_done_callback(self._chains.discard)
+            self.states[target_id] = TargetState(target_id, target, self.store.done_samples(target_id),
+                                                 proved=target_id in already_proved, prior_seconds=prior_seconds.get(target_id, 0.0))
+        work = self._work()
+        pending = next(work, None)
         failure: BaseException | None = None
-        while self._chains:
-            done, _ = await asyncio.wait(list(self._chains), return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
+        while True:
+            while pending is not None and not self.stopped and self._may_start():
+                state, sample = pending
+                if not (state.proved and not self.options.all_samples):
+                    self.generating += 1  # counted from now: the chain's first generation holds it
+                    task = asyncio.create_task(self._counted_chain(state, sample))
+                    self._chains.add(task)
+                pending = next(work, None)
+            if not self._chains:
+                break
+            self._wake.clear()
+            waker = asyncio.ensure_future(self._wake.wait())
+            done, _ = await asyncio.wait(self._chains | {waker}, return_when=asyncio.FIRST_COMPLETED)
+            waker.cancel()
+            for task in done - {waker}:
+                self._chains.discard(task)
                 if not task.cancelled() and task.exception() is not None and failure is None:
                     failure = task.exception()
                     self.stop()  # the engine or the store failed: stop every chain, keep what is committed
-            self._chains -= done
         if failure is not None:
             raise failure
         result = {}
@@ -132,6 +148,21 @@ class Pipeline:
             result[target_id] = status
             self.on_event(Event("target-done", target_id, state.target))
         return result
+
+    def _work(self):
+        """(state, sample) in sample-major order, lazily: a target proved by the time its turn comes is
+        skipped, and samples finished by an earlier run (resume) are not drawn again."""
+        for sample in range(self.options.k):
+            for state in self.states.values():
+                if state.proved and not self.options.all_samples:
+                    continue
+                if any(s == sample for s, _ in state.done):
+                    continue
+                yield state, sample
+
+    def _may_start(self) -> bool:
+        return (self.generating < self.options.generation_concurrency
+                and self.waiting_checks < self.options.backlog_factor * self.check_concurrency)
 
     def stop(self) -> None:
         """Ctrl-C: stop sampling; chains in flight are cancelled (nothing half-written is stored)."""
@@ -157,6 +188,23 @@ class Pipeline:
             finally:
                 state.generating.discard(request)
 
+    async def _check(self, state: TargetState, code: str) -> Verdict | None:
+        """The verdict, or None when the target got proved while this candidate waited (it is dropped)."""
+        self.waiting_checks += 1
+        self.max_waiting_checks = max(self.max_waiting_checks, self.waiting_checks)
+        try:
+            await self._verify_slots.acquire()
+        finally:
+            self.waiting_checks -= 1
+            self._wake.set()
+        try:
+            if state.proved and not self.options.all_samples:
+                self.dropped_checks += 1
+                return None
+            return await self.verifier.verify(state.target, code)
+        finally:
+            self._verify_slots.release()
+
     def _record(self, state: TargetState, sample: int, round_index: int, prompt: Prompt, completion: Completion | None,
                 code: str | None, verdict: Verdict, gen_seconds: float | None = None) -> None:
         """Commit one attempt (and the target's proof, the first time) and tell the caller."""
@@ -176,7 +224,20 @@ class Pipeline:
         state.last_end = time.monotonic()
         self.on_event(Event("attempt", state.id, state.target, sample, round_index, verdict))
 
-    async def _chain(self, state: TargetState, sample: int) -> None:
+    async def _counted_chain(self, state: TargetState, sample: int) -> None:
+        slot = [True]  # the generation count the scheduler took for this chain, until its first generation ends
+        try:
+            await self._chain(state, sample, slot)
+        finally:
+            if slot[0]:
+                self._release_generation(slot)
+
+    def _release_generation(self, slot: list[bool]) -> None:
+        slot[0] = False
+        self.generating -= 1
+        self._wake.set()
+
+    async def _chain(self, state: TargetState, sample: int, slot: list[bool] | None = None) -> None:
         options = self.options
         target = state.target
         prompt = build_prompt(target, options.family, options.mode, options.sampling)
@@ -189,7 +250,12 @@ class Pipeline:
                 return
             started = time.monotonic()
             seed = self._seed(sample, round_index)
-            completion = await self._generate(state, prompt, seed)
+            if round_index:
+                self.generating += 1
+            try:
+                completion = await self._generate(state, prompt, seed)
+            finally:
+                self._release_generation(slot)
             if completion is None:
                 return
             gen_seconds = time.monotonic() - started
@@ -199,10 +265,9 @@ class Pipeline:
                 extraction = type(extraction)(None, f"the output was cut at max_tokens ({limit}) before a usable proof: "
                                                     f"{extraction.reason} (raise --max-tokens)", extraction.block)
             if extraction.ok:
-                async with self._verify_slots:
-                    if state.proved and not options.all_samples:
-                        return  # proved while this candidate waited for a REPL: early stop skips it
-                    verdict = await self.verifier.verify(target, extraction.code)
+                verdict = await self._check(state, extraction.code)
+                if verdict is None:
+                    return
             else:
                 verdict = Verdict(VerdictKind.rejected, [extraction.reason])
             proved = verdict.proved

@@ -1,7 +1,8 @@
 """A loopback stand-in for an OpenAI-compatible inference server (it stands in for vLLM or
 `transformers serve`, never for a model's judgement): `/v1/models`, `/v1/chat/completions` and
 `/v1/completions`, answering with text a test chooses. It can ignore `n` (as transformers serve does),
-fail the first requests with 500, drop connections, or stall; every request body is recorded."""
+fail the first requests with 500, drop connections, or stall; every request body is recorded. Leaving
+the `with` block closes every connection, kept-alive ones too, as a server that dies does."""
 
 from __future__ import annotations
 
@@ -29,10 +30,16 @@ class OpenAIStub:
         self.garbage = garbage  # answer a truncated JSON body
         self.bodies: list[dict] = []
         self._lock = threading.Lock()
+        self._connections: set = set()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with stub._lock:
+                    stub._connections.add(self.connection)
 
             def log_message(self, *args):
                 pass
@@ -96,5 +103,14 @@ class OpenAIStub:
         return self
 
     def __exit__(self, *exc) -> None:
+        import socket
+
         self._httpd.shutdown()
         self._httpd.server_close()
+        # A server that is gone answers nothing, kept-alive connections included.
+        with self._lock:
+            for connection in self._connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

@@ -120,7 +120,7 @@ def test_a_candidate_waiting_for_a_check_is_skipped_once_the_target_is_proved(st
         verifier = SlowFirst()
         gen = FakeGenerator(lambda prompt, seed: answer(A))
         items = add(store, A)
-        options = replace(ProveOptions(k=3), max_verify_queue=1)
+        options = replace(ProveOptions(k=3), check_concurrency=1)
         task = asyncio.ensure_future(Pipeline(store, gen, verifier, options).run(items))
         while len(gen.calls) < 3:
             await asyncio.sleep(0)
@@ -390,3 +390,110 @@ def test_requests_refuse_contradictions():
         from proverctl.proving import Decompose
 
         ProveRequest(input="x.lean", decompose=Decompose(), verify_on="ray")
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling: sample-major, lazy, bounded on both sides
+
+
+def test_samples_are_issued_sample_major_and_lazily(store):
+    targets = [from_row({"name": f"s{i}", "formal_statement": f"theorem s{i} : {i} = {i} := by"}) for i in range(4)]
+    started = []
+
+    class Gate:
+        def __init__(self):
+            self.open = asyncio.Event()
+
+    gate = Gate()
+
+    async def script_async(prompt, seed):
+        started.append(seed)
+        await gate.open.wait()
+        return "no proof"
+
+    async def go():
+        gen = FakeGenerator(lambda prompt, seed: script_async(prompt, seed))
+        pipeline = Pipeline(store, gen, FakeVerifier(), ProveOptions(k=3, seed=0, generation_concurrency=5))
+        task = asyncio.ensure_future(pipeline.run(add(store, *targets)))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        in_flight = list(started)
+        gate.open.set()
+        await task
+        return in_flight, pipeline
+
+    in_flight, pipeline = asyncio.run(go())
+    # Only 5 chains exist while 5 generations are in flight; they are sample 0 of all four targets, then
+    # sample 1 of the first (seeds: 1000 * sample).
+    assert in_flight == [0, 0, 0, 0, 1000]
+    assert sorted(started) == [0] * 4 + [1000] * 4 + [2000] * 4 and pipeline.generating == 0
+
+
+def test_a_target_proved_early_gets_no_further_samples(store):
+    proving = from_row({"name": "easy", "formal_statement": "theorem easy (x : ℕ) : x + 0 = x := by"})
+    hard = from_row({"name": "hard", "formal_statement": "theorem hard (x : ℕ) : 0 + x = x := by"})
+
+    def script(prompt, seed):
+        return answer(proving) if "theorem easy" in prompt.messages[0]["content"] else "no proof"
+
+    gen = FakeGenerator(script)
+    run(Pipeline(store, gen, FakeVerifier(), ProveOptions(k=8, seed=0, generation_concurrency=1)), add(store, proving, hard))
+    easy_calls = sum("theorem easy" in p.messages[0]["content"] for p, _ in gen.calls)
+    assert easy_calls == 1 and len(gen.calls) == 1 + 8  # one sample for the easy one, the whole budget for the hard one
+
+
+def test_backpressure_and_checks_follow_the_verifiers_capacity(store):
+    targets = [from_row({"name": f"b{i}", "formal_statement": f"theorem b{i} : {i} = {i} := by"}) for i in range(10)]
+
+    class Slow(FakeVerifier):
+        capacity = 2
+
+        def __init__(self):
+            super().__init__()
+            self.running = 0
+            self.most = 0
+
+        async def verify(self, target, code):
+            self.running += 1
+            self.most = max(self.most, self.running)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            self.running -= 1
+            return Verdict(VerdictKind.rejected, ["no"], [], None, 0.0)
+
+    verifier = Slow()
+    gen = FakeGenerator(lambda prompt, seed: answer(targets[0], "omega"))
+    pipeline = Pipeline(store, gen, verifier, ProveOptions(k=4, generation_concurrency=8))
+    run(pipeline, add(store, *targets))
+    assert verifier.most == 2 and pipeline.check_concurrency == 2
+    # Candidates never pile up: new samples wait while 2 x 2 wait for a check (plus what was generating).
+    assert pipeline.max_waiting_checks <= 2 * 2 + 8
+    assert len(store.attempts(1)) == 4 and pipeline.waiting_checks == 0
+
+
+def test_checks_waiting_for_a_proved_target_are_dropped(store):
+    release = asyncio.Event()
+
+    class FirstSlow(FakeVerifier):
+        capacity = 1
+
+        async def verify(self, target, code):
+            if not self.checked:
+                self.checked.append(code)
+                await release.wait()
+                return Verdict(VerdictKind.proved, [], [], [], 0.0)
+            return await super().verify(target, code)
+
+    async def go():
+        verifier = FirstSlow()
+        gen = FakeGenerator(lambda prompt, seed: answer(A))
+        pipeline = Pipeline(store, gen, verifier, ProveOptions(k=4))
+        task = asyncio.ensure_future(pipeline.run(add(store, A)))
+        while pipeline.waiting_checks < 3:
+            await asyncio.sleep(0)
+        release.set()
+        await task
+        return verifier, pipeline
+
+    verifier, pipeline = asyncio.run(go())
+    assert len(verifier.checked) == 1 and pipeline.dropped_checks == 3

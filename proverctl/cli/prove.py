@@ -26,6 +26,8 @@ def prove_command(
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per Lean check [env: PROVERCTL_CHECK_TIMEOUT]."),
     import_timeout: Optional[float] = typer.Option(None, "--import-timeout", min=0.1, help="Seconds per REPL header step, e.g. `import Mathlib` [env: PROVERCTL_IMPORT_TIMEOUT]."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Lean REPL workers [env: PROVERCTL_WORKERS]."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Generation requests in flight [default: 64; env: PROVERCTL_GENERATION_CONCURRENCY]."),
+    check_concurrency: Optional[int] = typer.Option(None, "--check-concurrency", min=1, help="Lean checks at once [default: the workers; env: PROVERCTL_CHECK_CONCURRENCY]."),
     all_samples: bool = typer.Option(False, "--all", help="Keep sampling after a target is proved."),
     in_place: bool = typer.Option(False, "--in-place", help="Write proofs into the input file(s) (keeps FILE.run<N>.bak)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the completed file here (a folder mirrors a folder input)."),
@@ -72,6 +74,7 @@ def prove_command(
     typed = {
         "model": model, "k": k, "mode": mode, "family": family, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
         "seed": seed, "rounds": rounds, "timeout": timeout, "import_timeout": import_timeout, "workers": workers,
+        "concurrency": concurrency, "check_concurrency": check_concurrency,
         "all_samples": all_samples or None, "in_place": in_place or None, "output": str(output) if output else None, "format": fmt_flag,
         "endpoint": endpoint, "served_model": served_model, "force": force or None, "engine": engine, "keep_session": keep_session or None,
         "allow_native_decide": allow_native_decide or None, "allow_aux_lemmas": allow_aux or None, "judge": judge,

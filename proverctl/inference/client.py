@@ -66,7 +66,11 @@ class GenerationClient:
         self.backoff = backoff
         self._semaphore = asyncio.Semaphore(concurrency)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)), headers=headers, transport=transport)
+        # The connection pool follows the requests in flight (httpx keeps 20 alive by default: every
+        # request past that would open a new connection).
+        limits = httpx.Limits(max_connections=max(concurrency, 1), max_keepalive_connections=max(concurrency, 1))
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)), headers=headers, transport=transport,
+                                       limits=limits)
         self.requests = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0

@@ -132,7 +132,8 @@ class ProveJob:
             self._settings = Settings.load({"model": r.model, "repl_command": r.repl_command, "lean_project": r.lean_project,
                                             "lean_profile": r.lean_profile, "check_timeout": r.timeout,
                                             "import_timeout": r.import_timeout, "workers": r.workers, "sandbox": r.sandbox,
-                                            "judge": r.judge},
+                                            "judge": r.judge, "generation_concurrency": r.concurrency,
+                                            "check_concurrency": r.check_concurrency},
                                            self._paths)
         return self._settings
 
@@ -200,7 +201,8 @@ class ProveJob:
         model_label = entry.alias if (entry is not None and request.endpoint) else ref.text
         options = ProveOptions(k=request.k, family=family, mode=request.mode, rounds=request.rounds, all_samples=request.all_samples,
                                seed=request.seed, sampling=sampling, allow_aux=request.allow_aux_lemmas,
-                               context_length=entry.context_length if entry else None)
+                               context_length=entry.context_length if entry else None,
+                               generation_concurrency=settings.generation_concurrency, check_concurrency=settings.check_concurrency)
         self.request = replace(request, model=ref.text if not request.endpoint else request.model, family=family,
                                lean_profile=lean_profile, timeout=settings.check_timeout, import_timeout=settings.import_timeout,
                                judge=settings.judge)
@@ -391,7 +393,7 @@ class ProveJob:
                 from proverctl.inference.client import GenerationClient
 
                 client = await stack.enter_async_context(GenerationClient(
-                    endpoint.url, endpoint.model_id, api_key=endpoint.api_key, concurrency=plan.options.max_inflight,
+                    endpoint.url, endpoint.model_id, api_key=endpoint.api_key, concurrency=plan.options.generation_concurrency,
                     timeout=self.settings.request_timeout))
                 generator = client
             self._pipeline = pipeline = Pipeline(store, generator, verifier, plan.options, notify)

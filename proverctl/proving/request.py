@@ -19,7 +19,8 @@ REQUEST_VERSION = 1
 FORMATS = ("auto", "human", "json", "jsonl", "quiet", "lean")
 # What a resumed run may change: where and how it runs, not what it computes.
 RESUMABLE_OVERRIDES = ("endpoint", "served_model", "engine", "keep_session", "timeout", "import_timeout", "workers", "sandbox",
-                       "repl_command", "lean_project", "verify_on", "format", "output", "in_place", "force", "judge")
+                       "repl_command", "lean_project", "verify_on", "format", "output", "in_place", "force", "judge",
+                       "concurrency", "check_concurrency")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class ProveRequest:
     timeout: float | None = None
     import_timeout: float | None = None
     workers: int | None = None
+    concurrency: int | None = None  # generation requests in flight (None: the `generation_concurrency` setting)
+    check_concurrency: int | None = None  # checks at once (None: the setting, else the verifier's workers)
     sandbox: str | None = None
     verify_on: str | None = None
     # Outputs

@@ -141,6 +141,7 @@ class PoolVerifier:
         self.pool, self.policy, self.timeout = pool, policy, timeout
         self.give_up_after = give_up_after or max(3, 2 * pool.size)
         self.consecutive_errors = 0
+        self.capacity = pool.size  # checks it can run at once
         self.last_error = ""
 
     async def verify(self, target: Target, code: str) -> Verdict:
@@ -234,6 +235,7 @@ class ReplOnly:
     def __init__(self, prefilter) -> None:
         self.prefilter = prefilter
         self.pool = getattr(prefilter, "pool", None)
+        self.capacity = getattr(prefilter, "capacity", None)
 
     async def verify(self, target: Target, code: str) -> Verdict:
         verdict = await self.prefilter.verify(target, code)

@@ -298,6 +298,7 @@ class JudgedVerifier:
     def __init__(self, prefilter, judge: Judge, policy: Policy) -> None:
         self.prefilter, self.judge, self.policy = prefilter, judge, policy
         self.pool = getattr(prefilter, "pool", None)
+        self.capacity = getattr(prefilter, "capacity", None)
 
     async def verify(self, target: Target, code: str) -> Verdict:
         verdict = await self.prefilter.verify(target, code)

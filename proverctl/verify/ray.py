@@ -97,6 +97,7 @@ class RayVerifier:
         self.timeout = timeout
         self.actors: list = []
         self.retried = 0
+        self.capacity = actors * spec.workers_per_actor  # checks the actors run at once
         self._started_local = False
         self._next = itertools.count()
 
