@@ -371,7 +371,11 @@ def test_endpoint_with_several_models_needs_served_model(cli, tmp_path, standin_
     unknown = problem_file(tmp_path)
     with OpenAIStub(model="my-finetune") as stub:
         result = cli("prove", str(unknown), "--endpoint", stub.url, "--k", "1", "--served-model", "other")
-    assert result.exit_code == ExitCode.USAGE and "does not serve 'other'" in result.stderr
+        assert result.exit_code == ExitCode.USAGE and "does not serve 'other'" in result.stderr
+        served = cli("prove", str(unknown), "--endpoint", stub.url, "--k", "1", "--format", "json")
+        assert "unknown to the catalog" in served.stderr
+        run = cli("show", "1", "--format", "json").json()
+    assert (run["model"], run["served_model"]) == ("my-finetune", "my-finetune")  # never the `model` setting's name
 
 
 def test_a_repl_that_cannot_check_anything_ends_the_run_with_exit_4(cli, tmp_path, standin_repl, hermetic):

@@ -198,7 +198,10 @@ class ProveJob:
             spec = spec.resolve()
             for note in spec.notes:
                 notify(Notice("warning", note))
-        model_label = entry.alias if (entry is not None and request.endpoint) else ref.text
+        if request.endpoint:  # what the endpoint really serves: its catalog alias, else the id it lists
+            model_label = entry.alias if entry is not None else endpoint.model_id
+        else:
+            model_label = ref.text
         options = ProveOptions(k=request.k, family=family, mode=request.mode, rounds=request.rounds, all_samples=request.all_samples,
                                seed=request.seed, sampling=sampling, allow_aux=request.allow_aux_lemmas,
                                context_length=entry.context_length if entry else None,
