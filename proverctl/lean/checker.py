@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from proverctl.lean.pool import CheckJob, CheckOutcome, ReplPool
-from proverctl.lean.source import Declaration, Source
+from proverctl.lean.source import Declaration, Source, parse
 from proverctl.lean.verdict import (
     Policy,
     Verdict,
@@ -33,7 +33,7 @@ INSTANCE_PREFIX = "proverctl_instance_"
 
 def split_header(header: str) -> tuple[str, str]:
     """(imports block, the rest) of a header text."""
-    cut = Source(header).imports_end
+    cut = parse(header).imports_end
     return header[:cut], header[cut:]
 
 
@@ -103,7 +103,7 @@ async def check_candidate(
     """Judge one candidate: `code` is the target's text (doc comment, statement and proof, after any
     allowed auxiliary lemmas), to be checked after `header`; `target_name` is its full name."""
     started = time.monotonic()
-    namespace = Source(header).namespace_at_end
+    namespace = parse(header).namespace_at_end
     reasons = policy_violations(code, target_name, policy, namespace=namespace)
     if original_statement is not None:
         problem = check_statement(code, target_name, original_statement, namespace=namespace)
@@ -111,7 +111,7 @@ async def check_candidate(
             reasons.append(problem)
     if reasons:
         return Verdict(VerdictKind.rejected, reasons, seconds=time.monotonic() - started)
-    source = Source(code)
+    source = parse(code)
     checked, example_names = _rename_examples(code, source.declarations)
     names = [target_name] if target_name else [".".join(namespace + (n,)) for n in example_names.values()]
     if policy.allow_aux_lemmas:

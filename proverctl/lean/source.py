@@ -17,6 +17,7 @@ to UTF-8 leaves every other byte as it was.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -543,6 +544,13 @@ class Source:
             cursor = decl.end
         pieces.append(self.text[cursor:])
         return "".join(pieces)
+
+
+@functools.lru_cache(maxsize=256)
+def parse(text: str) -> Source:
+    """`Source(text)`, parsed once: the policy, the statement check, the checker and the header's
+    namespace all read the same candidate and header texts, so each is scanned one time."""
+    return Source(text)
 
 
 def find_tokens(mask: str, words: tuple[str, ...] | list[str], start: int = 0, end: int | None = None) -> list[tuple[str, int]]:

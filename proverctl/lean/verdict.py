@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proverctl.lean.protocol import Message, Response
-from proverctl.lean.source import DECL_KINDS, Source, find_tokens, line_col
+from proverctl.lean.source import DECL_KINDS, Source, find_tokens, line_col, parse
 
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 NATIVE_DECIDE_AXIOM = "Lean.ofReduceBool"
@@ -168,7 +168,7 @@ def policy_violations(code: str, target_name: str | None, policy: Policy = Polic
     what the header left open. With `whole_file` (checking a user's own file) extra declarations,
     `#check`/`#print`/`#eval` and notations are fine, but code registered with the elaborator is not.
     """
-    source = Source(code)
+    source = parse(code)
     mask = source.mask
     reasons: list[str] = []
     unterminated = source.unterminated()
@@ -258,7 +258,7 @@ def _dedupe(items: list[str]) -> list[str]:
 
 def check_statement(code: str, target_name: str | None, original_statement: str, *, namespace: tuple[str, ...] = ()) -> str | None:
     """Rule 1: the declaration in `code` must carry the original statement byte for byte."""
-    source = Source(code)
+    source = parse(code)
     if target_name:
         decl = next((d for d in source.declarations if _full(d, namespace) == target_name), None)
     else:
