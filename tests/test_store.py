@@ -31,7 +31,7 @@ def columns(path, table: str) -> set[str]:
 
 def test_a_blank_file_gets_every_migration(tmp_path):
     with Store(tmp_path / "s.db") as store:
-        assert store.schema_version == len(MIGRATIONS) == 4
+        assert store.schema_version == len(MIGRATIONS) == 5
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert {"request", "served_model", "engine_version"} <= columns(tmp_path / "s.db", "runs")
@@ -52,7 +52,7 @@ def test_the_previous_schema_migrates_and_keeps_its_rows(tmp_path):
     db.close()
     assert "request" not in columns(path, "runs")
     with Store(path) as store:
-        assert store.schema_version == 4
+        assert store.schema_version == 5
         run = store.run(1)
         assert run["request"] is None and run["command"] == "proverctl prove F.lean"
         assert store.attempts(1)[0]["finish_reason"] is None and store.attempts(1)[0]["verdict"] == "rejected"
@@ -153,3 +153,58 @@ def test_a_write_that_cannot_happen_is_a_store_error_and_leaves_nothing_half_wri
         holder.close()
     with Store(path) as store:
         assert store.attempts(target_id) == []
+
+
+def test_prompts_are_stored_once_per_target_and_read_back_with_each_attempt(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        run_id = new_run(store)
+        (target_id,) = store.add_targets(run_id, [TARGET])
+        prompt = {"family": "deepseek-v2", "messages": [{"role": "user", "content": "Complete ..." * 200}]}
+        feedback = {"family": "deepseek-v2", "messages": prompt["messages"] + [{"role": "user", "content": "fix it"}]}
+        for sample in range(10):
+            store.add_attempt(AttemptRow(target_id, sample, 0, prompt, "out", None, "rejected", ["r"], []))
+        store.add_attempt(AttemptRow(target_id, 0, 1, feedback, "out", None, "rejected", ["r"], []))
+        assert store.db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0] == 2
+        assert store.db.execute("SELECT COUNT(*) FROM attempts WHERE prompt IS NOT NULL").fetchone()[0] == 0
+        attempts = store.attempts(target_id)
+        assert [a["prompt"] for a in attempts] == [prompt, feedback] + [prompt] * 9 or all(a["prompt"] in (prompt, feedback) for a in attempts)
+        assert store.attempt(attempts[-1]["id"])["prompt"] == prompt and "prompt_id" not in attempts[0]
+        lines = [json.loads(line) for line in store.iter_attempt_lines(run_id)]
+        decoded = list(store.iter_attempts(run_id))
+        # The export SQLite writes is the same data, field for field (timestamps to SQLite's 15 digits).
+        assert [{**x, "created": round(x["created"], 3)} for x in lines] == [{**x, "created": round(x["created"], 3)} for x in decoded]
+
+
+def test_schema_4_prompts_move_to_the_prompts_table(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
+    for version, migration in enumerate(MIGRATIONS[:4], 1):
+        migration(db)
+        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+    db.execute("INSERT INTO runs (started, command, input) VALUES (1, 'c', 'F.lean')")
+    db.execute("INSERT INTO targets (run_id, ordinal, file, statement, header, header_hash) VALUES (1, 0, 'F.lean', 's', '', 'h')")
+    for sample in range(3):
+        db.execute("INSERT INTO attempts (target_id, sample, verdict, created, prompt) VALUES (1, ?, 'rejected', 1, ?)",
+                   (sample, json.dumps({"text": "same prompt"})))
+    db.close()
+    with Store(path) as store:
+        assert store.db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0] == 1
+        assert [a["prompt"] for a in store.attempts(1)] == [{"text": "same prompt"}] * 3
+        store.add_attempt(AttemptRow(1, 3, 0, {"text": "same prompt"}, "o", None, "rejected", [], []))
+        assert store.db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0] == 2  # a migrated row has no digest to match; harmless
+
+
+def test_export_writes_json_lines_by_default_an_array_when_asked_and_nothing_when_quiet(cli, hermetic):
+    with Store(hermetic / "proverctl" / "data" / "attempts.sqlite3") as store:
+        run_id = new_run(store)
+        (target_id,) = store.add_targets(run_id, [TARGET])
+        for sample in range(3):
+            store.add_attempt(AttemptRow(target_id, sample, 0, {"p": 1}, f"out {sample}", "code", "rejected", ["r"], [], judge="repl"))
+    lines = cli("export", str(run_id)).stdout.splitlines()  # CliRunner's stdout is a pipe: still JSON lines
+    assert [json.loads(line)["raw_output"] for line in lines] == ["out 0", "out 1", "out 2"]
+    assert json.loads(lines[0])["prompt"] == {"p": 1} and json.loads(lines[0])["judge"] == "repl"
+    array = cli("export", str(run_id), "--format", "json").json()
+    assert [row["sample"] for row in array] == [0, 1, 2]
+    assert cli("export", str(run_id), "--format", "quiet").stdout == ""
+    assert cli("export", "99").exit_code == 2

@@ -8,6 +8,7 @@ verdict is known, so a killed run loses nothing it finished.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -128,7 +129,33 @@ def _m4(db: sqlite3.Connection) -> None:
     _run_script(db, "ALTER TABLE attempts ADD COLUMN judge TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4]
+def _m5(db: sqlite3.Connection) -> None:
+    """Prompts stored once per target (every sample of a round-0 prompt is the same text); attempts point
+    at them. Existing attempts are moved over: one prompt row per distinct (target, text)."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE prompts (
+            id INTEGER PRIMARY KEY,
+            target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+            digest TEXT NOT NULL,
+            text TEXT NOT NULL,
+            UNIQUE (target_id, digest)
+        );
+        ALTER TABLE attempts ADD COLUMN prompt_id INTEGER REFERENCES prompts(id);
+        INSERT INTO prompts (target_id, digest, text)
+            SELECT DISTINCT target_id, prompt, prompt FROM attempts WHERE prompt IS NOT NULL;
+        UPDATE attempts SET prompt_id = (SELECT p.id FROM prompts p WHERE p.target_id = attempts.target_id AND p.digest = attempts.prompt),
+            prompt = NULL WHERE prompt IS NOT NULL;
+        UPDATE prompts SET digest = 'migrated:' || id
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4, _m5]
+# How a stored attempt reads back: its prompt from the prompts table (older rows kept theirs inline).
+_ATTEMPT_COLUMNS = "a.*, COALESCE(a.prompt, p.text) AS prompt_text"
+_ATTEMPT_FROM = "attempts a LEFT JOIN prompts p ON p.id = a.prompt_id"
 
 
 @dataclass
@@ -157,6 +184,7 @@ class Store:
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self._prompt_ids: dict[tuple[int, str], int] = {}
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
@@ -278,11 +306,12 @@ class Store:
     def add_attempt(self, row: AttemptRow, *, proved: bool = False) -> int:
         """Commit one attempt (and, when it proved its target, the target's status) in one transaction."""
         with self.transaction():
+            prompt_id = self._prompt_id(row.target_id, row.prompt)
             cursor = self.db.execute(
-                "INSERT INTO attempts (target_id, sample, round, prompt, raw_output, code, verdict, reasons, messages,"
+                "INSERT INTO attempts (target_id, sample, round, prompt_id, raw_output, code, verdict, reasons, messages,"
                 " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (row.target_id, row.sample, row.round, json.dumps(row.prompt, ensure_ascii=False), row.raw_output, row.code,
+                (row.target_id, row.sample, row.round, prompt_id, row.raw_output, row.code,
                  row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
                  row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind,
                  row.finish_reason, row.seed, row.judge),
@@ -292,6 +321,23 @@ class Store:
                 self.db.execute("UPDATE targets SET status = 'proved', proved_attempt = ? WHERE id = ? AND proved_attempt IS NULL",
                                 (attempt_id, row.target_id))
         return attempt_id
+
+    def _prompt_id(self, target_id: int, prompt: Any) -> int | None:
+        """The row of this target's prompt, added the first time (inside the caller's transaction)."""
+        if prompt is None:
+            return None
+        text = json.dumps(prompt, ensure_ascii=False)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+        cached = self._prompt_ids.get((target_id, digest))
+        if cached is not None:
+            return cached
+        found = self.db.execute("SELECT id FROM prompts WHERE target_id = ? AND digest = ?", (target_id, digest)).fetchone()
+        prompt_id = found[0] if found else int(self.db.execute(
+            "INSERT INTO prompts (target_id, digest, text) VALUES (?, ?, ?)", (target_id, digest, text)).lastrowid)
+        if len(self._prompt_ids) > 4096:
+            self._prompt_ids.clear()
+        self._prompt_ids[(target_id, digest)] = prompt_id
+        return prompt_id
 
     # -----------------------------------------------------------------------------------------
     # Reading
@@ -332,20 +378,20 @@ class Store:
 
     def attempts(self, target_id: int, verdict: str | None = None, limit: int = 1000, offset: int = 0,
                  search: str | None = None) -> list[dict]:
-        query = "SELECT * FROM attempts WHERE target_id = ?"
+        query = f"SELECT {_ATTEMPT_COLUMNS} FROM {_ATTEMPT_FROM} WHERE a.target_id = ?"
         params: tuple = (target_id,)
         if verdict:
-            query += " AND verdict = ?"
+            query += " AND a.verdict = ?"
             params += (verdict,)
         if search:
             like = f"%{search}%"
-            query += " AND (code LIKE ? OR messages LIKE ? OR reasons LIKE ?)"
+            query += " AND (a.code LIKE ? OR a.messages LIKE ? OR a.reasons LIKE ?)"
             params += (like, like, like)
-        query += " ORDER BY sample, round LIMIT ? OFFSET ?"
+        query += " ORDER BY a.sample, a.round LIMIT ? OFFSET ?"
         return [_decode(dict(r)) for r in self.db.execute(query, params + (limit, offset))]
 
     def attempt(self, attempt_id: int) -> dict | None:
-        row = self.db.execute("SELECT * FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+        row = self.db.execute(f"SELECT {_ATTEMPT_COLUMNS} FROM {_ATTEMPT_FROM} WHERE a.id = ?", (attempt_id,)).fetchone()
         return _decode(dict(row)) if row else None
 
     def attempt_index(self, target_id: int) -> list[tuple[int, str]]:
@@ -370,10 +416,23 @@ class Store:
 
     def iter_attempts(self, run_id: int) -> Iterator[dict]:
         cursor = self.db.execute(
-            "SELECT a.*, t.name AS target_name, t.file AS target_file FROM attempts a JOIN targets t ON t.id = a.target_id"
+            f"SELECT {_ATTEMPT_COLUMNS}, t.name AS target_name, t.file AS target_file FROM {_ATTEMPT_FROM} JOIN targets t ON t.id = a.target_id"
             " WHERE t.run_id = ? ORDER BY t.ordinal, a.sample, a.round", (run_id,))
         for row in cursor:
             yield _decode(dict(row))
+
+    def iter_attempt_lines(self, run_id: int) -> Iterator[str]:
+        """`iter_attempts` as JSON lines built by SQLite from the stored JSON text (nothing decoded and
+        encoded again in Python): what `export` streams."""
+        columns = [r[1] for r in self.db.execute("PRAGMA table_info(attempts)") if r[1] not in ("prompt", "prompt_id")]
+        json_columns = {"reasons", "messages"}
+        pairs = ", ".join(f"'{c}', " + (f"json(a.{c})" if c in json_columns else f"a.{c}") for c in columns)
+        cursor = self.db.execute(
+            f"SELECT json_object({pairs}, 'prompt', json(COALESCE(a.prompt, p.text)), 'target_name', t.name, 'target_file', t.file)"
+            f" FROM {_ATTEMPT_FROM} JOIN targets t ON t.id = a.target_id WHERE t.run_id = ? ORDER BY t.ordinal, a.sample, a.round",
+            (run_id,))
+        for (line,) in cursor:
+            yield line
 
 
 def local_time(ts: float | None) -> str:
@@ -384,6 +443,9 @@ def local_time(ts: float | None) -> str:
 
 
 def _decode(row: dict) -> dict:
+    if "prompt_text" in row:
+        row["prompt"] = row.pop("prompt_text")
+    row.pop("prompt_id", None)
     for key in ("reasons", "messages", "prompt"):
         if isinstance(row.get(key), str):
             try:
