@@ -183,9 +183,12 @@ import sys, time
 sys.path.insert(0, {str(TESTS.parent)!r})
 from proverctl.store.db import Store, AttemptRow
 with Store({str(store_path)!r}) as store:
+    store.update_run(1, status="running", finished=None)  # as a resumed prove does
     for sample in range(4, 7):
-        store.add_attempt(AttemptRow(1, sample, 0, None, "out", None, "rejected", ["x"], []))
         time.sleep(0.3)
+        store.add_attempt(AttemptRow(1, sample, 0, None, "out", None, "rejected", ["x"], []))
+    time.sleep(0.3)
+    store.finish_run(1, "finished")
 """
 
     async def go():
@@ -193,9 +196,13 @@ with Store({str(store_path)!r}) as store:
         async with app.run_test(size=SIZE) as pilot:
             app.push_screen(AttemptsScreen(1))
             await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 4)
+            screen = app.screen
+            assert not screen.live  # a finished run's attempts cannot change: no polling
+            screen.live = True  # the writer below resumes the run; the runs list would show it running
             proc = subprocess.Popen([sys.executable, "-c", writer])
             await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 7, tries=600)
             proc.wait(timeout=30)
+            await settle(pilot, AttemptsScreen, lambda s: not s.live, tries=200)  # finished again: polling stops
 
     asyncio.run(go())
 

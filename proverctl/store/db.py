@@ -402,6 +402,13 @@ class Store:
     def done_samples(self, target_id: int) -> set[tuple[int, int]]:
         return {(r[0], r[1]) for r in self.db.execute("SELECT sample, round FROM attempts WHERE target_id = ?", (target_id,))}
 
+    def fingerprint(self) -> tuple:
+        """Changes whenever a run starts, finishes or gets an attempt: what the TUI polls (a few index
+        lookups, whatever the store's size) before reading anything else."""
+        runs = self.db.execute("SELECT MAX(id), MAX(finished), SUM(status = 'running'), SUM(LENGTH(status)) FROM runs").fetchone()
+        attempts = self.db.execute("SELECT MAX(id) FROM attempts").fetchone()
+        return tuple(runs) + tuple(attempts)
+
     def sample_counts(self, run_id: int) -> list[tuple[int, int, int]]:
         """(target id, samples drawn, samples that proved it) per top-level target: what pass@k needs."""
         return [tuple(r) for r in self.db.execute(

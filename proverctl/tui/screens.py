@@ -43,10 +43,26 @@ class _Table(Screen):
     def table(self) -> DataTable:
         return self.query_one("#table", DataTable)
 
+    live = True  # whether this screen's data can still change (a finished run's cannot)
+    _fingerprint: tuple | None = None
+    _shown: tuple | None = None
+
     def poll(self) -> None:
-        """Timer callback: reload only while this screen is the one shown."""
-        if self.is_current:
-            self.load()
+        """Timer callback: only the screen on top polls, only while its data can change, and it reloads
+        only when the store changed (a cheap fingerprint, read in a worker)."""
+        if self.app.screen is self and self.live:
+            self.check_for_changes()
+
+    @work(thread=True, exclusive=True, group="poll")
+    def check_for_changes(self) -> None:
+        try:
+            with self.app.services.open_store() as store:
+                fingerprint = store.fingerprint()
+        except Exception:
+            return  # the next load says what is wrong
+        if fingerprint != self._fingerprint:
+            self._fingerprint = fingerprint
+            self.app.call_from_thread(self.load)
 
     def say(self, text: str) -> None:
         self.query_one("#message", Static).update(text)
@@ -69,6 +85,10 @@ class _Table(Screen):
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
     def _show(self, rows, keys, message) -> None:
+        shown = (tuple(map(str, rows)), tuple(keys), message)
+        if shown == self._shown:
+            return  # nothing changed: the table keeps its rows and its cursor
+        self._shown = shown
         self.say(message)
         self.fill(self.COLUMNS, rows, keys)
 
@@ -155,6 +175,7 @@ class RunScreen(_Table):
         if run is None:
             self.app.call_from_thread(self.say, f"[red]no run {self.run_id}[/]")
             return
+        self.live = run["status"] == "running"
         rows = [(("  ↳ " if t.get("parent_id") else "") + str(t["name"] or f"example@{t['line']}"), _styled(t["status"]), str(t["n_attempts"]), _styled(t["best"]),
                  f"{t['seconds']:.1f}", str(t["line"])) for t in targets]
         shown = f" (filter: {self.status_filter})" if self.status_filter else ""
@@ -230,6 +251,8 @@ class AttemptsScreen(_Table):
         with self.app.services.open_store() as store:
             target = store.target(self.target_id)
             attempts = store.attempts(self.target_id, self.verdict_filter or None, limit=PAGE, search=self.search or None)
+            run = store.run(target["run_id"]) if target else None
+        self.live = run is not None and run["status"] == "running"
         rows = []
         for a in attempts:
             first = next((m["data"].splitlines()[0] for m in a["messages"] if m["severity"] == "error" and m["data"]), None)
