@@ -62,7 +62,7 @@ def test_the_previous_schema_migrates_and_keeps_its_rows(tmp_path):
         assert (request.k, request.mode, request.rounds, request.seed, request.timeout) == (4, "non-cot", 1, 3, 30)
 
 
-def test_a_newer_schema_and_a_read_only_store_needing_migration_are_refused(tmp_path):
+def test_a_newer_schema_and_a_read_only_store_needing_migration_are_refused(tmp_path, monkeypatch):
     path = tmp_path / "s.db"
     with Store(path) as store:
         store.db.execute("INSERT INTO schema_migrations (version, applied) VALUES (99, 0)")
@@ -74,6 +74,7 @@ def test_a_newer_schema_and_a_read_only_store_needing_migration_are_refused(tmp_
     MIGRATIONS[0](db)
     db.execute("INSERT INTO schema_migrations VALUES (1, 0)")
     db.close()
+    monkeypatch.setattr("proverctl.store.db.os.access", lambda path, mode: False)  # a file this user may not write
     with pytest.raises(StoreError, match="needs a migration"):
         Store(old, readonly=True)
 
@@ -208,3 +209,14 @@ def test_export_writes_json_lines_by_default_an_array_when_asked_and_nothing_whe
     assert [row["sample"] for row in array] == [0, 1, 2]
     assert cli("export", str(run_id), "--format", "quiet").stdout == ""
     assert cli("export", "99").exit_code == 2
+
+
+def test_a_reader_after_an_upgrade_migrates_a_writable_store(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
+    MIGRATIONS[0](db)
+    db.execute("INSERT INTO schema_migrations VALUES (1, 0)")
+    db.close()
+    with Store(path, readonly=True) as store:  # `runs`, `show`, the TUI: they only read
+        assert store.schema_version == len(MIGRATIONS)

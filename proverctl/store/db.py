@@ -29,6 +29,10 @@ class StoreError(ProverctlError):
     exit_code = ExitCode.ENVIRONMENT
 
 
+class _NeedsMigration(StoreError):
+    """A read-only open found an older schema."""
+
+
 def _run_script(db: sqlite3.Connection, script: str) -> None:
     """Statement by statement: executescript() would COMMIT the migration's transaction half-way."""
     for statement in script.split(";"):
@@ -191,7 +195,15 @@ class Store:
             raise UsageError(f"no attempt store at {self.path}", hint="`proverctl prove FILE` creates it")
         for attempt in range(OPEN_RETRIES):
             try:
-                self._open(readonly)
+                try:
+                    self._open(readonly)
+                except _NeedsMigration:
+                    # A reader after an upgrade: migrate once when the file may be written, then read.
+                    self.db.close()
+                    if not os.access(self.path, os.W_OK):
+                        raise
+                    Store(self.path).close()
+                    self._open(readonly)
                 break
             except sqlite3.OperationalError as exc:
                 # Two processes creating the store at once can collide on the WAL switch or the first
@@ -244,7 +256,7 @@ class Store:
             if version in done:
                 continue
             if readonly:
-                raise StoreError(f"the attempt store {self.path} needs a migration", hint="run any proverctl command that writes")
+                raise _NeedsMigration(f"the attempt store {self.path} needs a migration", hint="run any proverctl command that writes")
             with self.transaction():
                 if self.db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
                     continue  # another process migrated it meanwhile
