@@ -4,7 +4,6 @@ schema, concurrent writers in separate processes, and the queries `runs`/`show`/
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sqlite3
 
 import pytest
@@ -79,24 +78,29 @@ def test_a_newer_schema_and_a_read_only_store_needing_migration_are_refused(tmp_
         Store(old, readonly=True)
 
 
-def _writer(path: str, run_id: int, worker: int, count: int) -> None:
-    with Store(path) as store:
-        (target_id,) = store.add_targets(run_id, [dict(TARGET, name=f"w{worker}")])
-        for sample in range(count):
-            store.add_attempt(AttemptRow(target_id, sample, 0, {"p": 1}, "out", None, "rejected", ["r"], [], seed=sample))
+WRITER = """
+import sys
+sys.path.insert(0, {root!r})
+from proverctl.store.db import AttemptRow, Store
+with Store({path!r}) as store:
+    (target_id,) = store.add_targets({run_id}, [dict({target!r}, name="w{worker}")])
+    for sample in range({count}):
+        store.add_attempt(AttemptRow(target_id, sample, 0, {{"p": 1}}, "out", None, "rejected", ["r"], [], seed=sample))
+"""
 
 
 def test_concurrent_writers_in_separate_processes_lose_nothing(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
     path = tmp_path / "s.db"
     with Store(path) as store:
         run_id = new_run(store)
-    context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=_writer, args=(str(path), run_id, w, 40)) for w in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
+    root = str(Path(__file__).resolve().parent.parent)
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER.format(root=root, path=str(path), run_id=run_id, target=TARGET, worker=w,
+                                                                    count=40)]) for w in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     with Store(path) as store:
         counts = store.sample_counts(run_id)
         assert sorted(n for _, n, _ in counts) == [40, 40, 40]
@@ -220,3 +224,14 @@ def test_a_reader_after_an_upgrade_migrates_a_writable_store(tmp_path):
     db.close()
     with Store(path, readonly=True) as store:  # `runs`, `show`, the TUI: they only read
         assert store.schema_version == len(MIGRATIONS)
+
+
+def test_runs_without_a_store_is_an_empty_list_and_a_bad_busy_timeout_is_one_line(cli, monkeypatch):
+    result = cli("runs", "--format", "json")
+    assert result.exit_code == 0 and result.json() == []
+    monkeypatch.setenv("PROVERCTL_STORE_BUSY_TIMEOUT", "abc")
+    bad = cli("targets", "-", input="theorem t : True := trivial\n")  # reads no store: unaffected
+    assert bad.exit_code == 0
+    bad = cli("prove", "-", "--k", "1", input="theorem t : True := by\n  sorry\n")
+    assert bad.exit_code == 2 and "bad value 'abc' for PROVERCTL_STORE_BUSY_TIMEOUT" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -24,10 +24,16 @@ def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many 
 
     Example: proverctl runs --limit 10
     """
-    with _store() as store:
-        rows = store.runs(limit)
+    from proverctl.paths import Paths
+
+    if not Paths.resolve().store_db.exists():
+        rows = []  # nothing recorded yet is an empty list, not an error
+    else:
+        with _store() as store:
+            rows = store.runs(limit)
     for row in rows:
         row.pop("settings", None)
+        row.pop("request", None)  # `show RUN` has it whole
 
     def human(console):
         from rich.table import Table

@@ -19,7 +19,22 @@ from typing import Any, Callable, Iterator
 
 from proverctl.errors import ExitCode, ProverctlError, UsageError
 
-BUSY_TIMEOUT_MS = int(float(os.environ.get("PROVERCTL_STORE_BUSY_TIMEOUT") or 30) * 1000)
+def _busy_timeout_ms() -> int:
+    """PROVERCTL_STORE_BUSY_TIMEOUT in ms; a bad value is a one-line configuration error, not a traceback."""
+    raw = os.environ.get("PROVERCTL_STORE_BUSY_TIMEOUT") or "30"
+    try:
+        seconds = float(raw)
+        if seconds <= 0:
+            raise ValueError
+    except ValueError:
+        from proverctl.errors import ConfigError
+
+        raise ConfigError(f"bad value {raw!r} for PROVERCTL_STORE_BUSY_TIMEOUT: must be a number of seconds above 0",
+                          hint="e.g. PROVERCTL_STORE_BUSY_TIMEOUT=30") from None
+    return int(seconds * 1000)
+
+
+BUSY_TIMEOUT_MS = 30_000  # the default; each Store reads the variable when it opens
 OPEN_RETRIES = 40
 
 
@@ -220,10 +235,10 @@ class Store:
 
     def _open(self, readonly: bool) -> None:
         uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
-        self.db = sqlite3.connect(uri, uri=readonly, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                  check_same_thread=False)
+        busy_ms = _busy_timeout_ms() if "PROVERCTL_STORE_BUSY_TIMEOUT" in os.environ else BUSY_TIMEOUT_MS
+        self.db = sqlite3.connect(uri, uri=readonly, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
-        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.db.execute(f"PRAGMA busy_timeout = {busy_ms}")
         self.db.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             self.db.execute("PRAGMA journal_mode = WAL")
@@ -508,7 +523,8 @@ class _Transaction:
 def _store_error(exc: sqlite3.Error) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return StoreError(f"the attempt store is locked by another process (waited {BUSY_TIMEOUT_MS / 1000:g} s)",
+        waited = (_busy_timeout_ms() if "PROVERCTL_STORE_BUSY_TIMEOUT" in os.environ else BUSY_TIMEOUT_MS) / 1000
+        return StoreError(f"the attempt store is locked by another process (waited {waited:g} s)",
                           hint="another proverctl is writing; try again, or raise PROVERCTL_STORE_BUSY_TIMEOUT")
     if "full" in text or "I/O" in text:
         return StoreError(f"the attempt store could not be written: {text}", hint="free disk space; committed attempts are safe")
