@@ -6,7 +6,8 @@ the real command lines and outputs; they do not type-check anything.
 writes OUT as JSON (declarations with name, kind, the statement text standing in for the kernel type,
 and axioms found by text: sorryAx for sorry, Lean.ofReduceBool for native_decide, any `axiom` of the
 file the proof mentions; `--hidden-axiom REGEX` adds the axiom `forged` to a declaration whose body
-matches, as environment hacking would) and exits 0; `--reject REGEX` prints Lean's error line
+matches, as environment hacking would) and exits 0; `--also-write PATH` first tries to write PATH (a
+compile escaping its directory); `--reject REGEX` prints Lean's error line
 `FILE:L:C: error: ...` for a match and exits 1. Whatever the file prints (a `#eval`) goes to stdout.
 
 `standin_judge.py safe_verify [FLAGS] TARGET.olean SUBMISSION.olean` stands in for SafeVerify's
@@ -59,7 +60,7 @@ def declarations(text: str) -> list[dict]:
 
 
 def lean(argv: list[str]) -> int:
-    flags = {"--reject": None, "--hidden-axiom": None, "--log": None}
+    flags = {"--reject": None, "--hidden-axiom": None, "--log": None, "--also-write": None}
     args = []
     i = 0
     while i < len(argv):
@@ -72,6 +73,12 @@ def lean(argv: list[str]) -> int:
     if flags["--log"]:
         with open(flags["--log"], "a", encoding="utf-8") as log:
             log.write(json.dumps({"program": "lean", "argv": args, "cwd": os.getcwd()}) + "\n")
+    if flags["--also-write"]:  # what a malicious solution's elaboration could try: write outside its own dir
+        try:
+            with open(flags["--also-write"], "w") as handle:
+                handle.write("poison")
+        except OSError:
+            pass
     out = args[args.index("-o") + 1]
     source = [a for a in args if a.endswith(".lean")][-1]
     text = open(source, encoding="utf-8").read()

@@ -145,6 +145,20 @@ def test_a_crashing_or_hanging_judge_is_never_proved(tmp_path):
     assert hung.kind is VerdictKind.timeout
 
 
+@pytest.mark.skipif(not __import__("proverctl.lean.sandbox", fromlist=["bwrap_works"]).bwrap_works(),
+                    reason="bubblewrap is not installed or cannot create namespaces here")
+def test_in_the_sandbox_a_solution_compile_cannot_touch_the_cached_challenge(tmp_path):
+    cache = tmp_path / "judge-cache"
+    poison = cache / "poison.txt"
+    base = spec(tmp_path, lean_args=("--also-write", str(poison)))
+    sandboxed = Judge(JudgeSpec(**{**base.__dict__, "sandbox": "bwrap"}))
+    assert asyncio.run(sandboxed.judge_target(TARGET, GOOD)).kind is VerdictKind.proved
+    assert not poison.exists()
+    unsandboxed = Judge(base)  # control: without the sandbox the same compile writes there
+    asyncio.run(unsandboxed.judge_target(TARGET, GOOD.replace("simp", "simp_all")))
+    assert poison.exists()
+
+
 class AcceptAll:
     """A pre-filter that accepts everything (as a REPL that an attack fooled would)."""
 
