@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Output tokens/s through proverctl's client for 1 and 64 concurrent requests.
+"""Output tokens/s through proverctl's client for 1 and 64 concurrent requests (the median of
+`--repeats` bursts after a warm-up, not one burst).
 
 Engines: `--engine transformers` (starts `transformers serve`, with and without continuous batching
 unless --cb is given), `--engine vllm` (starts `vllm serve`; where vLLM is installed), or `--endpoint
@@ -50,19 +51,24 @@ def build_model(shape: str, directory: Path, dtype: str) -> None:
     model.save_pretrained(directory)
 
 
-async def measure(url: str, model_id: str, concurrency: int, max_tokens: int) -> tuple[float, int, float]:
+async def measure(url: str, model_id: str, concurrency: int, max_tokens: int, repeats: int = 3) -> tuple[float, int, float]:
+    """Median over `repeats` bursts (after a warm-up) of output tokens/s for `concurrency` requests at once:
+    (tokens/s, tokens, wall s) of the median burst."""
     from proverctl.inference.client import GenerationClient
     from proverctl.prompts.formats import Prompt
 
     prompt = Prompt("deepseek-v2", "cot", messages=[{"role": "user", "content": "Complete the following Lean 4 code: theorem t"}],
                     sampling={"temperature": 1.0, "top_p": 0.95, "max_tokens": max_tokens})
+    bursts = []
     async with GenerationClient(url, model_id, concurrency=max(concurrency, 1)) as client:
-        await client._one_call(prompt, 1, 0)  # warm-up
-        start = time.perf_counter()
-        results = await asyncio.gather(*(client._one_call(prompt, 1, i) for i in range(concurrency)))
-        wall = time.perf_counter() - start
-    tokens = sum(r[0].completion_tokens or 0 for r in results)
-    return tokens / wall, tokens, wall
+        await client.complete(prompt, 0)  # warm-up
+        for repeat in range(repeats):
+            start = time.perf_counter()
+            results = await asyncio.gather(*(client.complete(prompt, 1000 * repeat + i) for i in range(concurrency)))
+            wall = time.perf_counter() - start
+            tokens = sum(r.completion_tokens or 0 for r in results)
+            bursts.append((tokens / wall, tokens, wall))
+    return sorted(bursts)[len(bursts) // 2]
 
 
 def serve_and_measure(engine: str, model_dir: Path, args, cb: bool) -> list[str]:
@@ -81,7 +87,7 @@ def serve_and_measure(engine: str, model_dir: Path, args, cb: bool) -> list[str]
     try:
         sessions.wait_ready(record, proc, 1800)
         for concurrency in args.concurrency:
-            rate, tokens, wall = asyncio.run(measure(record.url, model_id, concurrency, args.max_tokens))
+            rate, tokens, wall = asyncio.run(measure(record.url, model_id, concurrency, args.max_tokens, args.repeats))
             label = f"{engine}{' +cb' if cb else ''}"
             rows.append(f"{label:18} {concurrency:5} {tokens:8} {wall:8.2f} {rate:10.1f}")
     finally:
@@ -124,11 +130,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--in-process", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3, help="bursts per concurrency; the median is printed")
     args = parser.parse_args()
     print(f"{'engine':18} {'conc':>5} {'tokens':>8} {'wall s':>8} {'tok/s':>10}")
     if args.endpoint:
         for concurrency in args.concurrency:
-            rate, tokens, wall = asyncio.run(measure(args.endpoint, args.served_model, concurrency, args.max_tokens))
+            rate, tokens, wall = asyncio.run(measure(args.endpoint, args.served_model, concurrency, args.max_tokens, args.repeats))
             print(f"{'endpoint':18} {concurrency:5} {tokens:8} {wall:8.2f} {rate:10.1f}")
         return
     with tempfile.TemporaryDirectory() as tmp:
