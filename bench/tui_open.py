@@ -72,12 +72,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", type=int, default=1000)
     parser.add_argument("--attempts", type=int, default=100)
+    parser.add_argument("--realistic", action="store_true", help="15 KB outputs and 2.7 KB code per attempt (a ~1.8 GB store)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "attempts.sqlite3"
         t = time.perf_counter()
-        build(path, attempts_per_target=args.attempts, targets=args.targets).close()
+        build(path, attempts_per_target=args.attempts, targets=args.targets, realistic=args.realistic).close()
+        print(f"store size {path.stat().st_size / 2**20:.0f} MiB")
         print(f"built a store of {args.targets * args.attempts} attempts in {time.perf_counter() - t:.1f} s")
+        import subprocess
+
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import proverctl.tui.app, proverctl.tui.screens"], check=True, cwd=ROOT)
+        print(f"{'imports in a fresh process (textual and the TUI, s)':52} {time.perf_counter() - start:7.3f}")
         for name, seconds in asyncio.run(measure(path, args.targets, args.attempts)).items():
             print(f"{name:52} {seconds:7.3f}")
     print("targets: runs screen < 1 s, a run's target list < 1 s, idle CPU < 5 %, key latency < 0.1 s")

@@ -17,8 +17,12 @@ RAW = "### Proof plan\nCompute both sides.\n\n### Complete Lean 4 Proof\n\n```le
 FIXED_TIME = 1795800000.0
 
 
-def build(path: Path, *, attempts_per_target: int = 4, targets: int = 2, extra_runs: int = 0) -> Store:
+def build(path: Path, *, attempts_per_target: int = 4, targets: int = 2, extra_runs: int = 0, realistic: bool = False) -> Store:
+    """With `realistic`, each attempt carries a 15 KB raw output and 2.7 KB of code (what a CoT prover's
+    attempts weigh), for benches; the tests use the short rows."""
     store = Store(path)
+    padding = ("We expand both sides and compare. " * 500)[:15000] if realistic else ""
+    code_padding = "".join(f"  -- step {i}\n" for i in range(200))[:2600] if realistic else ""
     run_id = store.create_run(kind="prove", command="proverctl prove examples/Algebra.lean", input="examples/Algebra.lean",
                               model="deepseek-prover-v2-7b", revision=None, engine="vllm", endpoint=None, lean_profile="deepseek-v2",
                               settings={"k": attempts_per_target})
@@ -31,7 +35,7 @@ def build(path: Path, *, attempts_per_target: int = 4, targets: int = 2, extra_r
         for target_id, row in zip(ids, rows):
             for sample in range(attempts_per_target):
                 verdict = verdicts[sample % 4] if row["name"] == "mathd_algebra_10" else "rejected"
-                code = GOOD if verdict == "proved" else BAD
+                code = (GOOD if verdict == "proved" else BAD) + code_padding
                 messages = [ERROR] if verdict == "rejected" else []
                 reasons = {"rejected": ["Lean error at line 3: linarith failed to find a contradiction"], "timeout": ["Lean did not finish: no answer within 60 s"],
                            "error": ["verifier error: the REPL exited (code 1): uncaught exception"], "proved": []}[verdict]
@@ -39,7 +43,7 @@ def build(path: Path, *, attempts_per_target: int = 4, targets: int = 2, extra_r
                     "INSERT INTO attempts (target_id, sample, round, prompt, raw_output, code, verdict, reasons, messages, prompt_tokens,"
                     " completion_tokens, gen_seconds, verify_seconds, created) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, 120, 480, 3.5, 1.25, ?)",
                     (target_id, sample, '{"family": "deepseek-v2", "mode": "cot", "sampling": {"temperature": 1.0, "top_p": 0.95}}',
-                     RAW.format(code=code), code, verdict, json.dumps(reasons), json.dumps(messages), FIXED_TIME))
+                     padding + RAW.format(code=code), code, verdict, json.dumps(reasons), json.dumps(messages), FIXED_TIME))
         for target_id, row in zip(ids, rows):
             proved = db.execute("SELECT id FROM attempts WHERE target_id = ? AND verdict = 'proved' ORDER BY id LIMIT 1", (target_id,)).fetchone()
             db.execute("UPDATE targets SET status = ?, proved_attempt = ?, seconds = 12.5 WHERE id = ?",
