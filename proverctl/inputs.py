@@ -65,6 +65,15 @@ def load_text(text: str, label: str, path: Path | None = None) -> InputFile:
     return InputFile(label, path, text, targets_in_text(text, label))
 
 
+def lean_files(directory: str) -> list[tuple[str, str]]:
+    """(label, text) of every .lean file under a folder (a Lake project's build dirs `.lake` excluded),
+    in path order; none is a usage error."""
+    files = sorted(p for p in Path(directory).rglob("*.lean") if ".lake" not in p.parts and "lake-packages" not in p.parts)
+    if not files:
+        raise UsageError(f"{directory} has no .lean files", hint="name a .lean file or a folder of them")
+    return [(str(file), _decode(_read(file), str(file))) for file in files]
+
+
 def load_inputs(name: str) -> list[InputFile]:
     """Parse the input; every problem here is a usage error (exit 2) raised before any work starts."""
     if name == "-":

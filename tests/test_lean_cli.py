@@ -278,3 +278,21 @@ def test_real_lean_checks_a_core_theorem(cli, tmp_path):
     result = cli("check", str(path), "--format", "json")
     statuses = {r["name"]: r["status"] for r in result.json()}
     assert statuses == {"two": "proved", "bad": "rejected"}
+
+
+def test_check_a_folder_gives_one_verdict_per_declaration_and_a_summary(cli, tmp_path, standin_repl):
+    project = tmp_path / "proj"
+    (project / "Proj" / "Sub").mkdir(parents=True)
+    (project / ".lake" / "packages").mkdir(parents=True)
+    (project / ".lake" / "packages" / "Dep.lean").write_text("theorem dep : True := by\n  sorry\n")  # build dirs are skipped
+    (project / "Proj" / "A.lean").write_text("theorem a : True := trivial\n\ntheorem b : True := by\n  sorry\n")
+    (project / "Proj" / "Sub" / "B.lean").write_text("theorem c : (2 : Nat) + 2 = 4 := by\n  decide\n")
+    (project / "Notes.lean").write_text("-- nothing to check here\n")
+    result = cli("check", str(project), "--format", "json")
+    assert result.exit_code == ExitCode.NOT_PROVED, result
+    rows = [(Path(r["file"]).name, r["name"], r["status"]) for r in result.json()]
+    assert rows == [("A.lean", "a", "proved"), ("A.lean", "b", "rejected"), ("B.lean", "c", "proved")]
+    assert "2 file(s), 3 declaration(s): 2 proved" in result.stderr
+    human = cli("check", str(project / "Proj" / "Sub"), "--format", "human")
+    assert human.exit_code == 0 and "B.lean:1  c  proved" in human.stdout
+    assert cli("check", str(tmp_path / "proj" / ".lake")).exit_code == ExitCode.USAGE  # nothing to check there

@@ -53,7 +53,7 @@ JudgeOpt = typer.Option(None, "--judge", help="kernel (the pinned judge, require
 
 
 def check_command(
-    file: str = typer.Argument(..., help="A .lean file, - for standard input, or OUTPUTS.jsonl of model outputs."),
+    file: str = typer.Argument(..., help="A .lean file, a folder of them (a Lake project), - for standard input, or OUTPUTS.jsonl of model outputs."),
     repl_command: Optional[str] = ReplCommandOpt,
     lean_project: Optional[str] = LeanProjectOpt,
     profile: Optional[str] = ProfileOpt,
@@ -68,7 +68,8 @@ def check_command(
     against: Optional[str] = typer.Option(None, "--against", help="A trusted challenge file: judge FILE's proofs of its sorried statements."),
     format: FormatOption = None,
 ) -> None:
-    """Verify with Lean: every declaration of a .lean file (a `sorry` means not proved), or every row
+    """Verify with Lean: every declaration of a .lean file or of every .lean file under a folder (a `sorry`
+    means not proved), or every row
     of an OUTPUTS.jsonl of generations made elsewhere (`{name, header?, formal_statement, output, family?}`:
     the proof is extracted, spliced onto the original statement and checked). The REPL pre-filter rejects
     what is certainly wrong; the kernel judge (SafeVerify, built by `lean setup`) gives every `proved`.
@@ -87,8 +88,13 @@ def check_command(
     from proverctl.verify.factory import VerifySpec
 
     fmt = resolve_format(format)
-    text, label = read_text(file)
     policy = Policy(allow_native_decide=allow_native_decide, allow_aux_lemmas=allow_aux)
+    if Path(file).is_dir():
+        if against is not None:
+            raise UsageError("--against judges one file", hint="give the solution file, not a folder")
+        return _check_dir(file, fmt, policy, {"repl_command": repl_command, "lean_project": lean_project, "lean_profile": profile,
+                                              "check_timeout": timeout, "workers": workers, "sandbox": sandbox, "judge": judge})
+    text, label = read_text(file)
     against_text = None
     if against is not None:
         if file.endswith(".jsonl"):
@@ -147,6 +153,73 @@ def check_command(
         console.print(table)
 
     emit(rows, fmt, human)
+    statuses = {r["status"] for r in rows}
+    if "error" in statuses:
+        raise typer.Exit(int(ExitCode.VERIFIER))
+    if statuses != {"proved"}:
+        raise typer.Exit(int(ExitCode.NOT_PROVED))
+
+
+def _check_dir(directory: str, fmt, policy, flags: dict) -> None:
+    """`check DIR`: every .lean file under the folder, one verdict per declaration, a summary line."""
+    import asyncio
+
+    from proverctl.inputs import lean_files
+    from proverctl.lean.source import Source
+    from proverctl.settings import Settings
+    from proverctl.verify.factory import VerifySpec
+    from proverctl.verify.files import check_file_judged
+
+    files = [(label, text) for label, text in lean_files(directory) if Source(text).declarations]
+    if not files:
+        raise UsageError(f"no declarations to check under {directory}", hint="give a folder of Lean files with theorems")
+    settings = Settings.load(flags)
+    spec = VerifySpec.from_settings(settings, policy=policy)
+
+    async def work(verification):
+        slots = asyncio.Semaphore(max(1, verification.pool.size if verification.pool else 1))
+
+        async def one(text: str):
+            async with slots:
+                return await check_file_judged(verification, text, policy=policy, timeout=settings.check_timeout)
+
+        return await asyncio.gather(*(one(text) for _, text in files))
+
+    per_file = run_verifier(spec, work, directory, jobs=len(files))
+    rows, entries = [], []
+    for (label, text), results in zip(files, per_file):
+        for r in results:
+            row = {"file": label, **r.as_dict()}
+            rows.append(row)
+            decl = r.declaration
+            entries.append({"file": label, "name": decl.full_name, "kind": decl.kind, "line": decl.line, "statement": decl.statement,
+                            "doc": decl.doc, "header": decl.source.header_for(decl), "code": decl.source.text[decl.full_start:decl.end],
+                            "verdict": row})
+    from proverctl.verify.record import record_check
+
+    run_id = record_check(directory, shlex.join(["proverctl"] + sys.argv[1:]), entries,
+                          {"lean_profile": settings.lean_profile, "timeout": settings.check_timeout,
+                           "policy": {"allow_native_decide": policy.allow_native_decide, "allow_aux_lemmas": policy.allow_aux_lemmas}})
+    counts = {status: sum(1 for r in rows if r["status"] == status) for status in ("proved", "rejected", "timeout", "error")}
+    kernel = sum(1 for r in rows if r.get("checked") == "kernel-checked")
+    summary = (f"{len(files)} file(s), {len(rows)} declaration(s): {counts['proved']} proved ({kernel} kernel-checked), "
+               f"{counts['rejected']} rejected, {counts['timeout']} timeout, {counts['error']} error"
+               + (f"; run {run_id}" if run_id is not None else ""))
+
+    def human(console):
+        from rich.markup import escape
+
+        colors = {"proved": "green", "rejected": "red", "timeout": "yellow", "error": "magenta"}
+        for r in rows:
+            reason = f"  {escape(r['reasons'][0])}" if r["reasons"] else ""
+            checked = f" ({r['checked']})" if r.get("checked") else ""
+            console.print(f"{escape(r['file'])}:{r['line']}  {escape(r['name'])}  [{colors[r['status']]}]{r['status']}[/]{checked}{reason}",
+                          highlight=False)
+        console.print(summary, highlight=False)
+
+    emit(rows, fmt, human)
+    if fmt != "human":
+        info(summary)
     statuses = {r["status"] for r in rows}
     if "error" in statuses:
         raise typer.Exit(int(ExitCode.VERIFIER))

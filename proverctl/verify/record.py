@@ -17,7 +17,7 @@ def record_check(label: str, command: str, entries: list[dict], settings: dict) 
         with Store(Paths.resolve().store_db) as store:
             run_id = store.create_run(kind="check", command=command, input=label, model=None, revision=None, engine=None,
                                       endpoint=None, lean_profile=settings.get("lean_profile"), settings=settings)
-            ids = store.add_targets(run_id, [{"file": label, "name": e["name"], "kind": e["kind"], "line": e["line"],
+            ids = store.add_targets(run_id, [{"file": e.get("file", label), "name": e["name"], "kind": e["kind"], "line": e["line"],
                                               "statement": e["statement"], "doc": e.get("doc"), "header": e.get("header", ""),
                                               "header_hash": header_hash(e.get("header", ""))} for e in entries])
             for target_id, e in zip(ids, entries):
