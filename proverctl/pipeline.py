@@ -64,6 +64,7 @@ class TargetState:
     first_start: float | None = None  # when its first sample started in this process
     last_end: float | None = None  # when its last sample (or its proof) finished
     generating: set[asyncio.Task] = field(default_factory=set)
+    started: int = 0  # samples started in this process
 
     def seconds(self) -> float:
         """Time spent on this target: earlier runs plus first start to last finish here."""
@@ -102,6 +103,12 @@ class Pipeline:
         self.waiting_checks = 0  # candidates waiting for a check slot
         self.max_waiting_checks = 0  # the most that ever waited (benches report it)
         self.dropped_checks = 0  # candidates dropped because their target was proved while they waited
+        self.checking = 0  # checks running now
+        self.attempts_done = 0  # attempts recorded by this pipeline
+        self.feedback_attempts = 0  # of which error-feedback rounds
+        self.cancelled = 0  # generations cancelled by early stop
+        self.completion_tokens = 0  # tokens the engine reported for this pipeline's completions
+        self.started_at = time.monotonic()
         self._wake = asyncio.Event()
 
     def _seed(self, sample: int, round_index: int) -> int | None:
@@ -125,6 +132,7 @@ class Pipeline:
                 state, sample = pending
                 if not (state.proved and not self.options.all_samples):
                     self.generating += 1  # counted from now: the chain's first generation holds it
+                    state.started += 1
                     task = asyncio.create_task(self._counted_chain(state, sample))
                     self._chains.add(task)
                 pending = next(work, None)
@@ -164,6 +172,23 @@ class Pipeline:
         return (self.generating < self.options.generation_concurrency
                 and self.waiting_checks < self.options.backlog_factor * self.check_concurrency)
 
+    def snapshot(self) -> dict:
+        """Where the run stands, for a progress display (read from any thread; numbers only)."""
+        states = list(self.states.values())
+        unproved = [st for st in states if not st.proved]
+        budget_left = sum(max(0, self.options.k - len({s for s, _ in st.done}) - st.started) for st in unproved) \
+            if not self.stopped else 0
+        elapsed = time.monotonic() - self.started_at
+        busiest = sorted((st for st in states if st.generating or (not st.proved and st.started)), key=lambda st: -len(st.generating))
+        return {
+            "targets": len(states), "proved": sum(st.proved for st in states), "samples_done": self.attempts_done - self.feedback_attempts,
+            "rounds_done": self.feedback_attempts, "in_flight": self.generating, "checking": self.checking,
+            "waiting_checks": self.waiting_checks, "cancelled": self.cancelled, "budget_left": budget_left,
+            "tokens": self.completion_tokens, "elapsed": elapsed,
+            "targets_shown": [(st.target.display_name, len(st.generating), st.attempts, st.proved) for st in busiest[:8]],
+            "targets_more": max(0, len(busiest) - 8),
+        }
+
     def stop(self) -> None:
         """Ctrl-C: stop sampling; chains in flight are cancelled (nothing half-written is stored)."""
         self.stopped = True
@@ -183,6 +208,7 @@ class Pipeline:
                 return await request
             except asyncio.CancelledError:
                 if state.proved and not self.stopped:
+                    self.cancelled += 1
                     return None  # early stop cancelled this request, not Ctrl-C
                 raise
             finally:
@@ -201,7 +227,11 @@ class Pipeline:
             if state.proved and not self.options.all_samples:
                 self.dropped_checks += 1
                 return None
-            return await self.verifier.verify(state.target, code)
+            self.checking += 1
+            try:
+                return await self.verifier.verify(state.target, code)
+            finally:
+                self.checking -= 1
         finally:
             self._verify_slots.release()
 
@@ -222,6 +252,9 @@ class Pipeline:
         )
         state.attempts += 1
         state.last_end = time.monotonic()
+        self.attempts_done += 1
+        self.feedback_attempts += round_index > 0
+        self.completion_tokens += (completion.completion_tokens or 0) if completion else 0
         self.on_event(Event("attempt", state.id, state.target, sample, round_index, verdict))
 
     async def _counted_chain(self, state: TargetState, sample: int) -> None:

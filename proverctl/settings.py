@@ -84,6 +84,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("repl_max_uses", 200, _positive_int, "checks one REPL serves before it is recycled"),
     SettingSpec("generation_concurrency", 64, _positive_int, "generation requests in flight at once, all targets together"),
     SettingSpec("check_concurrency", None, _positive_int, "Lean checks at once (default: the REPL workers / Ray actors)"),
+    SettingSpec("progress_interval", 30.0, _positive_float,
+                "seconds between plain progress lines when stderr is not a terminal (CI, nohup)"),
     SettingSpec("request_timeout", 3600.0, _positive_float, "seconds to wait for one generation request"),
     SettingSpec("sandbox", "auto", _choice("auto", "bwrap", "none"), "run REPLs in bubblewrap: auto (when it works), bwrap, none"),
     SettingSpec("repl_gc", False, _bool, 'send "gc": true with each check (only for REPL builds that support it)'),

@@ -42,6 +42,8 @@ def test_bench_minif2f_revised_reports_pass_at_k(cli, standin_repl):
     assert data["problems"] == 6 and data["solved"] == expected_solved
     assert data["pass_at_k"] == pytest.approx(100 * expected_solved / 6, abs=0.01)
     assert data["k"] == 2 and data["published"] is None  # the paper reports pass@32, not pass@2
+    total = len(load_rows("minif2f-revised", "test", None)[1])
+    assert data["subset"] == f"first 6 of {total} problems"  # --limit: labelled, not comparable with a published figure
     assert data["model"] == "deepseek-prover-v2-7b" and data["lean_profile"] == "deepseek-v2"
     runs = cli("runs", "--format", "json").json()
     assert runs[0]["kind"] == "bench" and runs[0]["n_targets"] == 6

@@ -425,3 +425,58 @@ def test_ctrl_c_during_in_place_writes_what_is_proved(tmp_path, standin_repl, he
     text = path.read_text()
     assert "field_simp" in text and text.count("sorry") == 1  # the proved target is written, the other left as it was
     assert f"wrote {path}" in err and (tmp_path / "Problems.lean.run1.bak").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Watching a run
+
+
+def test_summary_line_says_what_is_known_and_no_eta_before_a_rate():
+    from proverctl.cli.prove import summary_line
+
+    snapshot = {"targets": 40, "proved": 3, "samples_done": 5, "rounds_done": 0, "in_flight": 64, "checking": 2, "waiting_checks": 1,
+                "cancelled": 4, "budget_left": 1200, "tokens": 0, "elapsed": 12.0, "targets_shown": [], "targets_more": 0}
+    early = summary_line(snapshot)
+    assert "3/40 targets proved" in early and "64 in flight" in early and "4 cancelled" in early and "ETA" not in early
+    later = summary_line({**snapshot, "samples_done": 100, "tokens": 450_000, "elapsed": 100.0, "rounds_done": 7})
+    assert "ETA <= 21m04s" in later and "4,500 tok/s" in later and "7 feedback rounds" in later
+
+
+def test_a_plain_progress_line_when_stderr_is_not_a_terminal(cli, tmp_path, standin_repl, monkeypatch):
+    monkeypatch.setenv("PROVERCTL_PROGRESS_INTERVAL", "0.2")
+    dataset = tmp_path / "mini.jsonl"
+    dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
+    with OpenAIStub(answer=lambda body, i: "no proof", delay=0.4) as stub:
+        result = cli("prove", str(dataset), "--endpoint", stub.url, "--k", "2", "--format", "json")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert lines and "targets proved" in lines[-1] and "samples" in lines[-1]
+
+
+def test_the_live_display_on_a_real_terminal(tmp_path, standin_repl, hermetic):
+    """In a pseudo-terminal the summary line is drawn (and redrawn) while the run goes on."""
+    import pty
+    import select
+
+    dataset = tmp_path / "mini.jsonl"
+    dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
+    with OpenAIStub(answer=lambda body, i: "no proof", delay=0.3) as stub:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: proverctl on the terminal
+            os.execv(sys.executable, [sys.executable, "-m", "proverctl", "prove", str(dataset), "--endpoint", stub.url, "--k", "3",
+                                      "--format", "human"])
+        output = b""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+        os.waitpid(pid, 0)
+    text = output.decode("utf-8", "replace")
+    assert "targets proved" in text and "in flight" in text and "elapsed" in text
+    assert "0/3 proved" in text or "not-proved" in text  # the final table follows

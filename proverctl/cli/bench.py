@@ -53,7 +53,9 @@ def bench_command(
                            workers=workers, all_samples=n_samples > k, format="quiet", endpoint=endpoint, served_model=served_model,
                            judge=judge)
     job = ProveJob(request, kind="bench")
-    view = _View("quiet")
+    total = len(load_rows(name, split, None)[1])
+    subset = f"first {len(rows)} of {total} problems" if len(rows) < total else None
+    view = _View(fmt, job, subset=subset)
     try:
         result = job.run(view.event, handle_signals=True)
     finally:
@@ -73,11 +75,13 @@ def bench_command(
         "benchmark": bench.name, "split": chosen_split, "model": resolved.get("model"), "mode": mode, "k": k, "samples": n_samples,
         "problems": len(counts), "solved": solved, "pass_at_k": round(score, 2), "published": reference,
         "lean_profile": resolved.get("lean_profile"), "run": run_id, "kernel_checked": kernel,
+        "subset": subset,  # a --limit run: not comparable with the published figure (which is over all problems)
         "judge": (resolved.get("verifier") or {}).get("judge"),
     }
     emit(data, fmt, lambda c: c.print(
         f"{bench.name} {chosen_split}: pass@{k} = {score:.1f}% ({solved}/{len(counts)} solved, {n_samples} samples each)"
-        + (f"; published {reference:.1f}%" if reference is not None else "; no published figure for this model")
+        + (f"; published {reference:.1f}% over all {total} problems" + (f" (this is the {subset}: not comparable)" if subset else "")
+           if reference is not None else "; no published figure for this model")
         + f"; Lean profile {data['lean_profile']}; {kernel}/{solved} solved problems kernel-checked ({data['judge']}); run {run_id}",
         highlight=False))
 

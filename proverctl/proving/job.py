@@ -242,6 +242,12 @@ class ProveJob:
     # -----------------------------------------------------------------------------------------
     # Running
 
+    def snapshot(self) -> dict | None:
+        """The running pipeline's progress numbers (proverctl.pipeline.Pipeline.snapshot), or None
+        before sampling starts; safe to call from another thread."""
+        pipeline = self._pipeline
+        return pipeline.snapshot() if pipeline is not None else None
+
     def stop(self) -> None:
         """Stop sampling (Ctrl-C): chains in flight are cancelled; what is committed stays."""
         self._stopped = True
