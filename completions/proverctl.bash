@@ -12,7 +12,7 @@ _proverctl() {
     choices["@config --format"]="auto human json jsonl quiet"
     words["@doctor"]="--format --help --no-smoke"
     choices["@doctor --format"]="auto human json jsonl quiet"
-    words["@export"]="--format --help"
+    words["@export"]="--format --help --output"
     choices["@export --format"]="auto human json jsonl quiet"
     words["@lean"]="setup --help"
     words["@lean setup"]="--dir --force --format --help --profile --skip-cache"

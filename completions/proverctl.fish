@@ -40,6 +40,7 @@ complete -c proverctl -n '__fish_seen_subcommand_from doctor' -l help
 complete -c proverctl -n '__fish_seen_subcommand_from doctor' -l no-smoke
 complete -c proverctl -n '__fish_seen_subcommand_from export' -l format -xa 'auto human json jsonl quiet'
 complete -c proverctl -n '__fish_seen_subcommand_from export' -l help
+complete -c proverctl -n '__fish_seen_subcommand_from export' -l output
 complete -c proverctl -n '__fish_seen_subcommand_from lean; and not __fish_seen_subcommand_from setup' -a 'setup'
 complete -c proverctl -n '__fish_seen_subcommand_from lean' -l help
 complete -c proverctl -n '__fish_seen_subcommand_from lean; and __fish_seen_subcommand_from setup' -l dir

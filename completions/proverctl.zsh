@@ -13,7 +13,7 @@ _proverctl() {
     cmdchoices['@config --format']="auto human json jsonl quiet"
     cmdwords['@doctor']="--format --help --no-smoke"
     cmdchoices['@doctor --format']="auto human json jsonl quiet"
-    cmdwords['@export']="--format --help"
+    cmdwords['@export']="--format --help --output"
     cmdchoices['@export --format']="auto human json jsonl quiet"
     cmdwords['@lean']="setup --help"
     cmdwords['@lean setup']="--dir --force --format --help --profile --skip-cache"

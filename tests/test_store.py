@@ -235,3 +235,18 @@ def test_runs_without_a_store_is_an_empty_list_and_a_bad_busy_timeout_is_one_lin
     bad = cli("prove", "-", "--k", "1", input="theorem t : True := by\n  sorry\n")
     assert bad.exit_code == 2 and "bad value 'abc' for PROVERCTL_STORE_BUSY_TIMEOUT" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_export_to_a_file_and_show_without_padding_in_a_pipe(cli, hermetic, tmp_path):
+    with Store(hermetic / "proverctl" / "data" / "attempts.sqlite3") as store:
+        run_id = new_run(store)
+        (target_id,) = store.add_targets(run_id, [TARGET])
+        store.add_attempt(AttemptRow(target_id, 0, 0, {"p": 1}, "out", "theorem t : True := by\n  trivial", "proved", [], []),
+                          proved=True)
+    out = tmp_path / "runs" / "run.jsonl"
+    result = cli("export", str(run_id), "-o", str(out))
+    assert result.exit_code == 0 and result.stdout == "" and f"wrote {out}" in result.stderr
+    assert json.loads(out.read_text())["code"].startswith("theorem t")
+    shown = cli("show", "a1", "--format", "human").stdout
+    assert "   1 theorem t : True := by\n   2   trivial\n" in shown
+    assert max(len(line) for line in shown.splitlines()) < 200  # no line padded to the console's width

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import sys
+from pathlib import Path
+from typing import Optional
 
 import typer
 
-from proverctl.cli._output import FormatOption, emit, resolve_format
+from proverctl.cli._output import FormatOption, emit, info, resolve_format
 from proverctl.errors import UsageError
 
 
@@ -160,7 +162,11 @@ def _print_attempt(console, a: dict) -> None:
     for reason in a["reasons"]:
         console.print(f"  - {escape(reason)}")
     console.print("[bold]── checked code[/]")
-    console.print(Syntax(a["code"] or "(no code extracted)", "lean", line_numbers=True, word_wrap=True))
+    code = a["code"] or "(no code extracted)"
+    if console.is_terminal:
+        console.print(Syntax(code, "lean", line_numbers=True, word_wrap=True))
+    else:  # piped: the code as it is, numbered, without padding every line to the console's width
+        console.file.write("".join(f"{n:4} {line}\n" for n, line in enumerate(code.splitlines(), 1)))
     if a["messages"]:
         console.print("[bold]── Lean messages[/]")
         for m in a["messages"]:
@@ -169,14 +175,18 @@ def _print_attempt(console, a: dict) -> None:
     console.print(a["raw_output"] or "", markup=False, highlight=False)
 
 
-def export_command(run: int = typer.Argument(..., help="Run id."), format: FormatOption = None) -> None:
+def export_command(
+    run: int = typer.Argument(..., help="Run id."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    format: FormatOption = None,
+) -> None:
     """Every attempt of a run, one JSON object per line (prompt, raw output, code, verdict, judge, messages, ...).
 
     JSON lines by default, to a terminal or a pipe; `--format json` writes one JSON array; `--format quiet`
     writes nothing (the exit code says whether the run exists). The lines are built by SQLite from the
     stored JSON, streamed.
 
-    Example: proverctl export 3 > run3.jsonl
+    Examples: proverctl export 3 > run3.jsonl ; proverctl export 3 -o run3.jsonl
     """
     fmt = format.value if format is not None else "jsonl"
     with _store() as store:
@@ -184,15 +194,34 @@ def export_command(run: int = typer.Argument(..., help="Run id."), format: Forma
             raise UsageError(f"no run {run}", hint="`proverctl runs` lists them")
         if fmt == "quiet":
             return
-        write = sys.stdout.write
-        if fmt == "json":
-            write("[")
-            for index, line in enumerate(store.iter_attempt_lines(run)):
-                write(("\n" if not index else ",\n") + line)
-            write("\n]\n")
+        if output is None:
+            _write_export(store, run, fmt, sys.stdout)
             return
-        for line in store.iter_attempt_lines(run):
-            write(line + "\n")
+        import os
+        import tempfile
+
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                _write_export(store, run, fmt, handle)
+            os.replace(tmp, output)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    info(f"wrote {output}")
+
+
+def _write_export(store, run: int, fmt: str, handle) -> None:
+    write = handle.write
+    if fmt == "json":
+        write("[")
+        for index, line in enumerate(store.iter_attempt_lines(run)):
+            write(("\n" if not index else ",\n") + line)
+        write("\n]\n")
+        return
+    for line in store.iter_attempt_lines(run):
+        write(line + "\n")
 
 
 def register(app: typer.Typer) -> None:
