@@ -480,3 +480,16 @@ def test_the_live_display_on_a_real_terminal(tmp_path, standin_repl, hermetic):
     text = output.decode("utf-8", "replace")
     assert "targets proved" in text and "in flight" in text and "elapsed" in text
     assert "0/3 proved" in text or "not-proved" in text  # the final table follows
+
+
+def test_every_missing_piece_is_named_at_once(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no lake, no engine on PATH
+    from proverctl.inference import engines
+
+    for name in engines.names():
+        monkeypatch.setattr(engines.get(name), "executable", lambda: None)
+    result = cli("prove", str(problem_file(tmp_path)), "--model", "deepseek-prover-v2-7b")
+    assert result.exit_code == ExitCode.ENVIRONMENT
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert "is not pulled" in line and "engine is not installed" in line and "Lean workspace" in line
+    assert "proverctl doctor" in result.stderr

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from proverctl.errors import ExitCode, UsageError
+from proverctl.errors import EnvironmentMissing, ExitCode, UsageError
 from proverctl.inputs import InputFile
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Policy
@@ -187,17 +187,33 @@ class ProveJob:
         sampling.update({k: v for k, v in ((entry.sampling or {}) if entry else {}).items() if k in ("temperature", "top_p", "max_tokens")})
         sampling.update(request.sampling)
         spec = VerifySpec.from_settings(settings, policy=policy, lean_profile=lean_profile, verify_on=request.verify_on, dojo=request.dojo)
+        # Everything the run needs from this machine, checked together: one error names every missing piece.
+        missing: list[EnvironmentMissing] = []
         if endpoint is None and self._generator is None:
-            from proverctl.inference.sessions import find_session
+            from proverctl.inference import engines
+            from proverctl.inference.sessions import find_session, gpus
             from proverctl.models.hub import local_path
 
             session = find_session(ref)
             if session is None:
-                local_path(ref)  # the weights first: ModelNotPulled names `proverctl pull`
+                for check in (lambda: local_path(ref),  # the weights: ModelNotPulled names `proverctl pull`
+                              lambda: (engines.get(request.engine) if request.engine else engines.default(gpus())).require()):
+                    try:
+                        check()
+                    except EnvironmentMissing as exc:
+                        missing.append(exc)
         if self._verifier is None:
-            spec = spec.resolve()
-            for note in spec.notes:
-                notify(Notice("warning", note))
+            try:
+                spec = spec.resolve()
+                for note in spec.notes:
+                    notify(Notice("warning", note))
+            except EnvironmentMissing as exc:
+                missing.append(exc)
+        if len(missing) == 1:
+            raise missing[0]
+        if missing:
+            raise EnvironmentMissing("missing: " + "; ".join(f"{exc.message} ({exc.hint})" if exc.hint else exc.message for exc in missing),
+                                     hint="`proverctl doctor` lists what this machine lacks and how to fix each")
         if request.endpoint:  # what the endpoint really serves: its catalog alias, else the id it lists
             model_label = entry.alias if entry is not None else endpoint.model_id
         else:
