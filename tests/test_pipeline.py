@@ -105,36 +105,6 @@ def test_all_keeps_sampling_after_a_proof(store):
     assert store.target(items[0][0])["proved_attempt"] == min(a["id"] for a in attempts)
 
 
-def test_a_candidate_waiting_for_a_check_is_skipped_once_the_target_is_proved(store):
-    release = asyncio.Event()
-
-    class SlowFirst(FakeVerifier):
-        async def verify(self, target, code):
-            if not self.checked:
-                self.checked.append(code)
-                await release.wait()
-                return Verdict(VerdictKind.proved, [], [], [], 0.0)
-            return await super().verify(target, code)
-
-    async def go():
-        verifier = SlowFirst()
-        gen = FakeGenerator(lambda prompt, seed: answer(A))
-        items = add(store, A)
-        options = replace(ProveOptions(k=3), check_concurrency=1)
-        task = asyncio.ensure_future(Pipeline(store, gen, verifier, options).run(items))
-        while len(gen.calls) < 3:
-            await asyncio.sleep(0)
-        for _ in range(20):
-            await asyncio.sleep(0)  # every sample has its candidate; two wait for the one check slot
-        release.set()
-        await task
-        return verifier
-
-    verifier = asyncio.run(go())
-    assert len(verifier.checked) == 1  # the waiting candidates were never checked
-    assert len(store.attempts(1)) == 1
-
-
 def test_feedback_rounds_carry_the_failed_attempt(store):
     def script(prompt, seed):
         return answer(A, "simp" if len(prompt.messages) > 1 else "omega")

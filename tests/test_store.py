@@ -28,6 +28,16 @@ def columns(path, table: str) -> set[str]:
         db.close()
 
 
+def old_store(path, versions: int) -> sqlite3.Connection:
+    """A store file as a release that knew only the first `versions` migrations left it (open connection)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
+    for version, migration in enumerate(MIGRATIONS[:versions], 1):
+        migration(db)
+        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+    return db
+
+
 def test_a_blank_file_gets_every_migration(tmp_path):
     with Store(tmp_path / "s.db") as store:
         assert store.schema_version == len(MIGRATIONS) == 5
@@ -39,11 +49,7 @@ def test_a_blank_file_gets_every_migration(tmp_path):
 
 def test_the_previous_schema_migrates_and_keeps_its_rows(tmp_path):
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
-    for version, migration in enumerate(MIGRATIONS[:2], 1):  # the schema of the release before requests were stored
-        migration(db)
-        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+    db = old_store(path, 2)  # the schema of the release before requests were stored
     db.execute("INSERT INTO runs (started, command, input, settings) VALUES (1, 'proverctl prove F.lean', 'F.lean', ?)",
                (json.dumps({"k": 4, "mode": "non-cot", "rounds": 1, "all": False, "seed": 3, "allow_aux": False, "timeout": 30}),))
     db.execute("INSERT INTO targets (run_id, ordinal, file, statement, header, header_hash) VALUES (1, 0, 'F.lean', 's', '', 'h')")
@@ -68,11 +74,7 @@ def test_a_newer_schema_and_a_read_only_store_needing_migration_are_refused(tmp_
     with pytest.raises(StoreError, match="written by a newer proverctl"):
         Store(path)
     old = tmp_path / "old.db"
-    db = sqlite3.connect(old, isolation_level=None)
-    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
-    MIGRATIONS[0](db)
-    db.execute("INSERT INTO schema_migrations VALUES (1, 0)")
-    db.close()
+    old_store(old, 1).close()
     monkeypatch.setattr("proverctl.store.db.os.access", lambda path, mode: False)  # a file this user may not write
     with pytest.raises(StoreError, match="needs a migration"):
         Store(old, readonly=True)
@@ -182,11 +184,7 @@ def test_prompts_are_stored_once_per_target_and_read_back_with_each_attempt(tmp_
 
 def test_schema_4_prompts_move_to_the_prompts_table(tmp_path):
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
-    for version, migration in enumerate(MIGRATIONS[:4], 1):
-        migration(db)
-        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+    db = old_store(path, 4)
     db.execute("INSERT INTO runs (started, command, input) VALUES (1, 'c', 'F.lean')")
     db.execute("INSERT INTO targets (run_id, ordinal, file, statement, header, header_hash) VALUES (1, 0, 'F.lean', 's', '', 'h')")
     for sample in range(3):
@@ -217,11 +215,7 @@ def test_export_writes_json_lines_by_default_an_array_when_asked_and_nothing_whe
 
 def test_a_reader_after_an_upgrade_migrates_a_writable_store(tmp_path):
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
-    MIGRATIONS[0](db)
-    db.execute("INSERT INTO schema_migrations VALUES (1, 0)")
-    db.close()
+    old_store(path, 1).close()
     with Store(path, readonly=True) as store:  # `runs`, `show`, the TUI: they only read
         assert store.schema_version == len(MIGRATIONS)
 
