@@ -31,6 +31,7 @@ from proverctl.lean.verdict import Verdict, VerdictKind  # noqa: E402
 from proverctl.pipeline import Pipeline, ProveOptions  # noqa: E402
 from proverctl.store.db import Store  # noqa: E402
 
+WAITING: dict[int, int] = {}  # workers -> the most candidates that waited for a check in any run
 ANSWER = "```lean4\ntheorem t{n} : True := by\n  trivial\n```"
 
 
@@ -76,9 +77,10 @@ def run_once(targets: int, k: int, gen: float, verify: float, workers: int, infl
             pipeline = Pipeline(store, SlowGenerator(gen), SlowVerifier(verify, workers), options)
             start = time.perf_counter()
             await pipeline.run(list(zip(ids, items_t)))
-            return time.perf_counter() - start
+            return time.perf_counter() - start, pipeline.max_waiting_checks
 
-        wall = asyncio.run(main())
+        wall, waiting = asyncio.run(main())
+        WAITING[workers] = max(WAITING.get(workers, 0), waiting)
         attempts = store.db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
         store.close()
     assert attempts == targets * k
@@ -107,6 +109,9 @@ def main() -> None:
             best = max(gen_alone, verify_alone)
             print(f"{workers:>7} {wall:8.2f} {best:8.2f} {gen_alone + verify_alone:8.2f} {wall / best:9.3f}")
     print("goal: wall/max <= 1.1")
+    for workers in args.workers:
+        print(f"backpressure, {workers} workers: at most {WAITING[workers]} candidates waited for a check "
+              f"(cap {2 * workers} + what was generating when it was reached; {n} candidates in all)")
     print("checks/s against workers (instant generation, 100 ms checks, 640 samples; ideal = workers x 10):")
     for workers in (8, 16, 32, 64):
         wall = run_once(80, 8, 0.0, 0.1, workers, 256)
