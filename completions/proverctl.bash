@@ -49,7 +49,7 @@ _proverctl() {
     choices["@rm --format"]="auto human json jsonl quiet"
     words["@runs"]="--format --help --limit"
     choices["@runs --format"]="auto human json jsonl quiet"
-    words["@serve"]="--detach --device --engine --format --gpu-memory-utilization --help --host --max-model-len --port --tensor-parallel-size --timeout"
+    words["@serve"]="--detach --device --engine --format --gpu-memory-utilization --help --host --max-model-len --name --port --tensor-parallel-size --timeout"
     modelarg["@serve"]=1
     choices["@serve --format"]="auto human json jsonl quiet"
     words["@show"]="--format --help"

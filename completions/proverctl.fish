@@ -139,6 +139,7 @@ complete -c proverctl -n '__fish_seen_subcommand_from serve' -l gpu-memory-utili
 complete -c proverctl -n '__fish_seen_subcommand_from serve' -l help
 complete -c proverctl -n '__fish_seen_subcommand_from serve' -l host
 complete -c proverctl -n '__fish_seen_subcommand_from serve' -l max-model-len
+complete -c proverctl -n '__fish_seen_subcommand_from serve' -l name
 complete -c proverctl -n '__fish_seen_subcommand_from serve' -l port
 complete -c proverctl -n '__fish_seen_subcommand_from serve' -l tensor-parallel-size
 complete -c proverctl -n '__fish_seen_subcommand_from serve' -l timeout

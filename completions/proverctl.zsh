@@ -50,7 +50,7 @@ _proverctl() {
     cmdchoices['@rm --format']="auto human json jsonl quiet"
     cmdwords['@runs']="--format --help --limit"
     cmdchoices['@runs --format']="auto human json jsonl quiet"
-    cmdwords['@serve']="--detach --device --engine --format --gpu-memory-utilization --help --host --max-model-len --port --tensor-parallel-size --timeout"
+    cmdwords['@serve']="--detach --device --engine --format --gpu-memory-utilization --help --host --max-model-len --name --port --tensor-parallel-size --timeout"
     cmdmodel['@serve']=1
     cmdchoices['@serve --format']="auto human json jsonl quiet"
     cmdwords['@show']="--format --help"

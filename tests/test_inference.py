@@ -165,3 +165,38 @@ def test_stop_needs_a_name_and_unknown_names_fail(cli):
     result = cli("stop", "nothing")
     assert result.exit_code == ExitCode.USAGE and "no session named 'nothing'" in result.stderr
     assert cli("ps", "--format", "json").json() == []
+
+
+def test_serving_a_model_already_served_reuses_the_session(cli, monkeypatch):
+    from proverctl.inference import sessions
+
+    live = sessions.SessionRecord("deepseek-prover-v2-7b", "deepseek-prover-v2-7b", "deepseek-prover-v2-7b", "/snap", "vllm",
+                                  "127.0.0.1", 8001, 4242, 0.0, "/tmp/log")
+    monkeypatch.setattr(sessions, "find_session", lambda ref, paths=None: live)
+
+    def never(*args, **kwargs):
+        raise AssertionError("a second server was started")
+
+    monkeypatch.setattr(sessions, "launch", never)
+    result = cli("serve", "deepseek-prover-v2-7b", "--detach", "--format", "json")
+    assert result.exit_code == 0 and result.json()["name"] == "deepseek-prover-v2-7b" and result.json()["pid"] == 4242
+    assert "already served by session deepseek-prover-v2-7b at http://127.0.0.1:8001/v1" in result.stderr
+    monkeypatch.setattr(sessions, "load_records", lambda paths: [live])
+    taken = cli("serve", "deepseek-prover-v2-7b", "--name", "deepseek-prover-v2-7b")
+    assert taken.exit_code == ExitCode.USAGE and "already recorded" in taken.stderr
+
+
+def test_stop_says_what_it_is_doing(cli, hermetic):
+    import subprocess
+    import time
+
+    from proverctl.inference import sessions
+    from proverctl.paths import Paths
+
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    record = sessions.SessionRecord("idle", "m", "m", "/snap", "transformers", "127.0.0.1", 9, proc.pid, time.time(), "/tmp/log")
+    sessions.save_record(record, Paths.resolve())
+    result = cli("stop", "idle", "--format", "json")
+    assert result.exit_code == 0 and result.json() == [{"name": "idle", "pid": proc.pid, "model": "m"}]
+    assert f"stopping idle (pid {proc.pid}, transformers on http://127.0.0.1:9/v1)" in result.stderr
+    assert proc.wait(timeout=15) is not None

@@ -24,12 +24,14 @@ def serve_command(
     device: Optional[str] = typer.Option(None, "--device", help="transformers: cpu, cuda:0, auto."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Start in the background and return once ready."),
     timeout: float = typer.Option(900.0, "--timeout", min=1.0, help="Seconds to wait for the server to list the model."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the session [default: the model's alias]; a new name starts a second one."),
     format: FormatOption = None,
 ) -> None:
     """Start a long-lived inference session (an OpenAI-compatible server) for a pulled model.
 
     Ready when GET /v1/models lists the model. In the foreground Ctrl-C stops it; with --detach it
-    keeps running until `proverctl stop`.
+    keeps running until `proverctl stop`. A model that is already served is not loaded again: the
+    live session is reused and said (`--name` starts a second one).
 
     Examples: proverctl serve deepseek-prover-v2-7b --detach ; proverctl serve ./my-model --engine transformers
     """
@@ -42,6 +44,15 @@ def serve_command(
     settings = Settings.load({"model": model})
     ref = parse_model_ref(settings.model)
     paths = Paths.resolve()
+    if name is None:
+        live = sessions.find_session(ref, paths)
+        if live is not None:
+            info(f"{ref.display} is already served by session {live.name} at {live.url} (model id {live.model_id}); reusing it "
+                 f"(`--name NAME` starts a second one)")
+            emit(live.as_dict("ready"), fmt, lambda c: c.print(f"session {live.name} ready at {live.url}", highlight=False))
+            return
+    elif any(r.name == name for r in sessions.load_records(paths)):
+        raise UsageError(f"a session named {name!r} is already recorded", hint="choose another --name, or see `proverctl ps`")
     status = None
     if stderr_is_tty():
         from rich.console import Console
@@ -56,7 +67,7 @@ def serve_command(
     try:
         record, proc = sessions.launch(
             ref, engine=engine, host=host, port=port, gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, device=device, timeout=timeout,
+            tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, device=device, timeout=timeout, name=name,
             on_started=started, on_tick=(lambda s: status.update(f"loading the model ({s:.0f} s)")) if status else None, paths=paths,
         )
     finally:
@@ -123,7 +134,9 @@ def stop_command(
 
     if not name and not all_sessions:
         raise UsageError("name a session to stop, or pass --all", hint="`proverctl ps` lists them")
-    stopped = stop_sessions(name, everything=all_sessions)
+    stopped = stop_sessions(name, everything=all_sessions,
+                            on_stopping=lambda r: info(f"stopping {r.name} (pid {r.pid}, {r.engine} on {r.url}): SIGTERM, then SIGKILL "
+                                                       "after 10 s ..."))
     rows = [{"name": r.name, "pid": r.pid, "model": r.model} for r in stopped]
     emit(rows, resolve_format(format), lambda c: c.print("\n".join(f"stopped {r['name']} (pid {r['pid']})" for r in rows) or "no sessions",
                                                          highlight=False))

@@ -320,8 +320,10 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
-def stop_sessions(selector: str | None, *, everything: bool = False, paths: Paths | None = None) -> list[SessionRecord]:
-    """Stop the session(s) named by `selector` (name, model, port or pid), or all of them."""
+def stop_sessions(selector: str | None, *, everything: bool = False, paths: Paths | None = None,
+                  on_stopping: Callable[[SessionRecord], None] | None = None) -> list[SessionRecord]:
+    """Stop the session(s) named by `selector` (name, model, port or pid), or all of them;
+    `on_stopping(record)` is told before each (a server can take seconds to let go of a GPU)."""
     paths = paths or Paths.resolve()
     records = load_records(paths)
     if everything:
@@ -332,6 +334,8 @@ def stop_sessions(selector: str | None, *, everything: bool = False, paths: Path
             names = ", ".join(r.name for r in records) or "none"
             raise UsageError(f"no session named {selector!r}", hint=f"running sessions: {names} (`proverctl ps`)")
     for record in chosen:
+        if on_stopping:
+            on_stopping(record)
         stop_process(record.pid)
         _record_file(paths, record.name).unlink(missing_ok=True)
     return chosen
@@ -348,6 +352,7 @@ def launch(
     max_model_len: int | None = None,
     device: str | None = None,
     timeout: float = 900.0,
+    name: str | None = None,
     on_started: Callable[[SessionRecord], None] | None = None,
     on_tick: Callable[[float], None] | None = None,
     paths: Paths | None = None,
@@ -373,7 +378,7 @@ def launch(
     elif not port_free(host, port):
         raise UsageError(f"port {port} on {host} is in use", hint="choose another --port, or see `proverctl ps`")
     base = ref.entry.alias if ref.entry else model_dir.name
-    name = unique_name(base, paths)
+    name = name or unique_name(base, paths)
     options = engines.ServeOptions(host=host, port=port, gpu_memory_utilization=gpu_memory_utilization,
                                    tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, device=device)
     command = chosen.command(executable, model_dir, base, options)
