@@ -19,9 +19,10 @@ def snapshot_files(path: Path) -> set[str]:
 
 
 def test_pull_alias_downloads_only_inference_files(cli, hub):
-    result = cli("pull", "deepseek-prover-v2-7b", "--format", "human")
+    result = cli("pull", "deepseek-prover-v2-7b")  # no --format, stdout a pipe: as in $(proverctl pull ...)
     assert result.exit_code == 0, result
-    path = Path(result.stdout.strip().splitlines()[-1])
+    assert len(result.stdout.splitlines()) == 1  # only the snapshot path
+    path = Path(result.stdout.strip())
     assert path.is_dir() and path.name == hub.repos[REPO].commit
     assert snapshot_files(path) == WANTED
     for name in WANTED:

@@ -155,14 +155,18 @@ def show(
 def pull(name: str = NameArg, format: FormatOption = None) -> None:
     """Download a model's weights, configs and tokenizer into the Hugging Face cache (resumable).
 
-    Prints the local snapshot path last on stdout. Honours HF_HOME, HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE.
+    Prints only the local snapshot path on stdout (on a terminal and in `$(...)` alike; `--format json`
+    for the details). Honours HF_HOME, HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE.
 
     Examples: proverctl pull deepseek-prover-v2-7b ; proverctl pull deepseek-ai/DeepSeek-Prover-V2-7B@main
     """
     from proverctl.models.catalog import parse_model_ref
     from proverctl.models.hub import human_bytes, pull as do_pull
 
-    fmt = resolve_format(format, allow_jsonl=False)
+    from proverctl.settings import Settings
+
+    # The default output is the path, piped or not, so `$(proverctl pull M)` is the snapshot directory.
+    fmt = "human" if format is None and Settings.load().format == "auto" else resolve_format(format, allow_jsonl=False)
     ref = parse_model_ref(name)
     if ref.entry is not None and ref.entry.multi_gpu:
         info(f"note: {ref.entry.alias} needs several GPUs to serve (about {ref.entry.min_gpu_memory_gb} GB of GPU memory)")
