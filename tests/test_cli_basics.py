@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import re
 import sys
 from pathlib import Path
 
@@ -184,3 +185,37 @@ def test_readme_documents_every_env_var_and_exit_code():
         assert f"`{name}`" in readme, name
     for code in ExitCode:
         assert f"| {int(code)} |" in readme, code
+
+
+def test_tables_at_80_columns_never_cut_a_name(hermetic):
+    """On an 80-column terminal rich would cut long aliases to `deepse…`; name columns fold instead."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    from proverctl.models.catalog import load_catalog
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: an 80 x 24 terminal
+        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        os.environ.pop("COLUMNS", None)
+        os.execv(sys.executable, [sys.executable, "-m", "proverctl", "models", "catalog"])
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode("utf-8", "replace"))  # without the terminal's styling
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    # A folded alias continues on the next lines of its first column.
+    first_column = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
+    for entry in load_catalog():
+        assert entry.alias in first_column, entry.alias

@@ -55,6 +55,14 @@ def stderr() -> "Console":
     return Console(file=sys.stderr, soft_wrap=True)
 
 
+def columns(*names: str, keep: tuple[str, ...] = ()):
+    """Table columns; those in `keep` (names, ids, paths) fold onto a second line instead of being cut
+    with an ellipsis on a narrow terminal."""
+    from rich.table import Column
+
+    return [Column(name, overflow="fold") if name in keep else Column(name) for name in names]
+
+
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
 

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from proverctl.cli._output import FormatOption, emit, info, resolve_format, stderr_is_tty, warn
+from proverctl.cli._output import FormatOption, columns, emit, info, resolve_format, stderr_is_tty, warn
 from proverctl.errors import ExitCode, UsageError
 
 lean_app = typer.Typer(help="Lean workspaces: set up a pinned Lean + Mathlib + REPL.", no_args_is_help=True)
@@ -34,7 +34,7 @@ def targets_command(file: str = InputArg, format: FormatOption = None) -> None:
         if not rows:
             console.print(f"no targets in {label}: no declaration has `sorry` in its proof", highlight=False)
             return
-        table = Table("name", "kind", "line", "statement")
+        table = Table(*columns("name", "kind", "line", "statement", keep=("name",)))
         for r in rows:
             first = r["statement"].splitlines()[0] if r["statement"] else ""
             table.add_row(str(r["name"] or "(example)"), r["kind"], str(r["line"]), first)
@@ -145,7 +145,7 @@ def check_command(
     def human(console):
         from rich.table import Table
 
-        table = Table("declaration", "line", "status", "checked by", "reasons", "s")
+        table = Table(*columns("declaration", "line", "status", "checked by", "reasons", "s", keep=("declaration",)))
         colors = {"proved": "green", "rejected": "red", "timeout": "yellow", "error": "magenta"}
         for r in rows:
             table.add_row(r["name"], str(r["line"]), f"[{colors[r['status']]}]{r['status']}[/]", r.get("checked") or "",

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from proverctl.cli._output import FormatOption, emit, info, resolve_format, stderr_is_tty
+from proverctl.cli._output import FormatOption, columns, emit, info, resolve_format, stderr_is_tty
 from proverctl.errors import ExitCode, UsageError
 
 models_app = typer.Typer(help="The local model store: catalog, pull, list, show, rm, verify.", no_args_is_help=True)
@@ -34,7 +34,7 @@ def catalog(format: FormatOption = None) -> None:
     def human(console):
         from rich.table import Table
 
-        table = Table("alias", "repo", "family", "params (B)", "context", "disk (GB)", "lean profile", "license")
+        table = Table(*columns("alias", "repo", "family", "params (B)", "context", "disk (GB)", "lean profile", "license", keep=("alias", "repo", "family", "lean profile", "license")))
         for r in rows:
             table.add_row(
                 r["alias"], r["repo_id"], r["family"], _gb(r["parameters_b"]), _gb(r["context_length"]),
@@ -61,7 +61,7 @@ def list_models(format: FormatOption = None) -> None:
         if not rows:
             console.print("no models pulled yet; try `proverctl pull deepseek-prover-v2-7b`", highlight=False)
             return
-        table = Table("name", "revision", "refs", "size", "path")
+        table = Table(*columns("name", "revision", "refs", "size", "path", keep=("name", "path")))
         for r in rows:
             table.add_row(r["name"], r["revision"][:12], ",".join(r["refs"]), human_bytes(r["size_on_disk"]), r["path"])
         console.print(table)

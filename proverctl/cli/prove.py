@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from proverctl.cli._output import Format, emit, info, resolve_format, stderr_is_tty, warn
+from proverctl.cli._output import Format, columns, emit, info, resolve_format, stderr_is_tty, warn
 
 
 def prove_command(
@@ -123,7 +123,7 @@ def _report(result, fmt: str) -> None:
     def human(console):
         from rich.table import Table
 
-        table = Table("target", "status", "checked by", "attempts", "s", "file")
+        table = Table(*columns("target", "status", "checked by", "attempts", "s", "file", keep=("target", "file")))
         colors = {"proved": "green", "not-proved": "red", "interrupted": "yellow", "pending": "yellow"}
         for r in rows:
             checked = r.get("checked") or ""

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from proverctl.cli._output import FormatOption, emit, info, resolve_format
+from proverctl.cli._output import FormatOption, columns, emit, info, resolve_format
 from proverctl.errors import UsageError
 
 
@@ -42,7 +42,7 @@ def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many 
 
         from proverctl.store.db import local_time
 
-        table = Table("run", "started", "kind", "model", "input", "proved", "status")
+        table = Table(*columns("run", "started", "kind", "model", "input", "proved", "status", keep=("model", "input")))
         for r in rows:
             table.add_row(str(r["id"]), local_time(r["started"]), r["kind"], str(r["model"] or "-"), r["input"],
                           f"{r['n_proved']}/{r['n_targets']}", r["status"])

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from proverctl.cli._output import FormatOption, emit, info, resolve_format, stderr_is_tty
+from proverctl.cli._output import FormatOption, columns, emit, info, resolve_format, stderr_is_tty
 from proverctl.errors import EnvironmentMissing, UsageError
 
 
@@ -113,7 +113,7 @@ def ps_command(format: FormatOption = None) -> None:
         if not rows:
             console.print("no sessions; `proverctl serve MODEL --detach` starts one", highlight=False)
             return
-        table = Table("name", "model", "engine", "endpoint", "pid", "uptime", "status")
+        table = Table(*columns("name", "model", "engine", "endpoint", "pid", "uptime", "status", keep=("name", "model", "endpoint")))
         for r in rows:
             table.add_row(r["name"], r["model"], r["engine"], r["endpoint"], str(r["pid"]), f"{r['uptime_s']:.0f}s", r["status"])
         console.print(table)
