@@ -52,7 +52,7 @@ _proverctl() {
     words["@serve"]="--detach --device --engine --format --gpu-memory-utilization --help --host --max-model-len --name --port --tensor-parallel-size --timeout"
     modelarg["@serve"]=1
     choices["@serve --format"]="auto human json jsonl quiet"
-    words["@show"]="--format --help"
+    words["@show"]="--format --help --section"
     choices["@show --format"]="auto human json jsonl quiet"
     words["@stop"]="--all --format --help"
     modelarg["@stop"]=1

@@ -146,6 +146,7 @@ complete -c proverctl -n '__fish_seen_subcommand_from serve' -l timeout
 complete -c proverctl -n '__fish_seen_subcommand_from serve' -a 'deepseek-prover-v2-7b deepseek-prover-v2-671b deepseek-prover-v1.5-rl deepseek-prover-v1.5-sft kimina-prover-preview-distill-7b kimina-prover-preview-distill-1.5b kimina-prover-distill-8b goedel-prover-v2-8b goedel-prover-v2-32b'
 complete -c proverctl -n '__fish_seen_subcommand_from show' -l format -xa 'auto human json jsonl quiet'
 complete -c proverctl -n '__fish_seen_subcommand_from show' -l help
+complete -c proverctl -n '__fish_seen_subcommand_from show' -l section
 complete -c proverctl -n '__fish_seen_subcommand_from stop' -l all
 complete -c proverctl -n '__fish_seen_subcommand_from stop' -l format -xa 'auto human json jsonl quiet'
 complete -c proverctl -n '__fish_seen_subcommand_from stop' -l help

@@ -53,7 +53,7 @@ _proverctl() {
     cmdwords['@serve']="--detach --device --engine --format --gpu-memory-utilization --help --host --max-model-len --name --port --tensor-parallel-size --timeout"
     cmdmodel['@serve']=1
     cmdchoices['@serve --format']="auto human json jsonl quiet"
-    cmdwords['@show']="--format --help"
+    cmdwords['@show']="--format --help --section"
     cmdchoices['@show --format']="auto human json jsonl quiet"
     cmdwords['@stop']="--all --format --help"
     cmdmodel['@stop']=1

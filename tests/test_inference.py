@@ -196,6 +196,8 @@ def test_stop_says_what_it_is_doing(cli, hermetic):
     proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
     record = sessions.SessionRecord("idle", "m", "m", "/snap", "transformers", "127.0.0.1", 9, proc.pid, time.time(), "/tmp/log")
     sessions.save_record(record, Paths.resolve())
+    (row,) = cli("ps", "--format", "json").json()  # `sleep` answers no /v1/models: starting, with its memory
+    assert row["status"] == "starting" and row["device"] == "auto" and row["rss_mib"] > 0
     result = cli("stop", "idle", "--format", "json")
     assert result.exit_code == 0 and result.json() == [{"name": "idle", "pid": proc.pid, "model": "m"}]
     assert f"stopping idle (pid {proc.pid}, transformers on http://127.0.0.1:9/v1)" in result.stderr

@@ -181,7 +181,7 @@ def test_list_show_verify_rm(cli, hub):
     assert not Path(pulled["path"]).exists()
     assert cli("list", "--format", "json").json() == []
     again = cli("rm", "deepseek-prover-v2-7b", "--yes")
-    assert again.exit_code == 2 and "not in the local cache" in again.stderr
+    assert again.exit_code == 3 and "not in the local cache" in again.stderr  # as `models verify` says it
 
 
 def test_show_and_verify_of_unpulled_model(cli):

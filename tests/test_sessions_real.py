@@ -44,6 +44,7 @@ def test_serve_ps_generate_stop(cli, tiny_model):
     try:
         assert record["status"] == "ready" and record["host"] == "127.0.0.1"
         rows = cli("ps", "--format", "json").json()
+        assert rows[0]["device"] == "cpu" and rows[0]["rss_mib"] > 50  # the server's whole process tree
         assert [(r["name"], r["engine"], r["status"], r["pid"]) for r in rows] == [(tiny_model.name, "transformers", "ready", record["pid"])]
         pids = group_alive(record["pid"])
         assert pids

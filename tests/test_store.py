@@ -244,3 +244,19 @@ def test_export_to_a_file_and_show_without_padding_in_a_pipe(cli, hermetic, tmp_
     shown = cli("show", "a1", "--format", "human").stdout
     assert "   1 theorem t : True := by\n   2   trivial\n" in shown
     assert max(len(line) for line in shown.splitlines()) < 200  # no line padded to the console's width
+
+
+def test_show_one_section_of_an_attempt(cli, hermetic):
+    with Store(hermetic / "proverctl" / "data" / "attempts.sqlite3") as store:
+        run_id = new_run(store)
+        (target_id,) = store.add_targets(run_id, [TARGET])
+        store.add_attempt(AttemptRow(target_id, 0, 0, {"messages": [{"role": "user", "content": "Prove it."}]}, "Plan...\n```lean4\n...```",
+                                     "theorem t : True := by\n  trivial", "rejected", ["r"],
+                                     [{"severity": "error", "line": 2, "column": 2, "data": "unsolved goals"}]))
+    assert cli("show", "a1", "--section", "code").stdout == "theorem t : True := by\n  trivial\n"
+    assert cli("show", f"{run_id}/t/0", "--section", "messages").stdout == "error 2:2: unsolved goals\n"
+    assert cli("show", "a1", "--section", "raw").stdout.startswith("Plan...")
+    assert cli("show", "a1", "--section", "prompt").stdout == "[user]\nProve it.\n"
+    assert cli("show", "a1", "--section", "code", "--format", "json").json() == "theorem t : True := by\n  trivial"
+    assert cli("show", "a1", "--section", "diff").exit_code == 2
+    assert cli("show", str(run_id), "--section", "code").exit_code == 2

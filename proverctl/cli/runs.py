@@ -67,19 +67,36 @@ def _parse_ref(ref: str) -> tuple[str, dict]:
     return "sample", {"run": int(parts[0]), "target": parts[1], "sample": int(match.group(1)), "round": int(match.group(2) or 0)}
 
 
-def show_command(ref: str = typer.Argument(..., help="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND], or aATTEMPT_ID."), format: FormatOption = None) -> None:
+SECTIONS = ("code", "messages", "raw", "prompt")
+
+
+def show_command(
+    ref: str = typer.Argument(..., help="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND], or aATTEMPT_ID."),
+    section: Optional[str] = typer.Option(None, "--section", help="Of an attempt, only this: code, messages, raw or prompt."),
+    format: FormatOption = None,
+) -> None:
     """Show a run (its targets), a target (its attempts) or an attempt (prompt, raw output, code, verdict,
-    Lean messages, tokens, timings).
+    Lean messages, tokens, timings). `--section code` prints just the checked code (for pipes).
 
     Examples: proverctl show 3 ; proverctl show 3/mathd_algebra_10 ; proverctl show 3/mathd_algebra_10/5 ; proverctl show a42
     """
     kind, key = _parse_ref(ref)
     fmt = resolve_format(format, allow_jsonl=False)
+    if section is not None and section not in SECTIONS:
+        raise UsageError(f"unknown section {section!r}", hint=f"choose one of {', '.join(SECTIONS)}")
+    if section is not None and kind not in ("attempt", "sample"):
+        raise UsageError("--section shows part of one attempt", hint="name an attempt: aID or RUN/TARGET/SAMPLE")
+    if section is not None and format is None:
+        from proverctl.settings import Settings
+
+        fmt = "human" if Settings.load().format == "auto" else fmt  # the text itself, piped or not
     with _store() as store:
         if kind == "attempt":
             data = store.attempt(key["id"])
             if data is None:
                 raise UsageError(f"no attempt {key['id']}", hint="`proverctl show RUN/TARGET` lists attempts with their ids")
+            if section is not None:
+                return _print_section(data, section, fmt)
             return emit(data, fmt, lambda c: _print_attempt(c, data))
         run = store.run(key["run"])
         if run is None:
@@ -104,7 +121,27 @@ def show_command(ref: str = typer.Argument(..., help="RUN, RUN/TARGET, RUN/TARGE
         chosen = [a for a in attempts if a["sample"] == key["sample"] and a["round"] == key["round"]]
         if not chosen:
             raise UsageError(f"no sample {key['sample']}.{key['round']} for {key['target']}", hint=f"`proverctl show {key['run']}/{key['target']}`")
+        if section is not None:
+            return _print_section(chosen[0], section, fmt)
         emit(chosen[0], fmt, lambda c: _print_attempt(c, chosen[0]))
+
+
+def _print_section(attempt: dict, section: str, fmt: str) -> None:
+    """One part of an attempt, as it is: the text for people and pipes, the value for --format json."""
+    value = {"code": attempt["code"], "messages": attempt["messages"], "raw": attempt["raw_output"], "prompt": attempt["prompt"]}[section]
+    if fmt == "quiet":
+        return
+    if fmt == "json":
+        sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+        return
+    if section == "messages":
+        text = "".join(f"{m['severity']} {m['line']}:{m['column']}: {m['data']}\n" for m in value)
+    elif section == "prompt":
+        prompt = value or {}
+        text = prompt.get("text") or "".join(f"[{m['role']}]\n{m['content']}\n" for m in prompt.get("messages") or [])
+    else:
+        text = value or ""
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
 
 PLAIN_TABLE_ROWS = 500

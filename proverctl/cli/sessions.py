@@ -99,13 +99,14 @@ def _terminate(signum, frame) -> None:
 
 
 def ps_command(format: FormatOption = None) -> None:
-    """List running sessions (model, engine, endpoint, pid, uptime, status); records of dead ones are dropped.
+    """List running sessions (model, engine, device, endpoint, pid, memory, uptime, status); records of dead
+    ones are dropped.
 
     Example: proverctl ps --format json
     """
-    from proverctl.inference.sessions import live_sessions
+    from proverctl.inference.sessions import live_sessions, resources
 
-    rows = [record.as_dict(status) for record, status in live_sessions()]
+    rows = [{**record.as_dict(status), **resources(record)} for record, status in live_sessions()]
 
     def human(console):
         from rich.table import Table
@@ -113,12 +114,19 @@ def ps_command(format: FormatOption = None) -> None:
         if not rows:
             console.print("no sessions; `proverctl serve MODEL --detach` starts one", highlight=False)
             return
-        table = Table(*columns("name", "model", "engine", "endpoint", "pid", "uptime", "status", keep=("name", "model", "endpoint")))
+        table = Table(*columns("name", "model", "engine", "device", "endpoint", "pid", "memory", "uptime", "status",
+                               keep=("name", "model", "endpoint")))
         for r in rows:
-            table.add_row(r["name"], r["model"], r["engine"], r["endpoint"], str(r["pid"]), f"{r['uptime_s']:.0f}s", r["status"])
+            table.add_row(r["name"], r["model"], r["engine"], r["device"], r["endpoint"], str(r["pid"]), f"{r['rss_mib']:.0f} MiB",
+                          _uptime(r["uptime_s"]), r["status"])
         console.print(table)
 
     emit(rows, resolve_format(format), human)
+
+
+def _uptime(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def stop_command(

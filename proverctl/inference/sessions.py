@@ -57,6 +57,31 @@ class SessionRecord:
         return data
 
 
+def resources(record: SessionRecord) -> dict:
+    """What a session holds now: RSS of its whole process tree (MiB), and the device it runs on (from its
+    command line: vLLM on the GPU, transformers' `--device`)."""
+    import psutil
+
+    rss = 0
+    try:
+        leader = psutil.Process(record.pid)
+        for proc in [leader, *leader.children(recursive=True)]:
+            try:
+                rss += proc.memory_info().rss
+            except psutil.Error:
+                continue
+    except psutil.Error:
+        pass
+    command = list(record.command)
+    if record.engine == "vllm":
+        device = "cuda"
+    elif "--device" in command[:-1]:
+        device = command[command.index("--device") + 1]
+    else:
+        device = "auto"
+    return {"rss_mib": round(rss / 2**20, 1), "device": device}
+
+
 def _records_dir(paths: Paths) -> Path:
     return paths.sessions_dir
 

@@ -352,7 +352,8 @@ def remove(ref: ModelRef, *, dry_run: bool = False) -> tuple[LocalModel, int]:
         raise UsageError(f"{ref.local_dir} is a local directory, not a cached model", hint="delete it yourself if you mean to")
     model = find_local(ref)
     if model is None:
-        raise ModelNotFound(f"model {ref.display} is not in the local cache", hint="`proverctl models list` shows what is")
+        # The same answer (and exit 3) as `models verify` / `show` give for a model that is not pulled.
+        raise ModelNotPulled(f"model {ref.display} is not pulled: not in the local cache", hint="`proverctl models list` shows what is")
     strategy = scan_cache_dir(hf_hub_cache()).delete_revisions(model.commit)
     if not dry_run:
         strategy.execute()
