@@ -86,6 +86,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("check_concurrency", None, _positive_int, "Lean checks at once (default: the REPL workers / Ray actors)"),
     SettingSpec("progress_interval", 30.0, _positive_float,
                 "seconds between plain progress lines when stderr is not a terminal (CI, nohup)"),
+    SettingSpec("k", 8, _positive_int, "samples per target for `prove` (the pass@k budget)"),
+    SettingSpec("endpoint", None, _optional_str, "OpenAI-compatible server `prove` uses instead of a local session"),
+    SettingSpec("api_key", None, _optional_str, "bearer token for the endpoint (never stored with a run; `config` hides it)"),
+    SettingSpec("store_busy_timeout", 30.0, _positive_float, "seconds a store write waits for another writer's lock"),
     SettingSpec("request_timeout", 3600.0, _positive_float, "seconds to wait for one generation request"),
     SettingSpec("sandbox", "auto", _choice("auto", "bwrap", "none"), "run REPLs in bubblewrap: auto (when it works), bwrap, none"),
     SettingSpec("repl_gc", False, _bool, 'send "gc": true with each check (only for REPL builds that support it)'),
@@ -100,9 +104,9 @@ OTHER_ENV_VARS: dict[str, str] = {
     "PROVERCTL_HOME": "put every proverctl directory under this folder",
     "PROVERCTL_CONFIG": "path of the config file (default: <config_dir>/config.toml)",
     "PROVERCTL_DEBUG": "1 shows the full traceback of every error",
-    "PROVERCTL_API_KEY": "bearer token for `prove --endpoint`",
-    "PROVERCTL_STORE_BUSY_TIMEOUT": "seconds a store write waits for another writer's lock (default 30)",
 }
+# Settings whose value is a secret: `config` says whether they are set, never what they are.
+SECRET_SETTINGS = ("api_key",)
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
 
@@ -183,7 +187,8 @@ class Settings:
 
     def as_rows(self) -> list[dict[str, Any]]:
         return [
-            {"name": spec.name, "value": self.values[spec.name], "source": self.sources[spec.name], "env": spec.env}
+            {"name": spec.name, "value": ("(set)" if self.values[spec.name] else None) if spec.name in SECRET_SETTINGS
+             else self.values[spec.name], "source": self.sources[spec.name], "env": spec.env}
             for spec in SETTINGS
         ]
 

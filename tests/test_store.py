@@ -224,11 +224,24 @@ def test_runs_without_a_store_is_an_empty_list_and_a_bad_busy_timeout_is_one_lin
     result = cli("runs", "--format", "json")
     assert result.exit_code == 0 and result.json() == []
     monkeypatch.setenv("PROVERCTL_STORE_BUSY_TIMEOUT", "abc")
-    bad = cli("targets", "-", input="theorem t : True := trivial\n")  # reads no store: unaffected
-    assert bad.exit_code == 0
-    bad = cli("prove", "-", "--k", "1", input="theorem t : True := by\n  sorry\n")
-    assert bad.exit_code == 2 and "bad value 'abc' for PROVERCTL_STORE_BUSY_TIMEOUT" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    for args in (("prove", "-", "--k", "1"), ("runs",), ("config",)):
+        bad = cli(*args, input="theorem t : True := by\n  sorry\n")
+        assert bad.exit_code == 2 and "bad value 'abc' for store_busy_timeout from PROVERCTL_STORE_BUSY_TIMEOUT" in bad.stderr, args
+        assert "Traceback" not in bad.stderr
+
+
+def test_every_setting_can_live_in_the_config_file_and_secrets_are_hidden(cli, hermetic, monkeypatch):
+    from proverctl.paths import Paths
+
+    config = Paths.resolve().config_file
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('k = 3\nendpoint = "http://127.0.0.1:9"\napi_key = "sk-secret"\nstore_busy_timeout = 5\n')
+    rows = {r["name"]: r for r in cli("config", "--format", "json").json()}
+    assert (rows["k"]["value"], rows["k"]["source"]) == (3, "config")
+    assert rows["endpoint"]["value"] == "http://127.0.0.1:9" and rows["store_busy_timeout"]["value"] == 5.0
+    assert rows["api_key"]["value"] == "(set)" and "sk-secret" not in cli("config", "--format", "human").stdout
+    result = cli("prove", "-", input="theorem t : True := by\n  sorry\n")  # the endpoint from the config file is used
+    assert result.exit_code == 3 and "http://127.0.0.1:9" in result.stderr
 
 
 def test_export_to_a_file_and_show_without_padding_in_a_pipe(cli, hermetic, tmp_path):

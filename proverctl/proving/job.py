@@ -132,7 +132,8 @@ class ProveJob:
             self._settings = Settings.load({"model": r.model, "repl_command": r.repl_command, "lean_project": r.lean_project,
                                             "lean_profile": r.lean_profile, "check_timeout": r.timeout,
                                             "import_timeout": r.import_timeout, "workers": r.workers, "sandbox": r.sandbox,
-                                            "judge": r.judge, "generation_concurrency": r.concurrency,
+                                            "judge": r.judge, "generation_concurrency": r.concurrency, "k": r.k,
+                                            "endpoint": r.endpoint,
                                             "check_concurrency": r.check_concurrency},
                                            self._paths)
         return self._settings
@@ -153,6 +154,10 @@ class ProveJob:
         from proverctl.proving.outputs import check_output
 
         request, settings = self.request, self.settings
+        # What the request left to the settings (flag > PROVERCTL_* > config.toml > default).
+        request = self.request = replace(request, k=settings.k, endpoint=settings.endpoint)
+        if self.api_key is None:
+            self.api_key = settings.api_key
         inputs = self._load_inputs()
         check_output(request.output, inputs, request.input)
         if request.format == "lean" and len(inputs) != 1:

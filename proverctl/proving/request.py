@@ -52,7 +52,7 @@ class ProveRequest:
     force: bool = False  # use --family/--model even when the endpoint serves another model
     # Sampling and budget
     mode: str = "cot"
-    k: int = 8
+    k: int | None = None  # None: the `k` setting (8)
     all_samples: bool = False
     rounds: int = 0
     seed: int | None = None
@@ -83,7 +83,7 @@ class ProveRequest:
     resolved: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.k < 1:
+        if self.k is not None and self.k < 1:
             raise UsageError(f"--k must be at least 1 (got {self.k})", hint="the number of samples per target")
         if self.rounds < 0:
             raise UsageError(f"--rounds must be 0 or more (got {self.rounds})", hint="error-feedback rounds per sample")

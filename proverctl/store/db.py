@@ -20,21 +20,14 @@ from typing import Any, Callable, Iterator
 from proverctl.errors import ExitCode, ProverctlError, UsageError
 
 def _busy_timeout_ms() -> int:
-    """PROVERCTL_STORE_BUSY_TIMEOUT in ms; a bad value is a one-line configuration error, not a traceback."""
-    raw = os.environ.get("PROVERCTL_STORE_BUSY_TIMEOUT") or "30"
-    try:
-        seconds = float(raw)
-        if seconds <= 0:
-            raise ValueError
-    except ValueError:
-        from proverctl.errors import ConfigError
+    """The `store_busy_timeout` setting (flag > PROVERCTL_STORE_BUSY_TIMEOUT > config.toml > 30 s) in ms;
+    a bad value is a one-line configuration error, not a traceback."""
+    from proverctl.settings import Settings
 
-        raise ConfigError(f"bad value {raw!r} for PROVERCTL_STORE_BUSY_TIMEOUT: must be a number of seconds above 0",
-                          hint="e.g. PROVERCTL_STORE_BUSY_TIMEOUT=30") from None
-    return int(seconds * 1000)
+    return int(Settings.load().store_busy_timeout * 1000)
 
 
-BUSY_TIMEOUT_MS = 30_000  # the default; each Store reads the variable when it opens
+BUSY_TIMEOUT_MS = 30_000  # the default; each Store reads the setting when it opens
 OPEN_RETRIES = 40
 
 
@@ -235,7 +228,7 @@ class Store:
 
     def _open(self, readonly: bool) -> None:
         uri = f"file:{self.path}?mode=ro" if readonly else str(self.path)
-        busy_ms = _busy_timeout_ms() if "PROVERCTL_STORE_BUSY_TIMEOUT" in os.environ else BUSY_TIMEOUT_MS
+        busy_ms = _busy_timeout_ms() if BUSY_TIMEOUT_MS == 30_000 else BUSY_TIMEOUT_MS  # tests may lower the constant
         self.db = sqlite3.connect(uri, uri=readonly, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute(f"PRAGMA busy_timeout = {busy_ms}")
@@ -523,7 +516,7 @@ class _Transaction:
 def _store_error(exc: sqlite3.Error) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        waited = (_busy_timeout_ms() if "PROVERCTL_STORE_BUSY_TIMEOUT" in os.environ else BUSY_TIMEOUT_MS) / 1000
+        waited = (_busy_timeout_ms() if BUSY_TIMEOUT_MS == 30_000 else BUSY_TIMEOUT_MS) / 1000
         return StoreError(f"the attempt store is locked by another process (waited {waited:g} s)",
                           hint="another proverctl is writing; try again, or raise PROVERCTL_STORE_BUSY_TIMEOUT")
     if "full" in text or "I/O" in text:
