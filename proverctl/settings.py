@@ -90,6 +90,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("endpoint", None, _optional_str, "OpenAI-compatible server `prove` uses instead of a local session"),
     SettingSpec("api_key", None, _optional_str, "bearer token for the endpoint (never stored with a run; `config` hides it)"),
     SettingSpec("store_busy_timeout", 30.0, _positive_float, "seconds a store write waits for another writer's lock"),
+    SettingSpec("transformers_cache_tokens", 16384, _positive_int,
+                "KV cache of a `transformers serve` session, in tokens (bounds its memory; vLLM manages its own)"),
     SettingSpec("request_timeout", 3600.0, _positive_float, "seconds to wait for one generation request"),
     SettingSpec("sandbox", "auto", _choice("auto", "bwrap", "none"), "run REPLs in bubblewrap: auto (when it works), bwrap, none"),
     SettingSpec("repl_gc", False, _bool, 'send "gc": true with each check (only for REPL builds that support it)'),

@@ -128,3 +128,40 @@ def cli():
         return CliResult(result)
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# The suite's peak memory (goal: under 4 GB, servers included), sampled and printed at the end.
+
+_PEAK = {"total": 0}
+
+
+def _sample_memory(stop) -> None:
+    import psutil
+
+    me = psutil.Process()
+    while not stop.wait(0.5):
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue
+        _PEAK["total"] = max(_PEAK["total"], total)
+
+
+def pytest_sessionstart(session):
+    import threading
+
+    stop = threading.Event()
+    threading.Thread(target=_sample_memory, args=(stop,), name="memory-sampler", daemon=True).start()
+    session.config._memory_sampler_stop = stop
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    stop = getattr(config, "_memory_sampler_stop", None)
+    if stop is not None:
+        stop.set()
+    peak = _PEAK["total"] / 2**30
+    terminalreporter.write_line(f"peak memory of the test suite (this process and every child, sampled every 0.5 s): {peak:.2f} GiB "
+                                f"(goal < 4 GiB)")

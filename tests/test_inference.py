@@ -105,6 +105,8 @@ def test_engine_registry_lists_every_engine_and_their_command_lines():
                    "deepseek-prover-v2-7b", "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.85", "--max-model-len", "32768"]
     hf = engines.get("transformers").command("transformers", Path("/m"), "x", engines.ServeOptions(port=9, device="cpu"))
     assert hf == ["transformers", "serve", "/m", "--host", "127.0.0.1", "--port", "9", "--device", "cpu", "--continuous-batching"]
+    bounded = engines.get("transformers").command("transformers", Path("/m"), "x", engines.ServeOptions(port=9, cache_tokens=1000))
+    assert bounded[-4:] == ["--cb-block-size", "256", "--cb-num-blocks", "4"]
     assert engines.get("transformers").model_id(Path("/m"), "x") == "/m" and engines.get("vllm").model_id(Path("/m"), "x") == "x"
     with pytest.raises(UsageError):
         engines.get("llamacpp")

@@ -240,6 +240,19 @@ def check_gpu_memory(ref: ModelRef, weights_bytes: int | None, tensor_parallel_s
 # Starting and stopping
 
 
+def cache_tokens(model_dir: Path) -> int:
+    """The KV cache a transformers session gets, in tokens: the `transformers_cache_tokens` setting, but
+    no more than two of the model's full contexts (a small model needs no more; its cache stays small)."""
+    from proverctl.settings import Settings
+
+    limit = Settings.load().transformers_cache_tokens
+    try:
+        context = int(json.loads((model_dir / "config.json").read_text()).get("max_position_embeddings") or 0)
+    except (OSError, ValueError, TypeError):
+        context = 0
+    return min(limit, 2 * context) if context else limit
+
+
 def unique_name(base: str, paths: Paths) -> str:
     taken = {r.name for r in load_records(paths)}
     name, i = base, 2
@@ -405,7 +418,8 @@ def launch(
     base = ref.entry.alias if ref.entry else model_dir.name
     name = name or unique_name(base, paths)
     options = engines.ServeOptions(host=host, port=port, gpu_memory_utilization=gpu_memory_utilization,
-                                   tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, device=device)
+                                   tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, device=device,
+                                   cache_tokens=cache_tokens(model_dir))
     command = chosen.command(executable, model_dir, base, options)
     record, proc = start_session(
         name=name, model=ref.text, model_dir=model_dir, engine=chosen.name, command=command,

@@ -27,6 +27,7 @@ class ServeOptions:
     max_model_len: int | None = None
     device: str | None = None
     continuous_batching: bool = True  # transformers serve only (measured: ~8x faster at 64 in flight)
+    cache_tokens: int | None = None  # transformers serve: the KV cache's size in tokens (its own default grows with free memory)
 
 
 class Engine:

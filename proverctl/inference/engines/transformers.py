@@ -11,6 +11,9 @@ from proverctl.errors import EnvironmentMissing
 from proverctl.inference.engines import Engine, ServeOptions, register
 
 
+CACHE_BLOCK_TOKENS = 256
+
+
 class Transformers(Engine):
     name = "transformers"
     description = "transformers serve (CPU or a small GPU)"
@@ -26,7 +29,15 @@ class Transformers(Engine):
         cmd = [executable, "serve", str(model_dir), "--host", options.host, "--port", str(options.port)]
         if options.device:
             cmd += ["--device", options.device]
-        return cmd + (["--continuous-batching"] if options.continuous_batching else [])
+        if not options.continuous_batching:
+            return cmd
+        cmd += ["--continuous-batching"]
+        if options.cache_tokens:
+            # Left to itself the paged cache takes a share of the machine's free memory (8-15 GB for a
+            # 2-layer test model on a 24 GB machine); a fixed number of blocks bounds it.
+            blocks = max(1, -(-options.cache_tokens // CACHE_BLOCK_TOKENS))
+            cmd += ["--cb-block-size", str(CACHE_BLOCK_TOKENS), "--cb-num-blocks", str(blocks)]
+        return cmd
 
     def model_id(self, model_dir: Path, served_name: str) -> str:
         return str(model_dir)
