@@ -189,30 +189,11 @@ def test_readme_documents_every_env_var_and_exit_code():
 
 def test_tables_at_80_columns_never_cut_a_name(hermetic):
     """On an 80-column terminal rich would cut long aliases to `deepse…`; name columns fold instead."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
-
     from proverctl.models.catalog import load_catalog
+    from terminal import run_on_terminal
 
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: an 80 x 24 terminal
-        fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-        os.environ.pop("COLUMNS", None)
-        os.execv(sys.executable, [sys.executable, "-m", "proverctl", "models", "catalog"])
-    output = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.waitpid(pid, 0)
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode("utf-8", "replace"))  # without the terminal's styling
+    output = run_on_terminal("models", "catalog", columns=80)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output)  # without the terminal's styling
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text
     # A folded alias continues on the next lines of its first column.

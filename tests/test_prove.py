@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from openai_stub import OpenAIStub
+from terminal import run_on_terminal
 from proverctl.errors import ExitCode
 from proverctl.lean.targets import from_row
 
@@ -454,30 +455,10 @@ def test_a_plain_progress_line_when_stderr_is_not_a_terminal(cli, tmp_path, stan
 
 def test_the_live_display_on_a_real_terminal(tmp_path, standin_repl, hermetic):
     """In a pseudo-terminal the summary line is drawn (and redrawn) while the run goes on."""
-    import pty
-    import select
-
     dataset = tmp_path / "mini.jsonl"
     dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
     with OpenAIStub(answer=lambda body, i: "no proof", delay=0.3) as stub:
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: proverctl on the terminal
-            os.execv(sys.executable, [sys.executable, "-m", "proverctl", "prove", str(dataset), "--endpoint", stub.url, "--k", "3",
-                                      "--format", "human"])
-        output = b""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                output += chunk
-        os.waitpid(pid, 0)
-    text = output.decode("utf-8", "replace")
+        text = run_on_terminal("prove", str(dataset), "--endpoint", stub.url, "--k", "3", "--format", "human")
     assert "targets proved" in text and "in flight" in text and "elapsed" in text
     assert "0/3 proved" in text or "not-proved" in text  # the final table follows
 
