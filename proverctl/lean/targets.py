@@ -44,10 +44,7 @@ class Target:
 
     def code_with_sorry(self, *, with_doc: bool = True) -> str:
         """The problem as prompts show it: header, docstring, statement, `by sorry`."""
-        statement = self.statement.rstrip()
-        if statement.endswith(":="):
-            statement = statement[:-2].rstrip()
-        return join_code(self.header, (self.doc or "") if with_doc else "", statement + " := by\n  sorry")
+        return join_code(self.header, (self.doc or "") if with_doc else "", with_sorry(self.statement))
 
     def candidate(self, body: str) -> str:
         """Doc comment + the ORIGINAL statement + a proof body: what Lean checks after `header`."""
@@ -55,6 +52,19 @@ class Target:
 
     def as_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "line": self.line, "statement": self.statement.strip()}
+
+
+def without_assign(statement: str) -> str:
+    """A statement or signature without its trailing `:=` (and the blanks around it)."""
+    statement = statement.rstrip()
+    if statement.endswith(":="):
+        statement = statement[:-2].rstrip()
+    return statement
+
+
+def with_sorry(statement: str) -> str:
+    """`STATEMENT := by sorry`: a statement (with or without its `:=`) with `sorry` for its proof."""
+    return without_assign(statement) + " := by\n  sorry"
 
 
 def from_declaration(source: Source, decl: Declaration, label: str = "") -> Target:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from proverctl.lean.source import Source, join_code
 from proverctl.lean.workspace import JUDGE_BINARY
-from proverctl.lean.targets import Target
+from proverctl.lean.targets import Target, with_sorry, without_assign
 from proverctl.lean.verdict import Policy, Verdict, VerdictKind
 
 # The judge pinned per profile (lean_template/<profile>/lakefile.lean requires it; LEAN_PINS notes why).
@@ -118,9 +118,7 @@ def as_axiom(decl) -> str:
     """`axiom NAME SIGNATURE`: a declaration's statement without its proof (instances stay instances)."""
     text = decl.source.text
     stop = decl.body_start if decl.body_start is not None else decl.end
-    signature = text[decl.keyword_start + len(decl.kind):stop].rstrip()
-    if signature.endswith(":="):
-        signature = signature[:-2].rstrip()
+    signature = without_assign(text[decl.keyword_start + len(decl.kind):stop])
     kept = " ".join(m for m in decl.modifiers if m in ("private", "protected"))
     prefix = ("@[instance] " if decl.kind == "instance" else "") + (kept + " " if kept else "")
     return f"{prefix}axiom{signature}"
@@ -128,10 +126,7 @@ def as_axiom(decl) -> str:
 
 def challenge_text(target: Target) -> str:
     """The trusted file: the header and the ORIGINAL statement with `sorry` (never the model's text)."""
-    statement = target.statement.rstrip()
-    if statement.endswith(":="):
-        statement = statement[:-2].rstrip()
-    return _rename_examples(join_code(judge_header(target.header), target.doc or "", statement + " := by\n  sorry")) + "\n"
+    return _rename_examples(join_code(judge_header(target.header), target.doc or "", with_sorry(target.statement))) + "\n"
 
 
 def solution_text(target: Target, code: str) -> str:
@@ -258,13 +253,8 @@ class Judge:
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except asyncio.TimeoutError:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            await proc.wait()
             return _Run(None, "", "")
-        finally:
+        finally:  # at the timeout (or when cancelled): the whole process group goes
             if proc.returncode is None:
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -350,10 +340,7 @@ def file_challenge(text: str, judged: set[int], *, prove: bool) -> str:
         if decl.start in judged:
             if prove:
                 continue
-            statement = text[decl.start:decl.body_start].rstrip()
-            if statement.endswith(":="):
-                statement = statement[:-2].rstrip()
-            pieces += [text[cursor:decl.start], statement + " := by\n  sorry"]
+            pieces += [text[cursor:decl.start], with_sorry(text[decl.start:decl.body_start])]
             cursor = decl.end
         elif decl.kind == "example" or decl.name is None:
             pieces += [text[cursor:decl.full_start], ""]
