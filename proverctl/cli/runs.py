@@ -234,18 +234,10 @@ def export_command(
         if output is None:
             _write_export(store, run, fmt, sys.stdout)
             return
-        import os
-        import tempfile
+        from proverctl.proving.outputs import atomic_file
 
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                _write_export(store, run, fmt, handle)
-            os.replace(tmp, output)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(output) as handle:  # an interrupted export leaves no half-written file
+            _write_export(store, run, fmt, handle)
     info(f"wrote {output}")
 
 

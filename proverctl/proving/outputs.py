@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from proverctl.errors import UsageError
 from proverctl.inputs import InputFile
@@ -35,19 +38,28 @@ def completed_text(text: str, proofs: dict[str, str]) -> str:
     return "".join(pieces)
 
 
-def atomic_write(destination: Path, text: str, *, like: Path | None = None) -> None:
-    """Write `text` to `destination` all at once: readers see the old file or the new one, never half."""
+@contextmanager
+def atomic_file(destination: Path, *, like: Path | None = None) -> Iterator[TextIO]:
+    """A text handle whose content replaces `destination` all at once when the block ends (readers see
+    the old file or the new one, never half); nothing is replaced when the block raises. With `like`,
+    the new file gets that file's permissions."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".proverctl-tmp", dir=destination.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
         if like is not None and like.exists():
             shutil.copymode(like, tmp)
         os.replace(tmp, destination)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(destination: Path, text: str, *, like: Path | None = None) -> None:
+    """Write `text` to `destination` all at once (see atomic_file)."""
+    with atomic_file(destination, like=like) as handle:
+        handle.write(text)
 
 
 def backup_path(path: Path, run_id: int) -> Path:
