@@ -181,10 +181,9 @@ class Verification:
 
     def verifier_for(self, policy: Policy) -> Verifier:
         """The same pre-filter pool and judge under another policy (decompose's composed proofs)."""
-        if self.pool is None:
-            raise UsageError("this check needs the local REPL pool", hint="leave out --verify-on / --repo for it")
+        pool = require_pool(self, "this check")
         spec = replace(self.spec, policy=policy)
-        return _judged(PoolVerifier(self.pool, policy, spec.check_timeout), spec)
+        return _judged(PoolVerifier(pool, policy, spec.check_timeout), spec)
 
 
 @contextlib.asynccontextmanager
