@@ -9,12 +9,13 @@ from typing import Any, Optional
 
 import typer
 
+from proverctl.cli import completion as complete
 from proverctl.cli._output import FormatOption, columns, emit, info, resolve_format, stderr_is_tty, warn
 from proverctl.errors import ExitCode, UsageError
 
 lean_app = typer.Typer(help="Lean workspaces: set up a pinned Lean + Mathlib + REPL.", no_args_is_help=True)
 
-InputArg = typer.Argument(..., help="A .lean file, or - for standard input.")
+InputArg = typer.Argument(..., metavar="FILE", help="A .lean file, or - for standard input.")
 
 
 def targets_command(file: str = InputArg, format: FormatOption = None) -> None:
@@ -44,28 +45,28 @@ def targets_command(file: str = InputArg, format: FormatOption = None) -> None:
 
 
 ReplCommandOpt = typer.Option(None, "--repl-command", help="Command that starts one Lean REPL [env: PROVERCTL_REPL_COMMAND].")
-LeanProjectOpt = typer.Option(None, "--lean-project", help="Lean project the REPL runs in [env: PROVERCTL_LEAN_PROJECT].")
-ProfileOpt = typer.Option(None, "--profile", help="Lean workspace profile: deepseek-v2, kimina, modern [env: PROVERCTL_LEAN_PROFILE].")
+LeanProjectOpt = typer.Option(None, "--lean-project", metavar="DIR", help="Lean project the REPL runs in [env: PROVERCTL_LEAN_PROJECT].")
+ProfileOpt = typer.Option(None, "--profile", autocompletion=complete.profiles, help="Lean workspace profile: deepseek-v2, kimina, modern [env: PROVERCTL_LEAN_PROFILE].")
 TimeoutOpt = typer.Option(None, "--timeout", min=0.1, help="Wall-clock seconds per check [env: PROVERCTL_CHECK_TIMEOUT].")
 NativeOpt = typer.Option(False, "--allow-native-decide", help="Accept proofs whose axioms include Lean.ofReduceBool (native_decide).")
-SandboxOpt = typer.Option(None, "--sandbox", help="auto (bwrap when it works), bwrap or none [env: PROVERCTL_SANDBOX].")
-JudgeOpt = typer.Option(None, "--judge", help="kernel (the pinned judge, required), auto (when built), repl (pre-filter only) [env: PROVERCTL_JUDGE].")
+SandboxOpt = typer.Option(None, "--sandbox", autocompletion=complete.values("auto", "bwrap", "none"), help="auto (bwrap when it works), bwrap or none [env: PROVERCTL_SANDBOX].")
+JudgeOpt = typer.Option(None, "--judge", autocompletion=complete.values("kernel", "auto", "repl"), help="kernel (the pinned judge, required), auto (when built), repl (pre-filter only) [env: PROVERCTL_JUDGE].")
 
 
 def check_command(
-    file: str = typer.Argument(..., help="A .lean file, a folder of them (a Lake project), - for standard input, or OUTPUTS.jsonl of model outputs."),
+    file: str = typer.Argument(..., metavar="PATH", help="A .lean file, a folder of them (a Lake project), - for standard input, or OUTPUTS.jsonl of model outputs."),
     repl_command: Optional[str] = ReplCommandOpt,
     lean_project: Optional[str] = LeanProjectOpt,
     profile: Optional[str] = ProfileOpt,
     timeout: Optional[float] = TimeoutOpt,
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="REPL workers for a .jsonl [env: PROVERCTL_WORKERS]."),
-    family: Optional[str] = typer.Option(None, "--family", help="Prompt family of .jsonl rows without one: deepseek-v2, goedel-v2, deepseek-v1.5, kimina."),
+    family: Optional[str] = typer.Option(None, "--family", autocompletion=complete.families, help="Prompt family of .jsonl rows without one: deepseek-v2, goedel-v2, deepseek-v1.5, kimina."),
     extract_only: bool = typer.Option(False, "--extract-only", help="For a .jsonl: print the code that would be checked, run no Lean."),
     allow_aux: bool = typer.Option(False, "--allow-aux-lemmas", help="Keep auxiliary theorems the model wrote before the target (each checked too)."),
     allow_native_decide: bool = NativeOpt,
     sandbox: Optional[str] = SandboxOpt,
     judge: Optional[str] = JudgeOpt,
-    against: Optional[str] = typer.Option(None, "--against", help="A trusted challenge file: judge FILE's proofs of its sorried statements."),
+    against: Optional[str] = typer.Option(None, "--against", metavar="FILE", help="A trusted challenge file: judge FILE's proofs of its sorried statements."),
     format: FormatOption = None,
 ) -> None:
     """Verify with Lean: every declaration of a .lean file or of every .lean file under a folder (a `sorry`
@@ -250,8 +251,8 @@ def run_verifier(spec, work, label: str, *, jobs: int):
 
 @lean_app.command("setup")
 def setup_command(
-    profile: Optional[str] = typer.Option(None, "--profile", help="deepseek-v2 (default), kimina or modern [env: PROVERCTL_LEAN_PROFILE]."),
-    directory: Optional[Path] = typer.Option(None, "--dir", help="Where to make the workspace (default: the data dir)."),
+    profile: Optional[str] = typer.Option(None, "--profile", autocompletion=complete.profiles, help="deepseek-v2 (default), kimina or modern [env: PROVERCTL_LEAN_PROFILE]."),
+    directory: Optional[Path] = typer.Option(None, "--dir", metavar="DIR", help="Where to make the workspace (default: the data dir)."),
     force: bool = typer.Option(False, "--force", help="Overwrite workspace files that differ from the template."),
     skip_cache: bool = typer.Option(False, "--skip-cache", help="Do not run `lake exe cache get` (build Mathlib yourself)."),
     format: FormatOption = None,

@@ -7,6 +7,7 @@ a bug and is re-raised with its traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Any
@@ -26,6 +27,14 @@ ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "U
 
 class ProverctlGroup(TyperGroup):
     """Typer group with the error boundary around every (sub)command."""
+
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
+        # A TAB in bash/zsh/fish (see cli/completion.py): answer it and exit before any command runs.
+        shell = os.environ.get("_PROVERCTL_COMPLETE")
+        if shell:
+            from proverctl.cli.completion import complete
+
+            sys.exit(complete(self, shell))
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -86,7 +95,7 @@ def root(
 
 
 def _register() -> None:
-    from proverctl.cli import bench, info, lean, models, prove, runs, sessions
+    from proverctl.cli import bench, completion, info, lean, models, prove, runs, sessions
 
     prove.register(app)
     bench.register(app)
@@ -95,6 +104,7 @@ def _register() -> None:
     lean.register(app)
     runs.register(app)
     info.register(app)
+    completion.register(app)
 
 
 _register()

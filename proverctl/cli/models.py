@@ -9,12 +9,13 @@ from typing import Any, Optional
 
 import typer
 
+from proverctl.cli import completion as complete
 from proverctl.cli._output import FormatOption, columns, emit, info, resolve_format, stderr_is_tty
 from proverctl.errors import ExitCode, UsageError
 
 models_app = typer.Typer(help="The local model store: catalog, pull, list, show, rm, verify.", no_args_is_help=True)
 
-NameArg = typer.Argument(..., help="Catalog alias, org/repo, org/repo@revision, or a local model directory.")
+NameArg = typer.Argument(..., autocompletion=complete.models, help="Catalog alias, org/repo, org/repo@revision, or a local model directory.")
 
 
 def _gb(value: Any) -> str:

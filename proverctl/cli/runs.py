@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from proverctl.cli import completion as complete
 from proverctl.cli._output import FormatOption, columns, emit, info, resolve_format
 from proverctl.errors import UsageError
 
@@ -71,8 +72,8 @@ SECTIONS = ("code", "messages", "raw", "prompt")
 
 
 def show_command(
-    ref: str = typer.Argument(..., help="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND], or aATTEMPT_ID."),
-    section: Optional[str] = typer.Option(None, "--section", help="Of an attempt, only this: code, messages, raw or prompt."),
+    ref: str = typer.Argument(..., autocompletion=complete.references, help="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND], or aATTEMPT_ID."),
+    section: Optional[str] = typer.Option(None, "--section", autocompletion=complete.values(*SECTIONS), help="Of an attempt, only this: code, messages, raw or prompt."),
     format: FormatOption = None,
 ) -> None:
     """Show a run (its targets), a target (its attempts) or an attempt (prompt, raw output, code, verdict,
@@ -213,8 +214,8 @@ def _print_attempt(console, a: dict) -> None:
 
 
 def export_command(
-    run: int = typer.Argument(..., help="Run id."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    run: int = typer.Argument(..., autocompletion=complete.runs, help="Run id."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to this file (atomically) instead of stdout."),
     format: FormatOption = None,
 ) -> None:
     """Every attempt of a run, one JSON object per line (prompt, raw output, code, verdict, judge, messages, ...).
@@ -261,8 +262,8 @@ def register(app: typer.Typer) -> None:
 
 
 def tui_command(
-    run: int = typer.Option(None, "--run", help="Open this run directly."),
-    db: str = typer.Option(None, "--db", help="Attempt store to open [default: the data dir's]."),
+    run: int = typer.Option(None, "--run", autocompletion=complete.runs, help="Open this run directly."),
+    db: str = typer.Option(None, "--db", metavar="FILE", help="Attempt store to open [default: the data dir's]."),
 ) -> None:
     """Browse runs, targets and attempts in a terminal UI; re-verify, copy proofs, export, open in $EDITOR.
 

@@ -9,19 +9,20 @@ from typing import Optional
 
 import typer
 
+from proverctl.cli import completion as complete
 from proverctl.cli._output import FormatOption, columns, emit, info, resolve_format, stderr_is_tty
 from proverctl.errors import EnvironmentMissing, UsageError
 
 
 def serve_command(
-    model: Optional[str] = typer.Argument(None, help="Alias, org/repo or model directory [default: PROVERCTL_MODEL]."),
-    engine: Optional[str] = typer.Option(None, "--engine", help="vllm (GPU) or transformers (CPU / small GPU) [default: vllm when installed with a GPU]."),
+    model: Optional[str] = typer.Argument(None, autocompletion=complete.models, help="Alias, org/repo or model directory [default: PROVERCTL_MODEL]."),
+    engine: Optional[str] = typer.Option(None, "--engine", autocompletion=complete.engines, help="vllm (GPU) or transformers (CPU / small GPU) [default: vllm when installed with a GPU]."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
     port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port [default: a free one]."),
     gpu_memory_utilization: Optional[float] = typer.Option(None, "--gpu-memory-utilization", min=0.05, max=1.0, help="vLLM: fraction of GPU memory to use."),
     tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", min=1, help="vLLM: GPUs to shard the model over."),
     max_model_len: Optional[int] = typer.Option(None, "--max-model-len", min=256, help="vLLM: context length to allocate."),
-    device: Optional[str] = typer.Option(None, "--device", help="transformers: cpu, cuda:0, auto."),
+    device: Optional[str] = typer.Option(None, "--device", autocompletion=complete.values("auto", "cpu", "cuda:0"), help="transformers: cpu, cuda:0, auto."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Start in the background and return once ready."),
     timeout: float = typer.Option(900.0, "--timeout", min=1.0, help="Seconds to wait for the server to list the model."),
     name: Optional[str] = typer.Option(None, "--name", help="Name of the session [default: the model's alias]; a new name starts a second one."),
@@ -130,7 +131,7 @@ def _uptime(seconds: float) -> str:
 
 
 def stop_command(
-    name: Optional[str] = typer.Argument(None, help="Session name, model, port or pid (see `proverctl ps`)."),
+    name: Optional[str] = typer.Argument(None, autocompletion=complete.sessions, help="Session name, model, port or pid (see `proverctl ps`)."),
     all_sessions: bool = typer.Option(False, "--all", help="Stop every session."),
     format: FormatOption = None,
 ) -> None:
