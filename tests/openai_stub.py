@@ -1,7 +1,9 @@
 """A loopback stand-in for an OpenAI-compatible inference server (it stands in for vLLM or
 `transformers serve`, never for a model's judgement): `/v1/models`, `/v1/chat/completions` and
 `/v1/completions`, answering with text a test chooses. It can ignore `n` (as transformers serve does),
-fail the first requests with 500, drop connections, or stall; every request body is recorded. Leaving
+fail the first requests with 500, drop connections, or stall; every request body is recorded. While it
+stalls it watches the connection, as vLLM does (`with_cancellation`), and counts the requests whose
+client went away (`aborted`). Leaving
 the `with` block closes every connection, kept-alive ones too, as a server that dies does."""
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class OpenAIStub:
         self.delay = delay
         self.fail_after = fail_after  # requests after this many answer fail_status
         self.garbage = garbage  # answer a truncated JSON body
+        self.aborted = 0  # requests whose client disconnected while they were being answered
         self.bodies: list[dict] = []
         self._lock = threading.Lock()
         self._connections: set = set()
@@ -55,6 +58,23 @@ class OpenAIStub:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client cancelled the request (early stop)
 
+            def _client_left_within(self, seconds: float) -> bool:
+                """Wait `seconds`, or less if the client closes the connection (True then)."""
+                import select
+                import socket
+
+                deadline = time.monotonic() + seconds
+                while (left := deadline - time.monotonic()) > 0:
+                    readable, _, _ = select.select([self.connection], [], [], left)
+                    if readable:
+                        try:
+                            if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                                return True
+                        except OSError:
+                            return True
+                        time.sleep(min(0.01, left))  # a pipelined request: keep waiting
+                return False
+
             def do_GET(self):
                 if self.path.rstrip("/") == "/v1/models":
                     return self._send(200, {"object": "list", "data": [{"id": stub.model, "object": "model"}]})
@@ -73,8 +93,11 @@ class OpenAIStub:
                         stub.fail_first -= 1
                 if failing:
                     return self._send(stub.fail_status, {"error": "injected failure"})
-                if stub.delay:
-                    time.sleep(stub.delay)
+                if stub.delay and self._client_left_within(stub.delay):
+                    with stub._lock:
+                        stub.aborted += 1
+                    self.close_connection = True
+                    return
                 if stub.garbage:
                     raw = b'{"choices": [{"message": {"content": "trunc'
                     self.send_response(200)

@@ -50,6 +50,26 @@ def test_raw_completion_family_uses_completions_endpoint():
     assert completion.text == "answer 100"
 
 
+def test_a_cancelled_sample_closes_its_request_so_the_server_can_abort_it():
+    """Early stop cancels a sample's task; its connection must close then (vLLM aborts a request whose
+    client went away), not linger in the pool until the server answers."""
+    with OpenAIStub(delay=30.0) as stub:
+        async def go():
+            async with GenerationClient(stub.url, "stub-model") as client:
+                task = asyncio.create_task(client.complete(build_prompt(TARGET, "deepseek-v2")))
+                await asyncio.sleep(0.3)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                for _ in range(100):  # the server notices within its next poll
+                    if stub.aborted:
+                        break
+                    await asyncio.sleep(0.05)
+
+        run(go())
+        assert stub.aborted == 1
+
+
 def test_retries_5xx_with_backoff_then_succeeds():
     with OpenAIStub(fail_first=2) as stub:
         async def go():
@@ -183,9 +203,9 @@ def test_serving_a_model_already_served_reuses_the_session(cli, monkeypatch):
     result = cli("serve", "deepseek-prover-v2-7b", "--detach", "--format", "json")
     assert result.exit_code == 0 and result.json()["name"] == "deepseek-prover-v2-7b" and result.json()["pid"] == 4242
     assert "already served by session deepseek-prover-v2-7b at http://127.0.0.1:8001/v1" in result.stderr
-    monkeypatch.setattr(sessions, "load_records", lambda paths: [live])
+    monkeypatch.setattr(sessions, "live_sessions", lambda paths=None: [(live, "ready")])
     taken = cli("serve", "deepseek-prover-v2-7b", "--name", "deepseek-prover-v2-7b")
-    assert taken.exit_code == ExitCode.USAGE and "already recorded" in taken.stderr
+    assert taken.exit_code == ExitCode.USAGE and "already running" in taken.stderr
 
 
 def test_stop_says_what_it_is_doing(cli, hermetic):
@@ -201,6 +221,42 @@ def test_stop_says_what_it_is_doing(cli, hermetic):
     (row,) = cli("ps", "--format", "json").json()  # `sleep` answers no /v1/models: starting, with its memory
     assert row["status"] == "starting" and row["device"] == "auto" and row["rss_mib"] > 0
     result = cli("stop", "idle", "--format", "json")
-    assert result.exit_code == 0 and result.json() == [{"name": "idle", "pid": proc.pid, "model": "m"}]
+    assert result.exit_code == 0 and result.json() == [{"name": "idle", "pid": proc.pid, "model": "m", "status": "stopped"}]
     assert f"stopping idle (pid {proc.pid}, transformers on http://127.0.0.1:9/v1)" in result.stderr
     assert proc.wait(timeout=15) is not None
+
+
+def test_a_session_that_died_is_listed_with_its_signal_and_log_until_stop_clears_it(cli, hermetic, tmp_path):
+    """The supervisor records how the server ended: a SIGKILL (what the OOM killer sends) shows in ps."""
+    import os
+    import signal
+    import sys
+    import time
+
+    import psutil
+
+    from proverctl.inference import sessions
+    from proverctl.paths import Paths
+
+    paths = Paths.resolve()
+    server = [sys.executable, "-c", "import time; print('loading', flush=True); time.sleep(60)"]
+    record, proc = sessions.start_session(name="victim", model="m", model_dir=tmp_path, engine="transformers", command=server,
+                                          model_id="m", host="127.0.0.1", port=9, family=None, paths=paths)
+    deadline = time.monotonic() + 20
+    while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (child,) = psutil.Process(proc.pid).children()
+    os.kill(child.pid, signal.SIGKILL)
+    proc.wait(timeout=20)
+
+    (row,) = cli("ps", "--format", "json").json()
+    assert row["status"] == "exited (signal 9)" and row["exit"]["signal"] == 9 and row["log"] == record.log
+    human = cli("ps", "--format", "human")
+    assert f"victim exited (signal 9), see {record.log}" in human.stdout
+    assert "loading" in Path(record.log).read_text()  # the server's own output went to its log
+    # A new session may take the name of the dead one; `stop` clears the record and says so.
+    assert sessions.unique_name("victim", paths) == "victim"
+    cleared = cli("stop", "victim", "--format", "human")
+    assert cleared.exit_code == 0 and "cleared victim, which had exited (signal 9)" in cleared.stdout
+    assert cli("ps", "--format", "json").json() == []
+    assert not Path(record.exit_file).exists()

@@ -52,8 +52,8 @@ def serve_command(
                  f"(`--name NAME` starts a second one)")
             emit(live.as_dict("ready"), fmt, lambda c: c.print(f"session {live.name} ready at {live.url}", highlight=False))
             return
-    elif any(r.name == name for r in sessions.load_records(paths)):
-        raise UsageError(f"a session named {name!r} is already recorded", hint="choose another --name, or see `proverctl ps`")
+    elif any(r.name == name for r, _ in sessions.live_sessions(paths)):
+        raise UsageError(f"a session named {name!r} is already running", hint="choose another --name, or see `proverctl ps`")
     status = None
     if stderr_is_tty():
         from rich.console import Console
@@ -90,7 +90,8 @@ def serve_command(
         info(f"session {name} stopped")
         return
     sessions.stop_sessions(record.name, paths=paths)
-    raise EnvironmentMissing(f"the {record.engine} server exited with code {proc.returncode}; last log lines:\n{sessions.tail(Path(record.log))}",
+    how = sessions.describe_exit(record).removeprefix("exited ").strip("()")
+    raise EnvironmentMissing(f"the {record.engine} server exited with {how}; last log lines:\n{sessions.tail(Path(record.log))}",
                              hint=f"full log: {record.log}")
 
 
@@ -100,14 +101,21 @@ def _terminate(signum, frame) -> None:
 
 
 def ps_command(format: FormatOption = None) -> None:
-    """List running sessions (model, engine, device, endpoint, pid, memory, uptime, status); records of dead
-    ones are dropped.
+    """List sessions (model, engine, device, endpoint, pid, memory, uptime, status). One that died stays
+    listed as "exited (signal N)" with its log until `proverctl stop NAME` clears it.
 
     Example: proverctl ps --format json
     """
-    from proverctl.inference.sessions import live_sessions, resources
+    from proverctl.inference.sessions import all_sessions, exit_status, resources
 
-    rows = [{**record.as_dict(status), **resources(record)} for record, status in live_sessions()]
+    rows = []
+    for record, status in all_sessions():
+        if status.startswith("exited"):
+            ended = exit_status(record)
+            rows.append({**record.as_dict(status), "rss_mib": 0.0, "device": resources(record)["device"],
+                         "exit": {"returncode": ended.get("returncode"), "signal": ended.get("signal"), "ended": ended.get("ended")}})
+        else:
+            rows.append({**record.as_dict(status), **resources(record)})
 
     def human(console):
         from rich.table import Table
@@ -118,9 +126,14 @@ def ps_command(format: FormatOption = None) -> None:
         table = Table(*columns("name", "model", "engine", "device", "endpoint", "pid", "memory", "uptime", "status",
                                keep=("name", "model", "endpoint")))
         for r in rows:
-            table.add_row(r["name"], r["model"], r["engine"], r["device"], r["endpoint"], str(r["pid"]), f"{r['rss_mib']:.0f} MiB",
-                          _uptime(r["uptime_s"]), r["status"])
+            dead = r["status"].startswith("exited")
+            table.add_row(r["name"], r["model"], r["engine"], r["device"], r["endpoint"], str(r["pid"]),
+                          "-" if dead else f"{r['rss_mib']:.0f} MiB", "-" if dead else _uptime(r["uptime_s"]), r["status"])
         console.print(table)
+        for r in rows:
+            if r["status"].startswith("exited"):
+                console.print(f"{r['name']} {r['status']}, see {r['log']}; `proverctl stop {r['name']}` clears it", highlight=False,
+                              soft_wrap=True)
 
     emit(rows, resolve_format(format), human)
 
@@ -139,16 +152,22 @@ def stop_command(
 
     Examples: proverctl stop deepseek-prover-v2-7b ; proverctl stop --all
     """
-    from proverctl.inference.sessions import stop_sessions
+    from proverctl.inference import sessions
 
     if not name and not all_sessions:
         raise UsageError("name a session to stop, or pass --all", hint="`proverctl ps` lists them")
-    stopped = stop_sessions(name, everything=all_sessions,
-                            on_stopping=lambda r: info(f"stopping {r.name} (pid {r.pid}, {r.engine} on {r.url}): SIGTERM, then SIGKILL "
-                                                       "after 10 s ..."))
-    rows = [{"name": r.name, "pid": r.pid, "model": r.model} for r in stopped]
-    emit(rows, resolve_format(format), lambda c: c.print("\n".join(f"stopped {r['name']} (pid {r['pid']})" for r in rows) or "no sessions",
-                                                         highlight=False))
+    exited = {r.name: status for r, status in sessions.all_sessions() if status.startswith("exited")}
+    stopped = sessions.stop_sessions(name, everything=all_sessions,
+                                     on_stopping=lambda r: info(f"stopping {r.name} (pid {r.pid}, {r.engine} on {r.url}): SIGTERM, "
+                                                                "then SIGKILL after 10 s ..."))
+    rows = [{"name": r.name, "pid": r.pid, "model": r.model, "status": exited.get(r.name, "stopped")} for r in stopped]
+
+    def human(console) -> None:
+        lines = [f"stopped {r['name']} (pid {r['pid']})" if r["status"] == "stopped"
+                 else f"cleared {r['name']}, which had {r['status']}" for r in rows]
+        console.print("\n".join(lines) or "no sessions", highlight=False)
+
+    emit(rows, resolve_format(format), human)
 
 
 def register(app: typer.Typer) -> None:

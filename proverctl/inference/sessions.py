@@ -4,7 +4,8 @@
 A session record (JSON under the runtime dir) holds pid, port, model, engine, start time, log file
 and command line. A session is *ready* when `GET /v1/models` lists its model; `/health` alone only
 means the process is alive. The server runs in its own process group so `stop` ends it and every
-worker it spawned.
+worker it spawned, under a small supervisor (supervise.py) that records how it ended: a session that
+died stays listed by `ps` as "exited (signal N)" with its log until `stop` clears it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +45,7 @@ class SessionRecord:
     log: str
     command: list[str] = field(default_factory=list)
     family: str | None = None
+    exit_file: str | None = None  # written by the supervisor when the server ends
 
     @property
     def url(self) -> str:
@@ -137,17 +140,47 @@ def health(record: SessionRecord) -> str:
     return "ready" if model_listed(record) else "starting"
 
 
-def live_sessions(paths: Paths | None = None) -> list[tuple[SessionRecord, str]]:
-    """Every recorded session with its health; records of dead processes are dropped."""
+def exit_status(record: SessionRecord) -> dict:
+    """How a dead session ended, from its supervisor's exit file: {"returncode", "signal", "ended"}, or {}
+    when nothing recorded it (the supervisor itself was killed, or a record from before supervisors)."""
+    if not record.exit_file:
+        return {}
+    try:
+        return json.loads(Path(record.exit_file).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_exit(record: SessionRecord) -> str:
+    """'exited (signal 9)', 'exited (code 1)' or 'exited (status unknown)'."""
+    status = exit_status(record)
+    if status.get("signal"):
+        return f"exited (signal {status['signal']})"
+    if status.get("returncode") is not None:
+        return f"exited (code {status['returncode']})"
+    return "exited (status unknown)"
+
+
+def all_sessions(paths: Paths | None = None) -> list[tuple[SessionRecord, str]]:
+    """Every recorded session with its status: ready, starting, or how it exited (kept until `stop`)."""
     paths = paths or Paths.resolve()
     out = []
     for record in load_records(paths):
         status = health(record)
-        if status == "dead":
-            _record_file(paths, record.name).unlink(missing_ok=True)
-            continue
-        out.append((record, status))
+        out.append((record, describe_exit(record) if status == "dead" else status))
     return out
+
+
+def live_sessions(paths: Paths | None = None) -> list[tuple[SessionRecord, str]]:
+    """The recorded sessions whose server is alive, with their health."""
+    return [(record, status) for record, status in all_sessions(paths) if not status.startswith("exited")]
+
+
+def forget(record: SessionRecord, paths: Paths) -> None:
+    """Remove a session's record and exit file (its log stays)."""
+    _record_file(paths, record.name).unlink(missing_ok=True)
+    if record.exit_file:
+        Path(record.exit_file).unlink(missing_ok=True)
 
 
 def find_session(ref: ModelRef, paths: Paths | None = None) -> SessionRecord | None:
@@ -254,7 +287,11 @@ def cache_tokens(model_dir: Path) -> int:
 
 
 def unique_name(base: str, paths: Paths) -> str:
-    taken = {r.name for r in load_records(paths)}
+    """`base`, or `base-2`, ... : a name no live session has (an exited one's record is replaced)."""
+    taken = set()
+    for record in load_records(paths):
+        if pid_alive(record.pid):
+            taken.add(record.name)
     name, i = base, 2
     while name in taken:
         name, i = f"{base}-{i}", i + 1
@@ -283,13 +320,18 @@ def start_session(
 ) -> tuple[SessionRecord, subprocess.Popen]:
     log = paths.log_dir / f"session-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    exit_file = _records_dir(paths) / f"{name}.exit"
+    exit_file.parent.mkdir(parents=True, exist_ok=True)
+    exit_file.unlink(missing_ok=True)
     handle = log.open("ab")
     handle.write(f"$ {' '.join(command)}\n".encode())
     handle.flush()
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=str(paths.state_dir) if paths.state_dir.is_dir() else None)
+    supervisor = [sys.executable, str(Path(__file__).with_name("supervise.py")), str(exit_file), "--"]
+    proc = subprocess.Popen(supervisor + command, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=str(paths.state_dir) if paths.state_dir.is_dir() else None)
     handle.close()
-    record = SessionRecord(name, model, model_id, str(model_dir), engine, host, port, proc.pid, time.time(), str(log), command, family)
+    record = SessionRecord(name, model, model_id, str(model_dir), engine, host, port, proc.pid, time.time(), str(log), command, family,
+                           str(exit_file))
     save_record(record, paths)
     return record, proc
 
@@ -300,8 +342,9 @@ def wait_ready(record: SessionRecord, proc: subprocess.Popen, timeout: float, on
     while True:
         if proc.poll() is not None:
             stop_process(record.pid)
+            how = describe_exit(record).removeprefix("exited ").strip("()")
             raise EnvironmentMissing(
-                f"the {record.engine} server exited with code {proc.returncode} while starting; last log lines:\n{tail(Path(record.log))}",
+                f"the {record.engine} server exited with {how} while starting; last log lines:\n{tail(Path(record.log))}",
                 hint=f"full log: {record.log}",
             )
         if model_listed(record):
@@ -372,10 +415,10 @@ def stop_sessions(selector: str | None, *, everything: bool = False, paths: Path
             names = ", ".join(r.name for r in records) or "none"
             raise UsageError(f"no session named {selector!r}", hint=f"running sessions: {names} (`proverctl ps`)")
     for record in chosen:
-        if on_stopping:
+        if on_stopping and pid_alive(record.pid):
             on_stopping(record)
         stop_process(record.pid)
-        _record_file(paths, record.name).unlink(missing_ok=True)
+        forget(record, paths)
     return chosen
 
 
