@@ -273,3 +273,25 @@ def test_show_one_section_of_an_attempt(cli, hermetic):
     assert cli("show", "a1", "--section", "code", "--format", "json").json() == "theorem t : True := by\n  trivial"
     assert cli("show", "a1", "--section", "diff").exit_code == 2
     assert cli("show", str(run_id), "--section", "code").exit_code == 2
+
+
+def test_show_pages_long_output_on_a_terminal_through_pager(hermetic, tmp_path, monkeypatch):
+    from terminal import run_on_terminal
+
+    long_code = "theorem t : True := by\n" + "".join(f"  have h{i} : True := trivial\n" for i in range(200)) + "  trivial"
+    with Store(hermetic / "proverctl" / "data" / "attempts.sqlite3") as store:
+        run_id = new_run(store)
+        (target_id,) = store.add_targets(run_id, [TARGET])
+        store.add_attempt(AttemptRow(target_id, 0, 0, {"p": 1}, "out", long_code, "rejected", ["r"], []))
+        store.add_attempt(AttemptRow(target_id, 1, 0, {"p": 1}, "out", "theorem t : True := by\n  trivial", "proved", [], []),
+                          proved=True)
+    paged = tmp_path / "paged.txt"
+    monkeypatch.setenv("PAGER", f"cat > {paged}")
+    screen = run_on_terminal("show", "a1", columns=120, rows=40)
+    assert "h199" in paged.read_text()  # the whole attempt went to the pager (highlighted: ANSI between words)
+    assert "h199" not in screen
+    paged.unlink()
+    short = run_on_terminal("show", "a2", columns=120, rows=40)  # fits the terminal: printed, no pager
+    assert "trivial" in short and not paged.exists()
+    monkeypatch.setenv("PAGER", "cat")  # PAGER=cat: no paging, as git
+    assert "h199" in run_on_terminal("show", "a1", columns=120, rows=40)

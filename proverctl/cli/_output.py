@@ -82,8 +82,9 @@ def resolve_format(flag: Format | None, *, allow_jsonl: bool = True) -> str:
     return chosen
 
 
-def emit(data: Any, fmt: str, human: Callable[["Console"], None]) -> None:
-    """Print `data` in the chosen format; `human` renders it for people."""
+def emit(data: Any, fmt: str, human: Callable[["Console"], None], *, paged: bool = False) -> None:
+    """Print `data` in the chosen format; `human` renders it for people. With `paged`, human output taller
+    than the terminal goes through the pager (see `page`)."""
     if fmt == "quiet":
         return
     if fmt == "json":
@@ -92,9 +93,42 @@ def emit(data: Any, fmt: str, human: Callable[["Console"], None]) -> None:
         rows = data if isinstance(data, list) else [data]
         for row in rows:
             sys.stdout.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    elif paged:
+        page(human)
     else:
         human(stdout())
     sys.stdout.flush()
+
+
+def page(human: Callable[["Console"], None]) -> None:
+    """Human output through `$PAGER` (else `less`) when stdout is a terminal and the output is taller
+    than it, as git does: LESS defaults to FRX (keep colours, quit at the end of a short text, leave it
+    on the screen). `PAGER=cat` turns paging off. In a pipe, or when it fits, it is printed as is."""
+    console = stdout()
+    if not sys.stdout.isatty():
+        human(console)
+        return
+    with console.capture() as captured:
+        human(console)
+    text = captured.get()
+    if text.count("\n") < console.size.height - 1:
+        sys.stdout.write(text)
+        return
+    # Not pydoc.pager: it prefers $MANPAGER (often set up for man pages only) over $PAGER.
+    import os
+    import shutil
+    import subprocess
+
+    command = os.environ.get("PAGER") or ("less" if shutil.which("less") else "")
+    if not command or command == "cat":
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    env = {**os.environ, "LESS": os.environ.get("LESS", "FRX")}
+    try:
+        subprocess.run(command, shell=True, input=text.encode("utf-8"), env=env, check=False)
+    except OSError:
+        sys.stdout.write(text)
 
 
 def info(message: str) -> None:

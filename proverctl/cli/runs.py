@@ -77,7 +77,8 @@ def show_command(
     format: FormatOption = None,
 ) -> None:
     """Show a run (its targets), a target (its attempts) or an attempt (prompt, raw output, code, verdict,
-    Lean messages, tokens, timings). `--section code` prints just the checked code (for pipes).
+    Lean messages, tokens, timings). `--section code` prints just the checked code (for pipes). On a
+    terminal, output taller than it goes through $PAGER (default less; PAGER=cat turns it off).
 
     Examples: proverctl show 3 ; proverctl show 3/mathd_algebra_10 ; proverctl show 3/mathd_algebra_10/5 ; proverctl show a42
     """
@@ -98,7 +99,7 @@ def show_command(
                 raise UsageError(f"no attempt {key['id']}", hint="`proverctl show RUN/TARGET` lists attempts with their ids")
             if section is not None:
                 return _print_section(data, section, fmt)
-            return emit(data, fmt, lambda c: _print_attempt(c, data))
+            return emit(data, fmt, lambda c: _print_attempt(c, data), paged=True)
         run = store.run(key["run"])
         if run is None:
             raise UsageError(f"no run {key['run']}", hint="`proverctl runs` lists them")
@@ -109,7 +110,7 @@ def show_command(
             data["targets"] = store.targets(key["run"])
             for t in data["targets"]:
                 t.pop("header", None)
-            return emit(data, fmt, lambda c: _print_run(c, data))
+            return emit(data, fmt, lambda c: _print_run(c, data), paged=True)
         target = store.find_target(key["run"], key["target"])
         if target is None:
             raise UsageError(f"no target {key['target']!r} in run {key['run']}", hint=f"`proverctl show {key['run']}` lists them")
@@ -118,13 +119,13 @@ def show_command(
             data = dict(target)
             data["attempts"] = [{k: a[k] for k in ("id", "sample", "round", "verdict", "judge", "reasons", "completion_tokens",
                                                  "gen_seconds", "verify_seconds")} for a in attempts]
-            return emit(data, fmt, lambda c: _print_target(c, data))
+            return emit(data, fmt, lambda c: _print_target(c, data), paged=True)
         chosen = [a for a in attempts if a["sample"] == key["sample"] and a["round"] == key["round"]]
         if not chosen:
             raise UsageError(f"no sample {key['sample']}.{key['round']} for {key['target']}", hint=f"`proverctl show {key['run']}/{key['target']}`")
         if section is not None:
             return _print_section(chosen[0], section, fmt)
-        emit(chosen[0], fmt, lambda c: _print_attempt(c, chosen[0]))
+        emit(chosen[0], fmt, lambda c: _print_attempt(c, chosen[0]), paged=True)
 
 
 def _print_section(attempt: dict, section: str, fmt: str) -> None:
