@@ -107,7 +107,7 @@ def test_settings_precedence_flag_env_config_default(hermetic, monkeypatch):
 def test_config_command_shows_sources(cli, monkeypatch):
     monkeypatch.setenv("PROVERCTL_MODEL", "goedel-prover-v2-8b")
     rows = {r["name"]: r for r in cli("config", "--format", "json").json()}
-    assert rows["model"] == {"name": "model", "value": "goedel-prover-v2-8b", "source": "env", "env": "PROVERCTL_MODEL"}
+    assert rows["model"] == {"schema": 1, "name": "model", "value": "goedel-prover-v2-8b", "source": "env", "env": "PROVERCTL_MODEL"}
 
 
 @pytest.mark.parametrize(
@@ -200,3 +200,33 @@ def test_tables_at_80_columns_never_cut_a_name(hermetic):
     first_column = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
     for entry in load_catalog():
         assert entry.alias in first_column, entry.alias
+
+
+def test_every_json_output_carries_its_schema_version(cli, hermetic, tmp_path):
+    """docs/json.md: each JSON object printed (or each object of a printed list) starts with "schema"."""
+    from proverctl.store.db import AttemptRow, Store
+
+    with Store(hermetic / "proverctl" / "data" / "attempts.sqlite3") as store:
+        run = store.create_run(kind="prove", command="prove", input="t.lean", model=None, revision=None, engine=None, endpoint=None,
+                               lean_profile=None, settings={})
+        (target,) = store.add_targets(run, [{"file": "t.lean", "name": "t", "kind": "theorem", "line": 1, "statement": "s", "doc": None,
+                                             "header": "", "header_hash": "h"}])
+        store.add_attempt(AttemptRow(target, 0, 0, {"p": 1}, "out", "code", "rejected", ["r"], []))
+    lean = tmp_path / "t.lean"
+    lean.write_text("theorem t : True := by\n  sorry\n")
+    outputs = {
+        "runs": cli("runs", "--format", "json").json(),
+        "show run": cli("show", str(run), "--format", "json").json(),
+        "show target": cli("show", f"{run}/t", "--format", "json").json(),
+        "show attempt": cli("show", "a1", "--format", "json").json(),
+        "export": [json.loads(line) for line in cli("export", str(run)).stdout.splitlines()],
+        "export json": cli("export", str(run), "--format", "json").json(),
+        "config": cli("config", "--format", "json").json(),
+        "paths": cli("paths", "--format", "json").json(),
+        "catalog": cli("models", "catalog", "--format", "json").json(),
+        "targets": cli("targets", str(lean), "--format", "json").json(),
+    }
+    for name, data in outputs.items():
+        objects = data if isinstance(data, list) else [data]
+        assert objects, name
+        assert all(next(iter(o)) == "schema" and o["schema"] == 1 for o in objects), name

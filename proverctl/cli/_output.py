@@ -87,6 +87,8 @@ def emit(data: Any, fmt: str, human: Callable[["Console"], None], *, paged: bool
     than the terminal goes through the pager (see `page`)."""
     if fmt == "quiet":
         return
+    if fmt in ("json", "jsonl"):
+        data = with_schema(data)
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     elif fmt == "jsonl":
@@ -98,6 +100,20 @@ def emit(data: Any, fmt: str, human: Callable[["Console"], None], *, paged: bool
     else:
         human(stdout())
     sys.stdout.flush()
+
+
+# The version of every JSON object proverctl prints (docs/json.md): it goes up when a field is removed,
+# renamed or changes type; new fields may appear without a change.
+SCHEMA = 1
+
+
+def with_schema(data: Any) -> Any:
+    """`data` with "schema" as the first field of the object, or of each object of a list."""
+    if isinstance(data, dict):
+        return {"schema": SCHEMA, **data}
+    if isinstance(data, list):
+        return [{"schema": SCHEMA, **row} if isinstance(row, dict) else row for row in data]
+    return data
 
 
 def page(human: Callable[["Console"], None]) -> None:

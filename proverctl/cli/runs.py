@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from proverctl.cli import completion as complete
-from proverctl.cli._output import FormatOption, columns, emit, info, resolve_format
+from proverctl.cli._output import SCHEMA, FormatOption, columns, emit, info, resolve_format
 from proverctl.errors import UsageError
 
 
@@ -247,11 +247,11 @@ def _write_export(store, run: int, fmt: str, handle) -> None:
     write = handle.write
     if fmt == "json":
         write("[")
-        for index, line in enumerate(store.iter_attempt_lines(run)):
+        for index, line in enumerate(store.iter_attempt_lines(run, schema=SCHEMA)):
             write(("\n" if not index else ",\n") + line)
         write("\n]\n")
         return
-    for line in store.iter_attempt_lines(run):
+    for line in store.iter_attempt_lines(run, schema=SCHEMA):
         write(line + "\n")
 
 

@@ -448,12 +448,14 @@ class Store:
         for row in cursor:
             yield _decode(dict(row))
 
-    def iter_attempt_lines(self, run_id: int) -> Iterator[str]:
+    def iter_attempt_lines(self, run_id: int, schema: int | None = None) -> Iterator[str]:
         """`iter_attempts` as JSON lines built by SQLite from the stored JSON text (nothing decoded and
-        encoded again in Python): what `export` streams."""
+        encoded again in Python): what `export` streams. With `schema`, each line starts with that field."""
         columns = [r[1] for r in self.db.execute("PRAGMA table_info(attempts)") if r[1] not in ("prompt", "prompt_id")]
         json_columns = {"reasons", "messages"}
         pairs = ", ".join(f"'{c}', " + (f"json(a.{c})" if c in json_columns else f"a.{c}") for c in columns)
+        if schema is not None:
+            pairs = f"'schema', {int(schema)}, " + pairs
         cursor = self.db.execute(
             f"SELECT json_object({pairs}, 'prompt', json(COALESCE(a.prompt, p.text)), 'target_name', t.name, 'target_file', t.file)"
             f" FROM {_ATTEMPT_FROM} JOIN targets t ON t.id = a.target_id WHERE t.run_id = ? ORDER BY t.ordinal, a.sample, a.round",
