@@ -260,3 +260,68 @@ def test_a_session_that_died_is_listed_with_its_signal_and_log_until_stop_clears
     assert cleared.exit_code == 0 and "cleared victim, which had exited (signal 9)" in cleared.stdout
     assert cli("ps", "--format", "json").json() == []
     assert not Path(record.exit_file).exists()
+
+
+def test_keep_alive_durations_and_a_bad_one(cli):
+    from proverctl.cli.prove import parse_duration
+
+    assert [parse_duration(t, "--keep-alive") for t in ("90", "90s", "5m", "1h30m", "0", "-1", "forever")] == \
+        [90, 90, 300, 5400, 0, -1, -1]
+    bad = cli("prove", "-", "--keep-alive", "5 minutes", input="theorem t : True := by\n  sorry\n")
+    assert bad.exit_code == ExitCode.USAGE and "--keep-alive '5 minutes' is not a duration" in bad.stderr
+
+
+def test_a_kept_alive_session_stops_itself_when_its_time_is_up(hermetic, tmp_path):
+    import sys
+    import time
+
+    import psutil
+
+    from proverctl.inference import sessions
+    from proverctl.paths import Paths
+
+    paths = Paths.resolve()
+    server = [sys.executable, "-c", "import time; time.sleep(120)"]
+    kept, kept_proc = sessions.start_session(name="kept", model="m", model_dir=tmp_path, engine="transformers", command=server,
+                                             model_id="m", host="127.0.0.1", port=9, family=None, paths=paths)
+    held, held_proc = sessions.start_session(name="held", model="m", model_dir=tmp_path, engine="transformers", command=server,
+                                             model_id="m", host="127.0.0.1", port=9, family=None, paths=paths)
+    try:
+        deadline = sessions.set_expiry("kept", 1.0, paths)
+        assert deadline is not None and deadline - time.time() <= 1.0
+        sessions.set_expiry("held", 1.0, paths)
+        sessions.set_expiry("held", None, paths)  # a run reusing it holds it: its expiry is cleared
+        kept_proc.wait(timeout=30)  # the watchdog stopped it ...
+        end = time.monotonic() + 10
+        while any(r.name == "kept" for r in sessions.load_records(paths)) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert [r.name for r in sessions.load_records(paths)] == ["held"]  # ... and removed its record
+        time.sleep(1.0)
+        assert psutil.Process(held_proc.pid).is_running() and held_proc.poll() is None
+    finally:
+        sessions.stop_sessions(None, everything=True, paths=paths)
+
+
+def test_a_run_stops_keeps_or_expires_its_session_as_asked(monkeypatch):
+    from proverctl.inference import sessions
+    from proverctl.proving import ProveJob, ProveRequest
+
+    calls = []
+    monkeypatch.setattr(sessions, "stop_sessions", lambda name, **kw: calls.append(("stop", name)))
+    monkeypatch.setattr(sessions, "set_expiry", lambda name, seconds, paths=None: calls.append(("expire", name, seconds)) or 0.0)
+
+    def release(keep_alive, started=True, reused=None):
+        calls.clear()
+        job = ProveJob(ProveRequest(input="x.lean", keep_alive=keep_alive))
+        job._started_session, job._reused_keep_alive = started, reused
+        asyncio.run(job._release_session("s", lambda event: None))
+        return calls
+
+    assert release(None) == [("stop", "s")]  # a session started for the run ends with it
+    assert release(0) == [("stop", "s")]
+    assert release(-1) == [("expire", "s", None)]  # kept for good
+    assert release(600) == [("expire", "s", 600)]
+    assert release(None, started=False, reused=300) == [("expire", "s", 300)]  # a reused kept-alive session gets its time again
+    assert release(None, started=False) == []  # someone else's session is left alone
+    stored = ProveRequest.from_json('{"version": 1, "request": {"input": "x.lean", "keep_session": true}}')
+    assert stored.keep_alive == -1  # runs recorded with --keep-session resume as kept for good

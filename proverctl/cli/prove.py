@@ -38,7 +38,7 @@ def prove_command(
     served_model: Optional[str] = typer.Option(None, "--served-model", help="Model id at --endpoint [default: the one it lists]."),
     force: bool = typer.Option(False, "--force", help="Use --model/--family even when the endpoint serves another model."),
     engine: Optional[str] = typer.Option(None, "--engine", autocompletion=complete.engines, help="Engine for a session started for this run: vllm or transformers."),
-    keep_session: bool = typer.Option(False, "--keep-session", help="Leave a session started for this run running."),
+    keep_alive: Optional[str] = typer.Option(None, "--keep-alive", metavar="DURATION", help="Keep the session up this long after the run (5m, 90s, 1h; 0 stops it; -1 keeps it for good), so the next run does not load the weights again [default: a session started for the run is stopped]."),
     resume: Optional[int] = typer.Option(None, "--resume", autocompletion=complete.runs, help="Continue run RUN with its recorded request: finished attempts are kept."),
     allow_native_decide: bool = typer.Option(False, "--allow-native-decide", help="Accept proofs using native_decide (Lean.ofReduceBool)."),
     allow_aux: bool = typer.Option(False, "--allow-aux-lemmas", help="Accept auxiliary theorems written before the target."),
@@ -67,6 +67,7 @@ def prove_command(
     endpoint missing; 4: verifier failure; 130: interrupted (what is proved is still written).
 
     Examples: proverctl prove Algebra.lean --in-place ; cat thm.lean | proverctl prove - --format lean ;
+    proverctl prove A.lean --keep-alive 10m && proverctl prove B.lean   # B reuses the loaded model ;
     proverctl prove minif2f.jsonl --k 32 --format jsonl > results.jsonl ; proverctl prove src/ -o solved/
     """
     from proverctl.proving import Decompose, ProveJob, ProveRequest
@@ -77,7 +78,7 @@ def prove_command(
         "seed": seed, "rounds": rounds, "timeout": timeout, "import_timeout": import_timeout, "workers": workers,
         "concurrency": concurrency, "check_concurrency": check_concurrency,
         "all_samples": all_samples or None, "in_place": in_place or None, "output": str(output) if output else None, "format": fmt_flag,
-        "endpoint": endpoint, "served_model": served_model, "force": force or None, "engine": engine, "keep_session": keep_session or None,
+        "endpoint": endpoint, "served_model": served_model, "force": force or None, "engine": engine, "keep_alive": parse_duration(keep_alive, "--keep-alive") if keep_alive is not None else None,
         "allow_native_decide": allow_native_decide or None, "allow_aux_lemmas": allow_aux or None, "judge": judge,
         "repl_command": repl_command,
         "lean_project": lean_project, "lean_profile": profile, "sandbox": sandbox, "verify_on": verify_on,
@@ -265,3 +266,19 @@ def _duration(seconds: float) -> str:
 
 def register(app: typer.Typer) -> None:
     app.command("prove")(prove_command)
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """Seconds from '90', '90s', '5m', '1h', '1h30m'; '-1' (or 'forever') is -1: for good."""
+    import re
+
+    from proverctl.errors import UsageError
+
+    value = text.strip().lower()
+    if value in ("-1", "forever", "inf"):
+        return -1.0
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", value)
+    if not value or parts is None:
+        raise UsageError(f"{flag} {text!r} is not a duration", hint="write it like 90s, 5m, 1h30m; 0 stops at once, -1 keeps it for good")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds

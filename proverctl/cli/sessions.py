@@ -127,8 +127,11 @@ def ps_command(format: FormatOption = None) -> None:
                                keep=("name", "model", "endpoint")))
         for r in rows:
             dead = r["status"].startswith("exited")
+            status = r["status"]
+            if not dead and r.get("expires"):
+                status += f", stops {time.strftime('%H:%M', time.localtime(r['expires']))}"  # --keep-alive
             table.add_row(r["name"], r["model"], r["engine"], r["device"], r["endpoint"], str(r["pid"]),
-                          "-" if dead else f"{r['rss_mib']:.0f} MiB", "-" if dead else _uptime(r["uptime_s"]), r["status"])
+                          "-" if dead else f"{r['rss_mib']:.0f} MiB", "-" if dead else _uptime(r["uptime_s"]), status)
         console.print(table)
         for r in rows:
             if r["status"].startswith("exited"):

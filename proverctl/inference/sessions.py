@@ -46,6 +46,8 @@ class SessionRecord:
     command: list[str] = field(default_factory=list)
     family: str | None = None
     exit_file: str | None = None  # written by the supervisor when the server ends
+    expires: float | None = None  # --keep-alive: when the session stops itself (None: it stays)
+    keep_alive_s: float | None = None  # the keep-alive it was given (a run that reuses it gives it again)
 
     @property
     def url(self) -> str:
@@ -174,6 +176,24 @@ def all_sessions(paths: Paths | None = None) -> list[tuple[SessionRecord, str]]:
 def live_sessions(paths: Paths | None = None) -> list[tuple[SessionRecord, str]]:
     """The recorded sessions whose server is alive, with their health."""
     return [(record, status) for record, status in all_sessions(paths) if not status.startswith("exited")]
+
+
+def set_expiry(name: str, seconds: float | None, paths: Paths | None = None) -> float | None:
+    """Keep session `name` up for `seconds` more, then stop it (a detached watchdog, supervise.py
+    --expire, does); None clears the expiry (it stays up until `stop`). Returns the deadline."""
+    paths = paths or Paths.resolve()
+    record = next((r for r in load_records(paths) if r.name == name), None)
+    if record is None:
+        return None
+    if seconds is None:
+        record.expires, record.keep_alive_s = None, None
+        save_record(record, paths)
+        return None
+    record.expires, record.keep_alive_s = time.time() + seconds, seconds
+    save_record(record, paths)
+    watchdog = [sys.executable, str(Path(__file__).with_name("supervise.py")), "--expire", str(_record_file(paths, name))]
+    subprocess.Popen(watchdog, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return record.expires
 
 
 def forget(record: SessionRecord, paths: Paths) -> None:

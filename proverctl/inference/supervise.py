@@ -1,4 +1,5 @@
-"""Run a session's server as a child and write down how it ended: `python supervise.py EXIT_FILE -- CMD...`.
+"""Run a session's server as a child and write down how it ended: `python supervise.py EXIT_FILE -- CMD...`;
+or, with `--expire RECORD_FILE`, stop a kept-alive session when its time is up.
 
 A detached server outlives the `serve` that started it, so nobody would be left to learn its exit
 status: an OOM-killed vLLM just vanishes from `ps`. This parent stays (same process group, so `stop`
@@ -17,7 +18,45 @@ import sys
 import time
 
 
+def expire(record_file: str, grace: float = 10.0) -> int:
+    """Sleep until the record's `expires`, re-reading it (a later run may hold or extend the session),
+    then SIGTERM the session's process group, SIGKILL what is left after `grace`, and remove the record.
+    Exits quietly when the record goes away or its expiry is cleared."""
+    while True:
+        try:
+            with open(record_file, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            return 0
+        expires = record.get("expires")
+        if expires is None:
+            return 0
+        left = expires - time.time()
+        if left > 0:
+            time.sleep(min(left, 5.0))
+            continue
+        try:
+            group = os.getpgid(record["pid"])
+            os.killpg(group, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                os.killpg(group, 0)  # raises once the group is gone
+                time.sleep(0.2)
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, KeyError, PermissionError):
+            pass
+        for path in (record_file, record.get("exit_file")):
+            if path:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        return 0
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--expire":
+        return expire(argv[1])
     if len(argv) < 3 or argv[1] != "--":
         sys.stderr.write("usage: supervise.py EXIT_FILE -- COMMAND [ARG ...]\n")
         return 2

@@ -17,6 +17,7 @@ import asyncio
 import shlex
 import signal
 import sys
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -99,6 +100,8 @@ class ProveJob:
         self._plan: _Plan | None = None
         self._pipeline: Pipeline | None = None
         self._stopped = False
+        self._started_session = False  # the run started its session (so stops it unless kept alive)
+        self._reused_keep_alive: float | None = None  # the keep-alive of a kept-alive session this run reuses
         self.run_id: int | None = resume_run
 
     # -----------------------------------------------------------------------------------------
@@ -300,11 +303,30 @@ class ProveJob:
             with Store(self.paths.store_db) as store:
                 return await self._run_in_store(store, plan, endpoint, notify, handle_signals)
         finally:
-            if endpoint is not None and endpoint.session and not request.keep_session:
-                from proverctl.inference.sessions import stop_sessions
+            if endpoint is not None and endpoint.session:
+                await self._release_session(endpoint.session, notify)
 
-                await asyncio.to_thread(stop_sessions, endpoint.session)
-                notify(Notice("info", f"stopped session {endpoint.session}"))
+    async def _release_session(self, name: str, notify) -> None:
+        """After the run: stop the session (the default for one it started), leave it for good
+        (--keep-alive -1), or keep it --keep-alive seconds more for the next run (a reused session that
+        had a keep-alive gets its own again)."""
+        from proverctl.inference import sessions
+
+        keep = self.request.keep_alive
+        if keep is None:
+            keep = self._reused_keep_alive
+        if keep is None and not self._started_session:
+            return  # a session someone else started and nobody asked to expire
+        if keep is None or keep == 0:
+            await asyncio.to_thread(sessions.stop_sessions, name)
+            notify(Notice("info", f"stopped session {name}"))
+        elif keep < 0:
+            await asyncio.to_thread(sessions.set_expiry, name, None)
+            notify(Notice("info", f"session {name} keeps running; `proverctl stop {name}` ends it"))
+        else:
+            until = await asyncio.to_thread(sessions.set_expiry, name, keep)
+            notify(Notice("info", f"session {name} stays up until {time.strftime('%H:%M:%S', time.localtime(until))} "
+                                  f"(--keep-alive {keep:g} s): the next run reuses it"))
 
     async def _endpoint(self, plan: _Plan, notify) -> Endpoint | None:
         if self._generator is not None:
@@ -313,6 +335,16 @@ class ProveJob:
             return plan.endpoint
         if plan.session is not None:
             s = plan.session
+            if s.expires is not None:
+                # A session kept alive by an earlier run: hold it (no expiry while this run uses it), then
+                # give it its keep-alive again at the end.
+                from proverctl.inference.sessions import set_expiry
+
+                self._reused_keep_alive = s.keep_alive_s
+                set_expiry(s.name, None)
+                return Endpoint(s.url, s.model_id, s.engine, session=s.name)
+            if self.request.keep_alive is not None:
+                return Endpoint(s.url, s.model_id, s.engine, session=s.name)
             return Endpoint(s.url, s.model_id, s.engine)
         from proverctl.inference.sessions import launch
 
@@ -320,6 +352,7 @@ class ProveJob:
             notify(Notice("info", f"starting a {record.engine} session for {plan.ref.display} (log: {record.log})"))
 
         record, _ = await asyncio.to_thread(launch, plan.ref, engine=self.request.engine, on_started=started)
+        self._started_session = True
         return Endpoint(record.url, record.model_id, record.engine, session=record.name)
 
     async def _run_in_store(self, store: Store, plan: _Plan, endpoint: Endpoint | None, notify, handle_signals: bool) -> ProveResult:

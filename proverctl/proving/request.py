@@ -18,7 +18,7 @@ from proverctl.errors import UsageError
 REQUEST_VERSION = 1
 FORMATS = ("auto", "human", "json", "jsonl", "quiet", "lean")
 # What a resumed run may change: where and how it runs, not what it computes.
-RESUMABLE_OVERRIDES = ("endpoint", "served_model", "engine", "keep_session", "timeout", "import_timeout", "workers", "sandbox",
+RESUMABLE_OVERRIDES = ("endpoint", "served_model", "engine", "keep_alive", "timeout", "import_timeout", "workers", "sandbox",
                        "repl_command", "lean_project", "verify_on", "format", "output", "in_place", "force", "judge",
                        "concurrency", "check_concurrency")
 
@@ -47,7 +47,7 @@ class ProveRequest:
     endpoint: str | None = None  # any OpenAI-compatible server instead of a local session
     served_model: str | None = None  # the id requests name at the endpoint
     engine: str | None = None  # for a session started for this run
-    keep_session: bool = False
+    keep_alive: float | None = None  # seconds a session started or reused by the run stays up after it; -1: for good
     family: str | None = None  # prompt family; None: the model's
     force: bool = False  # use --family/--model even when the endpoint serves another model
     # Sampling and budget
@@ -133,6 +133,8 @@ class ProveRequest:
             raise UsageError(f"the run's stored request cannot be read ({exc})", hint="start a new run instead of --resume") from None
         if version > REQUEST_VERSION:
             raise UsageError(f"the run was recorded by a newer proverctl (request version {version})", hint="upgrade proverctl")
+        if data.pop("keep_session", False):  # recorded before --keep-alive replaced --keep-session
+            data.setdefault("keep_alive", -1)
         known = {f.name for f in fields(cls)}
         data = {k: v for k, v in data.items() if k in known}
         data["theorems"] = tuple(data.get("theorems") or ())
