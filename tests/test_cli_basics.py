@@ -43,6 +43,16 @@ print("HEAVY=" + ",".join(heavy), "COMMANDS=%d" % len(paths), file=sys.stderr)
     assert int(proc.stderr.split("COMMANDS=")[1]) >= 10
 
 
+def test_a_data_subcommand_imports_no_pydantic(hermetic):
+    """typer 0.29 coerces every parameter through pydantic (~40 ms of a 0.13 s `runs`): the pin keeps a
+    typer that does not, so data subcommands start as fast as --help (bench/cli_startup.py)."""
+    script = "import runpy, sys\nsys.argv = ['proverctl', 'runs', '--format', 'json', '--limit', '5']\n" \
+             "try:\n    runpy.run_module('proverctl', run_name='__main__')\nexcept SystemExit:\n    pass\n" \
+             "print('PYDANTIC=' + str('pydantic' in sys.modules), file=sys.stderr)"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "PYDANTIC=False" in proc.stderr, proc.stderr
+
+
 def test_console_script_runs_and_version(cli):
     proc = subprocess.run([sys.executable, "-m", "proverctl", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("proverctl ")
