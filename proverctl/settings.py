@@ -89,6 +89,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("k", 8, _positive_int, "samples per target for `prove` (the pass@k budget)"),
     SettingSpec("endpoint", None, _optional_str, "OpenAI-compatible server `prove` uses instead of a local session"),
     SettingSpec("api_key", None, _optional_str, "bearer token for the endpoint (never stored with a run; `config` hides it)"),
+    SettingSpec("mcp_token", None, _optional_str, "bearer token `proverctl mcp --http` requires (`config` hides it; made per start when unset)"),
     SettingSpec("store_busy_timeout", 30.0, _positive_float, "seconds a store write waits for another writer's lock"),
     SettingSpec("transformers_cache_tokens", 16384, _positive_int,
                 "KV cache of a `transformers serve` session, in tokens (bounds its memory; vLLM manages its own)"),
@@ -108,7 +109,7 @@ OTHER_ENV_VARS: dict[str, str] = {
     "PROVERCTL_DEBUG": "1 shows the full traceback of every error",
 }
 # Settings whose value is a secret: `config` says whether they are set, never what they are.
-SECRET_SETTINGS = ("api_key",)
+SECRET_SETTINGS = ("api_key", "mcp_token")
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
 

@@ -95,7 +95,7 @@ def root(
 
 
 def _register() -> None:
-    from proverctl.cli import bench, completion, info, lean, models, prove, runs, sessions
+    from proverctl.cli import agents, bench, completion, info, lean, models, prove, runs, sessions
 
     prove.register(app)
     bench.register(app)
@@ -105,6 +105,7 @@ def _register() -> None:
     runs.register(app)
     info.register(app)
     completion.register(app)
+    agents.register(app)
 
 
 _register()
