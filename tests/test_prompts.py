@@ -177,3 +177,33 @@ def test_extraction_edge_cases():
     # DeepSeek-Prover-V1.5 continues the statement; cut at the first fence.
     v15 = extract("  simp\n```\nsome chatter", target, "deepseek-v1.5")
     assert v15.code == "theorem t (x : ℕ) : x + 0 = x := by\n  simp\n"
+
+
+HINT = "Compute 120% of 30 = 36 and 130% of 20 = 26; the difference is 10."
+
+
+def test_an_informal_proof_goes_where_each_format_has_a_place_for_it():
+    from dataclasses import replace
+
+    from proverctl.prompts.families.deepseek_v2 import HINT_PARAGRAPH
+
+    hinted = replace(TARGET, hint=HINT)
+    chat = build_prompt(hinted, "deepseek-v2", "cot").messages[0]["content"]
+    # After the code block, before the CoT paragraph
+    assert "  sorry\n```\n\n" + HINT_PARAGRAPH.format(hint=HINT) + "\n\n" + COT_PARAGRAPH in chat
+    assert HINT_PARAGRAPH.format(hint=HINT) in build_prompt(hinted, "goedel-v2").messages[0]["content"]
+    _, user = build_prompt(hinted, "kimina").messages
+    assert "# Problem:What is the positive difference" in user["content"]
+    assert f"\n\nInformal proof:\n{HINT}\n# Formal statement:" in user["content"]  # the problem slot
+    with pytest.raises(UsageError, match="no place for an informal proof"):
+        build_prompt(hinted, "deepseek-v1.5")
+    assert HINT not in build_prompt(TARGET, "deepseek-v2").messages[0]["content"]  # no hint, no paragraph
+
+
+def test_a_dataset_row_carries_its_informal_proof():
+    row = dict(MINIF2F_V15["mathd_algebra_10"])
+    assert from_row({**row, "informal_proof": HINT}).hint == HINT
+    assert from_row({**row, "hint": f"  {HINT}\n"}).hint == HINT
+    assert from_row({**row, "hint": "  "}).hint is None
+    with pytest.raises(UsageError, match="hint is not a string"):
+        from_row({**row, "hint": 3})

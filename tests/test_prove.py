@@ -474,3 +474,23 @@ def test_every_missing_piece_is_named_at_once(cli, tmp_path, monkeypatch):
     (line,) = [l for l in result.stderr.splitlines() if l.startswith("error:")]
     assert "is not pulled" in line and "engine is not installed" in line and "Lean workspace" in line
     assert "proverctl doctor" in result.stderr
+
+
+def test_a_hint_reaches_the_prompt_is_stored_and_refused_where_the_format_has_no_place(cli, tmp_path, standin_repl, hermetic):
+    path = problem_file(tmp_path)
+    hint_file = tmp_path / "hint.md"
+    hint_file.write_text("Multiply out and compare the two sides.\n")
+    with OpenAIStub(answer=real_answer) as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--hint", str(hint_file), "--format", "json")
+        assert result.exit_code == 0, result
+        assert "Multiply out and compare the two sides." in stub.bodies[0]["messages"][-1]["content"]
+        run = result.json()[0]["run"]
+        shown = cli("show", str(run), "--format", "json").json()
+        assert shown["request"]["request"]["hint"] == "Multiply out and compare the two sides."
+        assert store_rows(hermetic, "SELECT hint FROM targets") == [("Multiply out and compare the two sides.",)]
+        literal = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--hint", "Use norm_num.", "--format", "json")
+        assert literal.exit_code == 0 and "Use norm_num." in stub.bodies[-1]["messages"][-1]["content"]
+        raw = cli("prove", str(path), "--endpoint", stub.url, "--family", "deepseek-v1.5", "--force", "--hint", "x")
+        assert raw.exit_code == 2 and "no place for an informal proof" in raw.stderr
+        empty = cli("prove", str(path), "--endpoint", stub.url, "--hint", " ")
+        assert empty.exit_code == 2 and "--hint is empty" in empty.stderr

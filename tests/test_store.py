@@ -40,11 +40,12 @@ def old_store(path, versions: int) -> sqlite3.Connection:
 
 def test_a_blank_file_gets_every_migration(tmp_path):
     with Store(tmp_path / "s.db") as store:
-        assert store.schema_version == len(MIGRATIONS) == 5
+        assert store.schema_version == len(MIGRATIONS) == 6
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert {"request", "served_model", "engine_version"} <= columns(tmp_path / "s.db", "runs")
     assert {"finish_reason", "seed", "kind", "judge"} <= columns(tmp_path / "s.db", "attempts")
+    assert "hint" in columns(tmp_path / "s.db", "targets")
 
 
 def test_the_previous_schema_migrates_and_keeps_its_rows(tmp_path):
@@ -57,7 +58,8 @@ def test_the_previous_schema_migrates_and_keeps_its_rows(tmp_path):
     db.close()
     assert "request" not in columns(path, "runs")
     with Store(path) as store:
-        assert store.schema_version == 5
+        assert store.schema_version == 6
+        assert store.target(1)["hint"] is None  # targets from before hints have none
         run = store.run(1)
         assert run["request"] is None and run["command"] == "proverctl prove F.lean"
         assert store.attempts(1)[0]["finish_reason"] is None and store.attempts(1)[0]["verdict"] == "rejected"

@@ -15,6 +15,7 @@ from proverctl.cli._output import Format, columns, emit, info, resolve_format, s
 def prove_command(
     input: Optional[str] = typer.Argument(None, metavar="PATH", help="A .lean file, a folder of them, - (stdin), or a dataset .jsonl (not with --resume)."),
     theorem: Optional[List[str]] = typer.Option(None, "--theorem", "-t", autocompletion=complete.theorems, help="Only this target (repeatable)."),
+    hint: Optional[str] = typer.Option(None, "--hint", metavar="FILE|TEXT", help="An informal proof for the prompt (a file, or the text itself): Kimina's problem slot, a paragraph for DeepSeek/Goedel. Every target gets it; pick one with -t."),
     model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.models, help="Alias, org/repo or directory [env: PROVERCTL_MODEL]."),
     k: Optional[int] = typer.Option(None, "--k", min=1, help="Samples per target (the pass@k budget) [default: 8; env: PROVERCTL_K]."),
     mode: Optional[str] = typer.Option(None, "--mode", autocompletion=complete.values("cot", "non-cot"), help="cot or non-cot (DeepSeek-Prover-V2) [default: cot]."),
@@ -84,6 +85,7 @@ def prove_command(
         "lean_project": lean_project, "lean_profile": profile, "sandbox": sandbox, "verify_on": verify_on,
         "theorems": tuple(theorem) if theorem else None, "repo": repo, "rev": rev, "file": file,
         "decompose": Decompose(planner, planner_model, depth, sketches) if decompose else None,
+        "hint": read_hint(hint) if hint is not None else None,
     }
     if resume is not None:
         from proverctl.errors import UsageError
@@ -282,3 +284,14 @@ def parse_duration(text: str, flag: str) -> float:
         raise UsageError(f"{flag} {text!r} is not a duration", hint="write it like 90s, 5m, 1h30m; 0 stops at once, -1 keeps it for good")
     hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
     return hours * 3600 + minutes * 60 + seconds
+
+
+def read_hint(value: str) -> str:
+    """--hint: the text of FILE when it names one, else the value itself (never empty)."""
+    from proverctl.errors import UsageError
+    from proverctl.inputs import read_text
+
+    text = read_text(value)[0] if value != "-" and Path(value).is_file() else value
+    if not text.strip():
+        raise UsageError("--hint is empty", hint="give the informal proof, or a file holding it")
+    return text.strip()

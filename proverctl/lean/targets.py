@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from proverctl.errors import UsageError
 from proverctl.lean.source import Declaration, Source, join_code
@@ -25,6 +25,7 @@ class Target:
     body: str
     line: int = 1
     source_label: str = ""
+    hint: str | None = None  # an informal proof for the prompt (`prove --hint`, a dataset row's hint/informal_proof)
 
     @property
     def display_name(self) -> str:
@@ -100,4 +101,7 @@ def from_row(row: dict, label: str = "") -> Target:
         if named and named[-1] is not target:
             raise UsageError(f"{label}: the theorem named {name!r} is not the row's last sorried statement ({target.full_name} is)",
                              hint="the header must not hold another sorried declaration after the target; fix the row")
-    return from_declaration(source, target, label)
+    hint = row.get("hint") or row.get("informal_proof")
+    if hint is not None and not isinstance(hint, str):
+        raise UsageError(f"{label}: the row's hint is not a string", hint="hint / informal_proof must be the informal proof's text")
+    return replace(from_declaration(source, target, label), hint=hint.strip() if hint and hint.strip() else None)

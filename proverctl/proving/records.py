@@ -12,13 +12,14 @@ def target_rows(inputs: list[InputFile]) -> tuple[list[dict], list[Target]]:
     for file in inputs:
         for t in file.targets:
             rows.append({"file": file.label, "name": t.name, "kind": t.kind, "line": t.line, "statement": t.statement,
-                         "doc": t.doc, "header": t.header, "header_hash": header_hash(t.header)})
+                         "doc": t.doc, "header": t.header, "header_hash": header_hash(t.header), "hint": t.hint})
             targets.append(t)
     return rows, targets
 
 
 def stored_target(row: dict) -> Target:
-    return Target(row["name"], row["kind"], row["header"], row["doc"], row["statement"], "", row["line"] or 1, row["file"])
+    return Target(row["name"], row["kind"], row["header"], row["doc"], row["statement"], "", row["line"] or 1, row["file"],
+                  row.get("hint"))
 
 
 def proof_of(store: Store, target_row: dict) -> str | None:

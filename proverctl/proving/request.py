@@ -59,6 +59,7 @@ class ProveRequest:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    hint: str | None = None  # an informal proof put into every target's prompt (`--hint`)
     decompose: Decompose | None = None
     # What counts as proved, and who says so
     allow_native_decide: bool = False

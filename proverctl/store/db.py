@@ -164,7 +164,13 @@ def _m5(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4, _m5]
+def _m6(db: sqlite3.Connection) -> None:
+    """The informal proof a target was prompted with (`prove --hint`, a dataset row's hint), so a resumed
+    run prompts it the same way."""
+    _run_script(db, "ALTER TABLE targets ADD COLUMN hint TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4, _m5, _m6]
 # How a stored attempt reads back: its prompt from the prompts table (older rows kept theirs inline).
 _ATTEMPT_COLUMNS = "a.*, COALESCE(a.prompt, p.text) AS prompt_text"
 _ATTEMPT_FROM = "attempts a LEFT JOIN prompts p ON p.id = a.prompt_id"
@@ -310,10 +316,10 @@ class Store:
             start = self.db.execute("SELECT COALESCE(MAX(ordinal) + 1, 0) FROM targets WHERE run_id = ?", (run_id,)).fetchone()[0]
             for ordinal, t in enumerate(targets, start):
                 cursor = self.db.execute(
-                    "INSERT INTO targets (run_id, ordinal, file, name, kind, line, statement, doc, header, header_hash, parent_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO targets (run_id, ordinal, file, name, kind, line, statement, doc, header, header_hash, parent_id, hint)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id, ordinal, t["file"], t["name"], t["kind"], t["line"], t["statement"], t["doc"], t["header"],
-                     t["header_hash"], parent_id),
+                     t["header_hash"], parent_id, t.get("hint")),
                 )
                 ids.append(int(cursor.lastrowid))
         return ids

@@ -41,6 +41,7 @@ class Family:
     sampling: dict[str, Any] = field(default_factory=lambda: {"temperature": 1.0, "top_p": 0.95})
     feedback: Callable[..., "Prompt | None"] | None = None
     source: str = ""  # where the format's facts come from (model card, paper)
+    takes_hint: bool = True  # the format has a place for an informal proof (`prove --hint`)
 
     def default_sampling(self, mode: str) -> dict[str, Any]:
         return {**self.sampling, "max_tokens": self.max_tokens[mode]}

@@ -8,7 +8,12 @@ from proverctl.prompts.families import Family, register
 
 
 def build(target, mode, sampling):
+    from proverctl.errors import UsageError
     from proverctl.prompts.formats import Prompt
+
+    if target.hint:
+        raise UsageError("the deepseek-v1.5 format has no place for an informal proof (it continues the Lean code)",
+                         hint="leave out --hint (and the rows' hint), or use a chat family: deepseek-v2, goedel-v2, kimina")
 
     statement = target.statement.rstrip()
     if statement.endswith(":="):
@@ -19,6 +24,6 @@ def build(target, mode, sampling):
 
 FAMILY = register(Family(
     name="deepseek-v1.5", description="DeepSeek-Prover-V1.5 raw completion", build=build,
-    max_tokens={"cot": 2048, "non-cot": 2048}, extraction="continuation", stop=("```",),
+    max_tokens={"cot": 2048, "non-cot": 2048}, extraction="continuation", stop=("```",), takes_hint=False,
     source="DeepSeek-Prover-V1.5 evaluation harness",
 ))

@@ -14,8 +14,16 @@ COT_PARAGRAPH = (
 )
 
 
+# proverctl's own paragraph (the model card has no slot for an informal proof): after the code block,
+# before the CoT paragraph, in the spirit of Aristotle's PROVIDED SOLUTION and Goedel-Architect's
+# natural-language seeding. Documented in the README ("Informal hints").
+HINT_PARAGRAPH = "An informal proof is provided; the formal proof may follow it:\n{hint}"
+
+
 def complete_code_message(target, cot: bool) -> str:
     content = f"Complete the following Lean 4 code:\n\n```lean4\n{target.code_with_sorry().strip()}\n```"
+    if target.hint:
+        content += "\n\n" + HINT_PARAGRAPH.format(hint=target.hint)
     return content + ("\n\n" + COT_PARAGRAPH if cot else "")
 
 

@@ -12,9 +12,13 @@ SYSTEM = "You are an expert in mathematics and Lean 4."
 def build(target, mode, sampling):
     from proverctl.prompts.formats import Prompt
 
+    # The card's "# Problem:" slot holds the informal problem; an informal proof (--hint) goes there after it.
+    problem = target.informal or ""
+    if target.hint:
+        problem = f"{problem}\n\nInformal proof:\n{target.hint}" if problem else f"\n\nInformal proof:\n{target.hint}"
     content = (
         "Think about and solve the following problem step by step in Lean 4.\n"
-        f"# Problem:{target.informal or ''}\n# Formal statement:\n```lean4\n{target.code_with_sorry(with_doc=False).strip()}\n```\n"
+        f"# Problem:{problem}\n# Formal statement:\n```lean4\n{target.code_with_sorry(with_doc=False).strip()}\n```\n"
     )
     return Prompt("kimina", "cot", messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}],
                   sampling=sampling)
