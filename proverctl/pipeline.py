@@ -202,7 +202,7 @@ class Pipeline:
                 return None
             if state.first_start is None:
                 state.first_start = time.monotonic()
-            request = asyncio.ensure_future(self.generator.complete(prompt, seed))
+            request = asyncio.ensure_future(self._sample(state, prompt, seed))
             state.generating.add(request)
             try:
                 return await request
@@ -213,6 +213,29 @@ class Pipeline:
                 raise
             finally:
                 state.generating.discard(request)
+
+    def _sample(self, state: TargetState, prompt: Prompt, seed: int | None):
+        """One completion; for families that call Lean while they think, the whole conversation."""
+        from proverctl.prompts import families
+
+        family = families.get(self.options.family)
+        if family.interaction is None:
+            return self.generator.complete(prompt, seed)
+        from proverctl.prompts import interactive
+
+        loop = interactive.sketch_loop if family.interaction == "sketch" else interactive.tool_loop
+        window = family.window or self.options.context_length
+        return loop(self.generator.complete, prompt, seed, lambda code: self._lean_feedback(state, code), window=window,
+                    max_turns=family.max_turns)
+
+    async def _lean_feedback(self, state: TargetState, code: str) -> str:
+        """Lean's answer to a sketch or a lean_check call: the REPL pre-filter's, never the judge's (it
+        is feedback, not a verdict). Takes a check slot like any check."""
+        feedback = getattr(self.verifier, "lean_feedback", None)
+        if feedback is None:
+            return "error: this verifier cannot answer Lean checks during generation (use the local REPL pool)"
+        async with self._verify_slots:
+            return await feedback(state.target, code)
 
     async def _check(self, state: TargetState, code: str) -> Verdict | None:
         """The verdict, or None when the target got proved while this candidate waited (it is dropped)."""
@@ -246,7 +269,7 @@ class Pipeline:
                 completion_tokens=completion.completion_tokens if completion else None,
                 gen_seconds=round(gen_seconds, 3) if gen_seconds is not None else None, verify_seconds=round(verdict.seconds, 3),
                 finish_reason=completion.finish_reason if completion else None, seed=completion.seed if completion else None,
-                judge=verdict.judge,
+                judge=verdict.judge, turns=completion.turns if completion else None,
             ),
             proved=verdict.proved and not state.proved,
         )
@@ -292,7 +315,8 @@ class Pipeline:
             if completion is None:
                 return
             gen_seconds = time.monotonic() - started
-            extraction = extract(completion.text, target, options.family, allow_aux=options.allow_aux)
+            answer = completion.answer if completion.answer is not None else completion.text
+            extraction = extract(answer, target, options.family, allow_aux=options.allow_aux)
             if not extraction.ok and completion.finish_reason == "length":
                 limit = prompt.sampling.get("max_tokens")
                 extraction = type(extraction)(None, f"the output was cut at max_tokens ({limit}) before a usable proof: "

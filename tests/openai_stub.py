@@ -110,9 +110,18 @@ class OpenAIStub:
                 n = body.get("n", 1) if stub.honour_n else 1
                 choices = []
                 for i in range(n):
-                    text = stub.answer(body, index * 100 + i)
-                    choices.append({"index": i, "finish_reason": stub.finish_reason,
-                                    **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})})
+                    answer = stub.answer(body, index * 100 + i)
+                    # An answer is the text, or a dict with what vLLM sends beside it: content, finish_reason,
+                    # stop_reason (the stop string that ended it, or None) and tool_calls.
+                    if isinstance(answer, dict):
+                        text, finish = answer.get("content"), answer.get("finish_reason", stub.finish_reason)
+                        extra = {"stop_reason": answer.get("stop_reason")}
+                        message = {"role": "assistant", "content": text, "tool_calls": answer.get("tool_calls") or []}
+                    else:
+                        text, finish, extra = answer, stub.finish_reason, {}
+                        message = {"role": "assistant", "content": text}
+                    choices.append({"index": i, "finish_reason": finish, **extra,
+                                    **({"message": message} if chat else {"text": text})})
                 self._send(200, {"object": "chat.completion" if chat else "text_completion", "model": body.get("model"),
                                  "choices": choices, "usage": {"prompt_tokens": 11, "completion_tokens": 5 * n, "total_tokens": 11 + 5 * n}})
 

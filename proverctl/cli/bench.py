@@ -66,6 +66,7 @@ def bench_command(
     run_id = result.run_id
     with Store(paths.store_db) as store:
         counts = store.sample_counts(run_id)
+        usage = store.usage_per_target(run_id)
         kernel = sum(1 for r in result.rows if r.get("checked") == "kernel-checked")
     resolved = result.request.resolved
     scores = [pass_at_k(n, c, k) for _, n, c in counts]
@@ -78,12 +79,16 @@ def bench_command(
         "lean_profile": resolved.get("lean_profile"), "run": run_id, "kernel_checked": kernel,
         "subset": subset,  # a --limit run: not comparable with the published figure (which is over all problems)
         "judge": (resolved.get("verifier") or {}).get("judge"),
+        # What each problem cost: generated tokens, and Lean calls made while thinking (multi-turn families)
+        "tokens_per_problem": round(sum(u[1] for u in usage) / len(usage), 1) if usage else 0.0,
+        "lean_calls_per_problem": round(sum(u[2] for u in usage) / len(usage), 2) if usage else 0.0,
     }
     emit(data, fmt, lambda c: c.print(
         f"{bench.name} {chosen_split}: pass@{k} = {score:.1f}% ({solved}/{len(counts)} solved, {n_samples} samples each)"
         + (f"; published {reference:.1f}% over all {total} problems" + (f" (this is the {subset}: not comparable)" if subset else "")
            if reference is not None else "; no published figure for this model")
-        + f"; Lean profile {data['lean_profile']}; {kernel}/{solved} solved problems kernel-checked ({data['judge']}); run {run_id}",
+        + f"; Lean profile {data['lean_profile']}; {kernel}/{solved} solved problems kernel-checked ({data['judge']}); "
+        + f"{data['tokens_per_problem']:.0f} tokens and {data['lean_calls_per_problem']:.1f} Lean calls per problem; run {run_id}",
         highlight=False))
 
 

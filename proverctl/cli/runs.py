@@ -68,12 +68,12 @@ def _parse_ref(ref: str) -> tuple[str, dict]:
     return "sample", {"run": int(parts[0]), "target": parts[1], "sample": int(match.group(1)), "round": int(match.group(2) or 0)}
 
 
-SECTIONS = ("code", "messages", "raw", "prompt")
+SECTIONS = ("code", "messages", "raw", "prompt", "turns")
 
 
 def show_command(
     ref: str = typer.Argument(..., autocompletion=complete.references, help="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND], or aATTEMPT_ID."),
-    section: Optional[str] = typer.Option(None, "--section", autocompletion=complete.values(*SECTIONS), help="Of an attempt, only this: code, messages, raw or prompt."),
+    section: Optional[str] = typer.Option(None, "--section", autocompletion=complete.values(*SECTIONS), help="Of an attempt, only this: code, messages, raw, prompt or turns (a multi-turn sample's conversation)."),
     format: FormatOption = None,
 ) -> None:
     """Show a run (its targets), a target (its attempts) or an attempt (prompt, raw output, code, verdict,
@@ -130,7 +130,8 @@ def show_command(
 
 def _print_section(attempt: dict, section: str, fmt: str) -> None:
     """One part of an attempt, as it is: the text for people and pipes, the value for --format json."""
-    value = {"code": attempt["code"], "messages": attempt["messages"], "raw": attempt["raw_output"], "prompt": attempt["prompt"]}[section]
+    value = {"code": attempt["code"], "messages": attempt["messages"], "raw": attempt["raw_output"], "prompt": attempt["prompt"],
+             "turns": attempt.get("turns")}[section]
     if fmt == "quiet":
         return
     if fmt == "json":
@@ -138,6 +139,10 @@ def _print_section(attempt: dict, section: str, fmt: str) -> None:
         return
     if section == "messages":
         text = "".join(f"{m['severity']} {m['line']}:{m['column']}: {m['data']}\n" for m in value)
+    elif section == "turns":
+        from proverctl.prompts.interactive import render_turns
+
+        text = render_turns(value) or "(a single-turn sample: no conversation)"
     elif section == "prompt":
         prompt = value or {}
         text = prompt.get("text") or "".join(f"[{m['role']}]\n{m['content']}\n" for m in prompt.get("messages") or [])
@@ -200,6 +205,12 @@ def _print_attempt(console, a: dict) -> None:
                   f"tokens {a['prompt_tokens']}+{a['completion_tokens']}  gen {a['gen_seconds']}s  check {a['verify_seconds']}s")
     for reason in a["reasons"]:
         console.print(f"  - {escape(reason)}")
+    if a.get("turns"):
+        from proverctl.prompts.interactive import render_turns
+
+        calls = sum(1 for t in a["turns"] if t.get("kind") in ("sketch", "tool_call", "error"))
+        console.print(f"[bold]── conversation ({calls} Lean call{'s' if calls != 1 else ''})[/]")
+        console.print(render_turns(a["turns"]), markup=False, highlight=False)
     console.print("[bold]── checked code[/]")
     code = a["code"] or "(no code extracted)"
     if console.is_terminal:

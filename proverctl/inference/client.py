@@ -37,6 +37,10 @@ class Completion:
     completion_tokens: int | None
     seconds: float
     seed: int | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # the assistant message's OpenAI tool calls, as sent
+    stop_reason: Any = None  # vLLM: the stop string or token that ended it
+    answer: str | None = None  # multi-turn samples: the final answer's text (what extraction reads)
+    turns: list[dict[str, Any]] | None = None  # multi-turn samples: every turn (sketch / tool call, Lean's answer)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -142,6 +146,10 @@ class GenerationClient:
             body["seed"] = seed
         if prompt.stop:
             body["stop"] = prompt.stop
+        if prompt.tools:
+            body["tools"] = prompt.tools
+            body["tool_choice"] = "auto"
+        body.update(prompt.extra)
         if prompt.is_chat:
             body["messages"] = prompt.messages
             return "/chat/completions", body
@@ -159,8 +167,10 @@ class GenerationClient:
         choices = data.get("choices") or []
         out = []
         for choice in choices:
-            text = (choice.get("message") or {}).get("content") if prompt.is_chat else choice.get("text")
-            out.append(Completion(text or "", choice.get("finish_reason"), usage.get("prompt_tokens"), None, seconds, seed))
+            message = choice.get("message") or {}
+            text = message.get("content") if prompt.is_chat else choice.get("text")
+            out.append(Completion(text or "", choice.get("finish_reason"), usage.get("prompt_tokens"), None, seconds, seed,
+                                  tool_calls=message.get("tool_calls") or None, stop_reason=choice.get("stop_reason")))
         # Usage covers the whole call: share completion tokens evenly, keep the prompt's count.
         if out and usage.get("completion_tokens") is not None:
             share = usage["completion_tokens"] // len(out)

@@ -204,6 +204,25 @@ def policy_violations(code: str, target_name: str | None, policy: Policy = Polic
     return _dedupe(reasons)
 
 
+def sketch_violations(code: str) -> list[str]:
+    """Why a model's draft (a tool-integrated sketch, a lean_check call) must not reach the REPL: what runs
+    code at check time, registers code with the elaborator, changes the language or weakens checking,
+    and every `#` command. A draft may hold `sorry` and extra lemmas: it gets feedback, not a verdict."""
+    source = parse(code)
+    mask = source.mask
+    reasons = [f"`{word}` is not allowed: it runs code at check time ({_where(code, offset)})"
+               for word, offset in find_tokens(mask, CODE_TOKENS)]
+    reasons += [f"attribute `{attribute}` is not allowed here ({_where(code, offset)})"
+                for attribute, offset in attribute_names(code, mask)
+                if attribute in CODE_ATTRIBUTES or attribute.startswith("builtin_")]
+    reasons += [f"command `#{m.group(1)}` is not allowed ({_where(code, m.start())})" for m in _HASH_COMMAND.finditer(mask)]
+    reasons += [f"`set_option {option}` weakens checking ({_where(code, offset)})"
+                for option, offset in option_names(code, mask) if option.startswith(FORBIDDEN_OPTION_PREFIXES)]
+    reasons += [f"`{word}` is not allowed in a proof: it changes the language ({_where(code, offset)})"
+                for word, offset in find_tokens(mask, SYNTAX_TOKENS)]
+    return _dedupe(reasons)
+
+
 def cheat_tokens(source: Source, start: int = 0, end: int | None = None) -> list[str]:
     """Rule 4 on a span of the text: `sorry`, `admit`, `apply?`, `exact?` outside comments and strings."""
     return [f"uses `{word}` ({_where(source.text, offset)})" for word, offset in find_tokens(source.mask, CHEAT_TOKENS, start, end)]

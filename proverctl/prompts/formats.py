@@ -7,7 +7,7 @@ Lean error in its code for that turn.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from proverctl.lean.protocol import Message
@@ -27,14 +27,19 @@ class Prompt:
     text: str | None = None
     stop: list[str] = field(default_factory=list)
     sampling: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # more request fields (vLLM's continue_final_message, ...)
+    tools: list[dict[str, Any]] | None = None  # OpenAI `tools=` the model may call
 
     @property
     def is_chat(self) -> bool:
         return self.messages is not None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "mode": self.mode, "messages": self.messages, "text": self.text, "stop": self.stop,
+        data = {"family": self.family, "mode": self.mode, "messages": self.messages, "text": self.text, "stop": self.stop,
                 "sampling": self.sampling}
+        if self.tools:
+            data["tools"] = self.tools
+        return data
 
 
 def families() -> tuple[str, ...]:
@@ -83,7 +88,7 @@ def fit_to_context(prompt: Prompt, context_length: int | None) -> tuple[Prompt, 
     wanted = prompt.sampling.get("max_tokens")
     if wanted is None or wanted <= room:
         return prompt, None
-    return Prompt(prompt.family, prompt.mode, prompt.messages, prompt.text, prompt.stop, {**prompt.sampling, "max_tokens": room}), None
+    return replace(prompt, sampling={**prompt.sampling, "max_tokens": room}), None
 
 
 def mark_error(code: str, message: Message, context: int = CONTEXT_LINES) -> str:

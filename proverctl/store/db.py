@@ -166,8 +166,8 @@ def _m5(db: sqlite3.Connection) -> None:
 
 def _m6(db: sqlite3.Connection) -> None:
     """The informal proof a target was prompted with (`prove --hint`, a dataset row's hint), so a resumed
-    run prompts it the same way."""
-    _run_script(db, "ALTER TABLE targets ADD COLUMN hint TEXT")
+    run prompts it the same way; and each multi-turn sample's turns (sketches or tool calls, Lean's answers)."""
+    _run_script(db, "ALTER TABLE targets ADD COLUMN hint TEXT;\nALTER TABLE attempts ADD COLUMN turns TEXT")
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4, _m5, _m6]
@@ -195,6 +195,7 @@ class AttemptRow:
     finish_reason: str | None = None  # why generation ended: stop | length | ...
     seed: int | None = None
     judge: str | None = None  # who decided: "repl" or the kernel judge, e.g. "safeverify@0c0f7dc"
+    turns: list[dict] | None = None  # a multi-turn sample's conversation: sketches / tool calls and Lean's answers
 
 
 class Store:
@@ -335,12 +336,12 @@ class Store:
             prompt_id = self._prompt_id(row.target_id, row.prompt)
             cursor = self.db.execute(
                 "INSERT INTO attempts (target_id, sample, round, prompt_id, raw_output, code, verdict, reasons, messages,"
-                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge, turns)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row.target_id, row.sample, row.round, prompt_id, row.raw_output, row.code,
                  row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
                  row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind,
-                 row.finish_reason, row.seed, row.judge),
+                 row.finish_reason, row.seed, row.judge, json.dumps(row.turns, ensure_ascii=False) if row.turns else None),
             )
             attempt_id = int(cursor.lastrowid)
             if proved:
@@ -442,6 +443,15 @@ class Store:
             " FROM targets t LEFT JOIN attempts a ON a.target_id = t.id AND a.kind = 'proof'"
             " WHERE t.run_id = ? AND t.parent_id IS NULL GROUP BY t.id ORDER BY t.ordinal", (run_id,))]
 
+    def usage_per_target(self, run_id: int) -> list[tuple[int, int, int]]:
+        """(target id, completion tokens, Lean calls made while generating) per top-level target: what a
+        benchmark spends per problem (Lean calls are the sketches and tool calls of multi-turn samples)."""
+        return [tuple(r) for r in self.db.execute(
+            "SELECT t.id, COALESCE(SUM(a.completion_tokens), 0), COALESCE(SUM((SELECT COUNT(*) FROM json_each(a.turns) j"
+            " WHERE json_extract(j.value, '$.kind') IN ('sketch', 'tool_call', 'error'))), 0)"
+            " FROM targets t LEFT JOIN attempts a ON a.target_id = t.id WHERE t.run_id = ? AND t.parent_id IS NULL"
+            " GROUP BY t.id ORDER BY t.ordinal", (run_id,))]
+
     def verdicts(self, run_id: int) -> set[str]:
         """The distinct verdicts of a run's attempts."""
         return {r[0] for r in self.db.execute(
@@ -458,7 +468,7 @@ class Store:
         """`iter_attempts` as JSON lines built by SQLite from the stored JSON text (nothing decoded and
         encoded again in Python): what `export` streams. With `schema`, each line starts with that field."""
         columns = [r[1] for r in self.db.execute("PRAGMA table_info(attempts)") if r[1] not in ("prompt", "prompt_id")]
-        json_columns = {"reasons", "messages"}
+        json_columns = {"reasons", "messages", "turns"}
         pairs = ", ".join(f"'{c}', " + (f"json(a.{c})" if c in json_columns else f"a.{c}") for c in columns)
         if schema is not None:
             pairs = f"'schema', {int(schema)}, " + pairs
@@ -481,7 +491,7 @@ def _decode(row: dict) -> dict:
     if "prompt_text" in row:
         row["prompt"] = row.pop("prompt_text")
     row.pop("prompt_id", None)
-    for key in ("reasons", "messages", "prompt"):
+    for key in ("reasons", "messages", "prompt", "turns"):
         if isinstance(row.get(key), str):
             try:
                 row[key] = json.loads(row[key])

@@ -308,6 +308,8 @@ class AttemptScreen(Screen):
             yield Static(id="summary")
             yield Static(id="code")
             yield Static(id="messages")
+            with Collapsible(title="conversation with Lean", collapsed=False, id="turns-box"):
+                yield Static(id="turns")
             with Collapsible(title="raw model output", collapsed=True, id="raw-box"):
                 yield Static(id="raw")
             with Collapsible(title="prompt and sampling", collapsed=True, id="prompt-box"):
@@ -343,6 +345,15 @@ class AttemptScreen(Screen):
         self.query_one("#code", Static).update(code_view(attempt["code"], attempt["messages"]))
         lines = [f"{m['severity']} {m['line']}:{m['column']}  {m['data']}" for m in attempt["messages"]]
         self.query_one("#messages", Static).update(Text("\n".join(lines) or "no Lean messages", style="dim" if not lines else ""))
+        turns = attempt.get("turns")
+        box = self.query_one("#turns-box", Collapsible)
+        box.display = bool(turns)  # only multi-turn samples (sketches, tool calls) have a conversation
+        if turns:
+            from proverctl.prompts.interactive import render_turns
+
+            calls = sum(1 for t in turns if t.get("kind") in ("sketch", "tool_call", "error"))
+            box.title = f"conversation with Lean ({calls} call{'s' if calls != 1 else ''})"
+            self.query_one("#turns", Static).update(Text(render_turns(turns)))
         self.query_one("#raw", Static).update(Text(attempt["raw_output"] or ""))
         prompt = attempt["prompt"] or {}
         self.query_one("#prompt", Static).update(Text(json.dumps(prompt, indent=1, ensure_ascii=False)))

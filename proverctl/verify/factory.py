@@ -159,6 +159,33 @@ class PoolVerifier:
             self.consecutive_errors = 0
         return verdict
 
+    async def lean_feedback(self, target: Target, code: str) -> str:
+        """The REPL's answer to a model's draft as the model sees it (the JSON answer without `env`, as
+        StepFun-Prover's demo sends it), run after the target's header; a draft with code-running commands
+        never reaches Lean (the reasons come back instead). Feedback, not a verdict."""
+        import json
+
+        from proverctl.lean.checker import split_header
+        from proverctl.lean.pool import CheckJob
+        from proverctl.lean.verdict import sketch_violations
+
+        reasons = sketch_violations(code)
+        if reasons:
+            return json.dumps({"messages": [{"severity": "error", "data": f"refused before Lean: {r}"} for r in reasons]},
+                              ensure_ascii=False)
+        imports, preamble = split_header(target.header)
+        body = code if code.endswith("\n") else code + "\n"
+        try:
+            outcome = await self.pool.check(CheckJob(imports, preamble, body, self.timeout))
+        except ReplStartError as exc:
+            raise EnvironmentMissing(str(exc), hint=SETUP_HINT) from None
+        if outcome.status == "timeout":
+            return f"repl cannot return status in {outcome.seconds:.0f} seconds!"
+        if outcome.status != "ok" or outcome.response is None:
+            return json.dumps({"repl_err": outcome.detail or "the REPL failed"}, ensure_ascii=False)
+        answer = {k: v for k, v in outcome.response.raw.items() if k != "env"}
+        return json.dumps(answer, ensure_ascii=False)
+
     def _give_up_if_broken(self) -> None:
         if self.consecutive_errors >= self.give_up_after:
             raise VerifierError(f"no Lean check can run: {self.consecutive_errors} checks in a row failed in the verifier "
@@ -240,6 +267,11 @@ class ReplOnly:
         verdict = await self.prefilter.verify(target, code)
         verdict.judge = verdict.judge or "repl"
         return verdict
+
+    def __getattr__(self, name: str):
+        if name == "lean_feedback":  # drafts are answered by the pre-filter (absent on Ray / LeanDojo)
+            return getattr(self.prefilter, name)
+        raise AttributeError(name)
 
 
 def require_pool(verification: Verification, what: str) -> ReplPool:

@@ -290,6 +290,11 @@ class JudgedVerifier:
         self.pool = getattr(prefilter, "pool", None)
         self.capacity = getattr(prefilter, "capacity", None)
 
+    def __getattr__(self, name: str):
+        if name == "lean_feedback":  # drafts get the pre-filter's answer, never the judge's: feedback, not a verdict
+            return getattr(self.prefilter, name)
+        raise AttributeError(name)
+
     async def verify(self, target: Target, code: str) -> Verdict:
         verdict = await self.prefilter.verify(target, code)
         if not verdict.proved:

@@ -42,6 +42,12 @@ class Family:
     feedback: Callable[..., "Prompt | None"] | None = None
     source: str = ""  # where the format's facts come from (model card, paper)
     takes_hint: bool = True  # the format has a place for an informal proof (`prove --hint`)
+    # Models that call Lean while they think (proverctl.prompts.interactive): "sketch" (the model stops at
+    # </sketch>, the REPL's answer is appended, it goes on) or "tools" (OpenAI tool calls). `window` is
+    # the tokens one sample may use in all (prompt, turns and feedback); `max_turns` the Lean calls.
+    interaction: str | None = None
+    window: int | None = None
+    max_turns: int = 16
 
     def default_sampling(self, mode: str) -> dict[str, Any]:
         return {**self.sampling, "max_tokens": self.max_tokens[mode]}
@@ -51,6 +57,8 @@ _REGISTRY: dict[str, Family] = {}
 
 
 def register(family: Family) -> Family:
+    if family.interaction not in (None, "sketch", "tools"):
+        raise ValueError(f"family {family.name}: unknown interaction {family.interaction!r}")
     if family.extraction not in ("block", "continuation"):
         raise ValueError(f"family {family.name}: unknown extraction {family.extraction!r}")
     if set(family.max_tokens) != set(family.modes):
@@ -92,4 +100,4 @@ def chat_feedback(previous: "Prompt", output: str, code: str, errors: list["Mess
 
 
 # The registrations: one import per family module.
-from proverctl.prompts.families import deepseek_v2, goedel_v2, deepseek_v15, kimina  # noqa: E402,F401
+from proverctl.prompts.families import deepseek_v2, goedel_v2, deepseek_v15, kimina, stepfun_tir, tool_calls  # noqa: E402,F401
