@@ -75,3 +75,23 @@ def test_shipped_datasets_have_their_sizes():
              [("minif2f", "test"), ("minif2f", "valid"), ("minif2f-revised", "test"), ("proofnet", "test"), ("putnam", "all"),
               ("mobench", "test")]]
     assert sizes == [244, 244, 244, 186, 644, 360]
+
+
+def test_bench_of_a_model_that_calls_lean_counts_its_calls_and_tokens(cli, standin_repl):
+    """The catalog maps the served StepFun model to the stepfun-tir family: each problem gets one sketch
+    checked by the REPL, then the answer; bench reports Lean calls and tokens per problem."""
+    def engine(body, i):
+        problem = body["messages"][1]["content"]
+        name = re.search(r"theorem (\S+)", problem).group(1)
+        if not body.get("continue_final_message"):
+            return {"content": f"<sketch>\ntheorem {name} : True := by\n  sorry\n</sketch>", "finish_reason": "stop",
+                    "stop_reason": "</sketch>"}
+        return {"content": answer({"messages": [{"content": problem}]}, i), "finish_reason": "stop", "stop_reason": None}
+
+    with OpenAIStub(model="stepfun-ai/StepFun-Prover-Preview-7B", answer=engine) as stub:
+        result = cli("bench", "minif2f-revised", "--limit", "3", "--k", "1", "--endpoint", stub.url, "--format", "json")
+    assert result.exit_code == 0, result
+    data = result.json()
+    assert data["model"] == "stepfun-prover-preview-7b" and data["lean_calls_per_problem"] == 1.0
+    assert len(stub.bodies) == 6, [b.get("continue_final_message") for b in stub.bodies]
+    assert data["tokens_per_problem"] == 10.0  # the stub counts 5 completion tokens per request: two turns

@@ -60,6 +60,8 @@ def test_console_script_runs_and_version(cli):
 
 
 def test_models_catalog_json_lists_the_required_provers(cli):
+    from proverctl.prompts import families
+
     result = cli("models", "catalog")  # not a terminal: auto means json
     assert result.exit_code == 0
     rows = {r["alias"]: r for r in result.json()}
@@ -74,7 +76,7 @@ def test_models_catalog_json_lists_the_required_provers(cli):
         for key in ("family", "parameters_b", "architecture", "context_length", "dtype", "approx_disk_gb",
                     "min_gpu_memory_gb", "lean_profile", "sampling", "license", "revision"):
             assert key in row, (row["alias"], key)
-        assert row["family"] in ("deepseek-v2", "deepseek-v1.5", "kimina", "goedel-v2")
+        assert row["family"] in families.names() or (row["family"] is None and row["kind"] == "tactic")
         assert row["lean_profile"] in ("deepseek-v2", "kimina", "modern")
     assert rows["deepseek-prover-v2-671b"]["multi_gpu"] is True
 
@@ -84,7 +86,9 @@ def test_human_format_renders_a_table(cli):
     assert "deepseek-prover-v2-7b" in result.stdout and not result.stdout.lstrip().startswith("[")
     assert cli("models", "catalog", "--format", "quiet").stdout == ""
     jsonl = cli("models", "catalog", "--format", "jsonl").stdout.splitlines()
-    assert len(jsonl) == 9 and json.loads(jsonl[0])["alias"]
+    from proverctl.models.catalog import load_catalog
+
+    assert len(jsonl) == len(load_catalog()) and json.loads(jsonl[0])["alias"]
 
 
 def test_bad_format_is_a_usage_error(cli):
@@ -240,3 +244,32 @@ def test_every_json_output_carries_its_schema_version(cli, hermetic, tmp_path):
         objects = data if isinstance(data, list) else [data]
         assert objects, name
         assert all(next(iter(o)) == "schema" and o["schema"] == 1 for o in objects), name
+
+
+def test_every_catalog_row_has_a_registered_family_or_is_marked_tactic_level():
+    from proverctl.models.catalog import load_catalog
+    from proverctl.prompts import families
+
+    for entry in load_catalog():
+        if entry.kind == "tactic":
+            assert entry.family is None, entry.alias  # no prompt family would be honest for a tactic generator
+        else:
+            assert entry.kind == "whole-proof" and entry.family in families.names(), entry.alias
+        for figure in entry.benchmarks:  # every published figure says its budget and where it comes from
+            assert {"benchmark", "metric", "value", "budget", "source"} <= set(figure) and figure["source"], entry.alias
+    aliases = {e.alias for e in load_catalog()}
+    assert {"kimina-prover-72b", "stepfun-prover-preview-7b", "stepfun-prover-preview-32b", "leanstral-2603",
+            "bfs-prover-v2-7b", "bfs-prover-v2-32b"} <= aliases
+
+
+def test_a_tactic_level_prover_is_refused_with_the_reason(cli, tmp_path):
+    from openai_stub import OpenAIStub
+
+    lean = tmp_path / "t.lean"
+    lean.write_text("theorem t : True := by\n  sorry\n")
+    with OpenAIStub(model="ByteDance-Seed/BFS-Prover-V2-32B") as stub:  # what vLLM lists when it serves the hub id
+        result = cli("prove", str(lean), "--endpoint", stub.url)
+        assert stub.bodies == []  # refused before any prompt was sent
+    assert result.exit_code == 2 and "bfs-prover-v2-32b is a tactic-level prover" in result.stderr
+    shown = cli("models", "show", "bfs-prover-v2-32b", "--format", "human").stdout
+    assert "tactic" in shown and "95.08%" in shown

@@ -38,7 +38,7 @@ def catalog(format: FormatOption = None) -> None:
         table = Table(*columns("alias", "repo", "family", "params (B)", "context", "disk (GB)", "lean profile", "license", keep=("alias", "repo", "family", "lean profile", "license")))
         for r in rows:
             table.add_row(
-                r["alias"], r["repo_id"], r["family"], _gb(r["parameters_b"]), _gb(r["context_length"]),
+                r["alias"], r["repo_id"], r["family"] or f"({r['kind']})", _gb(r["parameters_b"]), _gb(r["context_length"]),
                 _gb(r["approx_disk_gb"]), r["lean_profile"], r["license"] or "?",
             )
         console.print(table)
@@ -135,9 +135,11 @@ def show(
         table.add_row("repo", str(ref.repo_id or "-"))
         table.add_row("pulled", f"yes ({path})" if path else f"no (run `proverctl pull {name}`)")
         if entry:
-            for key in ("family", "parameters_b", "architecture", "context_length", "dtype", "lean_profile", "license"):
+            for key in ("kind", "family", "parameters_b", "architecture", "context_length", "dtype", "lean_profile", "license"):
                 table.add_row(key, str(getattr(entry, key) if getattr(entry, key) is not None else "unknown"))
             table.add_row("notes", entry.notes)
+            for b in entry.benchmarks:
+                table.add_row("published", f"{b['benchmark']} {b['metric']} {b['value']}% ({b['budget']}; {b['source']})")
         if facts:
             for key, value in facts.items():
                 table.add_row(f"config.{key}", str(value))

@@ -60,6 +60,9 @@ def serve_command(
 
         status = Console(stderr=True).status("loading the model")
 
+    if ref.entry is not None and ref.entry.extra.get("serving"):
+        info(ref.entry.extra["serving"])  # what serving this model takes (the catalog's note)
+
     def started(record) -> None:
         info(f"starting {record.engine} for {ref.display} on {record.url} (log: {record.log})")
         if status is not None:

@@ -26,7 +26,7 @@ class CatalogEntry:
     alias: str
     repo_id: str
     revision: str | None
-    family: str
+    family: str | None  # a prompt family of the registry; None only for tactic-level provers
     parameters_b: float | None
     architecture: str | None
     num_layers: int | None
@@ -40,7 +40,19 @@ class CatalogEntry:
     license: str | None
     notes: str
     multi_gpu: bool = False
+    kind: str = "whole-proof"  # whole-proof (what `prove` drives) | tactic (one tactic per proof state, for a tree search)
+    # Published figures, each with its budget and source: {benchmark, metric, value, budget, source}
+    benchmarks: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def require_drivable(self) -> None:
+        """Refuse what `prove` cannot drive, naming why (instead of prompting it in a format it never learned)."""
+        if self.kind == "tactic":
+            from proverctl.errors import UsageError
+
+            raise UsageError(f"{self.alias} is a tactic-level prover: it proposes one tactic for a Lean proof state, for a "
+                             "best-first search over states; `prove` drives whole-proof provers and cannot run that search yet",
+                             hint="choose a whole-proof prover (`proverctl models catalog` lists them)")
 
     def config_hint(self) -> dict[str, Any]:
         """The config.json fields the catalog knows, for estimates before a model is pulled."""

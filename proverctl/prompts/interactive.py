@@ -38,12 +38,16 @@ class _Budget:
         self.completion_tokens = 0
         self.first_prompt_tokens: int | None = None
 
-    def after(self, completion: Completion, added_text: str = "") -> None:
-        prompt_tokens = completion.prompt_tokens or 0
+    def after(self, completion: Completion) -> None:
+        """A turn came back: the server's own count of the conversation so far."""
         if self.first_prompt_tokens is None:
             self.first_prompt_tokens = completion.prompt_tokens
         self.completion_tokens += completion.completion_tokens or 0
-        self.used = prompt_tokens + (completion.completion_tokens or 0) + int(len(added_text) * TOKENS_PER_CHAR)
+        self.used = (completion.prompt_tokens or 0) + (completion.completion_tokens or 0)
+
+    def add(self, text: str) -> None:
+        """Text the conversation grew by since (Lean's answers), estimated until the next turn counts it."""
+        self.used += int(len(text) * TOKENS_PER_CHAR)
 
     def next_max_tokens(self) -> int | None:
         """New tokens the next turn may have; None when the window is full."""
@@ -88,7 +92,7 @@ async def sketch_loop(generate: Generate, prompt: Prompt, seed: int | None, lean
         feedback = await lean(code) if code else "empty sketch"
         added = f"\n{REPL_OPEN}\n{feedback}\n{REPL_CLOSE}"
         transcript += added
-        budget.after(completion, added)
+        budget.add(added)
         turns.append({"kind": "sketch", "text": text, "code": code, "feedback": feedback, "tokens": completion.completion_tokens})
         if budget.next_max_tokens() is None:
             return _result(transcript, "", completion, budget, seconds, turns, f"token window ({window}) full")
@@ -131,7 +135,7 @@ async def tool_loop(generate: Generate, prompt: Prompt, seed: int | None, lean: 
             messages.append({"role": "tool", "tool_call_id": call.get("id") or "", "content": answer})
             added += answer
             transcript_parts.append(f"[lean_check]\n{code or ''}\n[Lean]\n{answer}")
-        budget.after(completion, added)
+        budget.add(added)
         if calls > max_turns + 1:
             return _result("\n\n".join(transcript_parts), "", completion, budget, seconds, turns,
                            f"turn budget ({max_turns} Lean calls) spent")

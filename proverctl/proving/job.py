@@ -188,6 +188,8 @@ class ProveJob:
             endpoint, entry = served.endpoint, served.entry
             if served.note:
                 notify(Notice("warning", served.note))
+        if entry is not None:
+            entry.require_drivable()
         family = request.family or (entry.family if entry else None) or "deepseek-v2"
         spec_family = families.get(family, request.mode)
         if not spec_family.takes_hint and any(t.hint for f in inputs for t in f.targets):
