@@ -193,8 +193,9 @@ class ProveJob:
         family = request.family or (entry.family if entry else None) or "deepseek-v2"
         spec_family = families.get(family, request.mode)
         if not spec_family.takes_hint and any(t.hint for f in inputs for t in f.targets):
-            raise UsageError(f"the {family} format has no place for an informal proof (it continues the Lean code)",
-                             hint="leave out --hint (and the rows' hint), or use a chat family: deepseek-v2, goedel-v2, kimina")
+            takers = ", ".join(n for n in families.names() if families.get(n).takes_hint)
+            raise UsageError(f"the {family} format has no place for an informal proof",
+                             hint=f"leave out --hint (and the rows' hint), or use a family that takes one: {takers}")
         lean_profile = request.lean_profile or (entry.lean_profile if entry else None) or settings.lean_profile
         sampling = dict(spec_family.default_sampling(request.mode))
         sampling.update({k: v for k, v in ((entry.sampling or {}) if entry else {}).items() if k in ("temperature", "top_p", "max_tokens")})
