@@ -13,7 +13,7 @@ from proverctl.errors import UsageError
 
 
 def bench_command(
-    name: str = typer.Argument(..., autocompletion=complete.benchmarks, help="minif2f, minif2f-revised, proofnet, putnam or mobench."),
+    name: str = typer.Argument(..., metavar="BENCHMARK", autocompletion=complete.benchmarks, help="minif2f, minif2f-revised, proofnet, putnam or mobench."),
     split: Optional[str] = typer.Option(None, "--split", autocompletion=complete.values("valid", "test", "all"), help="valid, test (or all for putnam) [default: test]."),
     k: int = typer.Option(32, "--k", min=1, help="Report pass@k."),
     samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Samples per problem (default k; more gives the unbiased estimate)."),

@@ -282,7 +282,7 @@ def script(shell: str) -> str:
 
 
 def completion_command(
-    shell: str = typer.Argument(..., help="bash, zsh or fish.", autocompletion=values(*SHELLS)),
+    shell: str = typer.Argument(..., metavar="SHELL", help="bash, zsh or fish.", autocompletion=values(*SHELLS)),
 ) -> None:
     """Print the completion script for SHELL.
 

@@ -15,7 +15,7 @@ from proverctl.errors import ExitCode, UsageError
 
 models_app = typer.Typer(help="The local model store: catalog, pull, list, show, rm, verify.", no_args_is_help=True)
 
-NameArg = typer.Argument(..., autocompletion=complete.models, help="Catalog alias, org/repo, org/repo@revision, or a local model directory.")
+NameArg = typer.Argument(..., metavar="NAME", autocompletion=complete.models, help="Catalog alias, org/repo, org/repo@revision, or a local model directory.")
 
 
 def _gb(value: Any) -> str:

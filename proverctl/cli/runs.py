@@ -72,7 +72,7 @@ SECTIONS = ("code", "messages", "raw", "prompt", "turns")
 
 
 def show_command(
-    ref: str = typer.Argument(..., autocompletion=complete.references, help="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND], or aATTEMPT_ID."),
+    ref: str = typer.Argument(..., metavar="REF", autocompletion=complete.references, help="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND], or aATTEMPT_ID."),
     section: Optional[str] = typer.Option(None, "--section", autocompletion=complete.values(*SECTIONS), help="Of an attempt, only this: code, messages, raw, prompt or turns (a multi-turn sample's conversation)."),
     format: FormatOption = None,
 ) -> None:
@@ -226,7 +226,7 @@ def _print_attempt(console, a: dict) -> None:
 
 
 def export_command(
-    run: int = typer.Argument(..., autocompletion=complete.runs, help="Run id."),
+    run: int = typer.Argument(..., metavar="RUN", autocompletion=complete.runs, help="Run id."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to this file (atomically) instead of stdout."),
     format: FormatOption = None,
 ) -> None:

@@ -15,7 +15,7 @@ from proverctl.errors import EnvironmentMissing, UsageError
 
 
 def serve_command(
-    model: Optional[str] = typer.Argument(None, autocompletion=complete.models, help="Alias, org/repo or model directory [default: PROVERCTL_MODEL]."),
+    model: Optional[str] = typer.Argument(None, metavar="[MODEL]", autocompletion=complete.models, help="Alias, org/repo or model directory [default: PROVERCTL_MODEL]."),
     engine: Optional[str] = typer.Option(None, "--engine", autocompletion=complete.engines, help="vllm (GPU) or transformers (CPU / small GPU) [default: vllm when installed with a GPU]."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
     port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port [default: a free one]."),
@@ -150,7 +150,7 @@ def _uptime(seconds: float) -> str:
 
 
 def stop_command(
-    name: Optional[str] = typer.Argument(None, autocompletion=complete.sessions, help="Session name, model, port or pid (see `proverctl ps`)."),
+    name: Optional[str] = typer.Argument(None, metavar="[NAME]", autocompletion=complete.sessions, help="Session name, model, port or pid (see `proverctl ps`)."),
     all_sessions: bool = typer.Option(False, "--all", help="Stop every session."),
     format: FormatOption = None,
 ) -> None:
