@@ -308,6 +308,13 @@ class ProveJob:
             notify(Notice("info", f"nothing to prove: no `sorry` in {request.input or request.file}"))
             return ProveResult(None, [], int(ExitCode.OK), request, inputs=plan.inputs, nothing_to_do=True)
         endpoint = await self._endpoint(plan, notify)
+        if endpoint is not None and endpoint.engine == "transformers":
+            from proverctl.prompts import families
+
+            if families.get(plan.options.family).interaction == "sketch":
+                notify(Notice("warning", f"the {plan.options.family} family continues the model's own message after each "
+                                         "Lean answer (vLLM's continue_final_message); transformers serve ignores that "
+                                         "field and starts a new turn instead: serve the model with vLLM"))
         try:
             with Store(self.paths.store_db) as store:
                 return await self._run_in_store(store, plan, endpoint, notify, handle_signals)

@@ -15,7 +15,8 @@ demo/interact_with_lean4repl.py (commit 78ac29e), and its README / arXiv 2507.20
   appended as "\n<REPL>\n...\n</REPL>".
 The demo has no turn limit (the window bounds it); proverctl stops after 32 Lean calls as well.
 The demo continues a raw prompt (`prompt += response`); over the OpenAI API proverctl continues the
-assistant message instead (vLLM's `continue_final_message`), which renders the same text. The feedback
+assistant message instead (vLLM's `continue_final_message`), which renders the same text. An engine
+that ignores that field (transformers serve) would start a new turn: `prove` warns and vLLM is needed. The feedback
 is the REPL pre-filter's answer, never the judge's: it is not a verdict. The final answer (the last
 ```lean4 block after the last </REPL>) is extracted and judged as usual.
 """
