@@ -143,3 +143,22 @@ def test_early_stop_cancels_a_multi_turn_sample_mid_conversation(cli, tmp_path, 
     (row,) = result.json()
     assert row["status"] == "proved" and row["attempts"] == 1  # the cancelled conversation recorded nothing
     assert store_rows(hermetic, "SELECT status FROM runs") == [("finished",)]
+
+
+def test_lean_goals_answers_with_the_goal_at_each_sorry(cli, tmp_path, standin_repl):
+    path = problem_file(tmp_path)
+
+    def engine(body, i):
+        if not any(m["role"] == "tool" for m in body["messages"]):
+            draft = json.dumps({"code": "theorem probe (n : ℕ) : n + 0 = n := by\n  sorry"})
+            return {"content": None, "finish_reason": "tool_calls", "tool_calls": [
+                {"id": "g1", "type": "function", "function": {"name": "lean_goals", "arguments": draft}}]}
+        return {"content": final_answer(), "finish_reason": "stop"}
+
+    with OpenAIStub(answer=engine) as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--family", "tool-calls", "--k", "1", "--format", "json")
+        names = [t["function"]["name"] for t in stub.bodies[0]["tools"]]
+        answer = json.loads(stub.bodies[1]["messages"][-1]["content"])
+    assert result.exit_code == 0, result
+    assert names == ["lean_check", "lean_goals"]
+    assert answer["goals"] and answer["goals"][0]["line"] == 2 and "messages" not in answer

@@ -119,7 +119,7 @@ async def tool_loop(generate: Generate, prompt: Prompt, seed: int | None, lean: 
         added = ""
         for call in completion.tool_calls:
             calls += 1
-            code, problem = _lean_check_code(call)
+            tool, code, problem = _tool_call(call)
             if problem is not None:
                 answer = f"error: {problem}"
                 turns.append({"kind": "error", "text": completion.text, "call": call, "feedback": answer,
@@ -130,11 +130,13 @@ async def tool_loop(generate: Generate, prompt: Prompt, seed: int | None, lean: 
                               "tokens": completion.completion_tokens})
             else:
                 answer = await lean(code)
-                turns.append({"kind": "tool_call", "text": completion.text, "code": code, "feedback": answer,
+                if tool == "lean_goals":
+                    answer = goals_only(answer)
+                turns.append({"kind": "tool_call", "tool": tool, "text": completion.text, "code": code, "feedback": answer,
                               "tokens": completion.completion_tokens})
             messages.append({"role": "tool", "tool_call_id": call.get("id") or "", "content": answer})
             added += answer
-            transcript_parts.append(f"[lean_check]\n{code or ''}\n[Lean]\n{answer}")
+            transcript_parts.append(f"[{tool or 'tool'}]\n{code or ''}\n[Lean]\n{answer}")
         budget.add(added)
         if calls > max_turns + 1:
             return _result("\n\n".join(transcript_parts), "", completion, budget, seconds, turns,
@@ -162,20 +164,36 @@ def _sketch_end(completion: Completion) -> tuple[str, bool]:
     return text, False
 
 
-def _lean_check_code(call: dict) -> tuple[str | None, str | None]:
-    """The `code` argument of a lean_check call, or why the call cannot be run (one line for the model)."""
+TOOLS = ("lean_check", "lean_goals")
+
+
+def _tool_call(call: dict) -> tuple[str | None, str | None, str | None]:
+    """(tool, its `code` argument, None), or (tool, None, why the call cannot be run: one line for the model)."""
     function = call.get("function") or {}
     name = function.get("name")
-    if name != "lean_check":
-        return None, f"unknown tool {name!r}; the only tool is lean_check(code)"
+    if name not in TOOLS:
+        return None, None, f"unknown tool {name!r}; the tools are lean_check(code) and lean_goals(code)"
     try:
         arguments = json.loads(function.get("arguments") or "{}")
     except ValueError:
-        return None, "the arguments of lean_check are not valid JSON; call it with {\"code\": \"...\"}"
+        return name, None, f"the arguments of {name} are not valid JSON; call it with {{\"code\": \"...\"}}"
     code = arguments.get("code") if isinstance(arguments, dict) else None
     if not isinstance(code, str) or not code.strip():
-        return None, "lean_check needs a non-empty string argument `code`"
-    return code, None
+        return name, None, f"{name} needs a non-empty string argument `code`"
+    return name, code, None
+
+
+def goals_only(answer: str) -> str:
+    """lean_goals: from the REPL's answer, the goal left at each `sorry` (and the errors, if any)."""
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        return answer  # a timeout or a refusal: as it is
+    if not isinstance(data, dict):
+        return answer
+    goals = [{"line": (s.get("pos") or {}).get("line"), "goal": s.get("goal")} for s in data.get("sorries") or []]
+    errors = [m for m in data.get("messages") or [] if m.get("severity") == "error"]
+    return json.dumps({"goals": goals, **({"errors": errors} if errors else {})}, ensure_ascii=False)
 
 
 def render_turns(turns: list[dict] | None) -> str:
@@ -186,7 +204,8 @@ def render_turns(turns: list[dict] | None) -> str:
         if kind == "end":
             lines.append(f"── ended: {turn.get('reason')}")
             continue
-        label = {"sketch": "sketch", "tool_call": "lean_check", "error": "malformed tool call", "answer": "final answer"}.get(kind, kind)
+        label = {"sketch": "sketch", "tool_call": turn.get("tool") or "lean_check", "error": "malformed tool call",
+                 "answer": "final answer"}.get(kind, kind)
         tokens = f" ({turn['tokens']} tokens)" if turn.get("tokens") else ""
         lines.append(f"── turn {number}: {label}{tokens}")
         if kind == "answer":

@@ -1,8 +1,9 @@
 """Models that call Lean through OpenAI-style tool calls (Leanstral, LongCat-Flash-Prover, any chat model
 served with tool parsing, e.g. vLLM's `--enable-auto-tool-choice --tool-call-parser ...`).
 
-The request offers one tool, `lean_check(code)`: Lean code to check, answered with the REPL pre-filter's
-messages (errors, warnings, remaining goals of `sorry`s), never a verdict. The model calls it as often as
+The request offers two tools: `lean_check(code)`, answered with the REPL pre-filter's whole answer
+(errors, warnings, the goals of `sorry`s), and `lean_goals(code)`, answered with just the goal left at
+each `sorry` (and any errors), as lean-lsp-mcp's goal tool does. Feedback, never a verdict. The model calls it as often as
 the turn and token budget allow (proverctl.prompts.interactive); its last message without a tool call is
 the answer, whose last ```lean4 block is judged as usual. The prompt wording is proverctl's own (the
 models' cards describe their tools, not a prompt); the tool's shape follows the OpenAI function-calling
@@ -17,7 +18,8 @@ from proverctl.prompts.families import Family, register
 SYSTEM = (
     "You are an expert in Lean 4 and Mathlib. Prove the theorem you are given. You can check any Lean 4 code with the "
     "lean_check tool as often as you need: it answers with Lean's messages (errors, warnings and the goals left at each "
-    "`sorry`). The code is checked after the same imports and header as the theorem. When you are done, answer with the "
+    "`sorry`); lean_goals answers with only the goals at each `sorry`. The code is checked after the same imports and header "
+    "as the theorem. When you are done, answer with the "
     "complete Lean 4 proof of the theorem, statement included, in a ```lean4 code block."
 )
 LEAN_CHECK = {
@@ -34,12 +36,22 @@ LEAN_CHECK = {
 }
 
 
+LEAN_GOALS = {
+    "type": "function",
+    "function": {
+        "name": "lean_goals",
+        "description": "Check Lean 4 code with `sorry` placeholders and return the goal left at each `sorry` (and any errors).",
+        "parameters": LEAN_CHECK["function"]["parameters"],
+    },
+}
+
+
 def build(target, mode, sampling):
     from proverctl.prompts.formats import Prompt
 
     user = f"Prove this theorem:\n\n```lean4\n{target.code_with_sorry().strip()}\n```"
     return Prompt("tool-calls", "cot", messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
-                  sampling=sampling, tools=[LEAN_CHECK])
+                  sampling=sampling, tools=[LEAN_CHECK, LEAN_GOALS])
 
 
 FAMILY = register(Family(
