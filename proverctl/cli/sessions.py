@@ -93,8 +93,7 @@ def serve_command(
         info(f"session {name} stopped")
         return
     sessions.stop_sessions(record.name, paths=paths)
-    how = sessions.describe_exit(record).removeprefix("exited ").strip("()")
-    raise EnvironmentMissing(f"the {record.engine} server exited with {how}; last log lines:\n{sessions.tail(Path(record.log))}",
+    raise EnvironmentMissing(f"the {record.engine} server exited with {sessions.exit_reason(record)}; last log lines:\n{sessions.tail(Path(record.log))}",
                              hint=f"full log: {record.log}")
 
 
@@ -159,10 +158,12 @@ def stop_command(
     Examples: proverctl stop deepseek-prover-v2-7b ; proverctl stop --all
     """
     from proverctl.inference import sessions
+    from proverctl.paths import Paths
 
     if not name and not all_sessions:
         raise UsageError("name a session to stop, or pass --all", hint="`proverctl ps` lists them")
-    exited = {r.name: status for r, status in sessions.all_sessions() if status.startswith("exited")}
+    # Which had already exited (their process is gone; no need to ask the live ones' servers anything).
+    exited = {r.name: sessions.describe_exit(r) for r in sessions.load_records(Paths.resolve()) if not sessions.pid_alive(r.pid)}
     stopped = sessions.stop_sessions(name, everything=all_sessions,
                                      on_stopping=lambda r: info(f"stopping {r.name} (pid {r.pid}, {r.engine} on {r.url}): SIGTERM, "
                                                                 "then SIGKILL after 10 s ..."))

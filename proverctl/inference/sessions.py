@@ -153,14 +153,19 @@ def exit_status(record: SessionRecord) -> dict:
         return {}
 
 
-def describe_exit(record: SessionRecord) -> str:
-    """'exited (signal 9)', 'exited (code 1)' or 'exited (status unknown)'."""
+def exit_reason(record: SessionRecord) -> str:
+    """'signal 9', 'code 1' or 'status unknown'."""
     status = exit_status(record)
     if status.get("signal"):
-        return f"exited (signal {status['signal']})"
+        return f"signal {status['signal']}"
     if status.get("returncode") is not None:
-        return f"exited (code {status['returncode']})"
-    return "exited (status unknown)"
+        return f"code {status['returncode']}"
+    return "status unknown"
+
+
+def describe_exit(record: SessionRecord) -> str:
+    """'exited (signal 9)', 'exited (code 1)' or 'exited (status unknown)'."""
+    return f"exited ({exit_reason(record)})"
 
 
 def all_sessions(paths: Paths | None = None) -> list[tuple[SessionRecord, str]]:
@@ -362,9 +367,8 @@ def wait_ready(record: SessionRecord, proc: subprocess.Popen, timeout: float, on
     while True:
         if proc.poll() is not None:
             stop_process(record.pid)
-            how = describe_exit(record).removeprefix("exited ").strip("()")
             raise EnvironmentMissing(
-                f"the {record.engine} server exited with {how} while starting; last log lines:\n{tail(Path(record.log))}",
+                f"the {record.engine} server exited with {exit_reason(record)} while starting; last log lines:\n{tail(Path(record.log))}",
                 hint=f"full log: {record.log}",
             )
         if model_listed(record):
