@@ -154,16 +154,26 @@ def build_server(*, max_jobs: int = 1, settings=None) -> MCPServer:
 
     @server.tool()
     async def show(ref: str) -> dict:
-        """A recorded run (`3`: its targets), target (`3/NAME`: its attempts) or attempt (`a42`: prompt, raw
-        output, checked code, verdict, judge, Lean messages)."""
-        return _guard(lambda: _show(ref))
+        """A recorded run (`3`: its targets), target (`3/NAME`: its attempts) or attempt (`a42` or
+        `3/NAME/SAMPLE`: prompt, raw output, checked code, verdict, judge, Lean messages, turns)."""
+        from proverctl.proving.records import parse_reference, read_reference
+        from proverctl.store.db import recorded_store
+
+        def read():
+            kind, key = parse_reference(ref)
+            with recorded_store() as store:
+                return read_reference(store, kind, key)
+
+        return _guard(read)
 
     @server.tool()
     async def attempts(run: int, target: str, verdict: str | None = None, limit: int = 50) -> list[dict]:
         """The attempts of one target of a run (newest store first), optionally only one verdict
         (proved, rejected, timeout, error)."""
         def read():
-            with _store() as store:
+            from proverctl.store.db import recorded_store
+
+            with recorded_store() as store:
                 found = store.find_target(run, target)
                 if found is None:
                     raise UsageError(f"no target {target!r} in run {run}", hint=f"show {run} lists them")
@@ -186,45 +196,6 @@ def build_server(*, max_jobs: int = 1, settings=None) -> MCPServer:
         }
 
     return server
-
-
-def _store():
-    from proverctl.paths import Paths
-    from proverctl.store.db import Store
-
-    path = Paths.resolve().store_db
-    if not path.exists():
-        raise UsageError("nothing is recorded yet", hint="run `prove` or `check` first")
-    return Store(path, readonly=True)
-
-
-def _show(ref: str) -> dict:
-    import json
-    import re
-
-    with _store() as store:
-        if re.fullmatch(r"a\d+", ref):
-            attempt = store.attempt(int(ref[1:]))
-            if attempt is None:
-                raise UsageError(f"no attempt {ref}", hint="show RUN/TARGET lists attempts with their ids")
-            return attempt
-        run_text, _, target = ref.partition("/")
-        if not run_text.isdigit():
-            raise UsageError(f"bad reference {ref!r}", hint="RUN, RUN/TARGET or aATTEMPT_ID")
-        run = store.run(int(run_text))
-        if run is None:
-            raise UsageError(f"no run {run_text}", hint="runs are numbered from 1")
-        if not target:
-            data = dict(run)
-            data["settings"] = json.loads(data["settings"])
-            data["request"] = json.loads(data["request"]) if data.get("request") else None
-            data["targets"] = [{k: v for k, v in t.items() if k != "header"} for t in store.targets(run["id"])]
-            return data
-        found = store.find_target(run["id"], target)
-        if found is None:
-            raise UsageError(f"no target {target!r} in run {run_text}", hint=f"show {run_text} lists them")
-        found["attempts"] = [{k: a[k] for k in ("id", "sample", "round", "verdict", "judge", "reasons")} for a in store.attempts(found["id"])]
-        return found
 
 
 def _error(exc: ProverctlError) -> Exception:

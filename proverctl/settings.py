@@ -40,6 +40,7 @@ def _choice(*choices: str) -> Callable[[Any], str]:
             raise ValueError(f"must be one of {', '.join(choices)}")
         return text
 
+    parse.choices = choices  # what completion offers for the setting's flag
     return parse
 
 

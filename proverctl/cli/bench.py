@@ -19,13 +19,13 @@ def bench_command(
     samples: Optional[int] = typer.Option(None, "--samples", min=1, help="Samples per problem (default k; more gives the unbiased estimate)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N problems."),
     model: Optional[str] = typer.Option(None, "--model", "-m", autocompletion=complete.models, help="Alias, repo or directory [env: PROVERCTL_MODEL]."),
-    mode: str = typer.Option("cot", "--mode", autocompletion=complete.values("cot", "non-cot"), help="cot or non-cot."),
+    mode: str = typer.Option("cot", "--mode", autocompletion=complete.modes, help="cot or non-cot."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="New tokens per sample."),
     endpoint: Optional[str] = typer.Option(None, "--endpoint", help="Any OpenAI-compatible server."),
     served_model: Optional[str] = typer.Option(None, "--served-model", help="Model id at --endpoint."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Lean REPL workers."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per Lean check."),
-    judge: Optional[str] = typer.Option(None, "--judge", autocompletion=complete.values("kernel", "auto", "repl"), help="kernel, auto or repl [env: PROVERCTL_JUDGE]."),
+    judge: Optional[str] = typer.Option(None, "--judge", autocompletion=complete.setting("judge"), help="kernel, auto or repl [env: PROVERCTL_JUDGE]."),
     format: FormatOption = None,
 ) -> None:
     """Run a benchmark split as a recorded run and print pass@k next to the published figure for the model

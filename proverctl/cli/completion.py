@@ -58,6 +58,32 @@ def values(*choices: str) -> Callable[..., list]:
     return _safe(lambda ctx, incomplete: choices)
 
 
+def setting(name: str) -> Callable[..., list]:
+    """The values a choice setting accepts (judge, sandbox, ...): the settings' own list, not a copy."""
+    return _safe(lambda ctx, incomplete: _setting_choices(name))
+
+
+def _setting_choices(name: str) -> tuple[str, ...]:
+    from proverctl.settings import SETTINGS
+
+    return next(spec.parse.choices for spec in SETTINGS if spec.name == name)
+
+
+@_safe
+def modes(ctx: Any, incomplete: str) -> Iterable:
+    from proverctl.prompts.families import MODES
+
+    return MODES
+
+
+@_safe
+def prove_formats(ctx: Any, incomplete: str) -> Iterable:
+    """`prove --format`: the data formats, and `lean` (the completed file)."""
+    from proverctl.cli._output import Format
+
+    return [f.value for f in Format] + ["lean"]
+
+
 @_safe
 def models(ctx: Any, incomplete: str) -> Iterable:
     from proverctl.models.catalog import load_catalog
@@ -93,21 +119,11 @@ def profiles(ctx: Any, incomplete: str) -> Iterable:
     return PROFILES
 
 
-def _store():
-    from proverctl.paths import Paths
-    from proverctl.store.db import Store
-
-    path = Paths.resolve().store_db
-    if not path.exists():
-        return None
-    return Store(path, readonly=True)
-
-
 def _run_rows() -> list[tuple[str, str]]:
-    store = _store()
-    if store is None:
-        return []
-    rows = store.runs(limit=100)
+    from proverctl.store.db import recorded_store
+
+    with recorded_store() as store:
+        rows = store.runs(limit=100)
     return [(str(r["id"]), f"{r['n_proved']}/{r['n_targets']} proved, {os.path.basename(r['input'])}, {r['status']}")
             for r in rows]
 
@@ -123,10 +139,10 @@ def references(ctx: Any, incomplete: str) -> Iterable:
     run, slash, _ = incomplete.partition("/")
     if not slash or not run.isdigit():
         return _run_rows()
-    store = _store()
-    if store is None:
-        return []
-    return [(f"{run}/{t['name'] or t['ordinal']}", t["status"]) for t in store.targets(int(run))]
+    from proverctl.store.db import recorded_store
+
+    with recorded_store() as store:
+        return [(f"{run}/{t['name'] or t['ordinal']}", t["status"]) for t in store.targets(int(run))]
 
 
 @_safe

@@ -49,8 +49,8 @@ LeanProjectOpt = typer.Option(None, "--lean-project", metavar="DIR", help="Lean 
 ProfileOpt = typer.Option(None, "--profile", autocompletion=complete.profiles, help="Lean workspace profile: deepseek-v2, kimina, modern [env: PROVERCTL_LEAN_PROFILE].")
 TimeoutOpt = typer.Option(None, "--timeout", min=0.1, help="Wall-clock seconds per check [env: PROVERCTL_CHECK_TIMEOUT].")
 NativeOpt = typer.Option(False, "--allow-native-decide", help="Accept proofs whose axioms include Lean.ofReduceBool (native_decide).")
-SandboxOpt = typer.Option(None, "--sandbox", autocompletion=complete.values("auto", "bwrap", "none"), help="auto (bwrap when it works), bwrap or none [env: PROVERCTL_SANDBOX].")
-JudgeOpt = typer.Option(None, "--judge", autocompletion=complete.values("kernel", "auto", "repl"), help="kernel (the pinned judge, required), auto (when built), repl (pre-filter only) [env: PROVERCTL_JUDGE].")
+SandboxOpt = typer.Option(None, "--sandbox", autocompletion=complete.setting("sandbox"), help="auto (bwrap when it works), bwrap or none [env: PROVERCTL_SANDBOX].")
+JudgeOpt = typer.Option(None, "--judge", autocompletion=complete.setting("judge"), help="kernel (the pinned judge, required), auto (when built), repl (pre-filter only) [env: PROVERCTL_JUDGE].")
 
 
 def check_command(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -13,13 +12,6 @@ import typer
 from proverctl.cli import completion as complete
 from proverctl.cli._output import SCHEMA, FormatOption, columns, emit, info, resolve_format
 from proverctl.errors import UsageError
-
-
-def _store():
-    from proverctl.paths import Paths
-    from proverctl.store.db import Store
-
-    return Store(Paths.resolve().store_db, readonly=True)
 
 
 def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many runs, newest first."), format: FormatOption = None) -> None:
@@ -32,7 +24,9 @@ def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many 
     if not Paths.resolve().store_db.exists():
         rows = []  # nothing recorded yet is an empty list, not an error
     else:
-        with _store() as store:
+        from proverctl.store.db import recorded_store
+
+        with recorded_store() as store:
             rows = store.runs(limit)
     for row in rows:
         row.pop("settings", None)
@@ -52,22 +46,6 @@ def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many 
     emit(rows, resolve_format(format), human)
 
 
-def _parse_ref(ref: str) -> tuple[str, dict]:
-    if re.fullmatch(r"a\d+", ref):
-        return "attempt", {"id": int(ref[1:])}
-    parts = ref.split("/")
-    if not parts[0].isdigit():
-        raise UsageError(f"bad reference {ref!r}", hint="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND] or aATTEMPT_ID")
-    if len(parts) == 1:
-        return "run", {"run": int(parts[0])}
-    if len(parts) == 2:
-        return "target", {"run": int(parts[0]), "target": parts[1]}
-    match = re.fullmatch(r"(\d+)(?:\.(\d+))?", parts[2])
-    if len(parts) != 3 or not match:
-        raise UsageError(f"bad reference {ref!r}", hint="RUN/TARGET/SAMPLE or RUN/TARGET/SAMPLE.ROUND")
-    return "sample", {"run": int(parts[0]), "target": parts[1], "sample": int(match.group(1)), "round": int(match.group(2) or 0)}
-
-
 SECTIONS = ("code", "messages", "raw", "prompt", "turns")
 
 
@@ -82,7 +60,10 @@ def show_command(
 
     Examples: proverctl show 3 ; proverctl show 3/mathd_algebra_10 ; proverctl show 3/mathd_algebra_10/5 ; proverctl show a42
     """
-    kind, key = _parse_ref(ref)
+    from proverctl.proving.records import parse_reference, read_reference
+    from proverctl.store.db import recorded_store
+
+    kind, key = parse_reference(ref)
     fmt = resolve_format(format, allow_jsonl=False)
     if section is not None and section not in SECTIONS:
         raise UsageError(f"unknown section {section!r}", hint=f"choose one of {', '.join(SECTIONS)}")
@@ -92,40 +73,14 @@ def show_command(
         from proverctl.settings import Settings
 
         fmt = "human" if Settings.load().format == "auto" else fmt  # the text itself, piped or not
-    with _store() as store:
-        if kind == "attempt":
-            data = store.attempt(key["id"])
-            if data is None:
-                raise UsageError(f"no attempt {key['id']}", hint="`proverctl show RUN/TARGET` lists attempts with their ids")
-            if section is not None:
-                return _print_section(data, section, fmt)
-            return emit(data, fmt, lambda c: _print_attempt(c, data), paged=True)
-        run = store.run(key["run"])
-        if run is None:
-            raise UsageError(f"no run {key['run']}", hint="`proverctl runs` lists them")
-        if kind == "run":
-            data = dict(run)
-            data["settings"] = json.loads(data["settings"])
-            data["request"] = json.loads(data["request"]) if data.get("request") else None
-            data["targets"] = store.targets(key["run"])
-            for t in data["targets"]:
-                t.pop("header", None)
-            return emit(data, fmt, lambda c: _print_run(c, data), paged=True)
-        target = store.find_target(key["run"], key["target"])
-        if target is None:
-            raise UsageError(f"no target {key['target']!r} in run {key['run']}", hint=f"`proverctl show {key['run']}` lists them")
-        attempts = store.attempts(target["id"])
-        if kind == "target":
-            data = dict(target)
-            data["attempts"] = [{k: a[k] for k in ("id", "sample", "round", "verdict", "judge", "reasons", "completion_tokens",
-                                                 "gen_seconds", "verify_seconds")} for a in attempts]
-            return emit(data, fmt, lambda c: _print_target(c, data), paged=True)
-        chosen = [a for a in attempts if a["sample"] == key["sample"] and a["round"] == key["round"]]
-        if not chosen:
-            raise UsageError(f"no sample {key['sample']}.{key['round']} for {key['target']}", hint=f"`proverctl show {key['run']}/{key['target']}`")
+    with recorded_store() as store:
+        data = read_reference(store, kind, key)
+    if kind in ("attempt", "sample"):
         if section is not None:
-            return _print_section(chosen[0], section, fmt)
-        emit(chosen[0], fmt, lambda c: _print_attempt(c, chosen[0]), paged=True)
+            return _print_section(data, section, fmt)
+        return emit(data, fmt, lambda c: _print_attempt(c, data), paged=True)
+    printer = _print_run if kind == "run" else _print_target
+    emit(data, fmt, lambda c: printer(c, data), paged=True)
 
 
 def _print_section(attempt: dict, section: str, fmt: str) -> None:
@@ -239,7 +194,9 @@ def export_command(
     Examples: proverctl export 3 > run3.jsonl ; proverctl export 3 -o run3.jsonl
     """
     fmt = format.value if format is not None else "jsonl"
-    with _store() as store:
+    from proverctl.store.db import recorded_store
+
+    with recorded_store() as store:
         if store.run(run) is None:
             raise UsageError(f"no run {run}", hint="`proverctl runs` lists them")
         if fmt == "quiet":

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+
+from proverctl.errors import UsageError
 from proverctl.inputs import InputFile, header_hash
 from proverctl.lean.targets import Target
 from proverctl.store.db import Store
@@ -58,3 +62,54 @@ def proofs_by_file(rows: list[dict]) -> dict[str, dict[str, str]]:
         if row["status"] == "proved" and row["proof"]:
             out.setdefault(row["file"], {})[row["name"]] = row["proof"]
     return out
+
+
+def parse_reference(ref: str) -> tuple[str, dict]:
+    """What `show` (and the MCP `show` tool) names: ("run" | "target" | "sample" | "attempt", its key)."""
+    if re.fullmatch(r"a\d+", ref):
+        return "attempt", {"id": int(ref[1:])}
+    parts = ref.split("/")
+    if not parts[0].isdigit():
+        raise UsageError(f"bad reference {ref!r}", hint="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND] or aATTEMPT_ID")
+    if len(parts) == 1:
+        return "run", {"run": int(parts[0])}
+    if len(parts) == 2:
+        return "target", {"run": int(parts[0]), "target": parts[1]}
+    match = re.fullmatch(r"(\d+)(?:\.(\d+))?", parts[2])
+    if len(parts) != 3 or not match:
+        raise UsageError(f"bad reference {ref!r}", hint="RUN/TARGET/SAMPLE or RUN/TARGET/SAMPLE.ROUND")
+    return "sample", {"run": int(parts[0]), "target": parts[1], "sample": int(match.group(1)), "round": int(match.group(2) or 0)}
+
+
+def read_reference(store: Store, kind: str, key: dict) -> dict:
+    """The stored thing a reference names: a run (its settings, request and targets), a target (its
+    attempts, summarised) or one attempt; a missing one is a UsageError saying where to look."""
+    if kind == "attempt":
+        data = store.attempt(key["id"])
+        if data is None:
+            raise UsageError(f"no attempt {key['id']}", hint="`proverctl show RUN/TARGET` lists attempts with their ids")
+        return data
+    run = store.run(key["run"])
+    if run is None:
+        raise UsageError(f"no run {key['run']}", hint="`proverctl runs` lists them")
+    if kind == "run":
+        data = dict(run)
+        data["settings"] = json.loads(data["settings"])
+        data["request"] = json.loads(data["request"]) if data.get("request") else None
+        data["targets"] = store.targets(key["run"])
+        for t in data["targets"]:
+            t.pop("header", None)
+        return data
+    target = store.find_target(key["run"], key["target"])
+    if target is None:
+        raise UsageError(f"no target {key['target']!r} in run {key['run']}", hint=f"`proverctl show {key['run']}` lists them")
+    attempts = store.attempts(target["id"])
+    if kind == "target":
+        data = dict(target)
+        data["attempts"] = [{k: a[k] for k in ("id", "sample", "round", "verdict", "judge", "reasons", "completion_tokens",
+                                             "gen_seconds", "verify_seconds")} for a in attempts]
+        return data
+    chosen = [a for a in attempts if a["sample"] == key["sample"] and a["round"] == key["round"]]
+    if not chosen:
+        raise UsageError(f"no sample {key['sample']}.{key['round']} for {key['target']}", hint=f"`proverctl show {key['run']}/{key['target']}`")
+    return chosen[0]

@@ -480,6 +480,14 @@ class Store:
             yield line
 
 
+def recorded_store() -> Store:
+    """The data dir's attempt store, read-only: what `runs`, `show`, completion and the MCP tools read
+    (a UsageError naming `prove` when nothing is recorded yet)."""
+    from proverctl.paths import Paths
+
+    return Store(Paths.resolve().store_db, readonly=True)
+
+
 def local_time(ts: float | None) -> str:
     """A stored timestamp as people read it in `runs`, `show` and the TUI."""
     import datetime as dt
