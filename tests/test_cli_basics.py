@@ -76,7 +76,7 @@ def test_models_catalog_json_lists_the_required_provers(cli):
         for key in ("family", "parameters_b", "architecture", "context_length", "dtype", "approx_disk_gb",
                     "min_gpu_memory_gb", "lean_profile", "sampling", "license", "revision"):
             assert key in row, (row["alias"], key)
-        assert row["family"] in families.names() or (row["family"] is None and row["kind"] == "tactic")
+        assert row["family"] in families.names() or row["family"] is None  # None: tactic-level, or prove asks for --family
         assert row["lean_profile"] in ("deepseek-v2", "kimina", "modern")
     assert rows["deepseek-prover-v2-671b"]["multi_gpu"] is True
 
@@ -253,13 +253,49 @@ def test_every_catalog_row_has_a_registered_family_or_is_marked_tactic_level():
     for entry in load_catalog():
         if entry.kind == "tactic":
             assert entry.family is None, entry.alias  # no prompt family would be honest for a tactic generator
+        elif entry.family is None:  # a whole-proof prover whose card prints no prompt: prove asks for --family
+            assert "--family" in entry.notes, entry.alias
         else:
             assert entry.kind == "whole-proof" and entry.family in families.names(), entry.alias
+        if entry.repo_id is None:  # weights not located: the notes say what is known instead
+            assert "not confirmed" in entry.notes or "coming soon" in entry.notes, entry.alias
         for figure in entry.benchmarks:  # every published figure says its budget and where it comes from
             assert {"benchmark", "metric", "value", "budget", "source"} <= set(figure) and figure["source"], entry.alias
     aliases = {e.alias for e in load_catalog()}
-    assert {"kimina-prover-72b", "stepfun-prover-preview-7b", "stepfun-prover-preview-32b", "leanstral-2603",
+    assert {"kimina-prover-72b", "kimina-prover-distill-1.7b", "kimina-prover-rl-1.7b", "kimina-prover-rl-0.6b",
+            "leanabell-prover-v2-km", "leanabell-prover-v2-ds", "stepfun-prover-preview-7b", "stepfun-prover-preview-32b",
+            "oprover-8b", "oprover-32b", "pythagoras-prover-4b", "pythagoras-prover-32b", "leanstral-2603", "leanstral-1.5",
             "bfs-prover-v2-7b", "bfs-prover-v2-32b"} <= aliases
+
+
+def test_a_prover_of_unknown_prompt_format_needs_family(cli, tmp_path, standin_repl):
+    from openai_stub import OpenAIStub
+
+    lean = tmp_path / "t.lean"
+    lean.write_text("theorem t : True := by\n  sorry\n")
+    with OpenAIStub(model="Pythagoras-LM/Pythagoras-Prover-4B", answer=lambda body, i: "```lean4\ntheorem t : True := by\n  trivial\n```") as stub:
+        refused = cli("prove", str(lean), "--endpoint", stub.url)
+        assert stub.bodies == []  # nothing was sent in a guessed format
+        chosen = cli("prove", str(lean), "--endpoint", stub.url, "--family", "deepseek-v2", "--k", "1", "--format", "json")
+    assert refused.exit_code == 2 and "pythagoras-prover-4b's prompt format is not published" in refused.stderr
+    assert "pass --family" in refused.stderr
+    assert chosen.exit_code in (0, 1) and chosen.json()[0]["name"] == "t", chosen  # it ran (the verdict is the stand-in's)
+    assert "Complete the following Lean 4 code" in stub.bodies[0]["messages"][-1]["content"]  # the family the user chose
+    catalog = cli("models", "catalog", "--format", "human").stdout
+    assert "(unknown: --family)" in catalog and "(unconfirmed)" in catalog
+
+
+def test_a_row_without_a_confirmed_repository_refuses_to_pull(cli):
+    result = cli("pull", "leanabell-prover-v2-km")
+    assert result.exit_code == 2
+    assert "leanabell-prover-v2-km: the catalog has no confirmed hub repository for its weights" in result.stderr
+    assert "org/repo" in result.stderr
+    shown = cli("models", "show", "leanabell-prover-v2-km", "--format", "json").json()  # what is known is still shown
+    assert shown["repo_id"] is None and shown["catalog"]["benchmarks"][0]["value"] == 68.4
+    human = cli("models", "show", "leanstral-1.5", "--format", "human").stdout
+    assert "no confirmed hub repository" in human and "587/672" in human  # a count of problems, not a percentage
+    served = cli("serve", "oprover-8b")
+    assert served.exit_code == 2 and "oprover-8b: the catalog has no confirmed hub repository" in served.stderr
 
 
 def test_a_tactic_level_prover_is_refused_with_the_reason(cli, tmp_path):

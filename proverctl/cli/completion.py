@@ -88,7 +88,7 @@ def prove_formats(ctx: Any, incomplete: str) -> Iterable:
 def models(ctx: Any, incomplete: str) -> Iterable:
     from proverctl.models.catalog import load_catalog
 
-    return [(entry.alias, entry.repo_id) for entry in load_catalog()]
+    return [(entry.alias, entry.repo_id or "hub repository not confirmed") for entry in load_catalog()]
 
 
 @_safe

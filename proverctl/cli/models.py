@@ -22,6 +22,12 @@ def _gb(value: Any) -> str:
     return "?" if value is None else f"{value:g}"
 
 
+def _family_cell(row: dict[str, Any]) -> str:
+    if row["family"]:
+        return row["family"]
+    return "(tactic)" if row["kind"] == "tactic" else "(unknown: --family)"
+
+
 @models_app.command("catalog")
 def catalog(format: FormatOption = None) -> None:
     """List the provers proverctl knows (alias, hub repo, family, size, Lean profile).
@@ -38,7 +44,7 @@ def catalog(format: FormatOption = None) -> None:
         table = Table(*columns("alias", "repo", "family", "params (B)", "context", "disk (GB)", "lean profile", "license", keep=("alias", "repo", "family", "lean profile", "license")))
         for r in rows:
             table.add_row(
-                r["alias"], r["repo_id"], r["family"] or f"({r['kind']})", _gb(r["parameters_b"]), _gb(r["context_length"]),
+                r["alias"], r["repo_id"] or "(unconfirmed)", _family_cell(r), _gb(r["parameters_b"]), _gb(r["context_length"]),
                 _gb(r["approx_disk_gb"]), r["lean_profile"], r["license"] or "?",
             )
         console.print(table)
@@ -133,13 +139,19 @@ def show(
         table = Table(show_header=False, box=None)
         table.add_row("model", ref.display)
         table.add_row("repo", str(ref.repo_id or "-"))
-        table.add_row("pulled", f"yes ({path})" if path else f"no (run `proverctl pull {name}`)")
+        if path:
+            table.add_row("pulled", f"yes ({path})")
+        elif ref.repo_id is None and ref.local_dir is None:
+            table.add_row("pulled", "no (no confirmed hub repository: see the notes)")
+        else:
+            table.add_row("pulled", f"no (run `proverctl pull {name}`)")
         if entry:
             for key in ("kind", "family", "parameters_b", "architecture", "context_length", "dtype", "lean_profile", "license"):
                 table.add_row(key, str(getattr(entry, key) if getattr(entry, key) is not None else "unknown"))
             table.add_row("notes", entry.notes)
-            for b in entry.benchmarks:
-                table.add_row("published", f"{b['benchmark']} {b['metric']} {b['value']}% ({b['budget']}; {b['source']})")
+            for b in entry.benchmarks:  # a percentage, or a count of problems when the figure says of how many
+                value = f"{b['value']}/{b['of']}" if "of" in b else f"{b['value']}%"
+                table.add_row("published", f"{b['benchmark']} {b['metric']} {value} ({b['budget']}; {b['source']})")
         if facts:
             for key, value in facts.items():
                 table.add_row(f"config.{key}", str(value))

@@ -212,7 +212,7 @@ def find_session(ref: ModelRef, paths: Paths | None = None) -> SessionRecord | N
     """A ready session serving `ref` (by alias/repo/directory), if any."""
     wanted = {ref.text, ref.display}
     if ref.entry:
-        wanted |= {ref.entry.alias, ref.entry.repo_id}
+        wanted |= {ref.entry.alias, ref.entry.repo_id} - {None}
     if ref.local_dir:
         wanted.add(str(ref.local_dir))
     for record, status in live_sessions(paths):

@@ -24,9 +24,11 @@ _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 @dataclass(frozen=True)
 class CatalogEntry:
     alias: str
-    repo_id: str
+    repo_id: str | None  # None: where its weights live on the hub is not confirmed (the notes say what is known)
     revision: str | None
-    family: str | None  # a prompt family of the registry; None only for tactic-level provers
+    # A prompt family of the registry. None for tactic-level provers, and for whole-proof provers whose prompt
+    # format no card or paper states: `prove` then asks for --family instead of guessing one.
+    family: str | None
     parameters_b: float | None
     architecture: str | None
     num_layers: int | None
@@ -45,14 +47,29 @@ class CatalogEntry:
     benchmarks: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def require_drivable(self) -> None:
-        """Refuse what `prove` cannot drive, naming why (instead of prompting it in a format it never learned)."""
-        if self.kind == "tactic":
-            from proverctl.errors import UsageError
+    def require_drivable(self, family: str | None = None) -> None:
+        """Refuse what `prove` cannot drive, naming why (instead of prompting it in a format it never learned).
 
+        `family` is the one the user chose (--family); it stands in for a format the catalog does not know."""
+        from proverctl.errors import UsageError
+
+        if self.kind == "tactic":
             raise UsageError(f"{self.alias} is a tactic-level prover: it proposes one tactic for a Lean proof state, for a "
                              "best-first search over states; `prove` drives whole-proof provers and cannot run that search yet",
                              hint="choose a whole-proof prover (`proverctl models catalog` lists them)")
+        if self.family is None and family is None:
+            from proverctl.prompts import families
+
+            raise UsageError(f"{self.alias}'s prompt format is not published in its card or paper, so proverctl will not guess it",
+                             hint=f"read its model card and pass --family ({', '.join(families.names())})")
+
+    def require_repo(self) -> str:
+        """The hub repository of the weights, or a one-line error for a row whose location is not confirmed."""
+        if self.repo_id is None:
+            raise ModelNotFound(f"{self.alias}: the catalog has no confirmed hub repository for its weights",
+                                hint="if you have them, name their org/repo or a local folder instead (and --family); "
+                                     f"`proverctl models show {self.alias}` says what is known")
+        return self.repo_id
 
     def config_hint(self) -> dict[str, Any]:
         """The config.json fields the catalog knows, for estimates before a model is pulled."""
@@ -91,7 +108,7 @@ def find_repo(repo_id: str) -> CatalogEntry | None:
     """The catalog entry for a hub repo id, if the catalog knows it (case-insensitive)."""
     wanted = repo_id.lower()
     for entry in load_catalog():
-        if entry.repo_id.lower() == wanted:
+        if entry.repo_id is not None and entry.repo_id.lower() == wanted:
             return entry
     return None
 

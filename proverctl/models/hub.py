@@ -165,7 +165,7 @@ def plan_pull(ref: ModelRef) -> PullPlan:
     """Ask the hub what `pull` would fetch (a dry run): the commit, the files and their sizes."""
     from huggingface_hub import snapshot_download
 
-    assert ref.repo_id is not None
+    _require_repo(ref)
     patterns = WEIGHT_PATTERNS + BIN_PATTERNS + CONFIG_PATTERNS
     try:
         infos = snapshot_download(
@@ -217,7 +217,7 @@ def pull(
 
     if ref.local_dir is not None:
         return PullResult(ref.text, None, "", ref.local_dir, len(list(ref.local_dir.iterdir())), 0, 0, True)
-    assert ref.repo_id is not None
+    _require_repo(ref)
     cache = hf_hub_cache()
     if offline():
         model = find_local(ref)
@@ -334,10 +334,19 @@ def find_local(ref: ModelRef) -> LocalModel | None:
     return max(candidates, key=lambda m: m.last_modified)
 
 
+def _require_repo(ref: ModelRef) -> str:
+    """The hub repo a (non-local) reference names; a catalog row without a confirmed one refuses here."""
+    if ref.repo_id is None and ref.entry is not None:
+        return ref.entry.require_repo()
+    assert ref.repo_id is not None
+    return ref.repo_id
+
+
 def local_path(ref: ModelRef) -> Path:
     """The local snapshot directory of a reference, or ModelNotPulled with the pull command."""
     if ref.local_dir is not None:
         return ref.local_dir
+    _require_repo(ref)
     model = find_local(ref)
     if model is None:
         raise ModelNotPulled(f"model {ref.display} is not pulled", hint=f"run `proverctl pull {ref.text}`")

@@ -55,6 +55,8 @@ def catalog_entry_for(served_id: str) -> CatalogEntry | None:
         if entry is not None:
             return entry
     for candidate in load_catalog():
+        if candidate.repo_id is None:
+            continue
         repo = candidate.repo_id.lower()
         if lowered.endswith("/" + repo) or lowered.rstrip("/").split("/")[-1] in (repo.split("/")[-1], candidate.alias):
             return candidate
@@ -109,7 +111,7 @@ def resolve_endpoint(url: str, *, api_key: str | None, served_model: str | None,
                                  hint="leave out --model (the served model is used), or pass --force to keep it")
             note = f"--force: using {model_entry.alias}'s prompts and Lean profile although the endpoint serves {served_entry.alias}"
             served_entry = model_entry
-        if family is not None and family != served_entry.family:
+        if family is not None and served_entry.family is not None and family != served_entry.family:
             if not force:
                 raise UsageError(f"the endpoint serves {served_entry.alias} ({served_entry.family} prompts), not the {family} family",
                                  hint="leave out --family, or pass --force to prompt it that way anyway")

@@ -189,7 +189,7 @@ class ProveJob:
             if served.note:
                 notify(Notice("warning", served.note))
         if entry is not None:
-            entry.require_drivable()
+            entry.require_drivable(request.family)
         family = request.family or (entry.family if entry else None) or "deepseek-v2"
         spec_family = families.get(family, request.mode)
         if not spec_family.takes_hint and any(t.hint for f in inputs for t in f.targets):
