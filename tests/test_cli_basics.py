@@ -294,6 +294,7 @@ def test_a_row_without_a_confirmed_repository_refuses_to_pull(cli):
     assert shown["repo_id"] is None and shown["catalog"]["benchmarks"][0]["value"] == 68.4
     human = cli("models", "show", "leanstral-1.5", "--format", "human").stdout
     assert "no confirmed hub repository" in human and "587/672" in human  # a count of problems, not a percentage
+    assert "141 GB GPU" in human  # what serving it takes, as serve says it
     served = cli("serve", "oprover-8b")
     assert served.exit_code == 2 and "oprover-8b: the catalog has no confirmed hub repository" in served.stderr
 

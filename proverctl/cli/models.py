@@ -149,6 +149,8 @@ def show(
             for key in ("kind", "family", "parameters_b", "architecture", "context_length", "dtype", "lean_profile", "license"):
                 table.add_row(key, str(getattr(entry, key) if getattr(entry, key) is not None else "unknown"))
             table.add_row("notes", entry.notes)
+            if entry.extra.get("serving"):
+                table.add_row("serving", entry.extra["serving"])
             for b in entry.benchmarks:  # a percentage, or a count of problems when the figure says of how many
                 value = f"{b['value']}/{b['of']}" if "of" in b else f"{b['value']}%"
                 table.add_row("published", f"{b['benchmark']} {b['metric']} {value} ({b['budget']}; {b['source']})")
