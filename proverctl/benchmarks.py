@@ -1,5 +1,5 @@
 """Benchmarks shipped with proverctl (statements from ../datasets, see PROVENANCE.md there), pass@k,
-and the published figures to compare against."""
+and the published figure (from the catalog) to compare a run against."""
 
 from __future__ import annotations
 
@@ -29,13 +29,8 @@ BENCHMARKS = {
     "mobench": Benchmark("mobench", "goedel-prover-v2/MOBench.jsonl", ("test",), "MathOlympiadBench (360)"),
 }
 
-# (model alias, benchmark, mode, k) -> percent. DeepSeek-Prover-V2 paper (arXiv 2504.21801) Table 1.
-PUBLISHED = {
-    ("deepseek-prover-v2-7b", "minif2f", "cot", 32): 75.6,
-    ("deepseek-prover-v2-7b", "minif2f", "non-cot", 32): 68.0,
-    ("goedel-prover-v2-8b", "minif2f", "cot", 32): 84.6,
-    ("kimina-prover-preview-distill-7b", "minif2f", "cot", 32): 63.1,
-}
+# The benchmark name the catalog's published figures use for each shipped benchmark (bench compares with them).
+FIGURE_NAMES = {"minif2f": "minif2f-test", "minif2f-revised": "minif2f-test"}
 
 
 def load_rows(name: str, split: str | None, limit: int | None) -> tuple[Benchmark, list[dict]]:
@@ -69,5 +64,14 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def published(model: str | None, bench: str, mode: str, k: int) -> float | None:
-    key_bench = "minif2f" if bench == "minif2f-revised" else bench
-    return PUBLISHED.get((model or "", key_bench, mode, k))
+    """The model's published pass@k on a benchmark in this prompt mode, from its catalog row. Only figures that
+    name their mode count, so a run is compared with a figure measured the same way."""
+    from proverctl.models.catalog import find_alias
+
+    entry = find_alias(model) if model else None
+    if entry is None or bench not in FIGURE_NAMES:
+        return None
+    for figure in entry.benchmarks:
+        if figure["benchmark"] == FIGURE_NAMES[bench] and figure["metric"] == f"pass@{k}" and figure.get("mode") == mode:
+            return figure["value"]
+    return None

@@ -153,7 +153,8 @@ def show(
                 table.add_row("serving", entry.extra["serving"])
             for b in entry.benchmarks:  # a percentage, or a count of problems when the figure says of how many
                 value = f"{b['value']}/{b['of']}" if "of" in b else f"{b['value']}%"
-                table.add_row("published", f"{b['benchmark']} {b['metric']} {value} ({b['budget']}; {b['source']})")
+                mode = f"{b['mode']} mode, " if "mode" in b else ""
+                table.add_row("published", f"{b['benchmark']} {b['metric']} {value} ({mode}{b['budget']}; {b['source']})")
         if facts:
             for key, value in facts.items():
                 table.add_row(f"config.{key}", str(value))
