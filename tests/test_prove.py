@@ -368,6 +368,7 @@ def test_endpoint_with_several_models_needs_served_model(cli, tmp_path, standin_
     snapshot = "/hf/hub/models--Goedel-LM--Goedel-Prover-V2-8B/snapshots/0123abcd"
     assert catalog_entry_for(snapshot).alias == "goedel-prover-v2-8b"
     assert catalog_entry_for("/models/Kimina-Prover-Preview-Distill-7B").family == "kimina"
+    assert catalog_entry_for("/models/leanabell-prover-v2-ds").family == "deepseek-v2"  # a row with no hub repository
     assert catalog_entry_for("my-finetune") is None
     unknown = problem_file(tmp_path)
     with OpenAIStub(model="my-finetune") as stub:

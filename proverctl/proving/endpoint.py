@@ -54,11 +54,12 @@ def catalog_entry_for(served_id: str) -> CatalogEntry | None:
         entry = find_repo(f"{hub_dir.group(1)}/{hub_dir.group(2)}")
         if entry is not None:
             return entry
+    last = lowered.rstrip("/").split("/")[-1]
     for candidate in load_catalog():
-        if candidate.repo_id is None:
-            continue
-        repo = candidate.repo_id.lower()
-        if lowered.endswith("/" + repo) or lowered.rstrip("/").split("/")[-1] in (repo.split("/")[-1], candidate.alias):
+        if last == candidate.alias:  # a folder named after the alias (also for rows whose hub repository is unknown)
+            return candidate
+        repo = candidate.repo_id.lower() if candidate.repo_id else None
+        if repo and (lowered.endswith("/" + repo) or last == repo.split("/")[-1]):
             return candidate
     return None
 
