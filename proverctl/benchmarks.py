@@ -29,8 +29,8 @@ BENCHMARKS = {
     "mobench": Benchmark("mobench", "goedel-prover-v2/MOBench.jsonl", ("test",), "MathOlympiadBench (360)"),
 }
 
-# The benchmark name the catalog's published figures use for each shipped benchmark (bench compares with them).
-FIGURE_NAMES = {"minif2f": "minif2f-test", "minif2f-revised": "minif2f-test"}
+# The benchmark name the catalog's published figures use for a shipped benchmark's split (bench compares with them).
+FIGURE_NAMES = {("minif2f", "test"): "minif2f-test", ("minif2f-revised", "test"): "minif2f-test"}
 
 
 def load_rows(name: str, split: str | None, limit: int | None) -> tuple[Benchmark, list[dict]]:
@@ -63,15 +63,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def published(model: str | None, bench: str, mode: str, k: int) -> float | None:
-    """The model's published pass@k on a benchmark in this prompt mode, from its catalog row. Only figures that
-    name their mode count, so a run is compared with a figure measured the same way."""
+def published(model: str | None, bench: str, split: str, mode: str, k: int) -> float | None:
+    """The model's published pass@k on a benchmark's split in this prompt mode, from its catalog row. Only figures
+    that name their mode count, so a run is compared with a figure measured the same way."""
     from proverctl.models.catalog import find_alias
 
     entry = find_alias(model) if model else None
-    if entry is None or bench not in FIGURE_NAMES:
+    name = FIGURE_NAMES.get((bench, split))
+    if entry is None or name is None:
         return None
     for figure in entry.benchmarks:
-        if figure["benchmark"] == FIGURE_NAMES[bench] and figure["metric"] == f"pass@{k}" and figure.get("mode") == mode:
+        if figure["benchmark"] == name and figure["metric"] == f"pass@{k}" and figure.get("mode") == mode:
             return figure["value"]
     return None

@@ -52,11 +52,12 @@ def test_bench_minif2f_revised_reports_pass_at_k(cli, standin_repl):
 def test_bench_published_figure_for_k32(cli, monkeypatch):
     from proverctl.benchmarks import published
 
-    assert published("deepseek-prover-v2-7b", "minif2f", "cot", 32) == 75.6
-    assert published("deepseek-prover-v2-7b", "minif2f-revised", "non-cot", 32) == 68.0
-    assert published("goedel-prover-v2-8b", "minif2f", "cot", 32) == 84.6
-    assert published("kimina-prover-preview-distill-7b", "minif2f", "cot", 32) == 63.1
-    assert published("deepseek-prover-v2-7b", "putnam", "cot", 32) is None
+    assert published("deepseek-prover-v2-7b", "minif2f", "test", "cot", 32) == 75.6
+    assert published("deepseek-prover-v2-7b", "minif2f-revised", "test", "non-cot", 32) == 68.0
+    assert published("goedel-prover-v2-8b", "minif2f", "test", "cot", 32) == 84.6
+    assert published("kimina-prover-preview-distill-7b", "minif2f", "test", "cot", 32) == 63.1
+    assert published("deepseek-prover-v2-7b", "putnam", "all", "cot", 32) is None
+    assert published("deepseek-prover-v2-7b", "minif2f", "valid", "cot", 32) is None  # the figures are for the test split
 
 
 @pytest.mark.parametrize("args, message", [

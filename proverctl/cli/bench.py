@@ -72,7 +72,7 @@ def bench_command(
     scores = [pass_at_k(n, c, k) for _, n, c in counts]
     solved = sum(1 for _, _, c in counts if c)
     score = 100.0 * sum(scores) / len(scores) if scores else 0.0
-    reference = published(resolved.get("alias"), bench.name, mode, k)
+    reference = published(resolved.get("alias"), bench.name, chosen_split, mode, k)
     data = {
         "benchmark": bench.name, "split": chosen_split, "model": resolved.get("model"), "mode": mode, "k": k, "samples": n_samples,
         "problems": len(counts), "solved": solved, "pass_at_k": round(score, 2), "published": reference,
