@@ -111,16 +111,49 @@ def _repl_smoke(settings: Settings, paths: Paths) -> Check:
     return Check("REPL smoke check", "ok", f"{' '.join(spec.repl.command)} checked `1 + 1 = 2` in {outcome.seconds:.1f} s")
 
 
-def _sandbox(settings: Settings) -> Check:
-    from proverctl.lean.sandbox import bwrap_works
+def _sandbox(settings: Settings, paths: Paths) -> list[Check]:
+    """Each sandbox backend of this platform (can it run, does its canary hold) and the configured mode."""
+    from proverctl.errors import ProverctlError
+    from proverctl.lean import trust
+    from proverctl.lean.sandbox import Sandbox, auto_order, resolve, why_not
+    from proverctl.lean.sandbox.canary import run_canary
 
+    workspace = Path(settings.lean_project) if settings.lean_project else None
+    if workspace is None:
+        from proverctl.lean.workspace import recorded_workspaces
+
+        recorded = recorded_workspaces(paths).get(settings.lean_profile)
+        workspace = Path(recorded) if recorded and Path(recorded).is_dir() else None
+    base = trust.trust_base(workspace, [], paths)
+    checks = []
+    for name in auto_order():
+        why = why_not(name)
+        if why is None:
+            report = run_canary(Sandbox(name), base)
+            held = report["held"]
+            why = None if held else "its canary got through: " + "; ".join(report["failures"])
+        checks.append(Check(f"sandbox backend {name}", "ok" if why is None else "warn",
+                            "works: no network, read-only workspace, cache and judge, no home (canary held)" if why is None else why,
+                            None if why is None else _SANDBOX_FIXES.get(name)))
     if settings.sandbox == "none":
-        return Check("sandbox", "warn", "disabled (PROVERCTL_SANDBOX=none): REPLs run with resource limits only",
-                     "set PROVERCTL_SANDBOX=auto")
-    if bwrap_works():
-        return Check("sandbox", "ok", "bubblewrap: no network, read-only filesystem, own PID namespace per REPL")
-    return Check("sandbox", "fail" if settings.sandbox == "bwrap" else "warn",
-                 "bubblewrap not available: REPLs run with resource limits only", "install bubblewrap (apt-get install bubblewrap)")
+        checks.append(Check("sandbox", "warn", "disabled (sandbox = none): Lean runs unsandboxed and verdicts are labelled "
+                                               "REPL-checked (unsandboxed)", "set PROVERCTL_SANDBOX=auto"))
+        return checks
+    try:
+        chosen = resolve(settings.sandbox, base)
+    except ProverctlError as exc:
+        checks.append(Check("sandbox", "fail", exc.message, exc.hint))
+        return checks
+    checks.append(Check("sandbox", "ok", f"{chosen.name} (sandbox = {settings.sandbox}): kernel-checked verdicts are possible"))
+    return checks
+
+
+_SANDBOX_FIXES = {
+    "bwrap": "install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces "
+             "(Ubuntu 24.04: an AppArmor profile for bwrap, or sysctl kernel.apparmor_restrict_unprivileged_userns=0)",
+    "landlock": "use a kernel with Landlock enabled (Linux 5.13+, `landlock` in the lsm= boot parameter)",
+    "sandbox-exec": "/usr/bin/sandbox-exec ships with macOS",
+}
 
 
 def _disk_and_cache(paths: Paths) -> list[Check]:
@@ -140,7 +173,7 @@ def _disk_and_cache(paths: Paths) -> list[Check]:
 def run_doctor(*, smoke: bool = True) -> list[Check]:
     settings = Settings.load()
     paths = Paths.resolve()
-    checks = _python() + _gpu() + _lean(settings, paths) + [_sandbox(settings)]
+    checks = _python() + _gpu() + _lean(settings, paths) + _sandbox(settings, paths)
     if smoke:
         checks.append(_repl_smoke(settings, paths))
     checks += _disk_and_cache(paths)

@@ -269,7 +269,7 @@ class Pipeline:
                 completion_tokens=completion.completion_tokens if completion else None,
                 gen_seconds=round(gen_seconds, 3) if gen_seconds is not None else None, verify_seconds=round(verdict.seconds, 3),
                 finish_reason=completion.finish_reason if completion else None, seed=completion.seed if completion else None,
-                judge=verdict.judge, turns=completion.turns if completion else None,
+                judge=verdict.judge, turns=completion.turns if completion else None, sandbox=verdict.sandbox,
             ),
             proved=verdict.proved and not state.proved,
         )
@@ -302,7 +302,7 @@ class Pipeline:
                 return
             prompt, room = fit_to_context(prompt, options.context_length)
             if room is not None:
-                self._record(state, sample, round_index, prompt, None, None, Verdict(VerdictKind.rejected, [room]))
+                self._record(state, sample, round_index, prompt, None, None, Verdict(VerdictKind.rejected, [room], judge="extraction"))
                 return
             started = time.monotonic()
             seed = self._seed(sample, round_index)
@@ -326,7 +326,7 @@ class Pipeline:
                 if verdict is None:
                     return
             else:
-                verdict = Verdict(VerdictKind.rejected, [extraction.reason])
+                verdict = Verdict(VerdictKind.rejected, [extraction.reason], judge="extraction")
             proved = verdict.proved
             self._record(state, sample, round_index, prompt, completion, extraction.code, verdict, gen_seconds)
             if proved:

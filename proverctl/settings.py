@@ -95,7 +95,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("transformers_cache_tokens", 16384, _positive_int,
                 "KV cache of a `transformers serve` session, in tokens (bounds its memory; vLLM manages its own)"),
     SettingSpec("request_timeout", 3600.0, _positive_float, "seconds to wait for one generation request"),
-    SettingSpec("sandbox", "auto", _choice("auto", "bwrap", "none"), "run REPLs in bubblewrap: auto (when it works), bwrap, none"),
+    SettingSpec("sandbox", "auto", _choice("auto", "bwrap", "landlock", "sandbox-exec", "none"),
+                "where Lean runs: auto (the first sandbox whose canary holds here), bwrap, landlock, sandbox-exec, or none "
+                "(unsandboxed: verdicts are labelled REPL-checked (unsandboxed))"),
     SettingSpec("repl_gc", False, _bool, 'send "gc": true with each check (only for REPL builds that support it)'),
     SettingSpec("judge", "auto", _choice("auto", "kernel", "repl"),
                 "who gives `proved`: kernel (the pinned judge, required), auto (the judge when built, else REPL-only), repl"),

@@ -44,19 +44,45 @@ def standin_repl(monkeypatch, tmp_path):
 @pytest.fixture
 def standin_judge(monkeypatch, tmp_path):
     """The kernel judge's programs are the stand-ins in tests/standin_judge.py (`lean -o` and
-    `safe_verify`); call the returned function with flags for each. Returns the log of their runs."""
+    `safe_verify`), recorded in the trust manifest the way `proverctl lean trust` records a judge a user
+    built; call the returned function with flags for each (`log=False` leaves out the run log, which a
+    sandbox would not let them write). Returns the log of their runs."""
     script = TESTS / "standin_judge.py"
     log = tmp_path / "judge-runs.jsonl"
 
-    def use(*judge_args: str, lean_args: tuple[str, ...] = ()) -> Path:
-        monkeypatch.setenv("PROVERCTL_JUDGE_COMMAND", shlex.join([sys.executable, str(script), "safe_verify", "--log", str(log),
-                                                                   *judge_args]))
-        monkeypatch.setenv("PROVERCTL_JUDGE_LEAN_COMMAND", shlex.join([sys.executable, str(script), "lean", "--log", str(log),
-                                                                       *lean_args]))
+    def use(*judge_args: str, lean_args: tuple[str, ...] = (), dialect: str = "v1", log_runs: bool = True) -> Path:
+        logged = ["--log", str(log)] if log_runs else []
+        judge = shlex.join([sys.executable, str(script), "safe_verify", *logged, "--dialect", dialect, *judge_args])
+        lean = shlex.join([sys.executable, str(script), "lean", *logged, *lean_args])
+        monkeypatch.setenv("PROVERCTL_JUDGE_COMMAND", judge)
+        monkeypatch.setenv("PROVERCTL_JUDGE_LEAN_COMMAND", lean)
+        from proverctl.lean.trust import record_workspace_trust
+
+        project = os.environ.get("PROVERCTL_LEAN_PROJECT")
+        record_workspace_trust("deepseek-v2", Path(project) if project else None, repl_command=[], judge_command=judge,
+                               judge_lean_command=lean, dialect=dialect)
         return log
 
     use()
     return use
+
+
+def working_sandbox() -> str | None:
+    """A sandbox backend that runs on this machine (bwrap or Landlock), or None."""
+    from proverctl.lean.sandbox import why_not
+
+    return next((name for name in ("bwrap", "landlock") if why_not(name) is None), None)
+
+
+@pytest.fixture
+def sandboxed(monkeypatch):
+    """Lean runs in a real, canary-checked sandbox (what a `kernel-checked` needs); skips where no
+    backend works. Stand-ins must not log into tmp_path then (the sandbox would refuse the write)."""
+    backend = working_sandbox()
+    if backend is None:
+        pytest.skip("no sandbox backend works here (bubblewrap or Landlock): kernel-checked verdicts need one")
+    monkeypatch.setenv("PROVERCTL_SANDBOX", "auto")
+    return backend
 
 
 @pytest.fixture(autouse=True)

@@ -53,6 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--axioms", choices=["standard", "none"], default="standard")
     p.add_argument("--framing", choices=["repl", "unframed", "compact"], default="repl")
     p.add_argument("--forge-on")
+    p.add_argument("--reader", choices=["lean", "none", "broken"], default="lean")
     return p.parse_args(argv)
 
 
@@ -114,6 +115,7 @@ class Rules:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.envs = 0
+        self.imports: dict[int, str] = {}  # env -> the import block it was built on
         self.proof_states = 0
 
     def answer(self, request: dict) -> dict:
@@ -123,8 +125,11 @@ class Rules:
         if env is not None and not (isinstance(env, int) and 0 <= env < self.envs):
             return {"message": "Unknown environment."}
         code = request["cmd"]
+        imports = code if env is None else self.imports.get(env, "")
         if env is None and self.args.header_delay and re.search(r"^import\s", code, re.M):
             time.sleep(self.args.header_delay)
+        if READING.search(code):
+            return self.reading(code, imports)
         lines = code.split("\n")
         messages, sorries = [], []
         if self.args.reject:
@@ -175,8 +180,209 @@ class Rules:
         if messages:
             out["messages"] = messages
         out["env"] = self.envs
+        self.imports[self.envs] = imports
         self.envs += 1
         return out
+
+    def reading(self, code: str, imports: str) -> dict:
+        """proverctl's reading command (proverctl.lean.reading): `run_cmd` needs Lean's elaborator in the
+        environment (as in real Lean), then the text in the string literal is tokenized by an independent
+        Lean-like tokenizer (read_tokens) and answered as the command's info message."""
+        env = self.envs
+        self.imports[env] = imports
+        self.envs += 1
+        if self.args.reader == "none" or not re.search(r"^import\s+(Lean|Mathlib)\b", imports, re.M):
+            return {"env": env, "messages": [{"severity": "error", "pos": pos(2, 0), "endPos": pos(2, 7),
+                                              "data": "to use this command, include `import Lean.Elab.Command`"}]}
+        if self.args.reader == "broken":
+            return {"env": env}
+        source = re.search(r'let src : String := "((?:[^"\\]|\\.)*)"', code, re.S).group(1)
+        source = re.sub(r"\\(.)", r"\1", source, flags=re.S)
+        marker = re.search(r'logInfo m!"([\w-]+)\{', code).group(1)
+        commands, tokens = read_tokens(source)
+        data = marker + json.dumps({"commands": commands, "tokens": tokens}, ensure_ascii=False)
+        return {"env": env, "messages": [{"severity": "info", "pos": pos(2, 0), "endPos": pos(2, 7), "data": data}]}
+
+
+READING = re.compile(r"^run_cmd do\n  let src : String := ", re.M)
+# --- An independent Lean-like tokenizer for the reading command (Lean/Parser/Basic.lean's rules). ---
+LETTER_LIKE = [(0x3B1, 0x3C9), (0x391, 0x3A9), (0x3CA, 0x3FB), (0x1F00, 0x1FFE), (0x2100, 0x214F), (0x1D49C, 0x1D59F)]
+NOT_LETTER = {0x3BB, 0x3A0, 0x3A3}  # λ Π Σ
+SUBSCRIPT = [(0x2080, 0x2089), (0x2090, 0x209C), (0x1D62, 0x1D6A)]
+COMMAND_WORDS = {"theorem", "lemma", "def", "example", "abbrev", "instance", "structure", "class", "inductive", "axiom", "opaque",
+                 "namespace", "section", "end", "variable", "universe", "mutual", "import", "macro", "macro_rules", "syntax",
+                 "elab", "elab_rules", "notation", "infix", "infixl", "infixr", "prefix", "postfix", "initialize", "run_cmd",
+                 "run_elab", "run_meta", "declare_syntax_cat", "alias", "add_decl_doc", "irreducible_def", "deriving", "omit",
+                 "include", "export", "prelude"}
+COLUMN0_COMMANDS = {"open", "set_option", "attribute"}  # also tactics: commands only where a command can start
+MODIFIER_WORDS = {"private", "protected", "noncomputable", "partial", "unsafe", "nonrec", "scoped", "local"}
+HASH_COMMAND_WORDS = {"eval", "eval!", "print", "check", "check_failure", "exit", "reduce", "synth", "help", "guard", "guard_expr",
+                      "guard_msgs", "guard_target", "find", "simp", "norm_num", "conv", "where", "lint", "explode", "time", "leansearch",
+                      "loogle", "instances", "kernel", "whnf", "version", "test", "sample", "count_heartbeats", "min_imports"}
+INTERPOLATORS = {"s!", "m!", "f!", "throwError", "println!", "dbg_trace"}
+
+
+def _letter_like(c: str) -> bool:
+    o = ord(c)
+    return o not in NOT_LETTER and any(a <= o <= b for a, b in LETTER_LIKE)
+
+
+def id_first(c: str) -> bool:
+    return (c.isascii() and c.isalpha()) or c == "_" or _letter_like(c)
+
+
+def id_rest(c: str) -> bool:
+    return id_first(c) or (c.isascii() and c.isdigit()) or c in "'!?" or any(a <= ord(c) <= b for a, b in SUBSCRIPT)
+
+
+def utf8(text: str, index: int) -> int:
+    return len(text[:index].encode("utf-8"))
+
+
+def read_tokens(text: str):
+    """(commands [kind, start, end], tokens [kind, start, text]) with UTF-8 byte positions, as the
+    reading command reports them. A token loop: whatever the loop meets at a token start is what Lean's
+    tokenizer would start there (so a quote inside an identifier never opens a char literal)."""
+    tokens, commands = [], []
+    n, i, depth = len(text), 0, 0
+    pending = None  # start of the doc comment / attributes / modifiers before a declaration
+    previous = None
+
+    def skip_comment(j: int) -> int:
+        level, j = 1, j
+        while j < n and level:
+            if text.startswith("/-", j):
+                level, j = level + 1, j + 2
+            elif text.startswith("-/", j):
+                level, j = level - 1, j + 2
+            else:
+                j += 1
+        return j
+
+    def string_end(j: int, interpolated: bool) -> int:
+        j += 1
+        while j < n:
+            if text[j] == "\\":
+                j += 2
+            elif text[j] == '"':
+                return j + 1
+            elif interpolated and text[j] == "{":
+                inner_end = hole_end(j + 1)
+                j = inner_end + 1
+            else:
+                j += 1
+        return n
+
+    def hole_end(j: int) -> int:
+        level = 0
+        while j < n:
+            c = text[j]
+            if c == '"':
+                j = string_end(j, False)
+                continue
+            if c == "'" and j + 2 < n and text[j + 1] != "'":
+                m = re.compile(r"'(?:\\.|[^\\])'").match(text, j)
+                if m:
+                    j = m.end()
+                    continue
+            if c == "{":
+                level += 1
+            elif c == "}":
+                if level == 0:
+                    return j
+                level -= 1
+            j += 1
+        return n
+
+    while i < n:
+        c = text[i]
+        if c.isspace():
+            i += 1
+            continue
+        if text.startswith("--", i):
+            i = text.find("\n", i) if "\n" in text[i:] else n
+            continue
+        if text.startswith("/--", i) or text.startswith("/-!", i):
+            end = skip_comment(i + 3)
+            tokens.append(["a", utf8(text, i), text[i:i + 3]])
+            pending = pending if pending is not None else i
+            i = end
+            continue
+        if text.startswith("/-", i):
+            i = skip_comment(i + 2)
+            continue
+        start = i
+        if c == '"' or (c == "r" and re.match(r'r#*"', text[i:])):
+            interpolated = previous in INTERPOLATORS
+            i = string_end(i, interpolated) if c == '"' else text.find('"' + re.match(r'r(#*)"', text[i:]).group(1), i + 2) + 1
+            tokens.append(["a", utf8(text, start), text[start:min(i, start + 20)]])
+            previous, pending = "string", None
+            continue
+        if c == "'" and text[i + 1:i + 2] != "'":
+            m = re.compile(r"'(?:\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)|[^\\])'", re.S).match(text, i)
+            if m:
+                tokens.append(["a", utf8(text, start), m.group(0)])
+                i, previous, pending = m.end(), "char", None
+                continue
+        if c == "«" or id_first(c):
+            j = i
+            while True:
+                if text[j] == "«":
+                    j = text.find("»", j) + 1 or n
+                else:
+                    while j < n and id_rest(text[j]):
+                        j += 1
+                if j + 1 < n and text[j] == "." and (text[j + 1] == "«" or id_first(text[j + 1])):
+                    j += 1
+                    continue
+                break
+            word = text[i:j].replace("«", "").replace("»", "")
+            tokens.append(["i", utf8(text, start), word])
+            at_line_start = text[text.rfind("\n", 0, i) + 1:i].strip() == ""
+            if depth == 0 and (word in COMMAND_WORDS or (word in COLUMN0_COMMANDS and at_line_start and text.rfind("\n", 0, i) + 1 == i)):
+                begin = pending if pending is not None else i
+                commands.append([word, utf8(text, begin), utf8(text, begin)])
+                pending = None
+            elif depth == 0 and word in MODIFIER_WORDS:
+                pending = pending if pending is not None else i
+            elif depth == 0:
+                pending = None
+            previous, i = word, j
+            continue
+        if c.isdigit():
+            j = i + 1
+            while j < n and (text[j].isalnum() or text[j] == "."):
+                j += 1
+            tokens.append(["a", utf8(text, start), text[i:j]])
+            previous, pending, i = "number", None, j
+            continue
+        if c == "#":
+            j = i + 1
+            while j < n and id_rest(text[j]):
+                j += 1
+            if text[i + 1:j] not in HASH_COMMAND_WORDS:  # `#s` is Mathlib's card notation: `#` then `s`
+                j = i + 1
+            tokens.append(["a", utf8(text, start), text[i:j]])
+            if depth == 0 and j > i + 1:
+                begin = pending if pending is not None else i
+                commands.append([text[i:j], utf8(text, begin), utf8(text, begin)])
+            previous, pending, i = text[i:j], None, j
+            continue
+        if text.startswith("@[", i) and depth == 0:
+            pending = pending if pending is not None else i
+            tokens.append(["a", utf8(text, start), "@["])
+            depth += 1
+            previous, i = "@[", i + 2
+            continue
+        if c in "([{⟨⦃":
+            depth += 1
+        elif c in ")]}⟩⦄":
+            depth = max(0, depth - 1)
+        tokens.append(["a", utf8(text, start), c])
+        if depth == 0 and c != "]":
+            pending = None
+        previous, i = c, i + 1
+    return commands, tokens
 
 
 DECL_START = re.compile(r"^(?:@\[[^\]]*\]\s*)*(?:(?:private|protected|noncomputable|partial|unsafe)\s+)*"
@@ -323,7 +529,8 @@ def main() -> None:
         faults(args, code)
         if args.garbage_on and re.search(args.garbage_on, code):
             continue
-        if args.forge_on and re.search(args.forge_on, code):
+        if args.forge_on and re.search(args.forge_on, code) and not READING.search(code):
+            # (a reading only parses the candidate: nothing in it runs, so nothing in it can print)
             # What a candidate printing to stdout could do: a complete, clean answer before the real one.
             lines = code.split("\n")
             forged = [{"severity": "info", "pos": pos(i, 0), "endPos": pos(i, 13),

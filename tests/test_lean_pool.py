@@ -16,6 +16,7 @@ from conftest import STANDIN, standin_argv
 from proverctl.lean.checker import check_candidate
 from proverctl.lean.pool import CheckJob, ReplPool, default_workers
 from proverctl.lean.protocol import split_responses, split_transcript_requests
+from proverctl.lean.reading import lean_string
 from proverctl.lean.repl import ReplProcess, ReplStartError
 from proverctl.lean.verdict import VerdictKind
 
@@ -77,7 +78,12 @@ def test_header_sent_once_per_worker_and_reused(tmp_path):
     requests = logged(log)
     assert requests[0] == {"cmd": "import Mathlib\nimport Aesop\n"}
     assert requests[1]["env"] == 0 and requests[1]["cmd"].startswith("\nset_option maxHeartbeats")
-    checks = requests[2:]
+    rest = requests[2:]
+    readings = [r for r in rest if "run_cmd do" in r["cmd"]]
+    checks = [r for r in rest if "run_cmd do" not in r["cmd"]]
+    # Lean's own reading: one probe of the header, then one reading of each candidate before its check.
+    assert "proverctl_reader_probe" in readings[0]["cmd"] and len(readings) == 6 and all(r["env"] == 1 for r in readings)
+    assert all(lean_string(GOOD) in r["cmd"] for r in readings[1:])
     assert len(checks) == 5 and all(r["env"] == 1 for r in checks)
     # Our own lines after the candidate: this check's marker, then the audit with the exact name.
     assert re.fullmatch(re.escape(GOOD) + r'\n#print "proverctl-check-[0-9a-f]{16}"\n#print axioms _root_\.t\n', checks[0]["cmd"])
@@ -162,9 +168,12 @@ def test_workers_are_recycled_after_max_uses():
         async with ReplPool(standin(), workers=1, max_uses=3) as pool:
             for _ in range(7):
                 assert (await check_candidate(pool, header="", code=GOOD, target_name="t")).proved
-            return pool.started
+            return pool.started, pool.checks
 
-    assert run(go()) == 3
+    started, requests = run(go())
+    # Every request counts as a use (Lean's reading of a candidate as well as its check): a fresh REPL
+    # takes the header (not a use) and at most 3 requests.
+    assert requests == 2 + 7 * 2 and started == -(-requests // 3)
 
 
 def test_a_hung_check_does_not_block_the_other_workers():

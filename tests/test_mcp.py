@@ -61,15 +61,17 @@ def test_tools_over_the_sdk_client_in_process(standin_repl, tmp_path):
     run(go())
 
 
-def test_check_gives_the_kernel_judges_verdict(standin_repl, standin_judge, monkeypatch):
+def test_check_gives_the_kernel_judges_verdict(standin_repl, standin_judge, sandboxed, monkeypatch):
+    standin_judge(log_runs=False)
     monkeypatch.setenv("PROVERCTL_JUDGE", "kernel")
 
     async def go():
         async with Client(build_server()) as client:
             return data(await client.call_tool("check", {"code": GOOD}))
 
-    (row,) = run(go())["declarations"]
-    assert row["status"] == "proved" and row["judge"].startswith("safeverify@")
+    result = run(go())
+    (row,) = result["declarations"]
+    assert row["status"] == "proved" and row["judge"].startswith("safeverify@") and row["checked"] == "kernel-checked"
 
 
 def test_prove_reports_progress_records_the_run_and_show_reads_it(standin_repl, tmp_path, hermetic):

@@ -40,7 +40,7 @@ def old_store(path, versions: int) -> sqlite3.Connection:
 
 def test_a_blank_file_gets_every_migration(tmp_path):
     with Store(tmp_path / "s.db") as store:
-        assert store.schema_version == len(MIGRATIONS) == 6
+        assert store.schema_version == len(MIGRATIONS) == 7
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert {"request", "served_model", "engine_version"} <= columns(tmp_path / "s.db", "runs")
@@ -58,7 +58,7 @@ def test_the_previous_schema_migrates_and_keeps_its_rows(tmp_path):
     db.close()
     assert "request" not in columns(path, "runs")
     with Store(path) as store:
-        assert store.schema_version == 6
+        assert store.schema_version == 7
         assert store.target(1)["hint"] is None  # targets from before hints have none
         run = store.run(1)
         assert run["request"] is None and run["command"] == "proverctl prove F.lean"

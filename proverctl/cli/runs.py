@@ -154,7 +154,7 @@ def _print_attempt(console, a: dict) -> None:
 
     from proverctl.lean.verdict import checked_label
 
-    checked = checked_label(a["verdict"], a.get("judge"))
+    checked = checked_label(a["verdict"], a.get("judge"), a.get("sandbox"))
     judged = f" ({checked}{', ' + a['judge'] if checked == 'kernel-checked' else ''})" if checked else ""
     console.print(f"attempt a{a['id']}: sample {a['sample']} round {a['round']}: [bold]{a['verdict']}[/]{escape(judged)}  "
                   f"tokens {a['prompt_tokens']}+{a['completion_tokens']}  gen {a['gen_seconds']}s  check {a['verify_seconds']}s")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from proverctl.lean.pool import CheckJob, CheckOutcome, ReplPool
 from proverctl.lean.source import Declaration, Source, parse
+from proverctl.lean.targets import EXAMPLE_PREFIX, INSTANCE_PREFIX, named, stable_name
 from proverctl.lean.verdict import (
     Policy,
     Verdict,
@@ -27,8 +28,6 @@ from proverctl.lean.verdict import (
 
 # Declarations whose axioms we print (structures, inductives and classes have no proof to audit).
 PROOF_KINDS = ("theorem", "lemma", "def", "abbrev", "instance", "example", "opaque")
-EXAMPLE_PREFIX = "proverctl_example_"
-INSTANCE_PREFIX = "proverctl_instance_"
 
 
 def split_header(header: str) -> tuple[str, str]:
@@ -42,20 +41,14 @@ def _line_count(text: str) -> int:
 
 
 def _rename_examples(text: str, decls: list[Declaration]) -> tuple[str, dict[int, str]]:
-    """Give each `example` and each anonymous `instance` a name (same line layout) so `#print axioms`
-    can audit it. Returns the text and keyword offset -> the name given."""
+    """Give each `example` and each anonymous `instance` its stable name (same line layout) so
+    `#print axioms` can audit it. Returns the text and keyword offset -> the name given."""
     names: dict[int, str] = {}
     out = text
     anonymous = [d for d in decls if d.kind == "example" or (d.kind == "instance" and d.name is None)]
     for decl in sorted(anonymous, key=lambda d: d.keyword_start, reverse=True):
-        if decl.kind == "example":
-            name = f"{EXAMPLE_PREFIX}{decl.line}"
-            out = out[: decl.keyword_start] + f"theorem {name}" + out[decl.keyword_start + len("example"):]
-        else:
-            name = f"{INSTANCE_PREFIX}{decl.line}"
-            cut = decl.keyword_start + len("instance")
-            out = out[:cut] + f" {name}" + out[cut:]
-        names[decl.keyword_start] = name
+        out = out[: decl.full_start] + named(decl, text) + out[decl.end:]
+        names[decl.keyword_start] = stable_name(decl)
     return out, names
 
 
@@ -111,6 +104,12 @@ async def check_candidate(
             reasons.append(problem)
     if reasons:
         return Verdict(VerdictKind.rejected, reasons, seconds=time.monotonic() - started)
+    imports, preamble = split_header(header)
+    disagree = await lean_reading(pool, imports, preamble, code, candidate=True, timeout=timeout)
+    if isinstance(disagree, Verdict):
+        return disagree
+    if disagree:
+        return Verdict(VerdictKind.rejected, disagree, seconds=time.monotonic() - started)
     source = parse(code)
     checked, example_names = _rename_examples(code, source.declarations)
     names = [target_name] if target_name else [".".join(namespace + (n,)) for n in example_names.values()]
@@ -121,7 +120,6 @@ async def check_candidate(
     marker = _marker()
     marker_line = _line_count(body) + 2
     body += axioms_command(names, marker)
-    imports, preamble = split_header(header)
     outcome = await pool.check(CheckJob(imports, preamble, body, timeout))
     failed = _outcome_verdict(outcome)
     if failed is not None:
@@ -133,6 +131,62 @@ async def check_candidate(
         pool.retire(outcome.worker)  # what it printed was not this check's answer: never trust that process again
     verdict.seconds = outcome.seconds
     return verdict
+
+
+async def lean_reading(pool: ReplPool, imports: str, preamble: str, text: str, *, candidate: bool,
+                       timeout: float) -> list[str] | Verdict:
+    """Ask Lean how it reads `text` in the header's environment (proverctl.lean.reading) and return why
+    that disagrees with proverctl's reader (empty: they agree). A header whose environment cannot run the
+    reading command (no `Lean` among its imports, and `import Lean` beside them fails too) is read by
+    proverctl alone, recorded once in `pool.reader_notes`; where Lean's reader works, a text it fails on
+    is refused. A verifier failure is returned as its Verdict."""
+    from proverctl.lean import reading
+
+    key = (imports, preamble)
+    where = pool.readers.get(key)
+    if where is None:
+        where = await _probe_reader(pool, imports, preamble, timeout)
+        if isinstance(where, Verdict):
+            return where
+        pool.readers[key] = where
+    if where.startswith("unavailable"):
+        return []
+    marker = reading.new_marker()
+    command = reading.reading_command(reading.normalized(text), marker, elaborate=not candidate)
+    job_imports = imports if where == "header" else imports + "import Lean\n"
+    outcome = await pool.check(CheckJob(job_imports, preamble, command, timeout))
+    failed = _outcome_verdict(outcome)
+    if failed is not None:
+        return failed
+    found = reading.parse_answer(outcome.response, marker, text)
+    if found is None:
+        if outcome.worker is not None:
+            pool.retire(outcome.worker)  # whatever it answered was not this reading: never trust that process again
+        return ["Lean's reader gave no reading of this text (it fails on it): refused"]
+    return reading.disagreements(text, found, candidate=candidate)
+
+
+async def _probe_reader(pool: ReplPool, imports: str, preamble: str, timeout: float) -> str | Verdict:
+    """Where Lean's reader runs for this header: "header" (its own environment), "lean" (with `import
+    Lean` added), or "unavailable: why"."""
+    from proverctl.lean import reading
+
+    why = ""
+    for where, job_imports in (("header", imports), ("lean", imports + "import Lean\n")):
+        marker = reading.new_marker()
+        outcome = await pool.check(CheckJob(job_imports, preamble, reading.reading_command(reading.PROBE, marker, elaborate=False),
+                                            timeout))
+        failed = _outcome_verdict(outcome)
+        if failed is not None and failed.kind is VerdictKind.timeout:
+            return failed
+        if failed is None and reading.parse_answer(outcome.response, marker, reading.PROBE) is not None:
+            return where
+        errors = outcome.response.errors if outcome.response is not None else []
+        why = why or (errors[0].data.strip().splitlines()[0] if errors and errors[0].data.strip() else outcome.detail or "no reading")
+    note = f"Lean's own reading of candidates is unavailable for a header here ({why}); proverctl's reader alone decides what reaches Lean"
+    if note not in pool.reader_notes:
+        pool.reader_notes.append(note)
+    return f"unavailable: {why}"
 
 
 @dataclass
@@ -153,10 +207,15 @@ async def check_file(pool: ReplPool, text: str, *, policy: Policy = Policy(), ti
     source = Source(text)
     decls = source.declarations
     file_reasons = policy_violations(text, None, policy, whole_file=True)
-    if file_reasons:
-        return [DeclarationResult(d, Verdict(VerdictKind.rejected, list(file_reasons))) for d in decls]
     cut = source.imports_end
     imports, rest = text[:cut], text[cut:]
+    if not file_reasons:
+        disagree = await lean_reading(pool, imports, "", rest, candidate=False, timeout=timeout)
+        if isinstance(disagree, Verdict):
+            return [DeclarationResult(d, Verdict(disagree.kind, list(disagree.reasons), seconds=disagree.seconds)) for d in decls]
+        file_reasons = [_shift_reason(r, _line_count(imports)) for r in disagree]
+    if file_reasons:
+        return [DeclarationResult(d, Verdict(VerdictKind.rejected, list(file_reasons))) for d in decls]
     offset = _line_count(imports)  # file line = checked line + offset
     rest_decls = Source(rest).declarations
     renamed, given = _rename_examples(rest, rest_decls)

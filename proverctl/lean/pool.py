@@ -22,6 +22,7 @@ from typing import Any
 
 from proverctl.lean.protocol import Response
 from proverctl.lean.repl import ReplError, ReplProcess, ReplStartError, ReplTimeout
+from proverctl.lean.sandbox import Sandbox
 
 HEADER_CACHE = 8
 # A header that keeps failing this many times in a row means the setup is broken, not the proof.
@@ -71,7 +72,7 @@ class _Worker:
         self.pool = pool
         self.index = index
         self.repl: ReplProcess | None = None
-        self.envs: collections.OrderedDict[Any, int] = collections.OrderedDict()
+        self.envs: collections.OrderedDict[Any, tuple[int, list]] = collections.OrderedDict()  # header -> (env, its errors)
         self.start_failures = 0
         self.served = 0  # checks served by the current process
         self.tmpdir: Path | None = None  # the sandbox's writable dir
@@ -81,39 +82,36 @@ class _Worker:
             await self.repl.close()
         self.envs.clear()
         self.served = 0
-        from proverctl.lean.sandbox import sandbox_env, wrap
-
-        command = self.pool.command
         if self.tmpdir is None:
             self.tmpdir = Path(tempfile.mkdtemp(prefix=f"proverctl-repl{self.index}-"))
-        if self.pool.sandbox == "bwrap":
-            command = wrap(command, cwd=self.pool.cwd, tmpdir=self.tmpdir)
-        # The REPL never sees proverctl's environment (tokens, keys): an allow-list, sandboxed or not.
-        env = self.pool.env if self.pool.env is not None else sandbox_env(self.tmpdir)
-        self.repl = ReplProcess(command, cwd=self.pool.cwd, memory_mb=self.pool.memory_mb, env=env)
+        # The REPL never sees proverctl's environment (tokens, keys): an allow-list, sandboxed or not; its
+        # one writable place is its own temp dir.
+        launch = self.pool.sandbox.launch(self.pool.command, cwd=self.pool.cwd, tmpdir=self.tmpdir)
+        env = self.pool.env if self.pool.env is not None else launch.env
+        self.repl = ReplProcess(launch.argv, cwd=Path(launch.cwd) if launch.cwd else None, memory_mb=self.pool.memory_mb, env=env)
         await self.repl.start()
         self.pool.started += 1
         return self.repl
 
     async def _env_for(self, job: CheckJob) -> tuple[int, list]:
-        """The env holding `job`'s header, building (and caching) it if needed."""
+        """The env holding `job`'s header and the header's errors, building (and caching) it if needed;
+        the errors are remembered with the env, so every check on a broken header reports them."""
         assert self.repl is not None
-        messages: list = []
         base_key = ("imports", job.imports)
         if base_key not in self.envs:
             response = await self._header_request({"cmd": job.imports})
-            messages.extend(response.errors)
-            self._remember(base_key, response.env)
+            self._remember(base_key, response.env, list(response.errors))
         self.envs.move_to_end(base_key)
+        base_env, base_errors = self.envs[base_key]
         if not job.preamble.strip():
-            return self.envs[base_key], messages
+            return base_env, list(base_errors)
         key = ("preamble", job.header_key)
         if key not in self.envs:
-            response = await self._header_request({"cmd": job.preamble, "env": self.envs[base_key]})
-            messages.extend(response.errors)
-            self._remember(key, response.env)
+            response = await self._header_request({"cmd": job.preamble, "env": base_env})
+            self._remember(key, response.env, list(base_errors) + list(response.errors))
         self.envs.move_to_end(key)
-        return self.envs[key], messages
+        env, errors = self.envs[key]
+        return env, list(errors)
 
     async def _header_request(self, request: dict) -> Response:
         """An import or preamble step, bounded by the pool's import timeout (Mathlib takes 10-60 s)."""
@@ -129,9 +127,9 @@ class _Worker:
             raise ReplError(f"the REPL refused the header: {response.error or 'no env in its answer'}")
         return response
 
-    def _remember(self, key: Any, env: int | None) -> None:
+    def _remember(self, key: Any, env: int | None, errors: list) -> None:
         assert env is not None
-        self.envs[key] = env
+        self.envs[key] = (env, errors)
         while len(self.envs) > HEADER_CACHE:
             self.envs.popitem(last=False)
 
@@ -193,7 +191,7 @@ class ReplPool:
         gc: bool = False,
         header_timeout: float = 300.0,
         env: dict[str, str] | None = None,
-        sandbox: str = "none",
+        sandbox: "Sandbox | str" = "none",
     ) -> None:
         if not command:
             raise ValueError("empty REPL command")
@@ -204,7 +202,9 @@ class ReplPool:
         self.gc = gc
         self.header_timeout = header_timeout
         self.env = env
-        self.sandbox = sandbox  # "bwrap" or "none" (resolve "auto" with proverctl.lean.sandbox.resolve)
+        # proverctl.lean.sandbox.Sandbox (resolved and confirmed by the verifier factory); a backend name is
+        # taken as that backend, unconfirmed.
+        self.sandbox = sandbox if isinstance(sandbox, Sandbox) else Sandbox(sandbox)
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._workers = [_Worker(self, i) for i in range(max(1, workers))]
         for worker in self._workers:
@@ -214,6 +214,10 @@ class ReplPool:
         self.header_requests = 0
         self.checks = 0
         self.retired = 0
+        # Where Lean's own reader runs per header (proverctl.lean.checker.lean_reading), and what to tell
+        # the user about headers it cannot read.
+        self.readers: dict[tuple[str, str], str] = {}
+        self.reader_notes: list[str] = []
 
     @property
     def size(self) -> int:

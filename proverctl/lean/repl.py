@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
+from proverctl.lean import processes
 from proverctl.lean.protocol import Response, encode_request
 
 # The largest response we accept (a whole-file infotree can be large; anything bigger is garbage).
@@ -45,27 +44,6 @@ class ReplProtocolError(ReplError):
 
 class ReplStartError(ReplError):
     """The REPL command cannot be started at all (not found, not executable)."""
-
-
-def _limit_memory(memory_mb: int | None):
-    def apply() -> None:
-        import resource
-
-        if memory_mb:
-            limit = memory_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
-
-
-def _group_members(pid: int) -> list:
-    """The leader's descendants (they share its process group unless they left it)."""
-    try:
-        import psutil
-
-        return psutil.Process(pid).children(recursive=True)
-    except Exception:  # the leader is already gone
-        return []
 
 
 class ReplProcess:
@@ -101,18 +79,12 @@ class ReplProcess:
         return "\n".join(self._stderr_tail)
 
     async def start(self) -> None:
+        from proverctl.lean.sandbox import Launch
+
+        launch = Launch(list(self.command), self.env or {}, str(self.cwd) if self.cwd else None)
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.command,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=str(self.cwd) if self.cwd else None,
-                env=self.env,
-                start_new_session=True,  # its own process group: one killpg ends lake and the REPL under it
-                preexec_fn=_limit_memory(self.memory_mb),
-                limit=MAX_RESPONSE_BYTES,
-            )
+            # Its own session and process group: one killpg ends lake and the REPL under it.
+            self.proc = await processes.start(launch, memory_mb=self.memory_mb, limit=MAX_RESPONSE_BYTES)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             raise ReplStartError(f"cannot start the Lean REPL `{' '.join(self.command)}`: {exc}") from exc
         self.started_at = time.monotonic()
@@ -194,21 +166,8 @@ class ReplProcess:
         """SIGKILL the whole process group, wait until every member is gone, reap the leader."""
         if self.proc is None:
             return
-        members = _group_members(self.proc.pid)
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.proc.returncode is None:
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except asyncio.TimeoutError:  # pragma: no cover - a process that survives SIGKILL
-                pass
-        if members:
-            import psutil
-
-            # Children of the leader (lake's REPL under `lake exe`) die too; wait so none outlives us.
-            await asyncio.get_running_loop().run_in_executor(None, lambda: psutil.wait_procs(members, timeout=5))
+        # Children of the leader (lake's REPL under `lake exe`) die too; none outlives us.
+        await processes.end_process(self.proc)
         if self._stderr_task and not self._stderr_task.done():
             self._stderr_task.cancel()
             try:

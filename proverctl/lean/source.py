@@ -34,7 +34,18 @@ OTHER_COMMANDS = (
     "prefix", "postfix", "mutual", "initialize", "builtin_initialize", "run_cmd", "run_elab", "run_meta",
     "declare_syntax_cat", "deriving", "omit", "include", "alias", "add_decl_doc", "noncomputable",
 )
-IDENT_CHARS = r"[\w'!?\u2070-\u209F]"
+# Lean's identifier characters (Init/Meta: isIdFirst / isIdRest / isLetterLike / isSubScriptAlnum), as
+# Lean v4.9-v4.15 define them. Newer Lean also counts Latin-1 letters and `ⱼ`: treating those as token
+# boundaries makes proverctl read more code than Lean does, never less.
+_LETTER_LIKE = ("\u03b1-\u03ba\u03bc-\u03c9"  # lower Greek but λ
+                "\u0391-\u039f\u03a1\u03a2\u03a4-\u03a9"  # upper Greek but Π and Σ
+                "\u03ca-\u03fb\u1f00-\u1ffe\u2100-\u214f\U0001d49c-\U0001d59f")
+_SUBSCRIPT = "\u2080-\u2089\u2090-\u209c\u1d62-\u1d6a"
+ID_FIRST = f"A-Za-z_{_LETTER_LIKE}"
+ID_REST = f"A-Za-z0-9_'!?{_LETTER_LIKE}{_SUBSCRIPT}"
+IDENT_CHARS = f"[{ID_REST}]"
+_ID_FIRST_RE = re.compile(f"[{ID_FIRST}]")
+_ID_REST_RE = re.compile(IDENT_CHARS)
 
 _DECL_RE = re.compile(
     r"(?P<attrs>(?:@\[[^\]]*\]\s*)*)"
@@ -48,8 +59,9 @@ _COMMAND_START_RE = re.compile(
 )
 _NAME_PART = r"(?:«[^»]*»|[^\s.:({\[⦃⟨«»,]+)"
 _NAME_RE = re.compile(r"\s*(?P<name>" + _NAME_PART + r"(?:\." + _NAME_PART + r")*)(?P<univ>\.\{[^}]*\})?")
-_SORRY_RE = re.compile(r"(?<![\w'!?.])(?:sorry|admit)(?!" + IDENT_CHARS + r")")
-_LET_RE = re.compile(r"(?:let|have|letI|haveI|let_fun)(?![\w'!?])")
+_PRIORITY_RE = re.compile(r"\s*\(\s*priority\s*:=(?P<value>[^()]*)\)")
+_SORRY_RE = re.compile(f"(?<![{ID_REST}.])(?:sorry|admit)(?!{IDENT_CHARS})")
+_LET_RE = re.compile(f"(?:let|have|letI|haveI|let_fun)(?!{IDENT_CHARS})")
 _OPEN = "([{⦃⟨"
 _CLOSE = ")]}⦄⟩"
 
@@ -61,79 +73,202 @@ class Segment:
     end: int
 
 
+# Syntax that reads the string literal after it as an interpolated string (`interpolatedStr` in core:
+# Init/Data/ToString/Macro, Init/Data/Format/Macro, Lean/Message, Lean/Exception, Init/System/IO,
+# Lean/Parser/Term and Do; the `named` ones since 2025). Blanks and comments may stand between.
+INTERPOLATING = frozenset({"s!", "m!", "f!", "throwError", "println!", "dbg_trace", "throwNamedError", "logNamedError",
+                           "logNamedWarning"})
+# ... and these after one argument (`throwErrorAt ref "..."`).
+INTERPOLATING_AFTER_ARG = frozenset({"throwErrorAt", "throwNamedErrorAt", "logNamedErrorAt", "logNamedWarningAt"})
+# Tokens that end in `'` (core: Σ' ×'; Mathlib: ∑' ∏' ⁻¹' ''): their `'` never starts a char literal.
+PRIMED_TOKENS = ("Σ", "×", "∑", "∏", "⁻¹")
+_CHAR_LIT = re.compile(r"'(?:\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[\\\"'rnt])|[^\\])'", re.S)
+
+
+def is_id_first(ch: str) -> bool:
+    return bool(_ID_FIRST_RE.fullmatch(ch))
+
+
+def is_id_rest(ch: str) -> bool:
+    return bool(_ID_REST_RE.fullmatch(ch))
+
+
 def scan(text: str) -> tuple[str, list[Segment]]:
-    """Blank out comments, strings and char literals. Returns (mask, segments).
+    """Blank out comments, strings and char literals, reading them as Lean's tokenizer does
+    (Lean/Parser/Basic.lean, StrInterpolation.lean). Returns (mask, segments).
 
     The mask has the same length as `text`; blanked characters become spaces, newlines are kept, so
-    line/column arithmetic works on either. Unterminated comments and strings run to the end of the text.
+    line/column arithmetic works on either; the insides of «escaped» identifiers become `_`. The code in
+    an interpolated string's `{...}` holes stays code. Unterminated comments and strings run to the end.
     """
     out = list(text)
     segments: list[Segment] = []
-    i, n = 0, len(text)
+    _scan_code(text, 0, out, segments, in_hole=False)
+    return "".join(out), segments
 
-    def blank(start: int, end: int) -> None:
-        for k in range(start, end):
-            if out[k] != "\n":
-                out[k] = " "
 
+def _blank(out: list[str], start: int, end: int, fill: str = " ") -> None:
+    for k in range(start, end):
+        if out[k] != "\n":
+            out[k] = fill
+
+
+def _scan_code(text: str, i: int, out: list[str], segments: list[Segment], *, in_hole: bool) -> int:
+    """Scan code from `i`; in an interpolation hole, stop at the `}` that closes it and return its
+    offset (the term parser owns the hole: strings, chars, comments and braces nest inside)."""
+    n = len(text)
+    depth = 0
     while i < n:
         c = text[i]
         if c == "«":
-            # An escaped identifier: anything up to `»` is part of a name (`/-`, `--`, `"` included).
+            # An escaped identifier: anything up to `»` is part of a name (`/-`, `--`, `"`, newlines included).
             end = text.find("»", i + 1)
             end = n if end < 0 else end + 1
             segments.append(Segment("ident", i, end))
-            for k in range(i + 1, end - 1 if end <= n and text[end - 1:end] == "»" else end):
-                if out[k] != "\n":
-                    out[k] = "_"
-            i = end
-        elif c == '"' and i >= 2 and text[i - 2:i] in ("s!", "m!", "f!") and (i == 2 or not _is_ident_char(text[i - 3])):
-            # An interpolated string: its literal parts are blanked, the `{...}` parts are code.
-            end = _interpolated(text, i, out, segments)
+            _blank(out, i + 1, end - 1 if text[end - 1:end] == "»" else end, "_")
             i = end
         elif c == "-" and text.startswith("--", i):
             end = text.find("\n", i)
             end = n if end < 0 else end
             segments.append(Segment("line-comment", i, end))
-            blank(i, end)
+            _blank(out, i, end)
             i = end
         elif c == "/" and text.startswith("/-", i):
-            kind = "doc-comment" if text.startswith("/--", i) and not text.startswith("/--/", i) else (
-                "module-doc" if text.startswith("/-!", i) else "block-comment"
-            )
-            depth, j = 1, i + 2
-            while j < n and depth:
+            doc = text.startswith("/--", i) or text.startswith("/-!", i)  # tokens: the body starts after them
+            kind = "module-doc" if text.startswith("/-!", i) else ("doc-comment" if doc else "block-comment")
+            depth_c, j = 1, i + (3 if doc else 2)
+            while j < n and depth_c:
                 if text.startswith("/-", j):
-                    depth += 1
+                    depth_c += 1
                     j += 2
                 elif text.startswith("-/", j):
-                    depth -= 1
+                    depth_c -= 1
                     j += 2
                 else:
                     j += 1
             segments.append(Segment(kind, i, j))
-            blank(i, j)
+            _blank(out, i, j)
             i = j
-        elif c == '"' or (c == "r" and _raw_string_at(text, i)):
+        elif c == '"':
+            if _interpolates(text, out, i):
+                i = _interpolated(text, i, out, segments)
+            else:
+                j = _string_end(text, i)
+                segments.append(Segment("string", i, j))
+                _blank(out, i, j)
+                i = j
+        elif c == "r" and _raw_string_at(text, i):
             j = _string_end(text, i)
             segments.append(Segment("string", i, j))
-            blank(i, j)
+            _blank(out, i, j)
             i = j
-        elif c == "'" and (i == 0 or not _is_ident_char(text[i - 1])):
-            match = re.compile(r"'(?:\\(?:u\{[0-9a-fA-F]+\}|x[0-9a-fA-F]{2}|.)|[^'\\\n])'").match(text, i)
+        elif c == "'" and _char_literal_at(text, i):
+            match = _CHAR_LIT.match(text, i)
             if match:
                 segments.append(Segment("char", i, match.end()))
-                blank(i, match.end())
+                _blank(out, i, match.end())
                 i = match.end()
             else:
                 i += 1
         else:
+            if in_hole:
+                if c == "{":
+                    depth += 1
+                elif c == "}":
+                    if depth == 0:
+                        return i
+                    depth -= 1
             i += 1
-    return "".join(out), segments
+    return n
+
+
+def _char_literal_at(text: str, i: int) -> bool:
+    """Does a char literal start at text[i] == "'"? Lean: when a token starts there and the next
+    character is not `'`; inside an identifier (`f'a'`, `x₁'`) or a primed token (`Σ'`, `∑'`) it does not."""
+    if text[i + 1:i + 2] == "'":
+        return False
+    k = i
+    while k > 0 and is_id_rest(text[k - 1]):
+        k -= 1
+    if k == i:
+        return not any(text.endswith(token, 0, i) for token in PRIMED_TOKENS)
+    # The run of identifier characters before the quote: a number (`2'a'`) ends at the quote's token
+    # boundary; a letter starts an identifier that takes the quote in.
+    p = k
+    while p < i:
+        ch = text[p]
+        if ch.isdigit() and ch.isascii():
+            p += 1
+            if ch == "0" and p < i and text[p] in "xXbBoO":
+                p += 1
+                while p < i and text[p].isascii() and text[p].isalnum():
+                    p += 1
+            while p < i and text[p].isascii() and text[p].isdigit():
+                p += 1
+        elif is_id_first(ch):
+            return False
+        else:
+            p += 1
+    return True
+
+
+def _previous_code(out: list[str], i: int) -> int:
+    """The offset of the last code character before `i` (blanks and comments skipped), or -1."""
+    k = i - 1
+    while k >= 0 and out[k] in (" ", "\n", "\t", "\r"):
+        k -= 1
+    return k
+
+
+def _word_before(out: list[str], end: int) -> tuple[str, int]:
+    """The identifier-like word that ends at out[end] (inclusive), and where it starts."""
+    k = end
+    while k >= 0 and is_id_rest(out[k]):
+        k -= 1
+    return "".join(out[k + 1:end + 1]), k + 1
+
+
+def _opener_before(out: list[str], close: int) -> int:
+    """The offset of the bracket that `out[close]` closes (code only), or -1."""
+    pairs = {")": "(", "]": "[", "}": "{", "⟩": "⟨", "⦄": "⦃"}
+    want, depth = pairs[out[close]], 0
+    for k in range(close, -1, -1):
+        if out[k] == out[close]:
+            depth += 1
+        elif out[k] == want:
+            depth -= 1
+            if depth == 0:
+                return k
+    return -1
+
+
+def _interpolates(text: str, out: list[str], i: int) -> bool:
+    """Is the string literal at text[i] an interpolated one (see INTERPOLATING)?"""
+    k = _previous_code(out, i)
+    if k < 0:
+        return False
+    if out[k] == "]":  # trace[cls] "..."
+        opener = _opener_before(out, k)
+        return opener >= 5 and "".join(out[opener - 5:opener]) == "trace" and (opener == 5 or not is_id_rest(out[opener - 6]))
+    word, start = _word_before(out, k)
+    if word in INTERPOLATING and (start == 0 or out[start - 1] != "."):
+        return True
+    # `throwErrorAt ARG "..."`: ARG is an identifier or a bracketed term.
+    if word:
+        arg_start = start
+    elif out[k] in ")]}⟩⦄":
+        arg_start = _opener_before(out, k)
+        if arg_start < 0:
+            return False
+    else:
+        return False
+    before = _previous_code(out, arg_start)
+    return before >= 0 and _word_before(out, before)[0] in INTERPOLATING_AFTER_ARG
 
 
 def _interpolated(text: str, i: int, out: list[str], segments: list[Segment]) -> int:
-    """Scan the interpolated string starting at text[i] == '"'; returns where it ends."""
+    """Scan the interpolated string starting at text[i] == '"'; returns where it ends. Its literal parts
+    are blanked (`\\{` is an escape), each `{...}` hole is code scanned by _scan_code."""
     n = len(text)
     j = i + 1
     literal_start = i
@@ -144,34 +279,20 @@ def _interpolated(text: str, i: int, out: list[str], segments: list[Segment]) ->
             continue
         if ch == '"':
             segments.append(Segment("string", literal_start, j + 1))
-            for k in range(literal_start, j + 1):
-                if out[k] != "\n":
-                    out[k] = " "
+            _blank(out, literal_start, j + 1)
             return j + 1
         if ch == "{":
             segments.append(Segment("string", literal_start, j + 1))
-            for k in range(literal_start, j + 1):
-                if out[k] != "\n":
-                    out[k] = " "
-            depth, k = 1, j + 1
-            while k < n and depth:
-                if text[k] == '"':
-                    k = _string_end(text, k)
-                    continue
-                depth += {"{": 1, "}": -1}.get(text[k], 0)
-                k += 1
-            code_end = k - 1 if depth == 0 else k
-            code_mask, code_segments = scan(text[j + 1:code_end])
-            out[j + 1:code_end] = list(code_mask)
-            segments.extend(Segment(seg.kind, seg.start + j + 1, seg.end + j + 1) for seg in code_segments)
-            literal_start = code_end
-            j = code_end + (1 if depth == 0 else 0)
+            _blank(out, literal_start, j + 1)
+            close = _scan_code(text, j + 1, out, segments, in_hole=True)
+            if close >= n:
+                return n
+            literal_start = close  # the `}` belongs to the literal part that follows
+            j = close + 1
             continue
         j += 1
     segments.append(Segment("string", literal_start, n))
-    for k in range(literal_start, n):
-        if out[k] != "\n":
-            out[k] = " "
+    _blank(out, literal_start, n)
     return n
 
 
@@ -202,7 +323,8 @@ def _string_closed(text: str) -> bool:
 
 
 def _is_ident_char(ch: str) -> bool:
-    return ch.isalnum() or ch in "_'!?."
+    """A character that continues a (dotted) identifier, as Lean reads them."""
+    return ch == "." or is_id_rest(ch)
 
 
 def _raw_string_at(text: str, i: int) -> bool:
@@ -257,6 +379,60 @@ def offset_of(text: str, line: int, col: int) -> int:
 
 
 @dataclass(frozen=True)
+class Identifier:
+    """A (dotted) identifier as Lean's tokenizer reads it: `name` with «escapes» removed, its `parts`."""
+
+    name: str
+    parts: tuple[str, ...]
+    start: int
+    end: int
+
+
+def identifiers(text: str, mask: str) -> list[Identifier]:
+    """Every identifier (keywords included) in the code parts of `text`, tokenized as Lean does: a number
+    ends where its digits end (`2addDecl` is `2` then `addDecl`), `.` joins parts only before an
+    identifier start or `«`, and an «escaped» part is read from the text (the mask hides it)."""
+    out: list[Identifier] = []
+    n = len(mask)
+    i = 0
+    while i < n:
+        ch = mask[i]
+        if ch == "«" or is_id_first(ch):
+            parts: list[str] = []
+            j = i
+            while True:
+                if mask[j] == "«":
+                    k = text.find("»", j + 1)
+                    k = n if k < 0 else k
+                    parts.append(text[j + 1:k])
+                    j = k + 1
+                else:
+                    k = j
+                    while k < n and is_id_rest(mask[k]):
+                        k += 1
+                    parts.append(text[j:k])
+                    j = k
+                if j + 1 < n and mask[j] == "." and (mask[j + 1] == "«" or is_id_first(mask[j + 1])):
+                    j += 1
+                    continue
+                break
+            out.append(Identifier(".".join(parts), tuple(parts), i, j))
+            i = j
+        elif ch.isascii() and ch.isdigit():
+            j = i + 1
+            if ch == "0" and j < n and mask[j] in "xXbBoO":
+                j += 1
+                while j < n and mask[j].isascii() and mask[j].isalnum():
+                    j += 1
+            while j < n and mask[j].isascii() and mask[j].isdigit():
+                j += 1
+            i = j
+        else:
+            i += 1
+    return out
+
+
+@dataclass(frozen=True)
 class Command:
     """A top-level command: [start, end) covers it without trailing blanks or comments."""
 
@@ -278,6 +454,8 @@ class Declaration:
     modifiers: tuple[str, ...]
     attributes: str
     source: "Source" = field(repr=False, compare=False)
+    priority: str | None = None  # an instance's `(priority := P)`: P
+    name_at: int | None = None  # where the name stands, or would stand for an anonymous instance (after the priority)
 
     @property
     def full_start(self) -> int:
@@ -362,6 +540,10 @@ class Source:
             commands.append(Command(word, offset, end))
         return commands
 
+    @cached_property
+    def identifiers(self) -> list[Identifier]:
+        return identifiers(self.text, self.mask)
+
     def _only_prefix_between(self, start: int, stop: int) -> bool:
         between = self.mask[start:stop]
         return re.fullmatch(r"\s*(?:@\[[^\]]*\]\s*)*(?:(?:" + "|".join(MODIFIERS) + r")\s+)*", between) is not None
@@ -440,6 +622,13 @@ class Source:
         kind = match.group("kind")
         pos = match.end()
         name = None
+        priority = None
+        if kind == "instance":  # `instance (priority := P) NAME? ...`: the priority comes before the name
+            prio = _PRIORITY_RE.match(self.mask, pos)
+            if prio:
+                priority = self.text[prio.start("value"):prio.end("value")].strip()
+                pos = prio.end()
+        name_at = pos
         if kind != "example":
             name_match = _NAME_RE.match(self.mask, pos)
             if name_match:
@@ -448,6 +637,7 @@ class Source:
                     candidate = ""
                 if candidate and candidate not in (":", ":=", "where") and not candidate.startswith(("(", "[", "{", ":")):
                     name = candidate
+                    name_at = name_match.start("name")
                     pos = name_match.end()
         body_start = self._find_body_start(pos, command.end)
         doc_start = None
@@ -461,7 +651,7 @@ class Source:
         return Declaration(
             kind=kind, name=name, start=command.start, doc_start=doc_start, keyword_start=match.start("kind"),
             body_start=body_start, end=command.end, namespace=ns, modifiers=mods, attributes=match.group("attrs").strip(),
-            source=self,
+            source=self, priority=priority, name_at=name_at,
         )
 
     def _find_body_start(self, pos: int, end: int) -> int | None:
@@ -556,7 +746,7 @@ def parse(text: str) -> Source:
 def find_tokens(mask: str, words: tuple[str, ...] | list[str], start: int = 0, end: int | None = None) -> list[tuple[str, int]]:
     """Occurrences of whole-word tokens in a mask (e.g. `sorry`, `apply?`, `#eval`)."""
     alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    pattern = re.compile(r"(?<![\w'!?.#])(" + alternatives + r")(?!" + IDENT_CHARS + r")")
+    pattern = re.compile(f"(?<![{ID_REST}.#])(" + alternatives + f")(?!{IDENT_CHARS})")
     end = len(mask) if end is None else end
     return [(m.group(1), m.start()) for m in pattern.finditer(mask, start, end)]
 

@@ -9,6 +9,10 @@ from proverctl.errors import UsageError
 from proverctl.lean.source import Declaration, Source, join_code
 
 _SORRY_RE = re.compile(r"(?<![\w'])sorry(?![\w'])")
+# Names given to what Lean would leave anonymous, from its line in the text it was read from, so the
+# REPL's `#print axioms` and the judge's two files can name it (the same name in both files).
+EXAMPLE_PREFIX = "proverctl_example_"
+INSTANCE_PREFIX = "proverctl_instance_"
 
 
 @dataclass(frozen=True)
@@ -105,3 +109,27 @@ def from_row(row: dict, label: str = "") -> Target:
     if hint is not None and not isinstance(hint, str):
         raise UsageError(f"{label}: the row's hint is not a string", hint="hint / informal_proof must be the informal proof's text")
     return replace(from_declaration(source, target, label), hint=hint.strip() if hint and hint.strip() else None)
+
+
+def stable_name(decl: Declaration) -> str | None:
+    """The name a declaration has in both judge files: its own, or for an `example` / anonymous instance
+    one made from its line in the text it was read from."""
+    if decl.kind == "example":
+        return f"{EXAMPLE_PREFIX}{decl.line}"
+    if decl.kind == "instance" and decl.name is None:
+        return f"{INSTANCE_PREFIX}{decl.line}"
+    return decl.name
+
+
+def named(decl: Declaration, text: str) -> str:
+    """The declaration's text (doc comment to end) with an `example` turned into a named theorem and an
+    anonymous instance given its stable name, the layout unchanged."""
+    piece = text[decl.full_start:decl.end]
+    offset = decl.full_start
+    if decl.kind == "example":
+        at = decl.keyword_start - offset
+        return piece[:at] + f"theorem {stable_name(decl)}" + piece[at + len("example"):]
+    if decl.kind == "instance" and decl.name is None and decl.name_at is not None:
+        at = decl.name_at - offset
+        return piece[:at] + f" {stable_name(decl)}" + piece[at:]
+    return piece

@@ -24,30 +24,44 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proverctl.lean.protocol import Message, Response
-from proverctl.lean.source import DECL_KINDS, Source, find_tokens, line_col, parse
+from proverctl.lean.source import DECL_KINDS, ID_REST, Source, find_tokens, line_col, parse
 
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
 NATIVE_DECIDE_AXIOM = "Lean.ofReduceBool"
 
 CHEAT_TOKENS = ("sorry", "admit", "apply?", "exact?", "sorryAx", "stop")
-# Keywords and library functions that run code at elaboration time (IO included), bypass the kernel or
-# reinterpret memory.
+# Keywords and library functions that run code at elaboration time (IO included), read files, bypass the
+# kernel or reinterpret memory. Matched against every part of every identifier, as Lean tokenizes them
+# (`env.addDeclWithoutChecking`, `Lean.«setEnv»` included); a dotted entry matches a name's tail.
 CODE_TOKENS = (
     "run_cmd", "run_tac", "run_elab", "run_meta", "by_elab", "elab", "elab_rules", "initialize", "builtin_initialize",
     "unsafe", "implemented_by", "extern", "unsafeCast", "unsafeIO", "unsafeBaseIO", "unsafeEIO", "ptrAddrUnsafe",
     "addDecl", "addDeclWithoutChecking", "addAndCompile", "evalExpr", "evalDecl", "evalConst", "setEnv", "modifyEnv",
     "Kernel.check", "ofReduceBool", "ofReduceNat", "trustCompiler",
+    # simprocs are code the simplifier runs; include_str reads a file while elaborating
+    "simproc", "dsimproc", "simproc_decl", "dsimproc_decl", "builtin_simproc", "builtin_dsimproc", "builtin_simproc_decl",
+    "include_str",
+    # commands that register environment extensions or attributes (their code runs at every import)
+    "register_simp_attr", "declare_aesop_rule_sets", "register_option", "register_label_attr", "register_builtin_option",
 )
-# Attributes that register code with the elaborator or replace what the compiler or kernel runs.
+# Attributes that register code with the elaborator, the tactics (norm_num and positivity extensions,
+# simprocs) or replace what the compiler or kernel runs.
 CODE_ATTRIBUTES = (
     "command_elab", "term_elab", "tactic", "macro", "delab", "app_unexpander", "init", "builtin_init", "implemented_by",
     "extern", "export", "csimp", "env_extension", "command_parser", "term_parser", "tactic_parser", "combinator_formatter",
     "combinator_parenthesizer", "code_action_provider", "hover_provider", "widget", "widget_module", "run_builtin_parser_attribute_hooks",
+    "norm_num", "positivity", "simproc", "simprocs", "sevalprocs", "command_code_action", "linter", "tactic_alt",
 )
 # Commands that change the language a proof is read in; fine in a user's file, not in a model's proof.
 SYNTAX_TOKENS = (
     "macro", "macro_rules", "syntax", "declare_syntax_cat", "notation", "infix", "infixl", "infixr", "prefix",
-    "postfix", "import", "export",
+    "postfix", "import", "export", "prelude",
+)
+# Command keywords that are never tactics or terms: written anywhere in a proof (indented after it too),
+# each starts a new command in Lean.
+COMMAND_TOKENS = (
+    "alias", "irreducible_def", "add_decl_doc", "deriving", "compile_inductive", "proof_wanted", "suppress_compilation",
+    "unseal", "seal", "library_note", "assert_not_exists", "noncomputable", "private", "protected",
 )
 # `#` commands of Lean and Mathlib (`#s` and the like are notation, not commands). In a model's proof
 # any of them is refused; in a user's file only the ones that run code or stop checking.
@@ -62,10 +76,10 @@ FILE_HASH_COMMANDS = ("exit",)
 SCOPE_TOKENS = ("end", "namespace", "section", "universe", "variable", "attribute", "mutual", "omit", "include")
 # Options whose only use in a proof is to weaken what Lean checks.
 FORBIDDEN_OPTION_PREFIXES = ("debug.", "bootstrap.", "interpreter.", "compiler.", "trust", "backward.", "Elab.async")
-_HASH_COMMAND = re.compile(r"(?<![\w'#])#([a-zA-Z_][\w!?]*)")
+_HASH_COMMAND = re.compile(f"(?<![{ID_REST}#])#([a-zA-Z_][{ID_REST}]*)")
 _SET_OPTION = re.compile(r"set_option\s+")
 _OPTION_NAME = re.compile(r"(?:«[^»]*»|[\w']+)(?:\.(?:«[^»]*»|[\w']+))*")
-_ATTRIBUTES = re.compile(r"@\[([^\]]*)\]|attribute\s*\[([^\]]*)\]")
+_ATTRIBUTES = re.compile(r"@\[|attribute\s*\[")
 # Lean quotes the name as it is, primes included: 'foo'' depends on axioms: [...]
 _AXIOMS_RE = re.compile(r"\A\s*'(?P<name>.+?)' depends on axioms: \[(?P<axioms>[^\]]*)\]\s*\Z", re.S)
 _NO_AXIOMS_RE = re.compile(r"\A\s*'(?P<name>.+?)' does not depend on any axioms\s*\Z", re.S)
@@ -86,6 +100,7 @@ class Verdict:
     axioms: list[str] | None = None
     seconds: float = 0.0
     judge: str | None = None  # who decided: "repl" (the pre-filter alone) or the kernel judge, e.g. "safeverify@0c0f7dc"
+    sandbox: str | None = None  # the sandbox Lean ran in ("bwrap", "landlock", "sandbox-exec"), "none", or None: not recorded
 
     @property
     def proved(self) -> bool:
@@ -93,10 +108,11 @@ class Verdict:
 
     @property
     def kernel_checked(self) -> bool:
-        """True only when a kernel judge (not the REPL pre-filter) gave this verdict."""
-        return is_kernel_judge(self.judge)
+        """True only when a kernel judge (not the REPL pre-filter) gave this verdict in a confirmed sandbox."""
+        return checked_label(self.kind.value, self.judge, self.sandbox) == KERNEL_CHECKED
 
     def as_dict(self) -> dict[str, Any]:
+        checked = checked_label(self.kind.value, self.judge, self.sandbox)
         return {
             "status": self.kind.value,
             "reasons": self.reasons,
@@ -104,21 +120,38 @@ class Verdict:
             "axioms": self.axioms,
             "seconds": round(self.seconds, 3),
             "judge": self.judge,
-            "checked": checked_label(self.kind.value, self.judge),
+            "sandbox": self.sandbox,
+            "checked": checked,
+            "kernel_checked": checked == KERNEL_CHECKED,
         }
 
 
+KERNEL_CHECKED = "kernel-checked"
+REPL_CHECKED = "REPL-checked"
+UNSANDBOXED = "REPL-checked (unsandboxed)"
+# Every label a `proved` can carry; only KERNEL_CHECKED is a kernel-checked proof.
+LABELS = (KERNEL_CHECKED, REPL_CHECKED, UNSANDBOXED, "LeanDojo-checked", "kernel-checked (sandbox unknown)",
+          "REPL-checked (sandbox unknown)")
+
+
 def is_kernel_judge(judge: str | None) -> bool:
-    return bool(judge) and judge not in ("repl", "leandojo")
+    return bool(judge) and judge not in ("repl", "leandojo", "extraction", "unknown")
 
 
-def checked_label(status: str, judge: str | None) -> str | None:
-    """How a `proved` was established, as every report shows it: kernel-checked or REPL-checked."""
+def checked_label(status: str, judge: str | None, sandbox: str | None) -> str | None:
+    """How a `proved` was established, as every report shows it. Fail closed: a kernel judge's acceptance
+    is `kernel-checked` only when every Lean process ran in a sandbox a canary confirmed; without one
+    (`none`) it is `REPL-checked (unsandboxed)`; attempts recorded before sandboxes were recorded (None)
+    say `(sandbox unknown)`."""
     if status != "proved":
         return None
-    if is_kernel_judge(judge):
-        return "kernel-checked"
-    return "LeanDojo-checked" if judge == "leandojo" else "REPL-checked"
+    if judge == "leandojo":
+        return "LeanDojo-checked"
+    if sandbox is None:
+        return ("kernel-checked" if is_kernel_judge(judge) else "REPL-checked") + " (sandbox unknown)"
+    if sandbox == "none":
+        return UNSANDBOXED
+    return KERNEL_CHECKED if is_kernel_judge(judge) else REPL_CHECKED
 
 
 @dataclass(frozen=True)
@@ -146,17 +179,49 @@ def option_names(text: str, mask: str) -> list[tuple[str, int]]:
     return out
 
 
-def attribute_names(text: str, mask: str) -> list[tuple[str, int]]:
-    """Each attribute named in `@[...]` or `attribute [...]`, with its offset."""
+def attribute_names(text: str, mask: str) -> list[tuple[str, int, str]]:
+    """Each attribute named in `@[...]` or `attribute [...]` (brackets inside its arguments nested), with
+    its offset and its whole item text."""
     out = []
     for match in _ATTRIBUTES.finditer(mask):
-        group = 1 if match.group(1) is not None else 2
-        inner = text[match.start(group):match.end(group)]
-        for part in re.split(r",", inner):
-            words = [w for w in part.split() if w not in ("local", "scoped", "-")]
-            if words:
-                out.append((words[0].replace("«", "").replace("»", ""), match.start()))
+        start = match.end()
+        depth, k = 1, start
+        while k < len(mask) and depth:
+            depth += {"[": 1, "]": -1}.get(mask[k], 0)
+            k += 1
+        inner_mask, inner = mask[start:k - 1], text[start:k - 1]
+        item_start, level = 0, 0
+        for j, ch in enumerate(inner_mask + ","):
+            level += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(ch, 0)
+            if ch == "," and level == 0:
+                item = inner[item_start:j]
+                words = [w for w in item.split() if w not in ("local", "scoped", "-")]
+                if words:
+                    out.append((words[0].replace("«", "").replace("»", ""), match.start(), item))
+                item_start = j + 1
     return out
+
+
+def code_attribute(attribute: str, item: str) -> bool:
+    """Does this attribute register code (see CODE_ATTRIBUTES; an aesop rule that is a tactic too)?"""
+    if attribute in CODE_ATTRIBUTES or attribute.startswith("builtin_"):
+        return True
+    return attribute == "aesop" and re.search(r"(?<![\w.])tactic(?![\w'])", item) is not None
+
+
+def code_names(source: Source, *, whole_file: bool = False) -> list[tuple[str, int]]:
+    """(the word, offset) of each identifier that names code-running syntax or functions (CODE_TOKENS)."""
+    plain = {w for w in CODE_TOKENS if "." not in w}
+    dotted = [w for w in CODE_TOKENS if "." in w]
+    hits = []
+    for ident in source.identifiers:
+        word = next((part for part in ident.parts if part in plain), None)
+        if word is None:
+            word = next((d for d in dotted if ident.name == d or ident.name.endswith("." + d)), None)
+        if word is None or (whole_file and word == "unsafe" and ident.parts == ("unsafe",)):
+            continue  # a user's own `unsafe def` is theirs; the judge refuses unsafe constants it depends on
+        hits.append((word, ident.start))
+    return hits
 
 
 def policy_violations(code: str, target_name: str | None, policy: Policy = Policy(), *, whole_file: bool = False,
@@ -177,12 +242,10 @@ def policy_violations(code: str, target_name: str | None, policy: Policy = Polic
     if not whole_file:
         # In a whole file, sorry is judged per declaration (see cheat_tokens).
         reasons.extend(cheat_tokens(source))
-    for word, offset in find_tokens(mask, CODE_TOKENS):
-        if whole_file and word in ("unsafe",):
-            continue  # a user's own `unsafe def` is theirs; the judge refuses unsafe constants it depends on
+    for word, offset in code_names(source, whole_file=whole_file):
         reasons.append(f"`{word}` is not allowed: it runs code at check time ({_where(code, offset)})")
-    for attribute, offset in attribute_names(code, mask):
-        if attribute in CODE_ATTRIBUTES or attribute.startswith("builtin_") or (not whole_file and attribute not in ("simp", "reducible")):
+    for attribute, offset, item in attribute_names(code, mask):
+        if code_attribute(attribute, item) or (not whole_file and attribute not in ("simp", "reducible")):
             reasons.append(f"attribute `{attribute}` is not allowed here ({_where(code, offset)})")
     for match in _HASH_COMMAND.finditer(mask):
         word = match.group(1)
@@ -195,11 +258,15 @@ def policy_violations(code: str, target_name: str | None, policy: Policy = Polic
     if whole_file:
         for word, offset in find_tokens(mask, ("axiom",)):
             reasons.append(f"`axiom` declares an unproved fact ({_where(code, offset)})")
+        for word, offset in find_tokens(mask, ("prelude",)):
+            reasons.append(f"`prelude` is refused: the file must import Init as every judged file does ({_where(code, offset)})")
     else:
         for word, offset in find_tokens(mask, SYNTAX_TOKENS):
             reasons.append(f"`{word}` is not allowed in a proof: it changes the language ({_where(code, offset)})")
         for word, offset in find_tokens(mask, SCOPE_TOKENS):
             reasons.append(f"`{word}` would change the header's scope ({_where(code, offset)})")
+        for word, offset in find_tokens(mask, COMMAND_TOKENS):
+            reasons.append(f"`{word}` starts a command inside the proof ({_where(code, offset)})")
         reasons.extend(_extra_declarations(source, target_name, policy, namespace))
     return _dedupe(reasons)
 
@@ -211,10 +278,9 @@ def sketch_violations(code: str) -> list[str]:
     source = parse(code)
     mask = source.mask
     reasons = [f"`{word}` is not allowed: it runs code at check time ({_where(code, offset)})"
-               for word, offset in find_tokens(mask, CODE_TOKENS)]
+               for word, offset in code_names(source)]
     reasons += [f"attribute `{attribute}` is not allowed here ({_where(code, offset)})"
-                for attribute, offset in attribute_names(code, mask)
-                if attribute in CODE_ATTRIBUTES or attribute.startswith("builtin_")]
+                for attribute, offset, item in attribute_names(code, mask) if code_attribute(attribute, item)]
     reasons += [f"command `#{m.group(1)}` is not allowed ({_where(code, m.start())})" for m in _HASH_COMMAND.finditer(mask)]
     reasons += [f"`set_option {option}` weakens checking ({_where(code, offset)})"
                 for option, offset in option_names(code, mask) if option.startswith(FORBIDDEN_OPTION_PREFIXES)]
@@ -224,8 +290,17 @@ def sketch_violations(code: str) -> list[str]:
 
 
 def cheat_tokens(source: Source, start: int = 0, end: int | None = None) -> list[str]:
-    """Rule 4 on a span of the text: `sorry`, `admit`, `apply?`, `exact?` outside comments and strings."""
-    return [f"uses `{word}` ({_where(source.text, offset)})" for word, offset in find_tokens(source.mask, CHEAT_TOKENS, start, end)]
+    """Rule 4 on a span of the text: `sorry`, `admit`, `apply?`, `exact?`, `sorryAx`, `stop` outside
+    comments and strings, as any part of an identifier (`_root_.sorryAx` included)."""
+    end = len(source.text) if end is None else end
+    cheats = set(CHEAT_TOKENS)
+    out = []
+    for ident in source.identifiers:
+        if start <= ident.start < end:
+            word = next((part for part in ident.parts if part in cheats), None)
+            if word is not None:
+                out.append(f"uses `{word}` ({_where(source.text, ident.start)})")
+    return out
 
 
 def _full(decl, namespace: tuple[str, ...]) -> str | None:

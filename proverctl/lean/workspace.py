@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Callable
 
 from proverctl.errors import EnvironmentMissing, UsageError
+from proverctl.lean.trust import JUDGE_BINARY, REPL_BINARY
 from proverctl.paths import Paths
 
 PROFILES = ("deepseek-v2", "kimina", "modern")
 ELAN_INSTALL = "curl https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh -sSf | sh"
-REPL_BINARY = Path(".lake/packages/REPL/.lake/build/bin/repl")
-JUDGE_BINARY = Path(".lake/packages/SafeVerify/.lake/build/bin/safe_verify")
 
 
 def template_dir(profile: str) -> Path:
@@ -244,5 +243,9 @@ def setup(
         step.status = "ok"
         done.append(step)
     record_workspace(profile, directory, paths)
+    from proverctl.lean.trust import record_workspace_trust
+
+    # The trust manifest: what was just built, hashed, outside the workspace (no verdict counts without it).
+    record_workspace_trust(profile, directory, repl_command=resolve_repl(None, str(directory), profile, paths).command, paths=paths)
     return directory, done, log, notes
 

@@ -54,7 +54,7 @@ async def run_decomposition(store: Store, run_id: int, items: list[tuple[int, Ta
             verdict = await composed_verifier.verify(t, code)
             store.add_attempt(AttemptRow(target_id, COMPOSED_SAMPLE_BASE + counters["sketch"], 0, None, None, code, verdict.kind.value,
                                          verdict.reasons, [m.as_dict() for m in verdict.messages], verify_seconds=verdict.seconds,
-                                         kind="composed", judge=verdict.judge), proved=verdict.proved)
+                                         kind="composed", judge=verdict.judge, sandbox=verdict.sandbox), proved=verdict.proved)
             return verdict
 
         outcome = await decompose(target, plan=planner, prove_hole=prove_hole, pool=pool, verify_composed=verify_composed,

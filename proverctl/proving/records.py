@@ -41,7 +41,7 @@ def proving_attempt(store: Store, target_row: dict) -> dict | None:
 def report_rows(store: Store, run_id: int) -> list[dict]:
     """One row per top-level target: name, file, line, status, checked (kernel-checked / REPL-checked
     for a proof), judge, attempts, proof, seconds, run."""
-    from proverctl.lean.verdict import checked_label
+    from proverctl.lean.verdict import KERNEL_CHECKED, checked_label
 
     out = []
     for t in store.targets(run_id):
@@ -49,8 +49,10 @@ def report_rows(store: Store, run_id: int) -> list[dict]:
             continue  # subgoal lemmas of --decompose are reported through their parent
         attempt = proving_attempt(store, t)
         judge = attempt.get("judge") if attempt else None
+        checked = checked_label(t["status"], judge, attempt.get("sandbox") if attempt else None)
         out.append({"name": t["name"] or f"example@{t['line']}", "file": t["file"], "line": t["line"], "status": t["status"],
-                    "checked": checked_label(t["status"], judge), "judge": judge, "attempts": t["n_attempts"],
+                    "checked": checked, "kernel_checked": checked == KERNEL_CHECKED, "judge": judge,
+                    "sandbox": attempt.get("sandbox") if attempt else None, "attempts": t["n_attempts"],
                     "proof": attempt["code"] if attempt else None, "seconds": t["seconds"], "run": run_id})
     return out
 

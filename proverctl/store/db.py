@@ -170,7 +170,13 @@ def _m6(db: sqlite3.Connection) -> None:
     _run_script(db, "ALTER TABLE targets ADD COLUMN hint TEXT;\nALTER TABLE attempts ADD COLUMN turns TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4, _m5, _m6]
+def _m7(db: sqlite3.Connection) -> None:
+    """The sandbox each verdict was given in ("bwrap", "landlock", "sandbox-exec", or "none"): a kernel
+    judge's `proved` is kernel-checked only in a confirmed sandbox. Older attempts keep NULL (unknown)."""
+    _run_script(db, "ALTER TABLE attempts ADD COLUMN sandbox TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4, _m5, _m6, _m7]
 # How a stored attempt reads back: its prompt from the prompts table (older rows kept theirs inline).
 _ATTEMPT_COLUMNS = "a.*, COALESCE(a.prompt, p.text) AS prompt_text"
 _ATTEMPT_FROM = "attempts a LEFT JOIN prompts p ON p.id = a.prompt_id"
@@ -196,6 +202,7 @@ class AttemptRow:
     seed: int | None = None
     judge: str | None = None  # who decided: "repl" or the kernel judge, e.g. "safeverify@0c0f7dc"
     turns: list[dict] | None = None  # a multi-turn sample's conversation: sketches / tool calls and Lean's answers
+    sandbox: str | None = None  # the sandbox the verdict was given in ("none": unsandboxed)
 
 
 class Store:
@@ -336,12 +343,13 @@ class Store:
             prompt_id = self._prompt_id(row.target_id, row.prompt)
             cursor = self.db.execute(
                 "INSERT INTO attempts (target_id, sample, round, prompt_id, raw_output, code, verdict, reasons, messages,"
-                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge, turns)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge, turns, sandbox)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row.target_id, row.sample, row.round, prompt_id, row.raw_output, row.code,
                  row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
                  row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind,
-                 row.finish_reason, row.seed, row.judge, json.dumps(row.turns, ensure_ascii=False) if row.turns else None),
+                 row.finish_reason, row.seed, row.judge, json.dumps(row.turns, ensure_ascii=False) if row.turns else None,
+                 row.sandbox),
             )
             attempt_id = int(cursor.lastrowid)
             if proved:

@@ -334,7 +334,7 @@ class AttemptScreen(Screen):
         self.attempt, self.target, self.run = attempt, target, run
         self.title = f"{target['name'] or 'example'} · attempt a{attempt['id']}"
         reasons = "\n".join(f"  • {r}" for r in attempt["reasons"])
-        checked = checked_label(attempt["verdict"], attempt.get("judge"))
+        checked = checked_label(attempt["verdict"], attempt.get("judge"), attempt.get("sandbox"))
         judged = f"({checked}{', ' + attempt['judge'] if checked == 'kernel-checked' else ''}) " if checked else ""
         summary = Text.assemble(
             ("verdict ", "bold"), (attempt["verdict"] + " ", VERDICT_STYLE.get(attempt["verdict"], "")), judged,
@@ -380,7 +380,7 @@ class AttemptScreen(Screen):
             return
         self.reverified = verdict
         style = "information" if verdict.proved else "warning"
-        checked = checked_label(verdict.kind.value, verdict.judge)
+        checked = checked_label(verdict.kind.value, verdict.judge, verdict.sandbox)
         self.notify(f"re-verified: {verdict.kind.value}" + (f" ({checked})" if checked else "")
                     + (f" — {verdict.reasons[0]}" if verdict.reasons else ""), severity=style)
         self.query_one("#messages", Static).update(

@@ -16,10 +16,12 @@ from proverctl.errors import EnvironmentMissing, UsageError, VerifierError
 from proverctl.lean.checker import check_candidate
 from proverctl.lean.pool import ReplPool, default_workers
 from proverctl.lean.repl import ReplStartError
+from proverctl.lean.sandbox import Sandbox
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Policy, Verdict, VerdictKind
 from proverctl.lean.workspace import ReplTarget
 
+JUDGE_MODES = ("auto", "kernel", "repl")
 SETUP_HINT = "fix --repl-command / PROVERCTL_REPL_COMMAND, or run `proverctl lean setup` (`proverctl doctor` lists what is missing)"
 
 
@@ -50,7 +52,7 @@ class VerifySpec:
     judge_lean_command: str = "lake env lean"
     # Filled by resolve():
     repl: ReplTarget | None = None
-    sandbox_mode: str | None = None
+    sandboxed: Sandbox | None = None  # the sandbox every Lean process runs in (confirmed by its canary, or "none")
     judge: object | None = None  # proverctl.verify.judge.JudgeSpec, when a kernel judge decides
     notes: tuple[str, ...] = field(default=())
 
@@ -64,56 +66,63 @@ class VerifySpec:
                    judge_command=settings.judge_command, judge_lean_command=settings.judge_lean_command)
 
     def resolve(self) -> "VerifySpec":
-        """Find the REPL command and the sandbox; every missing piece is a ProverctlError (exit 2 or 3)."""
+        """Find the REPL, the judge the trust manifest vouches for, and a sandbox its canary confirmed;
+        every missing piece is a ProverctlError (exit 2, 3, or 4 for a trust base that fails its check)."""
         if self.dojo is not None:
             if self.judge_mode == "kernel":
                 raise UsageError("--judge kernel: LeanDojo runs are checked by LeanDojo, not by the kernel judge",
                                  hint="use --judge auto or repl with --repo")
-            return replace(self, sandbox_mode="none")
+            return replace(self, sandboxed=None)
         if self.verify_on is not None:
             from proverctl.verify.ray import parse_address
 
             parse_address(self.verify_on)
-        from proverctl.lean.sandbox import resolve
+        if self.judge_mode not in JUDGE_MODES:
+            raise UsageError(f"unknown judge {self.judge_mode!r}", hint=f"choose {', '.join(JUDGE_MODES)}")
+        from proverctl.lean import trust
+        from proverctl.lean.sandbox import resolve as resolve_sandbox
         from proverctl.lean.workspace import resolve_repl
-
-        repl = resolve_repl(self.repl_command, self.lean_project, self.lean_profile)
-        mode = resolve(self.sandbox)
-        notes = self.notes
-        if mode == "none" and self.sandbox == "auto":
-            notes += ("sandbox: bubblewrap (bwrap) is not available here; Lean REPLs run with resource limits only",)
-        judge, judge_notes = self._find_judge(repl, mode)
-        return replace(self, repl=repl, sandbox_mode=mode, judge=judge, notes=notes + judge_notes)
-
-    def _find_judge(self, repl: ReplTarget, mode: str):
-        """The kernel judge for this profile, or why there is none (an error for --judge kernel)."""
-        import shlex
-
         from proverctl.paths import Paths
-        from proverctl.verify.judge import JudgeSpec, find_judge
+
+        paths = Paths.resolve()
+        repl = resolve_repl(self.repl_command, self.lean_project, self.lean_profile)
+        broken_repl = trust.repl_problem(repl.cwd, repl.command, paths)
+        if broken_repl:
+            raise VerifierError(f"the Lean REPL cannot be trusted: {broken_repl}",
+                                hint=f"run `proverctl lean setup --profile {self.lean_profile}` again")
+        record, notes = self._trusted_judge(repl, paths)
+        commands = [repl.command] + ([record.command, record.lean_command, record.leanchecker] if record else [])
+        sandbox = resolve_sandbox(self.sandbox, trust.trust_base(repl.cwd, commands, paths), kernel=self.judge_mode == "kernel")
+        if not sandbox.confirmed:
+            notes += ("Lean runs without a sandbox (--sandbox none): every verdict is labelled REPL-checked (unsandboxed)",)
+        judge = None
+        if record is not None:
+            from proverctl.verify.judge import JudgeSpec
+
+            judge = JudgeSpec(command=record.command, lean_command=record.lean_command, workspace=repl.cwd, label=record.label,
+                              dialect=record.dialect, sandbox=sandbox, memory_mb=self.memory_mb,
+                              compile_timeout=self.import_timeout + self.check_timeout,
+                              judge_timeout=self.import_timeout + self.check_timeout, cache_dir=paths.cache_dir / "judge",
+                              index_dir=paths.state_dir / "judge-index", files=dict(record.files), leanchecker=record.leanchecker,
+                              lean_path=record.lean_path)
+        return replace(self, repl=repl, sandboxed=sandbox, judge=judge, notes=self.notes + notes)
+
+    def _trusted_judge(self, repl: ReplTarget, paths):
+        """(the judge's trust record, notes): None with a note under --judge auto when there is none or it
+        fails its hashes; under --judge kernel that is an error (exit 3 when it is not built, exit 4 when
+        it is not the judge the manifest recorded)."""
+        from proverctl.lean import trust
 
         if self.judge_mode == "repl":
             return None, ()
-        if self.judge_mode not in ("auto", "kernel"):
-            raise UsageError(f"unknown judge {self.judge_mode!r}", hint="choose auto, kernel or repl")
-        found = find_judge(self.lean_profile, repl.cwd, command=self.judge_command, lean_command=self.judge_lean_command)
-        if found is None:
-            if self.judge_mode == "kernel":
-                raise EnvironmentMissing(f"--judge kernel: no kernel judge is built for the Lean profile {self.lean_profile}",
-                                         hint=f"run `proverctl lean setup --profile {self.lean_profile}` (it builds SafeVerify), "
-                                              "or use --judge auto / repl")
-            return None, (f"verdicts are REPL-checked only: no kernel judge is built for the Lean profile {self.lean_profile} "
-                          f"(`proverctl lean setup --profile {self.lean_profile}` builds it)",)
-        command, label, dialect = found
-        notes: tuple[str, ...] = ()
-        if mode == "none":
-            notes = ("the kernel judge runs without a sandbox: a candidate's compile could tamper with the workspace "
-                     "(install bubblewrap for the judge's full guarantee)",)
-        spec = JudgeSpec(command=tuple(command), lean_command=tuple(shlex.split(self.judge_lean_command)), workspace=repl.cwd,
-                         label=label, dialect=dialect, sandbox=mode, memory_mb=self.memory_mb,
-                         compile_timeout=self.import_timeout + self.check_timeout, judge_timeout=self.import_timeout + self.check_timeout,
-                         cache_dir=Paths.resolve().cache_dir / "judge")
-        return spec, notes
+        found = trust.trusted_judge(self.lean_profile, repl.cwd, judge_command=self.judge_command,
+                                    judge_lean_command=self.judge_lean_command, paths=paths)
+        if found.record is not None:
+            return found.record, ()
+        if self.judge_mode == "kernel":
+            error = VerifierError if found.broken else EnvironmentMissing
+            raise error(f"--judge kernel: {found.why}", hint=f"{found.hint}, or use --judge auto / repl")
+        return None, (f"verdicts are REPL-checked only: {found.why} ({found.hint})",)
 
     def pool_size(self, jobs: int) -> int:
         return max(1, min(jobs, self.workers or default_workers(self.memory_mb)))
@@ -121,7 +130,9 @@ class VerifySpec:
     def describe(self) -> dict:
         """What a run records about its verifier."""
         return {"kind": "dojo" if self.dojo is not None else ("ray" if self.verify_on else "repl-pool"),
-                "verify_on": self.verify_on, "lean_profile": self.lean_profile, "sandbox": self.sandbox_mode,
+                "verify_on": self.verify_on, "lean_profile": self.lean_profile,
+                "sandbox": self.sandboxed.name if self.sandboxed else None,
+                "sandbox_confirmed": bool(self.sandboxed and self.sandboxed.confirmed),
                 "repl": self.repl.source if self.repl else None, "check_timeout": self.check_timeout,
                 "import_timeout": self.import_timeout, "policy": policy_dict(self.policy),
                 "judge": self.judge.label if self.judge is not None else ("leandojo" if self.dojo is not None else "repl")}
@@ -230,7 +241,8 @@ async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Ver
 
         ray_verifier = RayVerifier(parse_address(spec.verify_on), size,
                                    ReplSpec(spec.repl.command, str(spec.repl.cwd) if spec.repl.cwd else None, spec.memory_mb,
-                                            spec.max_uses, spec.sandbox_mode, import_timeout=spec.import_timeout),
+                                            spec.max_uses, spec.sandboxed.name if spec.sandboxed else "none",
+                                            import_timeout=spec.import_timeout),
                                    spec.policy, spec.check_timeout)
         await ray_verifier.start()
         try:
@@ -239,7 +251,7 @@ async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Ver
             await ray_verifier.close()
         return
     async with ReplPool(spec.repl.command, cwd=spec.repl.cwd, workers=size, memory_mb=spec.memory_mb, max_uses=spec.max_uses,
-                        gc=spec.gc, sandbox=spec.sandbox_mode or "none", header_timeout=spec.import_timeout) as pool:
+                        gc=spec.gc, sandbox=spec.sandboxed or Sandbox("none"), header_timeout=spec.import_timeout) as pool:
         try:
             yield Verification(_judged(PoolVerifier(pool, spec.policy, spec.check_timeout), spec), pool, spec)
         except ReplStartError as exc:  # whole-file checks and sketches talk to the pool directly
@@ -249,7 +261,7 @@ async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Ver
 def _judged(prefilter, spec: VerifySpec):
     """The pre-filter alone (its verdicts labelled REPL-checked), or with the kernel judge behind it."""
     if spec.judge is None:
-        return ReplOnly(prefilter)
+        return ReplOnly(prefilter, spec.sandboxed.label if spec.sandboxed is not None else None)
     from proverctl.verify.judge import Judge, JudgedVerifier
 
     return JudgedVerifier(prefilter, Judge(spec.judge), spec.policy)
@@ -258,14 +270,16 @@ def _judged(prefilter, spec: VerifySpec):
 class ReplOnly:
     """The pre-filter's verdicts, each labelled as given by the REPL alone."""
 
-    def __init__(self, prefilter) -> None:
+    def __init__(self, prefilter, sandbox: str | None = None) -> None:
         self.prefilter = prefilter
+        self.sandbox = sandbox  # the sandbox label the verdicts carry ("none": unsandboxed)
         self.pool = getattr(prefilter, "pool", None)
         self.capacity = getattr(prefilter, "capacity", None)
 
     async def verify(self, target: Target, code: str) -> Verdict:
         verdict = await self.prefilter.verify(target, code)
         verdict.judge = verdict.judge or "repl"
+        verdict.sandbox = verdict.sandbox or self.sandbox
         return verdict
 
     def __getattr__(self, name: str):

@@ -18,14 +18,56 @@ async def check_file_judged(verification: Verification, text: str, *, policy: Po
     if against is not None:
         results = _against(results, against)
     judge = verification.judge
+    sandbox = verification.spec.sandboxed.label if verification.spec.sandboxed is not None else None
     if judge is not None:
-        from proverctl.verify.judge import judge_declarations
-
-        await judge_declarations(judge, text, results, challenge=against)
-    else:
-        for r in results:
-            r.verdict.judge = r.verdict.judge or "repl"
+        await judge_declarations(judge, text, results, policy=policy, challenge=against)
+    for r in results:
+        r.verdict.judge = r.verdict.judge or "repl"
+        r.verdict.sandbox = sandbox
     return results
+
+
+async def judge_declarations(judge, text: str, results: list[DeclarationResult], *, policy: Policy,
+                             challenge: str | None = None) -> None:
+    """Put the judge behind the pre-filter's per-declaration verdicts of a whole file. The file is
+    judged once with every accepted declaration at stake; a declaration the judge names is refused and
+    the rest judged again without it; a refusal that names none refuses them all. Under
+    --allow-native-decide, declarations whose only refusal is Lean.ofReduceBool (see
+    proverctl.verify.judge.native_exception) stay proved, REPL-checked, and the rest are judged again.
+    With `challenge` (a trusted statement file) the solution is the file as written."""
+    from proverctl.verify.challenge import file_challenge, stable_name
+    from proverctl.verify.judge import NATIVE_DECIDE_AXIOM, native_exception
+
+    pending = {r.declaration.start: r for r in results if r.verdict.proved}
+    label, dialect = judge.spec.label, judge.spec.dialect
+    while pending:
+        trusted = challenge if challenge is not None else file_challenge(text, set(pending), prove=False)
+        solution = text if challenge is not None else file_challenge(text, set(pending), prove=True)
+        outcome = await judge.judge(trusted, solution)
+        if outcome.kind is VerdictKind.proved:
+            for r in pending.values():
+                r.verdict.judge = label
+                r.verdict.seconds += outcome.seconds
+            return
+        native = [r for r in pending.values() if NATIVE_DECIDE_AXIOM in (r.verdict.axioms or [])]
+        if native and native_exception(outcome, [a for r in native for a in r.verdict.axioms or []], policy, dialect):
+            stands = native if challenge is None else list(pending.values())  # a fixed challenge cannot be judged without them
+            for r in stands:
+                r.verdict.judge = "repl"
+                r.verdict.reasons = r.verdict.reasons + [f"REPL-checked only: {label} admits only the standard axioms, "
+                                                         "and this declaration uses native_decide"]
+                pending.pop(r.declaration.start)
+            continue
+        names = {n for n, _ in outcome.failures if n}
+        hit = [r for r in pending.values()
+               if {r.declaration.name, r.declaration.full_name, stable_name(r.declaration)} & names]
+        if challenge is not None or not hit or outcome.kind is not VerdictKind.rejected:
+            hit = list(pending.values())
+        for r in hit:
+            r.verdict.kind = outcome.kind
+            r.verdict.reasons = r.verdict.reasons + outcome.reasons
+            r.verdict.judge = label
+            pending.pop(r.declaration.start)
 
 
 def _normalize(statement: str) -> str:

@@ -1,141 +1,81 @@
 """The kernel judge: a verdict given in fresh processes the candidate never ran in.
 
 For each candidate the REPL pre-filter accepted, the judge (SafeVerify, pinned per Lean profile in
-lean_template/, built by `lean setup`):
+lean_template/, built by `lean setup` and recorded in the trust manifest, proverctl.lean.trust):
 
-1. compiles the *challenge* on its own: the target's header and its ORIGINAL statement with `sorry`
-   (`lake env lean -o Proof.olean Proof.lean`; cached per challenge text, so once per target);
+1. compiles the *challenge* on its own (challenge.py: the header and the ORIGINAL statement with
+   `sorry`) with `lake env lean -o Proof.olean Proof.lean`; cached per challenge text, content-addressed:
+   the olean's sha256 is recorded outside the cache when it is made and checked at every use;
 2. compiles the *solution* on its own, in a fresh temp dir: the same header and the candidate;
-3. runs `safe_verify challenge.olean solution.olean`, which replays every declaration of the solution
-   in the kernel (`Environment.replay`, as lean4checker does), compares each challenge declaration's
-   name, kind and type as kernel terms with the solution's, and collects axioms itself (only propext,
-   Quot.sound and Classical.choice pass).
+3. runs SafeVerify on the two oleans, which replays every declaration of the solution in the kernel
+   (`Environment.replay`, as lean4checker does), compares each challenge declaration's name, kind and
+   type as kernel terms with the solution's, and collects axioms itself (only propext, Quot.sound and
+   Classical.choice pass); the `modern` profile's SafeVerify also gets `--disallow-partial`;
+4. where the toolchain ships `leanchecker` (Lean >= 4.28), replays the solution module again with it.
 
-Every step runs in the sandbox (proverctl.lean.sandbox) with memory and time limits; the solution's
-compile cannot write outside its temp dir, so it can neither touch the cached challenge nor the
-workspace. Only exit status 0 together with SafeVerify's own success line counts: text a candidate
-prints while it is elaborated goes to the solution compile's output, never to the judge's.
-
-Earlier declarations of the header that still have `sorry` become axioms in both files (their
-statement kept): SafeVerify judges every theorem and definition of the challenge, and an unproved
-lemma earlier in the file must neither fail the target nor be usable by it (a target that uses one
-depends on that axiom and is refused).
+Every step runs in the run's sandbox (proverctl.lean.sandbox) with memory and time limits: the solution's
+compile can write nothing but its temp dir, so it can touch neither the cache nor the workspace nor the
+judge. The judge runs only while its files hash to the trust manifest (checked before each run), and its
+label comes from that manifest. Only the judge's exit status together with its own final success line
+counts; what a solution prints while it is elaborated goes to its compile's output, never the judge's.
+A failure of the trusted side (the challenge does not compile, SafeVerify cannot replay it) is an
+`error`, never a `rejected`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import shutil
-import signal
+import stat
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from proverctl.lean.source import Source, join_code
-from proverctl.lean.workspace import JUDGE_BINARY
-from proverctl.lean.targets import Target, with_sorry, without_assign
-from proverctl.lean.verdict import Policy, Verdict, VerdictKind
+from proverctl.lean.sandbox import Sandbox
+from proverctl.lean.targets import Target
+from proverctl.lean.verdict import NATIVE_DECIDE_AXIOM, STANDARD_AXIOMS, Policy, Verdict, VerdictKind
+from proverctl.verify.challenge import FILE_NAME, challenge_text, context_problem, solution_text
 
-# The judge pinned per profile (lean_template/<profile>/lakefile.lean requires it; LEAN_PINS notes why).
-PINNED = {
-    "deepseek-v2": ("safeverify", "0c0f7dcf6cb66333a944d062ec4c431986da1ca6", "v1"),  # branch minif2f-deepseek-check
-    "kimina": ("safeverify", "577e95319a2bb1bb8df541f0c645811f6577a0ae", "v1"),  # branch minif2f-kimina-check
-    "modern": ("safeverify", "b291b588a53999a7e837dda61c7dbfe8c550c814", "v2"),  # main (Lean v4.27.0)
-}
 SUCCESS = {"v1": "Finished with no errors.", "v2": "SafeVerify check passed."}
-_UNCAUGHT = re.compile(r"uncaught exception: (.*)")
-_PROBLEM = re.compile(r"Found a problem in .* with declaration (\S+): (.*)")
-NATIVE_DECIDE_REFUSAL = "Lean.ofReduceBool is not in the allowed set"
-EXAMPLE_PREFIX = "proverctl_example_"
-FILE_NAME = "Proof.lean"  # both files get the same module name, so private names agree
+# v1 (0c0f7dc / 577e953, Main.lean): a submission problem prints "found a problem in SUB" before
+# Lean's "uncaught exception: MSG"; a problem replaying the target prints only the exception.
+_V1_FOUND = re.compile(r"^found a problem in ", re.M)
+_UNCAUGHT = re.compile(r"uncaught exception: (.*)", re.S)
+_V1_NAMED = re.compile(r"(?:theorem|definition|def|opaque|inductive|constructor|axiom|recursor|quot) (\S+) (?:does not|is not the same)|"
+                       r"^(\S+) not found in submission|unsafe/partial function (\S+) detected")
+_V1_NATIVE = f"{NATIVE_DECIDE_AXIOM} is not in the allowed set of standard axioms"
+# v2 (b291b58, Main.lean): everything on stderr.
+_V2_PROBLEM = re.compile(r"^Found a problem in .* with declaration (\S+): (.*)$", re.M)
+_V2_AXIOMS = re.compile(r"^(\S+) used disallowed axioms\. #\[(.*)\]$", re.M)
+_V2_REPLAYING = re.compile(r"^Replaying (.*)$", re.M)
+V2_FLAGS = ("--disallow-partial",)
 
 
-@dataclass(frozen=True)
+@dataclass
 class JudgeSpec:
     """How to run the judge: `command` is SafeVerify's command line (the two olean paths are appended),
-    `lean_command` compiles a file (`-o OUT FILE` appended), both run in `workspace`."""
+    `lean_command` compiles a file (`-o OUT FILE` appended); `files` are the sha256 the trust manifest
+    recorded for every file they name; `leanchecker` (Lean >= 4.28) replays each solution again."""
 
     command: tuple[str, ...]
     lean_command: tuple[str, ...]
     workspace: Path | None
     label: str  # what the store and the reports say decided, e.g. "safeverify@0c0f7dc"
-    dialect: str = "v1"  # v1: the 4.9 / 4.15 branches; v2: main (Cli flags, "SafeVerify check passed.")
-    sandbox: str = "none"
+    dialect: str = "v1"
+    sandbox: Sandbox = field(default_factory=lambda: Sandbox("none"))
     memory_mb: int | None = 8192
     compile_timeout: float = 360.0
     judge_timeout: float = 360.0
     cache_dir: Path | None = None
-
-
-def find_judge(profile: str, workspace: Path | None, *, command: str | None, lean_command: str | None) -> tuple[tuple[str, ...], str, str] | None:
-    """(command, label, dialect) of the judge for a profile: the `judge_command` setting when given,
-    else the SafeVerify binary `lean setup` built in the workspace; None when there is none."""
-    import shlex
-
-    name, revision, dialect = PINNED.get(profile, ("safeverify", "unknown", "v1"))
-    if command:
-        argv = tuple(shlex.split(command))
-        return argv, f"{name}@custom:{Path(argv[-1]).name if argv else '?'}", os.environ.get("PROVERCTL_JUDGE_DIALECT", dialect)
-    if workspace is None or not (workspace / JUDGE_BINARY).is_file() or shutil.which("lake") is None:
-        return None
-    return ("lake", "env", str(workspace / JUDGE_BINARY)), f"{name}@{revision[:7]}", dialect
-
-
-# ---------------------------------------------------------------------------------------------
-# The two files
-
-
-def _rename_examples(text: str) -> str:
-    """`example` -> `theorem proverctl_example_LINE` (SafeVerify compares named constants only)."""
-    source = Source(text)
-    out = text
-    for decl in sorted((d for d in source.declarations if d.kind == "example"), key=lambda d: d.keyword_start, reverse=True):
-        out = out[: decl.keyword_start] + f"theorem {EXAMPLE_PREFIX}{decl.line}" + out[decl.keyword_start + len("example"):]
-    return out
-
-
-def judge_header(header: str) -> str:
-    """The header as both files get it: each earlier declaration that still has a `sorry` becomes an
-    axiom with the same name and statement (examples, which name nothing, are dropped)."""
-    source = Source(header)
-    pieces, cursor = [], 0
-    for decl in source.declarations:
-        if not decl.has_sorry:
-            continue
-        replacement = "" if decl.kind == "example" or decl.name is None else as_axiom(decl)
-        pieces.append(header[cursor:decl.full_start])
-        pieces.append(replacement)
-        cursor = decl.end
-    pieces.append(header[cursor:])
-    return "".join(pieces)
-
-
-def as_axiom(decl) -> str:
-    """`axiom NAME SIGNATURE`: a declaration's statement without its proof (instances stay instances)."""
-    text = decl.source.text
-    stop = decl.body_start if decl.body_start is not None else decl.end
-    signature = without_assign(text[decl.keyword_start + len(decl.kind):stop])
-    kept = " ".join(m for m in decl.modifiers if m in ("private", "protected"))
-    prefix = ("@[instance] " if decl.kind == "instance" else "") + (kept + " " if kept else "")
-    return f"{prefix}axiom{signature}"
-
-
-def challenge_text(target: Target) -> str:
-    """The trusted file: the header and the ORIGINAL statement with `sorry` (never the model's text)."""
-    return _rename_examples(join_code(judge_header(target.header), target.doc or "", with_sorry(target.statement))) + "\n"
-
-
-def solution_text(target: Target, code: str) -> str:
-    """The candidate's file: the same header and the checked code (original statement + proof)."""
-    return _rename_examples(join_code(judge_header(target.header), code)).rstrip("\n") + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# Running
+    index_dir: Path | None = None  # where challenge hashes are recorded (outside anything a sandbox can see)
+    files: dict[str, str] = field(default_factory=dict)
+    leanchecker: tuple[str, ...] | None = None
+    lean_path: str | None = None
 
 
 @dataclass
@@ -144,6 +84,8 @@ class JudgeOutcome:
     reasons: list[str]
     seconds: float
     output: str = ""
+    failures: list[tuple[str | None, str]] = field(default_factory=list)  # (declaration, what the judge said)
+    disallowed: dict[str, list[str]] = field(default_factory=dict)  # v2: declaration -> all its axioms, when some are disallowed
 
 
 @dataclass
@@ -153,19 +95,53 @@ class _Run:
     stderr: str
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class Judge:
     """Judges (challenge, solution) pairs. Challenge oleans are compiled once and cached."""
 
     def __init__(self, spec: JudgeSpec) -> None:
         self.spec = spec
         self._locks: dict[str, asyncio.Lock] = {}
+        self._stats: dict[str, tuple] = {}
         self.runs = 0
+        for path in spec.files:
+            self._stats[path] = _stat_key(path)
 
     async def judge_target(self, target: Target, code: str) -> JudgeOutcome:
         return await self.judge(challenge_text(target), solution_text(target, code))
 
+    def trust_problem(self) -> str | None:
+        """Why the judge must not run now: a recorded file changed since the trust manifest was checked."""
+        for path, digest in self.spec.files.items():
+            key = _stat_key(path)
+            if key is not None and key == self._stats.get(path):
+                continue
+            try:
+                same = _sha256(Path(path)) == digest
+            except OSError:
+                same = False
+            if not same:
+                return (f"judge: {path} no longer matches the trust manifest (changed since `proverctl lean setup`); "
+                        "no verdict from it counts until `proverctl lean setup` or `proverctl lean trust` records it again")
+            self._stats[path] = key
+        return None
+
     async def judge(self, challenge: str, solution: str) -> JudgeOutcome:
         started = time.monotonic()
+        problem = self.trust_problem()
+        if problem:
+            return JudgeOutcome(VerdictKind.error, [problem], 0.0)
+        context = context_problem(challenge, solution)
+        if context is not None:
+            kind, why = context
+            return JudgeOutcome(VerdictKind(kind), [f"judge ({self.spec.label}): {why}"], 0.0)
         challenge_olean = await self._challenge(challenge)
         if isinstance(challenge_olean, JudgeOutcome):
             challenge_olean.seconds = time.monotonic() - started
@@ -176,92 +152,224 @@ class Judge:
             directory.mkdir()
             (directory / FILE_NAME).write_text(solution, encoding="utf-8")
             compiled = await self._run([*self.spec.lean_command, "-o", str(directory / "Proof.olean"), str(directory / FILE_NAME)],
-                                       writable=directory, scratch=work, timeout=self.spec.compile_timeout)
+                                       writable=[directory], readable=[work], scratch=work, timeout=self.spec.compile_timeout)
             if compiled.code is None:
                 return JudgeOutcome(VerdictKind.timeout, [f"judge: compiling the solution took over {self.spec.compile_timeout:g} s"],
                                     time.monotonic() - started)
-            if compiled.code != 0 or not (directory / "Proof.olean").is_file():
+            if compiled.code != 0 or not _regular_file(directory / "Proof.olean"):
                 first = _first_error(compiled.stdout + compiled.stderr)
                 return JudgeOutcome(VerdictKind.rejected, [f"judge ({self.spec.label}): the solution does not compile on its own: {first}"],
                                     time.monotonic() - started, compiled.stdout + compiled.stderr)
-            ran = await self._run([*self.spec.command, str(challenge_olean), str(directory / "Proof.olean")], writable=None,
-                                  scratch=work, timeout=self.spec.judge_timeout)
+            flags = V2_FLAGS if self.spec.dialect == "v2" else ()
+            ran = await self._run([*self.spec.command, *flags, str(challenge_olean), str(directory / "Proof.olean")], writable=[],
+                                  readable=[work], scratch=work, timeout=self.spec.judge_timeout)
             self.runs += 1
-            return self._read(ran, time.monotonic() - started)
+            outcome = self.read(ran, time.monotonic() - started, challenge=str(challenge_olean))
+            if outcome.kind is VerdictKind.proved and self.spec.leanchecker:
+                outcome = await self._leanchecker(directory, work, started) or outcome
+            return outcome
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _read(self, ran: _Run, seconds: float) -> JudgeOutcome:
-        """The verdict from the judge's exit status and its own output lines."""
+    async def _leanchecker(self, directory: Path, work: Path, started: float) -> JudgeOutcome | None:
+        """A second kernel replay of the solution module (`leanchecker Proof`, Lean >= 4.28); None when it passes."""
+        lean_path = os.pathsep.join(p for p in (self.spec.lean_path, str(directory)) if p)
+        ran = await self._run([*self.spec.leanchecker, "Proof"], writable=[], readable=[work], scratch=work,
+                              timeout=self.spec.judge_timeout, env={"LEAN_PATH": lean_path}, cwd=directory)
+        if ran.code == 0:
+            return None
+        if ran.code is None:
+            return JudgeOutcome(VerdictKind.timeout, [f"leanchecker: no answer within {self.spec.judge_timeout:g} s"],
+                                time.monotonic() - started)
+        said = _UNCAUGHT.search(ran.stderr)
+        detail = said.group(1).strip().splitlines()[0] if said else (ran.stderr.strip().splitlines() or [f"exit {ran.code}"])[-1]
+        kind = VerdictKind.rejected if ran.code == 1 and said else VerdictKind.error
+        return JudgeOutcome(kind, [f"leanchecker: {detail[:300]}"], time.monotonic() - started, ran.stdout + ran.stderr)
+
+    # -----------------------------------------------------------------------------------------
+    # Reading SafeVerify
+
+    def read(self, ran: _Run, seconds: float, *, challenge: str = "") -> JudgeOutcome:
+        """The verdict from the judge's exit status and its own output lines (see the dialects above)."""
         output = ran.stdout + ran.stderr
+        label = self.spec.label
         if ran.code is None:
             return JudgeOutcome(VerdictKind.timeout, [f"judge: no answer within {self.spec.judge_timeout:g} s"], seconds, output)
+        stream = ran.stdout if self.spec.dialect == "v1" else ran.stderr
+        last = (stream.strip().splitlines() or [""])[-1].strip()
         if ran.code == 0:
-            if SUCCESS[self.spec.dialect] in output:
+            if last == SUCCESS[self.spec.dialect]:
                 return JudgeOutcome(VerdictKind.proved, [], seconds, output)
-            return JudgeOutcome(VerdictKind.error, [f"judge ({self.spec.label}) exited 0 without its success line"], seconds, output)
-        problems = [f"{m.group(1)}: {m.group(2)}" for m in _PROBLEM.finditer(ran.stderr)]
-        uncaught = _UNCAUGHT.findall(ran.stderr)
-        if ran.code == 1 and (problems or uncaught):
-            reasons = [f"judge ({self.spec.label}): {text.strip()}" for text in (problems or uncaught)]
-            return JudgeOutcome(VerdictKind.rejected, reasons, seconds, output)
+            return JudgeOutcome(VerdictKind.error, [f"judge ({label}) exited 0 without its success line"], seconds, output)
+        if ran.code == 1:
+            read = self._read_v1 if self.spec.dialect == "v1" else self._read_v2
+            outcome = read(ran, challenge)
+            if outcome is not None:
+                outcome.seconds, outcome.output = seconds, output
+                return outcome
         tail = (ran.stderr.strip().splitlines() or ran.stdout.strip().splitlines() or ["no output"])[-1]
-        return JudgeOutcome(VerdictKind.error, [f"judge ({self.spec.label}) failed (exit {ran.code}): {tail[:200]}"], seconds, output)
+        return JudgeOutcome(VerdictKind.error, [f"judge ({label}) failed (exit {ran.code}): {tail[:200]}"], seconds, output)
+
+    def _read_v1(self, ran: _Run, challenge: str) -> JudgeOutcome | None:
+        said = _UNCAUGHT.search(ran.stderr)
+        if not said:
+            return None
+        message = said.group(1).strip()
+        if not _V1_FOUND.search(ran.stderr):  # the target (our trusted challenge) failed to replay
+            return JudgeOutcome(VerdictKind.error, [f"judge ({self.spec.label}): the trusted statement failed in the judge: "
+                                                    f"{message.splitlines()[0][:300]}"], 0.0)
+        match = _V1_NAMED.search(message)
+        name = next((g for g in match.groups() if g), None) if match else None
+        return JudgeOutcome(VerdictKind.rejected, [f"judge ({self.spec.label}): {message.splitlines()[0][:300]}"], 0.0,
+                            failures=[(name, message)])
+
+    def _read_v2(self, ran: _Run, challenge: str) -> JudgeOutcome | None:
+        problems = [(m.group(1), m.group(2).strip()) for m in _V2_PROBLEM.finditer(ran.stderr)]
+        disallowed = {m.group(1): [a.strip() for a in m.group(2).split(",") if a.strip()] for m in _V2_AXIOMS.finditer(ran.stderr)}
+        if problems:
+            reasons = [f"judge ({self.spec.label}): {name}: {what}" for name, what in problems]
+            return JudgeOutcome(VerdictKind.rejected, reasons, 0.0, failures=problems, disallowed=disallowed)
+        said = _UNCAUGHT.search(ran.stderr)
+        if not said:
+            return None
+        message = said.group(1).strip()
+        first = message.splitlines()[0][:300]
+        replaying = _V2_REPLAYING.findall(ran.stderr[:said.start()])
+        about_target = message.startswith("Target ") or (bool(replaying) and replaying[-1].strip() == challenge and "Submission" not in message
+                                                         and "has no imports" not in message)
+        if about_target:
+            return JudgeOutcome(VerdictKind.error, [f"judge ({self.spec.label}): the trusted statement failed in the judge: {first}"], 0.0)
+        return JudgeOutcome(VerdictKind.rejected, [f"judge ({self.spec.label}): {first}"], 0.0, failures=[(None, message)],
+                            disallowed=disallowed)
+
+    # -----------------------------------------------------------------------------------------
+    # The challenge cache
 
     async def _challenge(self, text: str) -> Path | JudgeOutcome:
-        """The compiled challenge, from the cache or compiled now (once per text, even when asked concurrently)."""
-        key = hashlib.sha256((self.spec.label + "\0" + text).encode("utf-8")).hexdigest()[:24]
-        root = self.spec.cache_dir or Path(tempfile.gettempdir()) / "proverctl-judge-cache"
-        directory = root / key
-        olean = directory / "Proof.olean"
+        """The compiled challenge, from the cache (its olean checked against the hash recorded when it was
+        made) or compiled now, once per text even when asked concurrently. A cached olean that no longer
+        matches its record is an error for this check, and the entry is rebuilt."""
+        key = hashlib.sha256(f"{self.spec.label}\0{self.spec.dialect}\0{text}".encode("utf-8")).hexdigest()[:32]
+        root = _mkdir(self.spec.cache_dir or Path(tempfile.gettempdir()) / "proverctl-judge-cache")
+        index = _mkdir(self.spec.index_dir or root.parent / (root.name + "-index"))
+        entry, record = root / key, index / f"{key}.json"
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            if olean.is_file() and (directory / FILE_NAME).read_text(encoding="utf-8") == text:
-                return olean
-            staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=_mkdir(root)))
-            try:
-                (staging / FILE_NAME).write_text(text, encoding="utf-8")
-                compiled = await self._run([*self.spec.lean_command, "-o", str(staging / "Proof.olean"), str(staging / FILE_NAME)],
-                                           writable=staging, scratch=staging, timeout=self.spec.compile_timeout)
-                if compiled.code != 0 or not (staging / "Proof.olean").is_file():
-                    first = _first_error(compiled.stdout + compiled.stderr) if compiled.code is not None else "timed out"
-                    return JudgeOutcome(VerdictKind.error, [f"judge: the challenge (the original statement) does not compile: {first}"], 0.0,
-                                        compiled.stdout + compiled.stderr)
-                shutil.rmtree(directory, ignore_errors=True)
-                os.replace(staging, directory)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-            return olean
+            with _FileLock(index / f"{key}.lock"):
+                tampered = None
+                if entry.exists() or record.exists():
+                    tampered = _cache_problem(entry, record, text)
+                    if tampered is None:
+                        return entry / "Proof.olean"
+                    shutil.rmtree(entry, ignore_errors=True)
+                    record.unlink(missing_ok=True)
+                built = await self._build_challenge(text, root, entry, record)
+                if isinstance(built, JudgeOutcome) or tampered is None:
+                    return built
+                return JudgeOutcome(VerdictKind.error, [f"judge: the cached challenge did not match its recorded hash ({tampered}); "
+                                                        "it was rebuilt, and this check counts as an error"], 0.0)
 
-    async def _run(self, command: list[str], *, writable: Path | None, scratch: Path, timeout: float) -> _Run:
+    async def _build_challenge(self, text: str, root: Path, entry: Path, record: Path) -> Path | JudgeOutcome:
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+        fresh = Path(tempfile.mkdtemp(prefix=".entry-", dir=root))
+        try:
+            (staging / FILE_NAME).write_text(text, encoding="utf-8")
+            compiled = await self._run([*self.spec.lean_command, "-o", str(staging / "Proof.olean"), str(staging / FILE_NAME)],
+                                       writable=[staging], readable=[], scratch=staging, timeout=self.spec.compile_timeout)
+            if compiled.code != 0 or not _regular_file(staging / "Proof.olean"):
+                first = _first_error(compiled.stdout + compiled.stderr) if compiled.code is not None else "timed out"
+                return JudgeOutcome(VerdictKind.error, [f"judge: the trusted statement does not compile: {first}"], 0.0,
+                                    compiled.stdout + compiled.stderr)
+            # Only the olean's bytes leave the staging dir (which the compile could write): copied without
+            # following links, hashed on the way, next to our own copy of the text.
+            digest = hashlib.sha256()
+            fd = os.open(staging / "Proof.olean", os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            with os.fdopen(fd, "rb") as source, open(fresh / "Proof.olean", "wb") as target:
+                for chunk in iter(lambda: source.read(1 << 20), b""):
+                    digest.update(chunk)
+                    target.write(chunk)
+            (fresh / FILE_NAME).write_text(text, encoding="utf-8")
+            shutil.rmtree(entry, ignore_errors=True)
+            os.replace(fresh, entry)
+            record.write_text(json.dumps({"olean_sha256": digest.hexdigest(), "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                                          "label": self.spec.label, "created": time.time()}), encoding="utf-8")
+            return entry / "Proof.olean"
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(fresh, ignore_errors=True)
+
+    # -----------------------------------------------------------------------------------------
+    # Running one sandboxed command
+
+    async def _run(self, command: list[str], *, writable: list[Path], readable: list[Path], scratch: Path, timeout: float,
+                   env: dict[str, str] | None = None, cwd: Path | None = None) -> _Run:
         """One sandboxed command with the memory cap, killed with its process group at the timeout."""
-        from proverctl.lean.repl import _limit_memory
-        from proverctl.lean.sandbox import sandbox_env, wrap
+        from proverctl.lean.processes import run_confined
 
         tmp = Path(tempfile.mkdtemp(prefix="tmp.", dir=scratch))
-        cwd = self.spec.workspace
-        argv = list(command)
-        if self.spec.sandbox == "bwrap":
-            readable = [p for p in (self.spec.cache_dir, scratch) if p is not None]
-            argv = wrap(argv, cwd=cwd, tmpdir=tmp, readable=readable)
-            if writable is not None:  # after the read-only binds, so it wins
-                argv = argv[:-len(command) - 1] + ["--bind", str(writable), str(writable), "--"] + list(command)
-        proc = await asyncio.create_subprocess_exec(*argv, cwd=str(cwd) if cwd else None, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                    env=sandbox_env(tmp), start_new_session=True,
-                                                    preexec_fn=_limit_memory(self.spec.memory_mb))
+        readable = [p for p in (self.spec.cache_dir, *readable) if p is not None]
+        launch = self.spec.sandbox.launch(list(command), cwd=cwd or self.spec.workspace, tmpdir=tmp, readable=readable,
+                                          writable=writable, env=env)
+        code, out, err = await run_confined(launch, timeout=timeout, memory_mb=self.spec.memory_mb)
+        return _Run(code, out, err)
+
+
+def _stat_key(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+
+
+def _regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _cache_problem(entry: Path, record: Path, text: str) -> str | None:
+    """Why a cache entry cannot be used (None: it matches its record)."""
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "no record of its hash"
+    if data.get("text_sha256") != hashlib.sha256(text.encode()).hexdigest():
+        return "the record is for another statement"
+    olean = entry / "Proof.olean"
+    if not _regular_file(olean) or not _regular_file(entry / FILE_NAME):
+        return "its files are missing or not plain files"
+    try:
+        if (entry / FILE_NAME).read_text(encoding="utf-8") != text:
+            return "its statement changed"
+        if _sha256(olean) != data.get("olean_sha256"):
+            return "its olean changed"
+    except OSError as exc:
+        return str(exc)
+    return None
+
+
+class _FileLock:
+    """An exclusive lock between proverctl processes building the same challenge (fcntl; a no-op where
+    there is none). The lock files live beside the hash records, where no sandboxed process can see them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = None
+
+    def __enter__(self):
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except asyncio.TimeoutError:
-            return _Run(None, "", "")
-        finally:  # at the timeout (or when cancelled): the whole process group goes
-            if proc.returncode is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                await proc.wait()
-        return _Run(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        self.handle = open(self.path, "a")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            self.handle.close()
 
 
 def _mkdir(path: Path) -> Path:
@@ -297,91 +405,44 @@ class JudgedVerifier:
 
     async def verify(self, target: Target, code: str) -> Verdict:
         verdict = await self.prefilter.verify(target, code)
+        sandbox = self.judge.spec.sandbox.label
         if not verdict.proved:
             verdict.judge = verdict.judge or "repl"
+            verdict.sandbox = sandbox
             return verdict
         outcome = await self.judge.judge_target(target, code)
-        return combine(verdict, outcome, self.judge.spec.label, self.policy)
+        final = combine(verdict, outcome, self.judge.spec.label, self.policy, self.judge.spec.dialect)
+        final.sandbox = sandbox
+        return final
 
 
-def combine(prefilter: Verdict, outcome: JudgeOutcome, label: str, policy: Policy) -> Verdict:
+def native_exception(outcome: JudgeOutcome, prefilter_axioms: list[str] | None, policy: Policy, dialect: str) -> bool:
+    """May a refusal stand aside for `--allow-native-decide`? Only when every refusal is about
+    Lean.ofReduceBool and nothing else: v2 names each declaration and lists all its axioms; v1 stops at its
+    first refusal, so there the pre-filter's own axiom answer (marker-checked) must also list
+    Lean.ofReduceBool and nothing beyond the standard axioms."""
+    if not policy.allow_native_decide or outcome.kind is not VerdictKind.rejected or not outcome.failures:
+        return False
+    allowed = STANDARD_AXIOMS | {NATIVE_DECIDE_AXIOM}
+    axioms = set(prefilter_axioms or ())
+    if dialect == "v2":
+        if not outcome.disallowed or any(set(found) - allowed for found in outcome.disallowed.values()):
+            return False
+        if not any(NATIVE_DECIDE_AXIOM in found for found in outcome.disallowed.values()):
+            return False
+        return all(what == "uses disallowed axioms" for _, what in outcome.failures)
+    return (all(what.strip() == _V1_NATIVE for _, what in outcome.failures) and NATIVE_DECIDE_AXIOM in axioms
+            and axioms <= allowed)
+
+
+def combine(prefilter: Verdict, outcome: JudgeOutcome, label: str, policy: Policy, dialect: str = "v1") -> Verdict:
     """The final verdict for a candidate the pre-filter accepted."""
     seconds = prefilter.seconds + outcome.seconds
     if outcome.kind is VerdictKind.proved:
         return Verdict(VerdictKind.proved, [], prefilter.messages, prefilter.axioms, seconds, judge=label)
-    if (outcome.kind is VerdictKind.rejected and policy.allow_native_decide and outcome.reasons
-            and all(NATIVE_DECIDE_REFUSAL in r for r in outcome.reasons)):
+    if native_exception(outcome, prefilter.axioms, policy, dialect):
         # SafeVerify admits only the three standard axioms: an allowed native_decide proof can be no
         # more than REPL-checked, and is labelled so.
         note = f"REPL-checked only: {label} admits only the standard axioms, and this proof uses native_decide"
         return Verdict(VerdictKind.proved, [note], prefilter.messages, prefilter.axioms, seconds, judge="repl")
     return Verdict(outcome.kind, outcome.reasons, prefilter.messages, prefilter.axioms, seconds, judge=label)
-
-
-# ---------------------------------------------------------------------------------------------
-# Whole files: `check FILE` and `check FILE --against CHALLENGE`
-
-_NAMED = re.compile(r"(?:theorem|definition|def|opaque|inductive|constructor|axiom) (\S+) (?:does not|is not the same)|"
-                    r"(\S+) not found in submission|unsafe/partial function (\S+)|declaration (\S+):")
-
-
-def _named_in(reasons: list[str]) -> set[str]:
-    names = set()
-    for reason in reasons:
-        for match in _NAMED.finditer(reason):
-            names.update(g for g in match.groups() if g)
-    return names
-
-
-def file_challenge(text: str, judged: set[int], *, prove: bool) -> str:
-    """The file as the judge sees it: each declaration in `judged` (by start offset) keeps its
-    statement, with `sorry` for its proof when `prove` is False; every other declaration with a proof
-    becomes an axiom (it is not being judged, and anything that uses it depends on that axiom)."""
-    source = Source(text)
-    pieces, cursor = [], 0
-    for decl in source.declarations:
-        if decl.kind not in ("theorem", "lemma", "def", "abbrev", "instance", "example", "opaque") or decl.body_start is None:
-            continue
-        if decl.start in judged:
-            if prove:
-                continue
-            pieces += [text[cursor:decl.start], with_sorry(text[decl.start:decl.body_start])]
-            cursor = decl.end
-        elif decl.kind == "example" or decl.name is None:
-            pieces += [text[cursor:decl.full_start], ""]
-            cursor = decl.end
-        else:
-            pieces += [text[cursor:decl.full_start], as_axiom(decl)]
-            cursor = decl.end
-    pieces.append(text[cursor:])
-    return _rename_examples("".join(pieces))
-
-
-async def judge_declarations(judge: Judge, text: str, results: list, *, challenge: str | None = None) -> None:
-    """Put the judge behind the pre-filter's per-declaration verdicts of a whole file (`results`:
-    DeclarationResult). The file is judged once with every accepted declaration at stake; a declaration
-    the judge names is refused and the rest judged again without it; a refusal that names none refuses
-    them all. With `challenge` (a trusted statement file) the solution is the file as written."""
-    pending = {r.declaration.start: r for r in results if r.verdict.proved}
-    for r in results:
-        if not r.verdict.proved:
-            r.verdict.judge = r.verdict.judge or "repl"
-    while pending:
-        trusted = challenge if challenge is not None else file_challenge(text, set(pending), prove=False)
-        solution = text if challenge is not None else file_challenge(text, set(pending), prove=True)
-        outcome = await judge.judge(trusted, solution)
-        if outcome.kind is VerdictKind.proved:
-            for r in pending.values():
-                r.verdict.judge = judge.spec.label
-                r.verdict.seconds += outcome.seconds
-            return
-        named = _named_in(outcome.reasons)
-        hit = [r for r in pending.values() if {r.declaration.name, r.declaration.full_name,
-                                              f"{EXAMPLE_PREFIX}{r.declaration.line}"} & named]
-        if challenge is not None or not hit or outcome.kind is not VerdictKind.rejected:
-            hit = list(pending.values())
-        for r in hit:
-            r.verdict.kind = outcome.kind
-            r.verdict.reasons = r.verdict.reasons + outcome.reasons
-            r.verdict.judge = judge.spec.label
-            pending.pop(r.declaration.start)

@@ -58,7 +58,7 @@ async def check_rows(verifier, rows: list[OutputRow], *, allow_aux: bool = False
     async def one(row: OutputRow) -> dict:
         extraction = extract(row.output, row.target, row.family, allow_aux=allow_aux)
         if not extraction.ok:
-            verdict = Verdict(VerdictKind.rejected, [extraction.reason])
+            verdict = Verdict(VerdictKind.rejected, [extraction.reason], judge="extraction")
         else:
             verdict = await verifier.verify(row.target, extraction.code)
         data = {"name": row.target.display_name, "line": row.line}

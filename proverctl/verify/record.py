@@ -25,7 +25,7 @@ def record_check(label: str, command: str, entries: list[dict], settings: dict) 
                 proved = verdict["status"] == "proved"
                 store.add_attempt(AttemptRow(target_id, 0, 0, None, e.get("raw_output"), e.get("code"), verdict["status"],
                                              verdict["reasons"], verdict["messages"], verify_seconds=verdict["seconds"],
-                                             judge=verdict.get("judge")), proved=proved)
+                                             judge=verdict.get("judge"), sandbox=verdict.get("sandbox")), proved=proved)
                 store.set_target(target_id, status="proved" if proved else "not-proved", seconds=verdict["seconds"])
             store.finish_run(run_id, "finished")
             return run_id
