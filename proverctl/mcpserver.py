@@ -109,7 +109,12 @@ def build_server(*, max_jobs: int = 1, settings=None) -> MCPServer:
         results = await _guarded(check_file_judged(verification, text, policy=Policy(), timeout=core.settings.check_timeout,
                                                    against=against))
         rows = [r.as_dict() for r in results]
-        return {"proved": bool(rows) and all(r["status"] == "proved" for r in rows), "source": label, "declarations": rows}
+        proved = bool(rows) and all(r["status"] == "proved" for r in rows)
+        labels = {r["checked"] for r in rows}
+        # The whole answer is only as checked as its weakest declaration.
+        checked = (labels.pop() if len(labels) == 1 else "mixed: " + ", ".join(sorted(labels))) if proved else None
+        return {"proved": proved, "checked": checked, "kernel_checked": proved and all(r["kernel_checked"] for r in rows),
+                "source": label, "declarations": rows}
 
     @server.tool()
     async def prove(ctx: Context, file: str | None = None, statement: str | None = None, k: int = 8, rounds: int = 0,

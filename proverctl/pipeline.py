@@ -124,6 +124,11 @@ class Pipeline:
         for target_id, target in items:
             self.states[target_id] = TargetState(target_id, target, self.store.done_samples(target_id),
                                                  proved=target_id in already_proved, prior_seconds=prior_seconds.get(target_id, 0.0))
+        for target_id in already_proved:  # a resumed run: what earlier runs proved is in the later targets' headers
+            row = self.store.target(target_id) if target_id in self.states else None
+            attempt = self.store.attempt(row["proved_attempt"]) if row and row.get("proved_attempt") else None
+            if attempt and attempt.get("code"):
+                self._share_proof(self.states[target_id], attempt["code"])
         work = self._work()
         pending = next(work, None)
         failure: BaseException | None = None
@@ -227,6 +232,26 @@ class Pipeline:
         window = family.window or self.options.context_length
         return loop(self.generator.complete, prompt, seed, lambda code: self._lean_feedback(state, code), window=window,
                     max_turns=family.max_turns)
+
+    def _share_proof(self, proved: TargetState, code: str) -> None:
+        """A lemma proved in a file goes, proof and all, into the header of every later target of that
+        file (in place of its `sorry`), so a target that uses it can be proved in the same run; the
+        store's copy of their headers follows."""
+        from dataclasses import replace
+
+        from proverctl.inputs import header_hash
+        from proverctl.lean.targets import completed_text
+
+        label = proved.target.source_label
+        if not label or proved.target.name is None:
+            return
+        for state in self.states.values():
+            if state is proved or state.proved or state.target.source_label != label or state.target.line <= proved.target.line:
+                continue
+            header = completed_text(state.target.header, {proved.target.display_name: code})
+            if header != state.target.header:
+                state.target = replace(state.target, header=header)
+                self.store.set_target(state.id, header=header, header_hash=header_hash(header))
 
     async def _lean_feedback(self, state: TargetState, code: str) -> str:
         """Lean's answer to a sketch or a lean_check call: the REPL pre-filter's, never the judge's (it
@@ -332,6 +357,7 @@ class Pipeline:
             if proved:
                 if not state.proved:
                     state.proved = True
+                    self._share_proof(state, extraction.code)
                     self.on_event(Event("proved", state.id, target, sample, round_index, verdict))
                 if not options.all_samples:
                     for request in list(state.generating):

@@ -194,10 +194,10 @@ class Rules:
         if self.args.reader == "none" or not re.search(r"^import\s+(Lean|Mathlib)\b", imports, re.M):
             return {"env": env, "messages": [{"severity": "error", "pos": pos(2, 0), "endPos": pos(2, 7),
                                               "data": "to use this command, include `import Lean.Elab.Command`"}]}
-        if self.args.reader == "broken":
-            return {"env": env}
         source = re.search(r'let src : String := "((?:[^"\\]|\\.)*)"', code, re.S).group(1)
         source = re.sub(r"\\(.)", r"\1", source, flags=re.S)
+        if self.args.reader == "broken" and "proverctl_reader_probe" not in source:
+            return {"env": env}  # the reader works on the probe, not on this text
         marker = re.search(r'logInfo m!"([\w-]+)\{', code).group(1)
         commands, tokens = read_tokens(source)
         data = marker + json.dumps({"commands": commands, "tokens": tokens}, ensure_ascii=False)
@@ -246,7 +246,7 @@ def read_tokens(text: str):
     tokens, commands = [], []
     n, i, depth = len(text), 0, 0
     pending = None  # start of the doc comment / attributes / modifiers before a declaration
-    previous = None
+    previous = before_previous = None
 
     def skip_comment(j: int) -> int:
         level, j = 1, j
@@ -312,9 +312,25 @@ def read_tokens(text: str):
             i = skip_comment(i + 2)
             continue
         start = i
+        if c == '"' and (previous in INTERPOLATORS or before_previous in ("throwErrorAt", "throwNamedErrorAt") or (previous == "]" and re.search(r"trace\[[^\]]*\]\s*$", text[:i]))):
+            # An interpolated string: its literal chunks are tokens, its holes are terms read like code.
+            tokens.append(["a", utf8(text, start), '"'])
+            j = i + 1
+            while j < n and text[j] != '"':
+                if text[j] == "\\":
+                    j += 2
+                elif text[j] == "{":
+                    close = hole_end(j + 1)
+                    _, inner = read_tokens(text[j + 1:close])
+                    shift = utf8(text, j + 1)
+                    tokens.extend([kind, at + shift, word] for kind, at, word in inner)
+                    j = close + 1
+                else:
+                    j += 1
+            i, previous, pending = min(j + 1, n), "string", None
+            continue
         if c == '"' or (c == "r" and re.match(r'r#*"', text[i:])):
-            interpolated = previous in INTERPOLATORS
-            i = string_end(i, interpolated) if c == '"' else text.find('"' + re.match(r'r(#*)"', text[i:]).group(1), i + 2) + 1
+            i = string_end(i, False) if c == '"' else text.find('"' + re.match(r'r(#*)"', text[i:]).group(1), i + 2) + 1
             tokens.append(["a", utf8(text, start), text[start:min(i, start + 20)]])
             previous, pending = "string", None
             continue
@@ -347,7 +363,7 @@ def read_tokens(text: str):
                 pending = pending if pending is not None else i
             elif depth == 0:
                 pending = None
-            previous, i = word, j
+            before_previous, previous, i = previous, word, j
             continue
         if c.isdigit():
             j = i + 1

@@ -489,3 +489,99 @@ def test_real_safeverify_judges_real_pairs(tmp_path):
     assert good.kind is VerdictKind.proved, good.reasons
     cheat = asyncio.run(judge.judge_target(target, target.statement + " by\n  sorry\n"))
     assert cheat.kind is VerdictKind.rejected
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels everywhere, and --judge kernel's promise
+
+
+def test_a_resumed_run_judges_its_old_proofs_again(cli, tmp_path, standin_repl, standin_judge, sandboxed):
+    path = problem(tmp_path)
+    with OpenAIStub(answer=answer) as stub:
+        first = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--judge", "repl", "--sandbox", "none", "--format", "json")
+        assert first.json()[0]["checked"] == "REPL-checked (unsandboxed)"
+        standin_judge(log_runs=False)
+        again = cli("prove", "--resume", "1", "--judge", "kernel", "--sandbox", "auto", "--format", "json")
+    assert again.exit_code == 0, again
+    (row,) = again.json()
+    assert row["checked"] == "kernel-checked" and "judged again: kernel-checked" in again.stderr
+    attempts = cli("show", "1/0", "--format", "json").json()["attempts"]
+    assert [(a["sample"], a["checked"]) for a in attempts] == [(-1, "kernel-checked"), (0, "REPL-checked (unsandboxed)")]
+
+
+def test_a_resumed_run_whose_old_proof_the_judge_refuses_is_not_proved(cli, tmp_path, standin_repl, standin_judge, sandboxed):
+    path = problem(tmp_path)
+    with OpenAIStub(answer=answer) as stub:
+        cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--judge", "repl", "--sandbox", "none")
+        standin_judge(lean_args=("--hidden-axiom", "field_simp"), log_runs=False)
+        again = cli("prove", "--resume", "1", "--judge", "kernel", "--sandbox", "auto", "--format", "json")
+    assert again.exit_code == ExitCode.NOT_PROVED and "the judge refuses its earlier proof" in again.stderr
+    assert again.json()[0]["status"] == "not-proved"
+
+
+def test_judge_kernel_exits_non_zero_when_a_proof_is_only_repl_checked(cli, tmp_path, standin_repl, standin_judge, sandboxed):
+    standin_judge(log_runs=False)
+    path = tmp_path / "N.lean"
+    path.write_text("theorem n : (10 : Nat) < 20 := by\n  sorry\n")
+
+    def native(body, i):
+        return "```lean4\ntheorem n : (10 : Nat) < 20 := by\n  native_decide\n```"
+
+    with OpenAIStub(answer=native) as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--judge", "kernel", "--allow-native-decide", "--format", "json")
+    assert result.exit_code == ExitCode.NOT_PROVED
+    (row,) = result.json()
+    assert row["status"] == "proved" and row["checked"] == "REPL-checked" and "are not kernel-checked: n (REPL-checked)" in result.stderr
+
+
+def test_runs_show_and_mcp_say_how_each_proof_was_checked(cli, tmp_path, standin_repl, standin_judge, sandboxed):
+    standin_judge(log_runs=False)
+    path = tmp_path / "T.lean"
+    path.write_text("theorem t : True := trivial\n\ntheorem u : (10 : Nat) < 20 := by\n  native_decide\n")
+    cli("check", str(path), "--allow-native-decide")
+    (run,) = cli("runs", "--format", "json").json()
+    assert run["n_proved"] == 2 and run["n_kernel_checked"] == 1
+    human = cli("runs", "--format", "human").stdout
+    assert "1 / 1" in human
+    shown = cli("show", "1", "--format", "json").json()
+    assert [(t["name"], t["checked"]) for t in shown["targets"]] == [("t", "kernel-checked"), ("u", "REPL-checked")]
+    assert "kernel-checked" in cli("show", "1", "--format", "human").stdout
+    target = cli("show", "1/t", "--format", "json").json()
+    assert target["checked"] == "kernel-checked" and target["attempts"][0]["checked"] == "kernel-checked"
+    assert "(proved, kernel-checked)" in cli("show", "1/t", "--format", "human").stdout
+
+    from mcp.client import Client
+
+    from proverctl.mcpserver import build_server
+
+    async def go():
+        async with Client(build_server()) as client:
+            result = await client.call_tool("check", {"code": "theorem t : True := trivial\n"})
+            return json.loads(result.content[0].text)
+
+    answer_ = asyncio.run(go())
+    assert answer_["proved"] is True and answer_["kernel_checked"] is True and answer_["checked"] == "kernel-checked"
+
+
+def test_export_says_unknown_for_attempts_recorded_before_the_judge_was(cli, tmp_path, standin_repl):
+    from proverctl.paths import Paths
+    from proverctl.store.db import Store
+
+    path = tmp_path / "T.lean"
+    path.write_text("theorem t : True := trivial\n")
+    cli("check", str(path))
+    with Store(Paths.resolve().store_db) as store:
+        store.db.execute("UPDATE attempts SET judge = NULL")
+    (line,) = cli("export", "1").stdout.splitlines()
+    assert json.loads(line)["judge"] == "unknown"
+    assert cli("show", "1/t", "--format", "json").json()["attempts"][0]["judge"] == "unknown"
+
+
+def test_the_tuis_saved_proof_stays_in_its_folder(tmp_path):
+    from proverctl.tui.services import TuiServices, safe_file_name
+
+    services = TuiServices(open_store=None, reverify=None, output_dir=tmp_path / "tui")
+    for name in ("«/tmp/x»", "../../escape", ".hidden", "A.b_c"):
+        saved = services.save_proof(name, "theorem x : True := trivial\n")
+        assert saved.parent == tmp_path / "tui" and saved.read_text().startswith("theorem")
+    assert safe_file_name("«/tmp/x»") == "__tmp_x_" and safe_file_name("A.b_c") == "A.b_c" and safe_file_name("") == "proof"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import pytest
@@ -467,3 +468,86 @@ def test_checks_waiting_for_a_proved_target_are_dropped(store):
 
     verifier, pipeline = asyncio.run(go())
     assert len(verifier.checked) == 1 and pipeline.dropped_checks == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Write-back that cannot be steered, and work that used to be refused
+
+
+def test_a_dangling_backup_link_never_leads_the_write_outside(tmp_path):
+    path = problem(tmp_path)
+    original = path.read_text()
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    (tmp_path / "P.lean.run1.bak").symlink_to(outside)  # dangling: `exists()` is False for it
+    notices = []
+    job = ProveJob(ProveRequest(input=str(path), k=1, in_place=True), generator=FakeGenerator(proves("ta", "tb")), verifier=FakeVerifier())
+    result = job.run(notices.append)
+    assert not outside.exists() and path.read_text() == original and result.written == []
+    assert any("P.lean.run1.bak exists and is not a plain file" in n.text for n in notices if isinstance(n, Notice))
+    assert result.rows[0]["status"] == "proved"  # the proof stays in the store
+
+
+def test_no_write_through_a_link_that_leaves_the_input_tree(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = problem(elsewhere)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "P.lean").symlink_to(real)
+    notices = []
+    job = ProveJob(ProveRequest(input=str(project), k=1, in_place=True), generator=FakeGenerator(proves("ta", "tb")),
+                   verifier=FakeVerifier())
+    job.run(notices.append)
+    assert "sorry" in real.read_text() and (project / "P.lean").is_symlink()
+    assert any("is a link or leads outside" in n.text for n in notices if isinstance(n, Notice))
+
+
+def test_a_statement_edited_during_the_run_is_not_spliced(tmp_path):
+    path = problem(tmp_path)
+
+    def edit_then_prove(prompt, seed):
+        if "x + 0 = x + 0" not in path.read_text():
+            path.write_text(path.read_text().replace("x + 0 = x", "x + 0 = x + 0"))  # the user edits ta meanwhile
+        return proves("ta", "tb")(prompt, seed)
+
+    notices = []
+    result = ProveJob(ProveRequest(input=str(path), k=1, in_place=True), generator=FakeGenerator(edit_then_prove),
+                      verifier=FakeVerifier()).run(notices.append)
+    text = path.read_text()
+    assert "x + 0 = x + 0 := by\n  sorry" in text and "0 + x = x := by\n  simp" in text  # tb written, ta left as edited
+    assert any("the statement of ta" in n.text and "changed since the run read it" in n.text for n in notices if isinstance(n, Notice))
+    assert {r["name"]: r["status"] for r in result.rows} == {"ta": "proved", "tb": "proved"}
+
+
+class NeedsLemma(FakeVerifier):
+    """Refuses tb while ta is still `sorry` in its header (it would depend on that axiom), as Lean and
+    the judge do."""
+
+    async def verify(self, target, code: str) -> Verdict:
+        if target.name == "tb" and "sorry" in target.header:
+            return Verdict(VerdictKind.rejected, ["tb depends on sorryAx"], [], ["sorryAx"], 0.01)
+        return await super().verify(target, code)
+
+
+def test_a_lemma_proved_in_the_run_is_in_the_header_of_the_targets_after_it(tmp_path, store):
+    path = problem(tmp_path)
+    seen_headers = []
+
+    def script(prompt, seed):
+        seen_headers.append(prompt.messages[0]["content"])
+        return proves("ta", "tb")(prompt, seed)
+
+    result = ProveJob(ProveRequest(input=str(path), k=2, in_place=True), generator=FakeGenerator(script), verifier=NeedsLemma()).run()
+    assert result.exit_code == ExitCode.OK, result.rows
+    assert path.read_text().count("  simp") == 2
+    with Store(Path(ProveJob(ProveRequest(input=str(path))).paths.store_db)) as db:
+        tb = next(t for t in db.targets(result.run_id) if t["name"] == "tb")
+        assert "theorem ta (x : ℕ) : x + 0 = x := by\n  simp" in tb["header"]  # the stored header follows
+
+
+def test_a_trailing_print_axioms_in_the_models_block_is_dropped_not_refused():
+    from proverctl.prompts.extract import extract
+
+    output = f"```lean4\n{A.statement} by\n  simp\n\n#print axioms ta\n```"
+    extraction = extract(output, A, "deepseek-v2")
+    assert extraction.ok and "#print" not in extraction.code

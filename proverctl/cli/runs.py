@@ -21,6 +21,7 @@ def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many 
     """
     from proverctl.paths import Paths
 
+    kernel: dict[int, int] = {}
     if not Paths.resolve().store_db.exists():
         rows = []  # nothing recorded yet is an empty list, not an error
     else:
@@ -28,19 +29,25 @@ def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many 
 
         with recorded_store() as store:
             rows = store.runs(limit)
+            from proverctl.lean.verdict import KERNEL_CHECKED, checked_label
+
+            for run_id, judge, sandbox in store.proof_judges([r["id"] for r in rows]):
+                kernel[run_id] = kernel.get(run_id, 0) + (checked_label("proved", judge, sandbox) == KERNEL_CHECKED)
     for row in rows:
         row.pop("settings", None)
         row.pop("request", None)  # `show RUN` has it whole
+        row["n_kernel_checked"] = kernel.get(row["id"], 0)
 
     def human(console):
         from rich.table import Table
 
         from proverctl.store.db import local_time
 
-        table = Table(*columns("run", "started", "kind", "model", "input", "proved", "status", keep=("model", "input")))
+        table = Table(*columns("run", "started", "kind", "model", "input", "proved", "kernel / REPL", "status", keep=("model", "input")))
         for r in rows:
             table.add_row(str(r["id"]), local_time(r["started"]), r["kind"], str(r["model"] or "-"), r["input"],
-                          f"{r['n_proved']}/{r['n_targets']}", r["status"])
+                          f"{r['n_proved']}/{r['n_targets']}", f"{r['n_kernel_checked']} / {r['n_proved'] - r['n_kernel_checked']}",
+                          r["status"])
         console.print(table)
 
     emit(rows, resolve_format(format), human)
@@ -119,9 +126,9 @@ def _print_run(console, data: dict) -> None:
                   f"Lean {data['lean_profile']}  started {local_time(data['started'])}", highlight=False)
     if data.get("served_model"):
         console.print(f"served model id: {data['served_model']}", highlight=False)
-    columns = ("#", "target", "status", "attempts", "s", "line")
+    columns = ("#", "target", "status", "checked", "attempts", "s", "line")
     rows = [(str(t["ordinal"]), ("  ↳ " if t.get("parent_id") else "") + str(t["name"] or "(example)"), t["status"],
-             str(t["n_attempts"]), f"{t['seconds']:.1f}", str(t["line"])) for t in data["targets"]]
+             t.get("checked") or "", str(t["n_attempts"]), f"{t['seconds']:.1f}", str(t["line"])) for t in data["targets"]]
     if len(rows) > PLAIN_TABLE_ROWS:
         # A big run: aligned plain columns (rich's table layout costs ~0.3 ms a row).
         widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
@@ -138,12 +145,14 @@ def _print_run(console, data: dict) -> None:
 def _print_target(console, data: dict) -> None:
     from rich.table import Table
 
-    console.print(f"{data['name']} ({data['status']}) in {data['file']}:{data['line']}", highlight=False)
+    checked = f", {data['checked']}" if data.get("checked") else ""
+    console.print(f"{data['name']} ({data['status']}{checked}) in {data['file']}:{data['line']}", highlight=False)
     console.print(data["statement"], highlight=False, markup=False)
-    table = Table("attempt", "sample", "round", "verdict", "first reason", "tokens", "gen s", "check s")
+    table = Table("attempt", "sample", "round", "verdict", "checked", "first reason", "tokens", "gen s", "check s")
     for a in data["attempts"]:
         first = a["reasons"][0] if a["reasons"] else ""
-        table.add_row(f"a{a['id']}", str(a["sample"]), str(a["round"]), a["verdict"], first[:80], str(a["completion_tokens"] or "-"),
+        table.add_row(f"a{a['id']}", str(a["sample"]), str(a["round"]), a["verdict"], a.get("checked") or "", first[:80],
+                      str(a["completion_tokens"] or "-"),
                       f"{a['gen_seconds'] or 0:.1f}", f"{a['verify_seconds'] or 0:.2f}")
     console.print(table)
 

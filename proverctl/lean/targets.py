@@ -133,3 +133,32 @@ def named(decl: Declaration, text: str) -> str:
         at = decl.name_at - offset
         return piece[:at] + f" {stable_name(decl)}" + piece[at:]
     return piece
+
+
+def _same_statement(a: str, b: str) -> bool:
+    return re.sub(r"\s+", " ", a).strip() == re.sub(r"\s+", " ", b).strip()
+
+
+def completed_text(text: str, proofs: dict[str, str], *, statements: dict[str, str] | None = None,
+                   changed: list[str] | None = None) -> str:
+    """`text` with the targets named in `proofs` (declaration name, or example@line) replaced by their
+    proved code; every other character stays as it was. A declaration that no longer has a `sorry`
+    (proved meanwhile by someone else) is left alone, and so is one whose statement is no longer the one
+    in `statements` (edited since the run read it): its name goes to `changed`, its proof stays where it was."""
+    source = Source(text)
+    pieces, cursor = [], 0
+    for decl in source.targets:
+        key = decl.full_name or f"example@{decl.line}"
+        code = proofs.get(key)
+        if code is None:
+            continue
+        wanted = (statements or {}).get(key)
+        if wanted is not None and not _same_statement(decl.statement, wanted):
+            if changed is not None:
+                changed.append(key)
+            continue
+        pieces.append(text[cursor:decl.full_start])
+        pieces.append(code.rstrip("\n"))
+        cursor = decl.end
+    pieces.append(text[cursor:])
+    return "".join(pieces)

@@ -79,6 +79,8 @@ def _block_problem(source: Source, match, target: Target, allow_aux: bool) -> st
     for command in source.commands:
         if command.start == match.start or command.keyword in HEADER_COMMANDS:
             continue
+        if command.start > match.start and command.keyword == "#print" and source.mask.startswith("#print axioms", command.start):
+            continue  # the model checking its own proof's axioms: dropped with everything after the proof
         if command.keyword in SCOPE_COMMANDS or source.mask.startswith("noncomputable section", command.start):
             if command.start < match.full_start and command.keyword != "end":
                 opened += command.keyword != "universe"

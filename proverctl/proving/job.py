@@ -24,12 +24,15 @@ from typing import Any, Callable
 from proverctl.errors import EnvironmentMissing, ExitCode, UsageError
 from proverctl.inputs import InputFile
 from proverctl.lean.targets import Target
-from proverctl.lean.verdict import Policy
+from proverctl.lean.verdict import Policy, VerdictKind
 from proverctl.pipeline import Pipeline, ProveOptions
 from proverctl.proving.endpoint import Endpoint
 from proverctl.proving.request import ProveRequest
 from proverctl.store.db import Store
 from proverctl.verify.factory import VerifySpec
+
+
+REJUDGE_SAMPLE = -1  # the sample number of attempts that judge an earlier proof again (no sample of the budget)
 
 
 @dataclass
@@ -426,6 +429,13 @@ class ProveJob:
         if interrupted:
             notify(Notice("info", f"run {run_id} interrupted; continue with `proverctl prove --resume {run_id}`"))
             code = ExitCode.INTERRUPTED
+        elif request.judge == "kernel" and any(r["status"] == "proved" and not r["kernel_checked"] for r in rows):
+            # --judge kernel promises kernel-checked proofs: one that is not (a native_decide proof allowed
+            # by --allow-native-decide, say) is reported, and the run does not exit 0.
+            weaker = [f"{r['name']} ({r['checked']})" for r in rows if r["status"] == "proved" and not r["kernel_checked"]]
+            notify(Notice("warning", f"--judge kernel: {len(weaker)} proof(s) are not kernel-checked: {', '.join(weaker[:5])}"
+                                     f"{' ...' if len(weaker) > 5 else ''}"))
+            code = ExitCode.NOT_PROVED
         elif all(r["status"] == "proved" for r in rows):
             code = ExitCode.OK
         elif store.verdicts(run_id) == {"error"}:
@@ -437,17 +447,20 @@ class ProveJob:
 
     def _write(self, plan: _Plan, rows: list[dict], run_id: int, notify) -> list[str]:
         from proverctl.proving.outputs import write_outputs
-        from proverctl.proving.records import proofs_by_file
+        from proverctl.proving.records import proofs_by_file, statements_by_file
 
         request = self.request
         if not (request.in_place or request.output):
             return []
         try:
-            written = write_outputs(plan.inputs, proofs_by_file(rows), input_name=None if request.input == "-" else request.input,
-                                    in_place=request.in_place, output=request.output, run_id=run_id)
+            written, notes = write_outputs(plan.inputs, proofs_by_file(rows), input_name=None if request.input == "-" else request.input,
+                                           in_place=request.in_place, output=request.output, run_id=run_id,
+                                           statements=statements_by_file(rows))
         except OSError as exc:
             notify(Notice("warning", f"could not write the proofs: {exc}; they are in the store (`proverctl show {run_id}`)"))
             return []
+        for note in notes:
+            notify(Notice("warning", note))
         for path in written:
             notify(Notice("info", f"wrote {path}"))
         return written
@@ -466,6 +479,8 @@ class ProveJob:
 
                 verification = await stack.enter_async_context(open_verifier(plan.spec, jobs=len(items) * self.request.k))
                 verifier, pool = verification.verifier, verification.pool
+            if self.resume_run is not None and proved and getattr(verifier, "judge", None) is not None:
+                await self._rejudge(store, items, proved, verifier, notify)
             client = None
             generator = self._generator
             if generator is None:
@@ -497,6 +512,37 @@ class ProveJob:
                 if handle_signals:
                     self._remove_signals()
         return self._stopped
+
+    async def _rejudge(self, store: Store, items: list[tuple[int, Target]], proved: set[int], verifier, notify) -> None:
+        """A resumed run whose proofs were not kernel-checked (REPL-checked only, unsandboxed, recorded
+        before sandboxes were) puts each through today's verifier and judge first: a kernel-checked one
+        is recorded as a `rejudge` attempt and becomes the target's proof; one the judge refuses is no
+        longer proved, and the run samples it again."""
+        from proverctl.lean.verdict import KERNEL_CHECKED, checked_label
+        from proverctl.store.db import AttemptRow
+
+        for target_id, target in items:
+            if target_id not in proved:
+                continue
+            row = store.target(target_id)
+            attempt = store.attempt(row["proved_attempt"]) if row and row.get("proved_attempt") else None
+            if attempt is None or checked_label("proved", attempt.get("judge"), attempt.get("sandbox")) == KERNEL_CHECKED:
+                continue
+            verdict = await verifier.verify(target, attempt["code"])
+            again = sum(1 for s, _ in store.done_samples(target_id) if s == REJUDGE_SAMPLE)
+            new_id = store.add_attempt(AttemptRow(target_id, REJUDGE_SAMPLE, again, None, None, attempt["code"], verdict.kind.value,
+                                                  verdict.reasons, [m.as_dict() for m in verdict.messages],
+                                                  verify_seconds=round(verdict.seconds, 3), kind="rejudge", judge=verdict.judge,
+                                                  sandbox=verdict.sandbox))
+            if verdict.proved:
+                store.set_target(target_id, proved_attempt=new_id)
+                label = checked_label("proved", verdict.judge, verdict.sandbox)
+                notify(Notice("info", f"{target.display_name}: its earlier proof judged again: {label}"))
+            elif verdict.kind is VerdictKind.rejected:
+                store.set_target(target_id, status="pending", proved_attempt=None)
+                proved.discard(target_id)
+                notify(Notice("warning", f"{target.display_name}: the judge refuses its earlier proof ({verdict.reasons[0] if verdict.reasons else ''}); "
+                                         "sampling it again"))
 
     def _install_signals(self, notify) -> None:
         loop = asyncio.get_running_loop()

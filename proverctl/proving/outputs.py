@@ -17,25 +17,7 @@ from typing import TextIO
 
 from proverctl.errors import UsageError
 from proverctl.inputs import InputFile
-from proverctl.lean.source import Source
-
-
-def completed_text(text: str, proofs: dict[str, str]) -> str:
-    """`text` with the targets named in `proofs` (declaration name, or example@line) replaced by their
-    proved code; every other character stays as it was. A declaration that no longer has a `sorry`
-    (proved meanwhile by someone else) is left alone."""
-    source = Source(text)
-    pieces, cursor = [], 0
-    for decl in source.targets:
-        key = decl.full_name or f"example@{decl.line}"
-        code = proofs.get(key)
-        if code is None:
-            continue
-        pieces.append(text[cursor:decl.full_start])
-        pieces.append(code.rstrip("\n"))
-        cursor = decl.end
-    pieces.append(text[cursor:])
-    return "".join(pieces)
+from proverctl.lean.targets import completed_text
 
 
 @contextmanager
@@ -98,27 +80,66 @@ def destination_for(file: InputFile, output: Path, input_name: str | None) -> Pa
     return output
 
 
+def _inside(path: Path, root: Path) -> bool:
+    real, base = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    return real == base or base in real.parents
+
+
+def _make_backup(path: Path, backup: Path) -> str | None:
+    """Keep `path`'s current bytes as `backup`, created exclusively and never through a link (a `.bak`
+    that already exists as a file of this run is kept); why not, when it cannot be made safely."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(backup, flags, 0o600)
+    except FileExistsError:
+        if backup.is_symlink() or not backup.is_file():
+            return f"{backup} exists and is not a plain file"
+        return None  # this run's backup, made by an earlier write
+    except OSError as exc:
+        return f"cannot create {backup}: {exc.strerror}"
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(path.read_bytes())
+    shutil.copymode(path, backup)
+    return None
+
+
 def write_outputs(inputs: list[InputFile], proofs: dict[str, dict[str, str]], *, input_name: str | None, in_place: bool,
-                  output: str | None, run_id: int) -> list[str]:
+                  output: str | None, run_id: int, statements: dict[str, dict[str, str]] | None = None) -> tuple[list[str], list[str]]:
     """Write every file's proved targets (`proofs`: file label -> name -> code) where the request asked.
-    Returns the paths written."""
-    written = []
+    Nothing is written through a link that leaves the input (or output) tree, a backup is never
+    created through a link, and a target whose statement changed on disk since the run read it
+    (`statements`: file label -> name -> statement) is not spliced. Returns (paths written, notes)."""
+    written, notes = [], []
+    statements = statements or {}
     for file in inputs:
         if file.text is None:
             continue  # a dataset: results go to the report, not to a file
         mine = proofs.get(file.label, {})
         if output is not None:
             destination = destination_for(file, Path(output), input_name)
+            root = Path(output) if Path(output).is_dir() or (input_name and Path(input_name).is_dir()) else destination.parent
+            if destination.is_symlink() or not _inside(destination.parent, root):
+                notes.append(f"not written: {destination} is a link or leads outside {root} (the proofs are in the store)")
+                continue
             atomic_write(destination, completed_text(file.text, mine))
             written.append(str(destination))
         elif in_place and file.path is not None and mine:
+            root = Path(input_name) if input_name and Path(input_name).is_dir() else file.path.parent
+            if file.path.is_symlink() or not _inside(file.path, root):
+                notes.append(f"not written: {file.path} is a link or leads outside {root} (the proofs are in the store)")
+                continue
             current = file.path.read_text(encoding="utf-8")
-            new = completed_text(current, mine)
+            changed: list[str] = []
+            new = completed_text(current, mine, statements=statements.get(file.label), changed=changed)
+            for name in changed:
+                notes.append(f"not written: the statement of {name} in {file.path} changed since the run read it "
+                             "(its proof is in the store)")
             if new == current:
                 continue
-            backup = backup_path(file.path, run_id)
-            if not backup.exists():
-                shutil.copy2(file.path, backup)
+            problem = _make_backup(file.path, backup_path(file.path, run_id))
+            if problem:
+                notes.append(f"not written: {file.path}: {problem} (the proofs are in the store)")
+                continue
             atomic_write(file.path, new, like=file.path)
             written.append(str(file.path))
-    return written
+    return written, notes

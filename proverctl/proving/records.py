@@ -53,7 +53,17 @@ def report_rows(store: Store, run_id: int) -> list[dict]:
         out.append({"name": t["name"] or f"example@{t['line']}", "file": t["file"], "line": t["line"], "status": t["status"],
                     "checked": checked, "kernel_checked": checked == KERNEL_CHECKED, "judge": judge,
                     "sandbox": attempt.get("sandbox") if attempt else None, "attempts": t["n_attempts"],
-                    "proof": attempt["code"] if attempt else None, "seconds": t["seconds"], "run": run_id})
+                    "proof": attempt["code"] if attempt else None, "statement": t["statement"], "seconds": t["seconds"],
+                    "run": run_id})
+    return out
+
+
+def statements_by_file(rows: list[dict]) -> dict[str, dict[str, str]]:
+    """file label -> target name -> the statement the run proved, from report rows."""
+    out: dict[str, dict[str, str]] = {}
+    for row in rows:
+        if row["status"] == "proved" and row.get("statement"):
+            out.setdefault(row["file"], {})[row["name"]] = row["statement"]
     return out
 
 
@@ -94,6 +104,8 @@ def read_reference(store: Store, kind: str, key: dict) -> dict:
     run = store.run(key["run"])
     if run is None:
         raise UsageError(f"no run {key['run']}", hint="`proverctl runs` lists them")
+    from proverctl.lean.verdict import checked_label
+
     if kind == "run":
         data = dict(run)
         data["settings"] = json.loads(data["settings"])
@@ -101,6 +113,7 @@ def read_reference(store: Store, kind: str, key: dict) -> dict:
         data["targets"] = store.targets(key["run"])
         for t in data["targets"]:
             t.pop("header", None)
+            t["checked"] = checked_label(t["status"], t.pop("proved_judge"), t.pop("proved_sandbox"))
         return data
     target = store.find_target(key["run"], key["target"])
     if target is None:
@@ -108,8 +121,12 @@ def read_reference(store: Store, kind: str, key: dict) -> dict:
     attempts = store.attempts(target["id"])
     if kind == "target":
         data = dict(target)
-        data["attempts"] = [{k: a[k] for k in ("id", "sample", "round", "verdict", "judge", "reasons", "completion_tokens",
-                                             "gen_seconds", "verify_seconds")} for a in attempts]
+        proving = next((a for a in attempts if a["id"] == target.get("proved_attempt")), None)
+        data["checked"] = checked_label(target["status"], proving.get("judge") if proving else None,
+                                        proving.get("sandbox") if proving else None)
+        data["attempts"] = [{**{k: a[k] for k in ("id", "sample", "round", "verdict", "judge", "sandbox", "reasons", "completion_tokens",
+                                                "gen_seconds", "verify_seconds")},
+                             "checked": checked_label(a["verdict"], a.get("judge"), a.get("sandbox"))} for a in attempts]
         return data
     chosen = [a for a in attempts if a["sample"] == key["sample"] and a["round"] == key["round"]]
     if not chosen:

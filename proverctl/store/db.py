@@ -393,7 +393,9 @@ class Store:
         query = (
             "SELECT t.*, COUNT(a.id) AS n_attempts,"
             " CASE WHEN SUM(a.verdict = 'proved') > 0 THEN 'proved' WHEN SUM(a.verdict = 'rejected') > 0 THEN 'rejected'"
-            " WHEN SUM(a.verdict = 'timeout') > 0 THEN 'timeout' WHEN COUNT(a.id) > 0 THEN 'error' END AS best"
+            " WHEN SUM(a.verdict = 'timeout') > 0 THEN 'timeout' WHEN COUNT(a.id) > 0 THEN 'error' END AS best,"
+            " (SELECT p.judge FROM attempts p WHERE p.id = t.proved_attempt) AS proved_judge,"
+            " (SELECT p.sandbox FROM attempts p WHERE p.id = t.proved_attempt) AS proved_sandbox"
             " FROM targets t LEFT JOIN attempts a ON a.target_id = t.id WHERE t.run_id = ?"
         )
         params: tuple = (run_id,)
@@ -401,6 +403,16 @@ class Store:
             query += " AND t.status = ?"
             params += (status,)
         return [dict(r) for r in self.db.execute(query + " GROUP BY t.id ORDER BY t.ordinal", params)]
+
+    def proof_judges(self, run_ids: list[int]) -> list[tuple[int, str | None, str | None]]:
+        """(run id, judge, sandbox) of the attempt that proved each top-level target of these runs: what
+        splits a run's proofs into kernel-checked and REPL-checked."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" for _ in run_ids)
+        return [tuple(r) for r in self.db.execute(
+            f"SELECT t.run_id, a.judge, a.sandbox FROM targets t JOIN attempts a ON a.id = t.proved_attempt"
+            f" WHERE t.parent_id IS NULL AND t.status = 'proved' AND t.run_id IN ({marks})", run_ids)]
 
     def target(self, target_id: int) -> dict | None:
         row = self.db.execute("SELECT * FROM targets WHERE id = ?", (target_id,)).fetchone()
@@ -477,7 +489,10 @@ class Store:
         encoded again in Python): what `export` streams. With `schema`, each line starts with that field."""
         columns = [r[1] for r in self.db.execute("PRAGMA table_info(attempts)") if r[1] not in ("prompt", "prompt_id")]
         json_columns = {"reasons", "messages", "turns"}
-        pairs = ", ".join(f"'{c}', " + (f"json(a.{c})" if c in json_columns else f"a.{c}") for c in columns)
+        # Attempts recorded before who-decided (the judge) was stored say "unknown", never null.
+        recorded_as = {c: f"a.{c}" for c in columns}
+        recorded_as["judge"] = "COALESCE(a.judge, 'unknown')"
+        pairs = ", ".join(f"'{c}', " + (f"json(a.{c})" if c in json_columns else recorded_as[c]) for c in columns)
         if schema is not None:
             pairs = f"'schema', {int(schema)}, " + pairs
         cursor = self.db.execute(
@@ -504,6 +519,8 @@ def local_time(ts: float | None) -> str:
 
 
 def _decode(row: dict) -> dict:
+    if "judge" in row and row["judge"] is None:
+        row["judge"] = "unknown"  # recorded before who-decided was stored
     if "prompt_text" in row:
         row["prompt"] = row.pop("prompt_text")
     row.pop("prompt_id", None)

@@ -31,10 +31,25 @@ class TuiServices:
         return target
 
     def save_proof(self, name: str, code: str) -> Path:
+        """Save a proof as OUTPUT_DIR/NAME.lean, the name made safe for a file name (a declaration may be
+        called `«/tmp/x»` or `«../../x»`: nothing outside the folder, no link followed)."""
+        from proverctl.proving.outputs import atomic_write
+
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        target = self.output_dir / f"{name or 'proof'}.lean"
-        target.write_text(code, encoding="utf-8")
+        target = self.output_dir / f"{safe_file_name(name)}.lean"
+        if target.is_symlink():
+            target.unlink()
+        atomic_write(target, code)
         return target
+
+
+def safe_file_name(name: str | None) -> str:
+    """A declaration name as a file name: letters, digits, `_`, `-` and `.` kept, everything else `_`,
+    never starting with a dot, at most 120 characters."""
+    import re
+
+    cleaned = re.sub(r"[^\w.-]", "_", name or "", flags=re.ASCII).lstrip(".")[:120]
+    return cleaned or "proof"
 
 
 def verify_spec_for_run(store: Store, run_id: int):

@@ -1,0 +1,163 @@
+"""Two readers must agree: proverctl's lexer reads Lean as Lean's tokenizer does (the cases that once hid
+code from every rule), and Lean's own reading of each candidate (proverctl.lean.reading, answered here
+by the stand-in REPL's independent Lean-like tokenizer in the real command's shape) refuses whatever the
+first reader got wrong: shown by putting the old, wrong lexer rules back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import standin_argv
+from proverctl.lean import source as source_module
+from proverctl.lean.checker import check_candidate
+from proverctl.lean.pool import ReplPool
+from proverctl.lean.reading import Reading, disagreements, lean_string, parse_answer, reading_command
+from proverctl.lean.protocol import Message, Pos, Response
+from proverctl.lean.source import Source, scan
+from proverctl.lean.verdict import VerdictKind, policy_violations
+
+CORPUS = Path(__file__).parent / "adversarial" / "corpus.jsonl"
+HEADER = "import Mathlib\n\n"
+ST = "theorem t1 (x : ℕ) (h : x = 2) : x + x = 4 := by"
+
+
+@pytest.mark.parametrize("text, hidden", [
+    ("λ'\"' by_elab x \"", "by_elab"),  # λ is a token, so '"' is a char literal
+    ("s!\"{'}'} {by_elab}\"", "by_elab"),  # the hole is a term: its char literal holds the brace
+    ("dbg_trace \"{by_elab}\"", "by_elab"),
+    ("s! \"{by_elab}\"", "by_elab"),
+    ("throwErrorAt ref \"{by_elab}\"", "by_elab"),
+    ("trace[cls] \"{by_elab}\"", "by_elab"),
+    ("2'\"' by_elab", "by_elab"),  # a number ends before the quote
+    ("/--/ x -/ by_elab", "by_elab"),  # `/--/` does not close a doc comment: `-/` does
+])
+def test_the_lexer_sees_the_code_lean_sees(text, hidden):
+    assert hidden in scan(text)[0]
+
+
+@pytest.mark.parametrize("text, blanked", [
+    ("f'a' \"by_elab\"", "by_elab"),  # a quote inside an identifier; then an ordinary string
+    ("\"{\" ++ \"by_elab}\"", "by_elab"),  # a plain string's brace is no hole
+    ("Σ'\"' by_elab", "by_elab"),  # Σ' is one token: the quote after it starts a string, as in Lean
+])
+def test_the_lexer_blanks_what_lean_blanks(text, blanked):
+    assert blanked not in scan(text)[0]
+
+
+def test_identifiers_are_read_qualified_and_unescaped():
+    names = [i.name for i in Source("theorem x := Lean.«setEnv» env.addDeclWithoutChecking 2addDecl f'a' x.y₁").identifiers]
+    assert names == ["theorem", "x", "Lean.setEnv", "env.addDeclWithoutChecking", "addDecl", "f'a'", "x.y₁"]
+    reasons = policy_violations(f"{ST}\n  exact (Lean.«setEnv» 0, env.addDeclWithoutChecking, _root_.sorryAx)\n", "t1")
+    assert any("`setEnv`" in r for r in reasons) and any("addDeclWithoutChecking" in r for r in reasons)
+    assert any("sorryAx" in r for r in reasons)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lean's reading
+
+
+def lexing_rows() -> list[dict]:
+    return [json.loads(line) for line in CORPUS.read_text().splitlines() if '"lean lexing"' in line]
+
+
+def old_char_rule(text: str, i: int) -> bool:
+    """The lexer before Lean's rules: any `'` after a non-word character starts a char literal."""
+    return i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_'!?.")
+
+
+def old_interpolation_rule(text: str, out: list[str], i: int) -> bool:
+    """... and only `s!"`, `m!"`, `f!"` written without a blank interpolate."""
+    return i >= 2 and text[i - 2:i] in ("s!", "m!", "f!")
+
+
+def old_interpolated(text: str, i: int, out: list[str], segments: list) -> int:
+    """... and a hole ended at the first unbalanced `}`, a char literal `'}'` included."""
+    n, j, literal_start = len(text), i + 1, i
+    while j < n:
+        if text[j] == "\\":
+            j += 2
+            continue
+        if text[j] == '"':
+            source_module._blank(out, literal_start, j + 1)
+            return j + 1
+        if text[j] == "{":
+            source_module._blank(out, literal_start, j + 1)
+            depth, k = 1, j + 1
+            while k < n and depth:
+                depth += {"{": 1, "}": -1}.get(text[k], 0)
+                k += 1
+            literal_start, j = k - 1, k
+            continue
+        j += 1
+    source_module._blank(out, literal_start, n)
+    return n
+
+
+def check(code: str, *flags: str):
+    async def go():
+        async with ReplPool(standin_argv(*flags), workers=1) as pool:
+            verdict = await check_candidate(pool, header=HEADER, code=code, target_name="t1")
+            return verdict, pool.reader_notes
+
+    return asyncio.run(go())
+
+
+def candidate(row: dict) -> str:
+    from proverctl.lean.targets import from_row
+    from proverctl.prompts.extract import final_block
+
+    target = from_row(row)
+    block = final_block(row["output"])
+    return target.statement + block.split(ST, 1)[1] + "\n"
+
+
+@pytest.mark.parametrize("row", [r for r in lexing_rows() if "by_elab" in r["output"]], ids=lambda r: r["note"])
+def test_leans_reading_refuses_what_a_wrong_lexer_lets_through(row, monkeypatch):
+    code = candidate(row)
+    assert check(code)[0].kind is VerdictKind.rejected  # today's lexer already refuses it
+    monkeypatch.setattr(source_module, "_char_literal_at", old_char_rule)
+    monkeypatch.setattr(source_module, "_interpolates", old_interpolation_rule)
+    monkeypatch.setattr(source_module, "_interpolated", old_interpolated)
+    source_module.parse.cache_clear()
+    try:
+        if policy_violations(code, "t1"):
+            pytest.skip("the old lexer refused this one by itself")
+        verdict, _ = check(code)
+    finally:
+        source_module.parse.cache_clear()
+    assert verdict.kind is VerdictKind.rejected
+    assert any("the readers disagree" in r or "runs code at check time" in r for r in verdict.reasons), verdict.reasons
+
+
+def test_a_text_leans_reader_fails_on_is_refused_and_a_header_without_it_is_noted():
+    good = f"{ST}\n  omega\n"
+    broken, _ = check(good, "--reader", "broken")
+    assert broken.kind is VerdictKind.rejected and "gave no reading" in broken.reasons[0]
+    unavailable, notes = check(good, "--reader", "none")
+    assert unavailable.kind is VerdictKind.proved and notes and "unavailable" in notes[0]
+    assert check(good)[0].kind is VerdictKind.proved
+
+
+def test_a_command_only_lean_sees_is_a_disagreement():
+    text = f"{ST}\n  omega\n"
+    reading = Reading(commands=(("Lean.Parser.Command.declaration", 0, 10), ("Lean.Parser.Command.eval", 12, 20)), tokens=())
+    assert any("Lean reads a command at line 1" in r for r in disagreements(text, reading, candidate=True))
+    agreeing = Reading(commands=(("Lean.Parser.Command.declaration", 0, 10),), tokens=())
+    assert disagreements(text, agreeing, candidate=True) == []
+
+
+def test_readings_are_taken_only_with_this_checks_marker_and_in_characters():
+    text = "theorem α₁ : True := trivial\n"
+    command = reading_command(text, "proverctl-reading-abc", elaborate=False)
+    assert lean_string(text) in command and "proverctl-reading-abc{" in command
+    at = text.index("trivial")
+    payload = json.dumps({"commands": [["Lean.Parser.Command.declaration", 0, 31]],
+                          "tokens": [["i", 8, "α₁"], ["i", at + 3, "trivial"]]})  # α and ₁ take 2 and 3 bytes
+    answer = Response(messages=(Message("info", "proverctl-reading-abc" + payload, Pos(2, 0)),))
+    reading = parse_answer(answer, "proverctl-reading-abc", text)
+    assert reading.tokens == (("i", 8, "α₁"), ("i", at, "trivial"))
+    assert parse_answer(answer, "proverctl-reading-other", text) is None
