@@ -148,6 +148,28 @@ def _sandbox(settings: Settings, paths: Paths) -> list[Check]:
     return checks
 
 
+def _selftest(settings: Settings, paths: Paths) -> Check:
+    """The last `proverctl lean selftest` of the configured workspace."""
+    import time
+
+    from proverctl.verify.selftest import last_report
+
+    workspace = settings.lean_project
+    if workspace is None:
+        from proverctl.lean.workspace import recorded_workspaces
+
+        workspace = recorded_workspaces(paths).get(settings.lean_profile)
+    report = last_report(str(Path(workspace).resolve()) if workspace else None, paths)
+    fix = f"proverctl lean selftest --profile {settings.lean_profile}"
+    if report is None:
+        return Check("lean selftest", "warn", "never run for this workspace", fix)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(report.get("finished", 0)))
+    short = [c["name"] for c in report.get("classes", []) if not c.get("ok")]
+    if report.get("ok"):
+        return Check("lean selftest", "ok", f"passed {when} (sandbox {report.get('sandbox')}, judge {report.get('judge')})")
+    return Check("lean selftest", "fail", f"failed {when}: {', '.join(short)}", fix + " (after fixing what it names)")
+
+
 _SANDBOX_FIXES = {
     "bwrap": "install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces "
              "(Ubuntu 24.04: an AppArmor profile for bwrap, or sysctl kernel.apparmor_restrict_unprivileged_userns=0)",
@@ -173,7 +195,7 @@ def _disk_and_cache(paths: Paths) -> list[Check]:
 def run_doctor(*, smoke: bool = True) -> list[Check]:
     settings = Settings.load()
     paths = Paths.resolve()
-    checks = _python() + _gpu() + _lean(settings, paths) + _sandbox(settings, paths)
+    checks = _python() + _gpu() + _lean(settings, paths) + _sandbox(settings, paths) + [_selftest(settings, paths)]
     if smoke:
         checks.append(_repl_smoke(settings, paths))
     checks += _disk_and_cache(paths)

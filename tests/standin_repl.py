@@ -170,6 +170,21 @@ class Rules:
                         else f"'{name}' depends on axioms: [{', '.join(axioms)}]")
                 messages.append({"severity": "info", "pos": pos(i, 0), "endPos": pos(i, 13), "data": data})
         for i, text in enumerate(lines, 1):
+            # Real Lean IO a checked file can run: `#eval IO.FS.writeFile "PATH" "TEXT"` / `#eval IO.FS.readFile "PATH"`,
+            # answered as Lean answers them (nothing / the string's repr on success, an error with the OS's reason).
+            match = re.match(r'#eval IO\.FS\.(writeFile|readFile) "([^"]*)"(?: "([^"]*)")?', text)
+            if match:
+                try:
+                    if match.group(1) == "writeFile":
+                        with open(match.group(2), "w") as handle:
+                            handle.write(match.group(3) or "")
+                        continue
+                    with open(match.group(2)) as handle:
+                        messages.append({"severity": "info", "pos": pos(i, 0), "endPos": pos(i, 5), "data": json.dumps(handle.read())})
+                except OSError as exc:
+                    messages.append({"severity": "error", "pos": pos(i, 0), "endPos": pos(i, 5),
+                                     "data": f"{exc.strerror} (error code: {exc.errno})\n  file: {match.group(2)}"})
+        for i, text in enumerate(lines, 1):
             match = re.match(r"#probe (net|write|spawn|read|env) ?(.*)", text)
             if match:
                 messages.append({"severity": "info", "pos": pos(i, 0), "endPos": pos(i, 6),

@@ -15,7 +15,7 @@ from proverctl.lean.source import Source
 
 TESTS = Path(__file__).parent
 FIX = TESTS / "fixtures"
-CORPUS = TESTS / "adversarial" / "corpus.jsonl"
+CORPUS = TESTS.parent / "proverctl" / "data" / "selftest" / "attacks.jsonl"
 
 
 @pytest.fixture
@@ -120,3 +120,16 @@ def test_must_accept_files_with_scopes(cli, permissive_lean, tmp_path):
     out = cli("check", str(path), "--format", "json").json()
     assert [(r["name"], r["status"]) for r in out] == [("A.B.x'", "proved"), ("A.m1", "proved"), ("A.m2", "proved"),
                                                       ("A.p", "proved"), ("instance@16", "proved"), ("A.u", "proved")]
+
+
+def test_an_instance_with_a_priority_is_named_after_its_priority(cli, permissive_lean, tmp_path):
+    path = tmp_path / "Prio.lean"
+    path.write_text("instance (priority := low) : Inhabited Nat := ⟨0⟩\n\ninstance (priority := 100) named : Inhabited Int := ⟨0⟩\n")
+    out = cli("check", str(path), "--format", "json").json()
+    assert [(r["name"], r["status"]) for r in out] == [("instance@1", "proved"), ("named", "proved")]
+
+
+def test_drafts_that_read_files_never_reach_lean():
+    from proverctl.lean.verdict import sketch_violations
+
+    assert any("include_str" in r for r in sketch_violations('theorem x : True := by\n  have := include_str "/root/.config/proverctl/config.toml"\n  trivial'))

@@ -297,3 +297,36 @@ def test_check_a_folder_gives_one_verdict_per_declaration_and_a_summary(cli, tmp
     human = cli("check", str(project / "Proj" / "Sub"), "--format", "human")
     assert human.exit_code == 0 and "B.lean:1  c  proved" in human.stdout
     assert cli("check", str(tmp_path / "proj" / ".lake")).exit_code == ExitCode.USAGE  # nothing to check there
+
+
+def test_lean_setup_records_what_it_built_in_the_trust_manifest(cli, fake_lean, hermetic):
+    """A fake `lake` that builds like the real one (the REPL and SafeVerify binaries land where Lake puts
+    them): setup records both with their sha256 and the pinned judge's label; a changed judge then gives
+    no verdict under --judge kernel until `lean setup`/`lean trust` records it again."""
+    from proverctl.lean.trust import JUDGE_BINARY, REPL_BINARY, load
+
+    bindir, log = fake_lean
+    lake = bindir / "lake"
+    lake.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "lake $*" >> "{log}"\n'
+        'if [ "$1 $2" = "exe repl" ]; then mkdir -p "$(dirname ' + str(REPL_BINARY) + ')"; printf "repl" > ' + str(REPL_BINARY) + "; fi\n"
+        'if [ "$1 $2" = "exe safe_verify" ]; then mkdir -p "$(dirname ' + str(JUDGE_BINARY) + ')"; printf "judge" > '
+        + str(JUDGE_BINARY) + "; exit 1; fi\n"
+        "exit 0\n")
+    result = cli("lean", "setup", "--profile", "deepseek-v2", "--format", "json")
+    assert result.exit_code == 0, result
+    workspace = Path(result.json()["path"])
+    manifest = load(workspace)
+    assert manifest.judge.label == "safeverify@0c0f7dc" and manifest.judge.dialect == "v1"
+    assert str((workspace / JUDGE_BINARY).resolve()) in manifest.judge.files
+    assert str((workspace / REPL_BINARY).resolve()) in manifest.repl_files
+    assert manifest.toolchain == "leanprover/lean4:v4.9.0-rc1"
+    (workspace / JUDGE_BINARY).write_text("another judge")
+    path = hermetic / "T.lean"
+    path.write_text("theorem t : True := trivial\n")
+    refused = cli("check", str(path), "--judge", "kernel")
+    assert refused.exit_code == ExitCode.VERIFIER and "no longer matches its sha256" in refused.stderr
+    shown = cli("lean", "trust", "--format", "json")
+    assert shown.exit_code == 0 and shown.json()["judge"]["label"] == "safeverify@0c0f7dc"
+    assert load(workspace).judge.files[str((workspace / JUDGE_BINARY).resolve())] != manifest.judge.files[str((workspace / JUDGE_BINARY).resolve())]

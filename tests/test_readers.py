@@ -20,7 +20,7 @@ from proverctl.lean.protocol import Message, Pos, Response
 from proverctl.lean.source import Source, scan
 from proverctl.lean.verdict import VerdictKind, policy_violations
 
-CORPUS = Path(__file__).parent / "adversarial" / "corpus.jsonl"
+CORPUS = Path(__file__).parent.parent / "proverctl" / "data" / "selftest" / "attacks.jsonl"
 HEADER = "import Mathlib\n\n"
 ST = "theorem t1 (x : ℕ) (h : x = 2) : x + x = 4 := by"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -300,6 +301,95 @@ def setup_command(
         "steps": [{"name": s.name, "command": s.command, "status": s.status, "seconds": round(s.seconds, 1)} for s in steps],
     }
     emit(data, fmt, lambda c: c.print(f"workspace {chosen} ready at {path} (log: {log})", highlight=False))
+
+
+@lean_app.command("trust")
+def trust_command(
+    profile: Optional[str] = ProfileOpt,
+    lean_project: Optional[str] = LeanProjectOpt,
+    repl_command: Optional[str] = ReplCommandOpt,
+    judge_command: Optional[str] = typer.Option(None, "--judge-command", help="SafeVerify's command line, for a judge you built yourself [env: PROVERCTL_JUDGE_COMMAND]."),
+    judge_lean_command: Optional[str] = typer.Option(None, "--judge-lean-command", help="The command that compiles one file for it [env: PROVERCTL_JUDGE_LEAN_COMMAND]."),
+    dialect: Optional[str] = typer.Option(None, "--dialect", autocompletion=complete.values("v1", "v2"), help="How its output reads: v1 (SafeVerify's 4.9/4.15 branches) or v2 (main); needed for a revision proverctl does not pin."),
+    format: FormatOption = None,
+) -> None:
+    """Record the REPL and kernel judge of a Lean project as they are now (sha256 of their files, the judge's
+    SafeVerify revision and dialect) in proverctl's trust manifest. Verdicts count only from a judge the
+    manifest records; `lean setup` records what it builds, this command a judge you built yourself. Run it
+    only on a build you trust: from then on a changed file stops the judge until it is recorded again.
+
+    Example: proverctl lean trust --lean-project ~/proj --dialect v2
+    """
+    from proverctl.lean import trust
+    from proverctl.lean.workspace import resolve_repl
+    from proverctl.settings import Settings
+
+    settings = Settings.load({"lean_profile": profile, "lean_project": lean_project, "repl_command": repl_command,
+                              "judge_command": judge_command, "judge_lean_command": judge_lean_command})
+    repl = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile)
+    manifest = trust.record_workspace_trust(settings.lean_profile, repl.cwd, repl_command=repl.command,
+                                            judge_command=settings.judge_command, judge_lean_command=settings.judge_lean_command,
+                                            dialect=dialect)
+    data = json.loads(manifest.to_json())
+    data["manifest"] = str(trust.manifest_path(repl.cwd))
+
+    def human(console):
+        judge = manifest.judge
+        where = manifest.workspace or "(no project)"
+        console.print(f"recorded {where}: judge {judge.label + ' (' + judge.dialect + ')' if judge else 'none (not built)'}", highlight=False)
+        for path, digest in {**manifest.repl_files, **(judge.files if judge else {})}.items():
+            console.print(f"  {digest[:16]}  {path}", highlight=False)
+
+    emit(data, resolve_format(format, allow_jsonl=False), human)
+
+
+@lean_app.command("selftest")
+def selftest_command(
+    profile: Optional[str] = ProfileOpt,
+    lean_project: Optional[str] = LeanProjectOpt,
+    repl_command: Optional[str] = ReplCommandOpt,
+    sandbox: Optional[str] = SandboxOpt,
+    format: FormatOption = None,
+) -> None:
+    """Prove the judge's trust base on this machine, with the real sandbox, pre-filter and judge of a
+    profile: the sandbox canary, the trust manifest, Lean's own reader, the attack corpus (nothing may be
+    proved), the must-accept set (everything kernel-checked) and a checked file that tries to write the
+    workspace, judge and cache and to read your secrets. Run it once after `lean setup`; `doctor` shows the
+    last result.
+
+    Exit 0 when every class holds; 1 when anything falls short; 3 when Lean or a sandbox is missing.
+
+    Example: proverctl lean selftest --profile deepseek-v2
+    """
+    from proverctl.settings import Settings
+    from proverctl.verify.selftest import run
+
+    fmt = resolve_format(format, allow_jsonl=False)
+    settings = Settings.load({"lean_profile": profile, "lean_project": lean_project, "repl_command": repl_command, "sandbox": sandbox})
+
+    def progress(result):
+        if stderr_is_tty() or fmt != "human":
+            info(f"{result.name}: {result.held}/{result.total}{'' if result.ok else ' FALLS SHORT'}")
+
+    report = run(settings, settings.lean_profile, on_class=progress)
+
+    def human(console):
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(*columns("class", "held", "of", "", keep=("class",)))
+        for c in report.classes:
+            table.add_row(escape(c.name), str(c.held), str(c.total), "[green]ok[/]" if c.ok else "[red]FAILS[/]")
+        console.print(table)
+        for c in report.classes:
+            for failure in c.failures[:5]:
+                console.print(f"[red]{escape(c.name)}[/]: {escape(failure)}")
+        console.print(f"selftest {'passed' if report.ok else 'FAILED'}: profile {report.profile}, sandbox {report.sandbox}, "
+                      f"judge {report.judge or 'none'} ({report.seconds:.0f} s)", highlight=False)
+
+    emit(report.as_dict(), fmt, human)
+    if not report.ok:
+        raise typer.Exit(int(ExitCode.NOT_PROVED))
 
 
 def doctor_command(

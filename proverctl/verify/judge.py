@@ -406,6 +406,8 @@ class JudgedVerifier:
     async def verify(self, target: Target, code: str) -> Verdict:
         verdict = await self.prefilter.verify(target, code)
         sandbox = self.judge.spec.sandbox.label
+        if verdict.sandbox == "none":  # the pre-filter ran somewhere unsandboxed (a Ray node): so is the verdict
+            sandbox = "none"
         if not verdict.proved:
             verdict.judge = verdict.judge or "repl"
             verdict.sandbox = sandbox

@@ -12,7 +12,7 @@ import itertools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from proverctl.errors import EnvironmentMissing, UsageError
+from proverctl.errors import EnvironmentMissing, UsageError, VerifierError
 from proverctl.lean.protocol import Message, Pos
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Policy, Verdict, VerdictKind
@@ -62,11 +62,18 @@ def _actor_class():
         """One node's REPL pool behind a Ray actor."""
 
         def __init__(self, spec: dict) -> None:
+            from proverctl.lean import trust
             from proverctl.lean.pool import ReplPool
+            from proverctl.lean.sandbox import resolve
 
-            self.pool = ReplPool(spec["command"], cwd=Path(spec["cwd"]) if spec["cwd"] else None, workers=spec["workers_per_actor"],
-                                 memory_mb=spec["memory_mb"], max_uses=spec["max_uses"], sandbox=spec["sandbox"],
-                                 header_timeout=spec["import_timeout"])
+            cwd = Path(spec["cwd"]) if spec["cwd"] else None
+            # This node's own sandbox, confirmed by its own canary (a backend that does not hold here fails the actor).
+            self.sandbox = resolve(spec["sandbox"], trust.trust_base(cwd, [spec["command"]]))
+            self.pool = ReplPool(spec["command"], cwd=cwd, workers=spec["workers_per_actor"], memory_mb=spec["memory_mb"],
+                                 max_uses=spec["max_uses"], sandbox=self.sandbox, header_timeout=spec["import_timeout"])
+
+        def sandbox_label(self) -> str:
+            return self.sandbox.label
 
         async def check(self, header: str, code: str, name: str | None, statement: str, policy: dict, timeout: float) -> dict:
             from proverctl.lean.checker import check_candidate
@@ -100,6 +107,7 @@ class RayVerifier:
         self.capacity = actors * spec.workers_per_actor  # checks the actors run at once
         self._started_local = False
         self._next = itertools.count()
+        self.sandbox_labels: set[str] = set()  # what each actor's own canary confirmed
 
     async def start(self) -> None:
         try:
@@ -118,6 +126,13 @@ class RayVerifier:
                                          hint="check the address (`ray status` on the head node)") from exc
         self._actor = _actor_class()
         self.actors = [self._new_actor() for _ in range(self.n_actors)]
+        try:
+            labels = await asyncio.gather(*(actor.sandbox_label.remote() for actor in self.actors))
+        except Exception as exc:  # an actor whose sandbox canary got through, or that could not start
+            await self.close()
+            raise VerifierError(f"a Ray worker cannot check in a sandbox: {str(exc).strip().splitlines()[-1][:300]}",
+                                hint="`proverctl doctor` on that node says which sandbox works; or --sandbox none (unsandboxed)") from None
+        self.sandbox_labels = set(labels)
 
     def _new_actor(self):
         return self._actor.remote(asdict(self.spec))
@@ -132,7 +147,10 @@ class RayVerifier:
             actor = self.actors[index]
             try:
                 data = await actor.check.remote(target.header, code, target.name, target.statement, policy, self.timeout)
-                return verdict_from_dict(data)
+                verdict = verdict_from_dict(data)
+                # A verdict is only as sandboxed as the weakest actor's sandbox.
+                verdict.sandbox = "none" if "none" in self.sandbox_labels or not self.sandbox_labels else sorted(self.sandbox_labels)[0]
+                return verdict
             except ray.exceptions.RayActorError as exc:
                 # The worker died (node lost, killed, OOM): replace it and retry the same candidate.
                 last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
