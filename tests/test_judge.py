@@ -385,7 +385,7 @@ def test_the_judge_refusing_what_the_repl_accepted_is_not_proved(cli, tmp_path, 
     assert {a["verdict"] for a in attempts} == {"rejected"} and all("forged is not in the allowed set" in a["reasons"][0] for a in attempts)
 
 
-def test_judge_kernel_without_a_built_judge_is_exit_3_and_auto_says_repl_only(cli, tmp_path, standin_repl, hermetic):
+def test_judge_kernel_without_a_built_judge_is_exit_3_and_auto_says_repl_only(cli, tmp_path, standin_repl, hermetic, sandboxed):
     with OpenAIStub(answer=answer) as stub:
         kernel = cli("prove", str(problem(tmp_path)), "--endpoint", stub.url, "--k", "1", "--judge", "kernel")
         assert kernel.exit_code == ExitCode.ENVIRONMENT and "proverctl lean setup --profile deepseek-v2" in kernel.stderr
@@ -393,12 +393,12 @@ def test_judge_kernel_without_a_built_judge_is_exit_3_and_auto_says_repl_only(cl
     assert auto.exit_code == 0, auto
     assert auto.stderr.count("verdicts are REPL-checked only") == 1
     (row,) = auto.json()
-    assert row["checked"] == "REPL-checked (unsandboxed)" and row["judge"] == "repl"
+    assert row["checked"] == "REPL-checked" and row["judge"] == "repl"
 
 
-def test_a_judge_not_in_the_trust_manifest_gives_no_verdict(cli, tmp_path, standin_repl, standin_judge, monkeypatch):
-    standin_judge()
-    monkeypatch.setenv("PROVERCTL_JUDGE_COMMAND", f"{sys.executable} {SCRIPT} safe_verify --dialect v1")  # not what was recorded
+def test_a_judge_not_in_the_trust_manifest_gives_no_verdict(cli, tmp_path, standin_repl, standin_judge, sandboxed, monkeypatch):
+    standin_judge(log_runs=False)
+    monkeypatch.setenv("PROVERCTL_JUDGE_COMMAND", f"{sys.executable} {SCRIPT} safe_verify --dialect v2")  # not what was recorded
     path = tmp_path / "T.lean"
     path.write_text("theorem t : True := trivial\n")
     auto = cli("check", str(path), "--format", "json")
@@ -407,10 +407,11 @@ def test_a_judge_not_in_the_trust_manifest_gives_no_verdict(cli, tmp_path, stand
     assert kernel.exit_code == ExitCode.VERIFIER and "proverctl lean trust" in kernel.stderr
 
 
-def test_a_judge_binary_changed_after_it_was_recorded_is_refused(cli, tmp_path, standin_repl, monkeypatch):
+def test_a_judge_binary_changed_after_it_was_recorded_is_refused(cli, tmp_path, standin_repl, sandboxed, monkeypatch):
     from proverctl.lean.trust import record_workspace_trust
 
-    binary = tmp_path / "judge.py"
+    binary = tmp_path / "judge-build" / "judge.py"  # (beside the home dir, the canary would refuse: its folder becomes readable)
+    binary.parent.mkdir()
     shutil.copy(SCRIPT, binary)
     command = f"{sys.executable} {binary} safe_verify"
     lean = f"{sys.executable} {SCRIPT} lean"

@@ -299,7 +299,7 @@ def test_check_a_folder_gives_one_verdict_per_declaration_and_a_summary(cli, tmp
     assert cli("check", str(tmp_path / "proj" / ".lake")).exit_code == ExitCode.USAGE  # nothing to check there
 
 
-def test_lean_setup_records_what_it_built_in_the_trust_manifest(cli, fake_lean, hermetic):
+def test_lean_setup_records_what_it_built_in_the_trust_manifest(cli, fake_lean, hermetic, sandboxed):
     """A fake `lake` that builds like the real one (the REPL and SafeVerify binaries land where Lake puts
     them): setup records both with their sha256 and the pinned judge's label; a changed judge then gives
     no verdict under --judge kernel until `lean setup`/`lean trust` records it again."""
@@ -325,7 +325,7 @@ def test_lean_setup_records_what_it_built_in_the_trust_manifest(cli, fake_lean, 
     (workspace / JUDGE_BINARY).write_text("another judge")
     path = hermetic / "T.lean"
     path.write_text("theorem t : True := trivial\n")
-    refused = cli("check", str(path), "--judge", "kernel")
+    refused = cli("check", str(path), "--judge", "kernel", "--sandbox", "auto")
     assert refused.exit_code == ExitCode.VERIFIER and "no longer matches its sha256" in refused.stderr
     shown = cli("lean", "trust", "--format", "json")
     assert shown.exit_code == 0 and shown.json()["judge"]["label"] == "safeverify@0c0f7dc"

@@ -324,6 +324,8 @@ def trust_command(
     from proverctl.lean.workspace import resolve_repl
     from proverctl.settings import Settings
 
+    if dialect is not None and dialect not in trust.DIALECTS:
+        raise UsageError(f"unknown judge dialect {dialect!r}", hint="v1 (SafeVerify's 4.9/4.15 branches) or v2 (its main)")
     settings = Settings.load({"lean_profile": profile, "lean_project": lean_project, "repl_command": repl_command,
                               "judge_command": judge_command, "judge_lean_command": judge_lean_command})
     repl = resolve_repl(settings.repl_command, settings.lean_project, settings.lean_profile)

@@ -90,9 +90,13 @@ class VerifySpec:
         if broken_repl:
             raise VerifierError(f"the Lean REPL cannot be trusted: {broken_repl}",
                                 hint=f"run `proverctl lean setup --profile {self.lean_profile}` again")
-        record, notes = self._trusted_judge(repl, paths)
+        found = None if self.judge_mode == "repl" else trust.trusted_judge(
+            self.lean_profile, repl.cwd, judge_command=self.judge_command, judge_lean_command=self.judge_lean_command, paths=paths)
+        record = found.record if found is not None else None
         commands = [repl.command] + ([record.command, record.lean_command, record.leanchecker] if record else [])
+        # The sandbox first: without one nothing is kernel-checked, whatever judge there is (exit 4 for --judge kernel).
         sandbox = resolve_sandbox(self.sandbox, trust.trust_base(repl.cwd, commands, paths), kernel=self.judge_mode == "kernel")
+        notes = self._judge_notes(found)
         if not sandbox.confirmed:
             notes += ("Lean runs without a sandbox (--sandbox none): every verdict is labelled REPL-checked (unsandboxed)",)
         judge = None
@@ -107,22 +111,15 @@ class VerifySpec:
                               lean_path=record.lean_path)
         return replace(self, repl=repl, sandboxed=sandbox, judge=judge, notes=self.notes + notes)
 
-    def _trusted_judge(self, repl: ReplTarget, paths):
-        """(the judge's trust record, notes): None with a note under --judge auto when there is none or it
-        fails its hashes; under --judge kernel that is an error (exit 3 when it is not built, exit 4 when
-        it is not the judge the manifest recorded)."""
-        from proverctl.lean import trust
-
-        if self.judge_mode == "repl":
-            return None, ()
-        found = trust.trusted_judge(self.lean_profile, repl.cwd, judge_command=self.judge_command,
-                                    judge_lean_command=self.judge_lean_command, paths=paths)
-        if found.record is not None:
-            return found.record, ()
+    def _judge_notes(self, found) -> tuple[str, ...]:
+        """Why there is no judge, as a note under --judge auto; under --judge kernel an error (exit 3 when
+        it is not built, exit 4 when it is not the judge the trust manifest recorded)."""
+        if found is None or found.record is not None:
+            return ()
         if self.judge_mode == "kernel":
             error = VerifierError if found.broken else EnvironmentMissing
             raise error(f"--judge kernel: {found.why}", hint=f"{found.hint}, or use --judge auto / repl")
-        return None, (f"verdicts are REPL-checked only: {found.why} ({found.hint})",)
+        return (f"verdicts are REPL-checked only: {found.why} ({found.hint})",)
 
     def pool_size(self, jobs: int) -> int:
         return max(1, min(jobs, self.workers or default_workers(self.memory_mb)))
