@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proverctl.lean.sandbox import Sandbox
+from proverctl.lean.trust import sha256_file
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import NATIVE_DECIDE_AXIOM, STANDARD_AXIOMS, Policy, Verdict, VerdictKind
 from proverctl.verify.challenge import FILE_NAME, challenge_text, context_problem, solution_text
@@ -95,14 +96,6 @@ class _Run:
     stderr: str
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class Judge:
     """Judges (challenge, solution) pairs. Challenge oleans are compiled once and cached."""
 
@@ -124,7 +117,7 @@ class Judge:
             if key is not None and key == self._stats.get(path):
                 continue
             try:
-                same = _sha256(Path(path)) == digest
+                same = sha256_file(Path(path)) == digest
             except OSError:
                 same = False
             if not same:
@@ -343,7 +336,7 @@ def _cache_problem(entry: Path, record: Path, text: str) -> str | None:
     try:
         if (entry / FILE_NAME).read_text(encoding="utf-8") != text:
             return "its statement changed"
-        if _sha256(olean) != data.get("olean_sha256"):
+        if sha256_file(olean) != data.get("olean_sha256"):
             return "its olean changed"
     except OSError as exc:
         return str(exc)
