@@ -140,11 +140,24 @@ def _read_config(path: Path) -> dict[str, Any]:
         ) from exc
     unknown = sorted(set(data) - set(_SPECS))
     if unknown:
-        raise ConfigError(
-            f"unknown key {unknown[0]!r} in {path}",
-            hint="known keys: " + ", ".join(spec.name for spec in SETTINGS),
-        )
+        raise ConfigError(f"unknown key {unknown[0]!r} in {path}", hint=_closest(unknown[0], [spec.name for spec in SETTINGS]))
     return data
+
+
+def _closest(name: str, known: list[str]) -> str:
+    """`did you mean X?` for a misspelt name, else the list of known ones."""
+    import difflib
+
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {near[0]!r}?" if near else "known: " + ", ".join(known)
+
+
+def _check_environment() -> None:
+    """A PROVERCTL_* variable proverctl does not know is a misspelling, never silently ignored."""
+    known = set(all_env_vars())
+    for name in sorted(os.environ):
+        if name.startswith("PROVERCTL_") and name not in known:
+            raise ConfigError(f"unknown variable {name}", hint=_closest(name, sorted(known)))
 
 
 @dataclass(frozen=True)
@@ -168,6 +181,10 @@ class Settings:
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
         flags = flags or {}
+        unknown = sorted(set(flags) - set(_SPECS))
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]!r}", hint=_closest(unknown[0], list(_SPECS)))
+        _check_environment()
         for spec in SETTINGS:
             for source, raw in (
                 ("flag", flags.get(spec.name)),

@@ -263,7 +263,7 @@ def test_a_session_that_died_is_listed_with_its_signal_and_log_until_stop_clears
 
 
 def test_keep_alive_durations_and_a_bad_one(cli):
-    from proverctl.cli.prove import parse_duration
+    from proverctl.proving.request import parse_duration
 
     assert [parse_duration(t, "--keep-alive") for t in ("90", "90s", "5m", "1h30m", "0", "-1", "forever")] == \
         [90, 90, 300, 5400, 0, -1, -1]

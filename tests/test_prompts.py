@@ -68,8 +68,12 @@ def test_kimina_prompt_has_system_informal_problem_and_code():
 
 
 def test_sampling_overrides_and_bad_family():
-    prompt = build_prompt(TARGET, "deepseek-v2", sampling={"temperature": 0.6, "max_tokens": 100, "seed": 3, "junk": 1})
+    prompt = build_prompt(TARGET, "deepseek-v2", sampling={"temperature": 0.6, "max_tokens": 100, "seed": 3, "repetition_penalty": None})
     assert prompt.sampling == {"temperature": 0.6, "top_p": 0.95, "max_tokens": 100, "seed": 3}
+    # What reaches the engine is what the request declares as sampling knobs, nothing else.
+    from proverctl.proving.request import ProveRequest
+
+    assert ProveRequest(input="x", temperature=0.2, repetition_penalty=1.1, k=2).sampling == {"temperature": 0.2, "repetition_penalty": 1.1}
     with pytest.raises(UsageError):
         build_prompt(TARGET, "llama")
     with pytest.raises(UsageError):

@@ -434,7 +434,7 @@ def test_ctrl_c_during_in_place_writes_what_is_proved(tmp_path, standin_repl, he
 
 
 def test_summary_line_says_what_is_known_and_no_eta_before_a_rate():
-    from proverctl.cli.prove import summary_line
+    from proverctl.cli.run_view import summary_line
 
     snapshot = {"targets": 40, "proved": 3, "samples_done": 5, "rounds_done": 0, "in_flight": 64, "checking": 2, "waiting_checks": 1,
                 "cancelled": 4, "budget_left": 1200, "tokens": 0, "elapsed": 12.0, "targets_shown": [], "targets_more": 0}

@@ -34,7 +34,7 @@ def bench_command(
     Examples: proverctl bench minif2f --k 32 ; proverctl bench putnam --limit 20 --k 8 --format json
     """
     from proverctl.benchmarks import load_rows, pass_at_k, published
-    from proverctl.cli.prove import _View
+    from proverctl.cli.run_view import ProgressView
     from proverctl.paths import Paths
     from proverctl.proving import ProveJob, ProveRequest
     from proverctl.store.db import Store
@@ -56,7 +56,7 @@ def bench_command(
     job = ProveJob(request, kind="bench")
     total = len(load_rows(name, split, None)[1])
     subset = f"first {len(rows)} of {total} problems" if len(rows) < total else None
-    view = _View(fmt, job, subset=subset)
+    view = ProgressView(fmt, job, subset=subset)
     try:
         result = job.run(view.event, handle_signals=True)
     finally:

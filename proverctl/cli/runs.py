@@ -126,6 +126,13 @@ def _print_run(console, data: dict) -> None:
                   f"Lean {data['lean_profile']}  started {local_time(data['started'])}", highlight=False)
     if data.get("served_model"):
         console.print(f"served model id: {data['served_model']}", highlight=False)
+    if data.get("request"):
+        from proverctl.proving.request import ProveRequest, shown
+
+        request = ProveRequest.from_json(json.dumps(data["request"]))
+        pairs = shown(request)
+        if pairs:
+            console.print("request: " + "; ".join(f"{label} {value}" for label, value in pairs), highlight=False, markup=False)
     columns = ("#", "target", "status", "checked", "attempts", "s", "line")
     rows = [(str(t["ordinal"]), ("  ↳ " if t.get("parent_id") else "") + str(t["name"] or "(example)"), t["status"],
              t.get("checked") or "", str(t["n_attempts"]), f"{t['seconds']:.1f}", str(t["line"])) for t in data["targets"]]

@@ -139,9 +139,8 @@ class GenerationClient:
 
     def _body(self, prompt: Prompt, n: int, seed: int | None) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {"model": self.model, "n": n}
-        for key in ("temperature", "top_p", "max_tokens"):
-            if prompt.sampling.get(key) is not None:
-                body[key] = prompt.sampling[key]
+        # Every sampling parameter the run declares (proverctl.proving.request: the sampling knobs) goes as is.
+        body.update({key: value for key, value in prompt.sampling.items() if value is not None})
         if seed is not None:
             body["seed"] = seed
         if prompt.stop:

@@ -60,7 +60,7 @@ def build_prompt(target: Target, family: str, mode: str = "cot", sampling: dict[
 
     spec = registry.get(family, mode)
     params = spec.default_sampling(mode)
-    params.update({k: v for k, v in (sampling or {}).items() if v is not None and k in ("temperature", "top_p", "max_tokens", "seed")})
+    params.update({k: v for k, v in (sampling or {}).items() if v is not None})  # the run's sampling knobs, as the engine takes them
     return spec.build(target, mode, params)
 
 

@@ -27,7 +27,7 @@ from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Policy, VerdictKind
 from proverctl.pipeline import Pipeline, ProveOptions
 from proverctl.proving.endpoint import Endpoint
-from proverctl.proving.request import ProveRequest
+from proverctl.proving.request import SAMPLING, ProveRequest, settings_flags
 from proverctl.store.db import Store
 from proverctl.verify.factory import VerifySpec
 
@@ -134,14 +134,7 @@ class ProveJob:
         if self._settings is None:
             from proverctl.settings import Settings
 
-            r = self.request
-            self._settings = Settings.load({"model": r.model, "repl_command": r.repl_command, "lean_project": r.lean_project,
-                                            "lean_profile": r.lean_profile, "check_timeout": r.timeout,
-                                            "import_timeout": r.import_timeout, "workers": r.workers, "sandbox": r.sandbox,
-                                            "judge": r.judge, "generation_concurrency": r.concurrency, "k": r.k,
-                                            "endpoint": r.endpoint,
-                                            "check_concurrency": r.check_concurrency},
-                                           self._paths)
+            self._settings = Settings.load(settings_flags(self.request), self._paths)
         return self._settings
 
     @property
@@ -201,7 +194,7 @@ class ProveJob:
                              hint=f"leave out --hint (and the rows' hint), or use a family that takes one: {takers}")
         lean_profile = request.lean_profile or (entry.lean_profile if entry else None) or settings.lean_profile
         sampling = dict(spec_family.default_sampling(request.mode))
-        sampling.update({k: v for k, v in ((entry.sampling or {}) if entry else {}).items() if k in ("temperature", "top_p", "max_tokens")})
+        sampling.update({k: v for k, v in ((entry.sampling or {}) if entry else {}).items() if k in SAMPLING})
         sampling.update(request.sampling)
         spec = VerifySpec.from_settings(settings, policy=policy, lean_profile=lean_profile, verify_on=request.verify_on, dojo=request.dojo)
         # Everything the run needs from this machine, checked together: one error names every missing piece.

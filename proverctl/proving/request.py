@@ -1,26 +1,31 @@
-"""`ProveRequest`: everything a prove run was asked to do, stored whole with the run.
+"""`ProveRequest`: everything a prove run was asked to do, stored whole with the run, and its knobs.
 
 A front end (CLI, TUI, bench, a future MCP server) fills one in; `ProveJob` resolves what was left to
 defaults (model, family, Lean profile, the id the endpoint serves, timeouts) and stores the *resolved*
 request as versioned JSON in the run's row. `--resume`, the TUI's re-verify and `bench` read it back,
 so a policy flag, an output path or a Lean profile is never lost between them. Secrets (the API key)
 are never part of it.
+
+Every field a user can set is a *knob*, declared once in KNOBS below: its flag(s) and help, the setting
+that fills it when the flag is not typed (flag > PROVERCTL_* > config.toml > the setting's default), how a
+typed value is read, whether `--resume` may change it, and how `show RUN` prints it. The CLI's options
+(`prove`, and the subset `bench` offers), the mapping onto Settings, the resume rules and `show RUN`'s
+request section are all made from that table. Adding a flag that survives `--resume` and shows in `show`
+is a field here plus its Knob (this file), and the code that uses it (README: Contributing).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from proverctl.errors import UsageError
 
 REQUEST_VERSION = 1
 FORMATS = ("auto", "human", "json", "jsonl", "quiet", "lean")
-# What a resumed run may change: where and how it runs, not what it computes.
-RESUMABLE_OVERRIDES = ("endpoint", "served_model", "engine", "keep_alive", "timeout", "import_timeout", "workers", "sandbox",
-                       "repl_command", "lean_project", "verify_on", "format", "output", "in_place", "force", "judge",
-                       "concurrency", "check_concurrency")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class ProveRequest:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    repetition_penalty: float | None = None
     hint: str | None = None  # an informal proof put into every target's prompt (`--hint`)
     decompose: Decompose | None = None
     # What counts as proved, and who says so
@@ -114,8 +120,7 @@ class ProveRequest:
     @property
     def sampling(self) -> dict[str, Any]:
         """The sampling the user typed (the job adds the catalog's and the family's defaults)."""
-        return {k: v for k, v in (("temperature", self.temperature), ("top_p", self.top_p), ("max_tokens", self.max_tokens))
-                if v is not None}
+        return {k.name: getattr(self, k.name) for k in KNOBS if k.sampling and getattr(self, k.name) is not None}
 
     # -----------------------------------------------------------------------------------------
     # Stored form
@@ -149,9 +154,8 @@ class ProveRequest:
         for name, value in overrides.items():
             if value is None or value == getattr(self, name):
                 continue
-            if name not in RESUMABLE_OVERRIDES:
-                flag = "--" + name.replace("_", "-")
-                raise UsageError(f"{flag} cannot change when resuming (the run was started with {getattr(self, name)!r})",
+            if not BY_NAME[name].resumable:
+                raise UsageError(f"{BY_NAME[name].flag} cannot change when resuming (the run was started with {getattr(self, name)!r})",
                                  hint="start a new run to use other settings")
             changes[name] = value
         if changes.get("output") is not None:
@@ -159,3 +163,211 @@ class ProveRequest:
         if changes.get("in_place"):
             changes["output"] = None
         return replace(self, **changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The knobs
+
+# Placeholders a help text may hold; the CLI fills them from the registries (never a copied list).
+REGISTRIES = ("families", "engines", "profiles", "modes", "formats")
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str  # the ProveRequest field (`decompose.depth`: a field of the nested Decompose)
+    flags: tuple[str, ...]
+    help: str
+    kind: str = "str"  # str | int | float | bool | list | duration | hint | path
+    setting: str | None = None  # the Settings key whose value the run uses when the flag is not typed
+    resumable: bool = False  # --resume may change it (where and how the run runs, not what it computes)
+    show: str | None = None  # the label `show RUN` prints it under (None: not shown)
+    metavar: str | None = None
+    complete: str | None = None  # a completion source in proverctl.cli.completion ("setting:judge" for a choice setting)
+    minimum: float | None = None
+    maximum: float | None = None
+    panel: str = "Run"
+    sampling: bool = False  # a sampling parameter the engine receives as is (ProveRequest.sampling)
+
+    @property
+    def flag(self) -> str:
+        return self.flags[0]
+
+    def read(self, value: Any) -> Any:
+        """A typed value as the request stores it (None: not given)."""
+        if value is None:
+            return None
+        if self.kind == "bool":
+            return True if value else None
+        if self.kind == "list":
+            return tuple(value) if value else None
+        if self.kind == "duration":
+            return parse_duration(str(value), self.flag)
+        if self.kind == "hint":
+            return read_hint(str(value))
+        if self.kind == "path":
+            return str(value)
+        return value
+
+
+KNOBS: tuple[Knob, ...] = (
+    # What to prove
+    Knob("theorems", ("--theorem", "-t"), "Only this target (repeatable).", kind="list", complete="theorems", show="theorems",
+         panel="Input"),
+    Knob("hint", ("--hint",), "An informal proof for the prompt (a file, or the text itself): Kimina's problem slot, a paragraph "
+                             "for DeepSeek/Goedel. Every target gets it; pick one with -t.", kind="hint", metavar="FILE|TEXT",
+         show="hint", panel="Input"),
+    Knob("repo", ("--repo",), "Prove inside this Lean repository (git URL) through LeanDojo.", show="repository", panel="Input"),
+    Knob("rev", ("--rev",), "With --repo: the commit.", show="commit", panel="Input"),
+    Knob("file", ("--file",), "With --repo: the .lean file, a path inside the repository.", show="file", panel="Input"),
+    # The model and where it runs
+    Knob("model", ("--model", "-m"), "Alias, org/repo or directory.", setting="model", complete="models", show="model", panel="Model"),
+    Knob("endpoint", ("--endpoint",), "Any OpenAI-compatible server (vLLM, SGLang, ...) instead of a local session.", setting="endpoint",
+         resumable=True, show="endpoint", panel="Model"),
+    Knob("served_model", ("--served-model",), "Model id at --endpoint [default: the one it lists].", resumable=True,
+         show="served model", panel="Model"),
+    Knob("engine", ("--engine",), "Engine for a session started for this run: {engines}.", complete="engines", resumable=True,
+         show="engine", panel="Model"),
+    Knob("keep_alive", ("--keep-alive",), "Keep the session up this long after the run (5m, 90s, 1h; 0 stops it; -1 keeps it for "
+                                          "good), so the next run does not load the weights again [default: a session started for "
+                                          "the run is stopped].", kind="duration", metavar="DURATION", resumable=True, show="keep alive (s)",
+         panel="Model"),
+    Knob("family", ("--family",), "Prompt family [default: the model's]: {families}.", complete="families", show="family", panel="Model"),
+    Knob("force", ("--force",), "Use --model/--family even when the endpoint serves another model.", kind="bool", resumable=True,
+         panel="Model"),
+    # Sampling and budget
+    Knob("mode", ("--mode",), "Prompt mode: {modes} [default: cot].", complete="modes", show="mode", panel="Sampling"),
+    Knob("k", ("--k",), "Samples per target (the pass@k budget).", kind="int", setting="k", minimum=1, show="samples per target (k)",
+         panel="Sampling"),
+    Knob("all_samples", ("--all",), "Keep sampling after a target is proved.", kind="bool", show="all samples", panel="Sampling"),
+    Knob("rounds", ("--rounds",), "Error-feedback rounds for failed samples [default: 0].", kind="int", minimum=0, show="feedback rounds",
+         panel="Sampling"),
+    Knob("seed", ("--seed",), "Base seed (sample i, round r uses seed + 1000 i + r).", kind="int", show="seed", panel="Sampling"),
+    Knob("temperature", ("--temperature",), "Sampling temperature [default: catalog or 1.0].", kind="float", minimum=0.0,
+         show="temperature", panel="Sampling", sampling=True),
+    Knob("top_p", ("--top-p",), "Nucleus sampling [default: catalog or 0.95].", kind="float", minimum=0.0, maximum=1.0, show="top_p",
+         panel="Sampling", sampling=True),
+    Knob("max_tokens", ("--max-tokens",), "New tokens per sample [default: per family, capped by the model's context].", kind="int",
+         minimum=1, show="max tokens", panel="Sampling", sampling=True),
+    Knob("repetition_penalty", ("--repetition-penalty",), "Penalise repeated tokens (>1 discourages loops; vLLM and transformers "
+                                                         "serve take it) [default: the engine's, 1.0].", kind="float", minimum=0.01,
+         show="repetition penalty", panel="Sampling", sampling=True),
+    Knob("concurrency", ("--concurrency",), "Generation requests in flight.", kind="int", setting="generation_concurrency", minimum=1,
+         resumable=True, show="requests in flight", panel="Sampling"),
+    # Decomposition
+    Knob("decompose", ("--decompose",), "Recursive proving: a planner sketches `have ... := by sorry` steps, each is proved as a lemma.",
+         kind="bool", show="decompose", panel="Decomposition"),
+    Knob("decompose.planner", ("--planner",), "OpenAI-compatible URL of the planner model [default: the prover itself].",
+         show="planner", panel="Decomposition"),
+    Knob("decompose.planner_model", ("--planner-model",), "Model id at --planner [default: the first it lists].", show="planner model",
+         panel="Decomposition"),
+    Knob("decompose.depth", ("--depth",), "With --decompose: how deep unproved subgoals are decomposed again [default: 2].", kind="int",
+         minimum=1, show="depth", panel="Decomposition"),
+    Knob("decompose.sketches", ("--sketches",), "With --decompose: planner samples per (sub)goal [default: 4].", kind="int", minimum=1,
+         show="sketches", panel="Decomposition"),
+    # What counts as proved, and who says so
+    Knob("allow_native_decide", ("--allow-native-decide",), "Accept proofs using native_decide (Lean.ofReduceBool), REPL-checked.",
+         kind="bool", show="allow native_decide", panel="Verdict"),
+    Knob("allow_aux_lemmas", ("--allow-aux-lemmas",), "Accept auxiliary theorems written before the target.", kind="bool",
+         show="allow auxiliary lemmas", panel="Verdict"),
+    Knob("judge", ("--judge",), "Who gives `proved`: kernel (the pinned judge, required), auto (when built), repl.", setting="judge",
+         complete="setting:judge", resumable=True, show="judge", panel="Verdict"),
+    # Where and how Lean checks
+    Knob("lean_profile", ("--profile",), "Lean workspace profile: {profiles} [default: the model's].", setting="lean_profile",
+         complete="profiles", show="Lean profile", panel="Lean"),
+    Knob("lean_project", ("--lean-project",), "Lean project the REPL runs in.", setting="lean_project", metavar="DIR", resumable=True,
+         show="Lean project", panel="Lean"),
+    Knob("repl_command", ("--repl-command",), "Command that starts one Lean REPL.", setting="repl_command", resumable=True,
+         show="REPL command", panel="Lean"),
+    Knob("timeout", ("--timeout",), "Seconds per Lean check.", kind="float", setting="check_timeout", minimum=0.1, resumable=True,
+         show="check timeout (s)", panel="Lean"),
+    Knob("import_timeout", ("--import-timeout",), "Seconds per REPL header step, e.g. `import Mathlib`.", kind="float",
+         setting="import_timeout", minimum=0.1, resumable=True, show="import timeout (s)", panel="Lean"),
+    Knob("workers", ("--workers",), "Lean REPL workers.", kind="int", setting="workers", minimum=1, resumable=True, show="REPL workers",
+         panel="Lean"),
+    Knob("check_concurrency", ("--check-concurrency",), "Lean checks at once [default: the workers].", kind="int",
+         setting="check_concurrency", minimum=1, resumable=True, show="checks at once", panel="Lean"),
+    Knob("sandbox", ("--sandbox",), "Where Lean runs: auto (the first sandbox whose canary holds), bwrap, landlock, sandbox-exec, or "
+                                    "none (verdicts REPL-checked (unsandboxed)).", setting="sandbox", complete="setting:sandbox",
+         resumable=True, show="sandbox", panel="Lean"),
+    Knob("verify_on", ("--verify-on",), "Check on Ray workers: ray (local), auto, or ray://HOST:PORT.", complete="values:ray,auto",
+         resumable=True, show="verify on", panel="Lean"),
+    # Outputs
+    Knob("output", ("--output", "-o"), "Write the completed file here (a folder mirrors a folder input).", kind="path", metavar="PATH",
+         resumable=True, show="output", panel="Output"),
+    Knob("in_place", ("--in-place",), "Write proofs into the input file(s) (keeps FILE.run<N>.bak).", kind="bool", resumable=True,
+         show="in place", panel="Output"),
+    Knob("format", ("--format", "-f"), "{formats}, or lean (the completed file on stdout).", complete="prove_formats", resumable=True,
+         panel="Output"),
+)
+
+BY_NAME = {knob.name: knob for knob in KNOBS}
+SAMPLING = tuple(k.name for k in KNOBS if k.sampling)  # what the engine receives as sampling parameters
+
+
+def knob(name: str) -> Knob:
+    return BY_NAME[name]
+
+
+def resumable() -> tuple[str, ...]:
+    return tuple(k.name for k in KNOBS if k.resumable)
+
+
+def settings_flags(request) -> dict[str, Any]:
+    """The flags a request holds, keyed as Settings knows them (what `Settings.load` takes)."""
+    return {k.setting: value_of(request, k.name) for k in KNOBS if k.setting}
+
+
+def value_of(request, name: str) -> Any:
+    if "." in name:
+        outer, inner = name.split(".", 1)
+        nested = getattr(request, outer)
+        return getattr(nested, inner) if nested is not None else None
+    return getattr(request, name)
+
+
+def shown(request) -> list[tuple[str, Any]]:
+    """(label, value) of every knob `show RUN` prints that the request holds (defaults left out)."""
+    out = []
+    for k in KNOBS:
+        if k.show is None:
+            continue
+        value = value_of(request, k.name)
+        if value in (None, False, (), ""):
+            continue
+        if k.kind == "hint" and isinstance(value, str) and len(value) > 60:
+            value = value[:57] + "..."
+        out.append((k.show, value))
+    return out
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """Seconds from '90', '90s', '5m', '1h', '1h30m'; '-1' (or 'forever') is -1: for good."""
+    value = text.strip().lower()
+    if value in ("-1", "forever", "inf"):
+        return -1.0
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", value)
+    if not value or parts is None:
+        raise UsageError(f"{flag} {text!r} is not a duration", hint="write it like 90s, 5m, 1h30m; 0 stops at once, -1 keeps it for good")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def read_hint(value: str) -> str:
+    """--hint: the text of FILE when it names one, else the value itself (never empty)."""
+    from proverctl.inputs import read_text
+
+    text = read_text(value)[0] if value != "-" and Path(value).is_file() else value
+    if not text.strip():
+        raise UsageError("--hint is empty", hint="give the informal proof, or a file holding it")
+    return text.strip()
+
+
+def help_text(k: Knob, registries: Callable[[str], tuple[str, ...]]) -> str:
+    """The knob's help with registry placeholders filled and its setting named."""
+    text = k.help
+    for name in REGISTRIES:
+        if "{" + name + "}" in text:
+            text = text.replace("{" + name + "}", ", ".join(registries(name)))
+    if k.setting:
+        text += f" [env: PROVERCTL_{k.setting.upper()}]"
+    return text

@@ -77,7 +77,9 @@ def get(name: str, mode: str | None = None) -> Family:
     if family is None:
         raise UsageError(f"unknown prompt family {name!r}", hint=f"choose one of {', '.join(_REGISTRY)}")
     if mode is not None and mode not in MODES:
-        raise UsageError(f"unknown mode {mode!r}", hint="choose cot or non-cot")
+        raise UsageError(f"unknown mode {mode!r}", hint=f"choose {' or '.join(MODES)}")
+    if mode is not None and mode not in family.modes:
+        raise UsageError(f"the {name} family has no {mode} mode", hint=f"its modes: {', '.join(family.modes)}")
     return family
 
 
