@@ -32,7 +32,8 @@ read every recorded attempt; `models` lists the known, pulled and served provers
 
 
 class Core:
-    """What the tools share: settings, one lazily opened verifier, and the prove-job slots."""
+    """What the tools share: settings, the verifiers opened so far (one per verifier spec: a check or a
+    prove job gets the one its own plan asks for, and records what really ran), and the prove-job slots."""
 
     def __init__(self, *, max_jobs: int = 1, settings=None) -> None:
         from proverctl.settings import Settings
@@ -40,24 +41,28 @@ class Core:
         self.settings = settings or Settings.load()
         self.jobs = asyncio.Semaphore(max_jobs)
         self._stack = contextlib.AsyncExitStack()
-        self._verification = None
+        self._verifications: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
-    async def verification(self):
-        """The shared verifier (REPL pool + judge), opened on first use: tools that need no Lean
-        (targets, show, models) work where Lean is missing."""
-        async with self._lock:
-            if self._verification is None:
-                from proverctl.verify.factory import VerifySpec, open_verifier
+    @contextlib.asynccontextmanager
+    async def provider(self, spec, jobs: int):
+        """A verification provider (proverctl.proving.check.Provider): the shared verifier for `spec`,
+        opened on first use and kept for the session (tools that need no Lean work where Lean is missing)."""
+        import json
 
-                spec = VerifySpec.from_settings(self.settings).resolve()
-                self._verification = await self._stack.enter_async_context(open_verifier(spec, jobs=spec.pool_size(8)))
-            return self._verification
+        key = json.dumps(spec.describe(), sort_keys=True, default=str)
+        async with self._lock:
+            if key not in self._verifications:
+                from proverctl.verify.factory import open_verifier
+
+                self._verifications[key] = await self._stack.enter_async_context(open_verifier(spec, jobs=spec.pool_size(8)))
+            verification = self._verifications[key]
+        yield verification
 
     async def close(self) -> None:
-        """Close the verifier (the end of a stdio session, or of one HTTP session: the next reopens it)."""
+        """Close the verifiers (the end of a stdio session, or of one HTTP session: the next reopens them)."""
         stack, self._stack = self._stack, contextlib.AsyncExitStack()
-        self._verification = None
+        self._verifications = {}
         await stack.aclose()
 
 
@@ -98,23 +103,23 @@ def build_server(*, max_jobs: int = 1, settings=None) -> MCPServer:
         """Verify Lean code (or a file) with Lean: one verdict per declaration, with `judge` (kernel or
         repl). With `against` (a trusted challenge: its statements with `sorry`), the code must prove
         exactly those statements. `proved` is true only when every declaration is proved."""
-        from proverctl.lean.source import Source
-        from proverctl.lean.verdict import Policy
-        from proverctl.verify.files import check_file_judged
+        from proverctl.proving.check import CheckJob, CheckRequest
 
         text, label = _guard(lambda: _text(code, file, "check"))
-        if not Source(text).declarations:
-            raise _error(UsageError("no declarations to check", hint="give Lean code with theorems or definitions"))
-        verification = await _guarded(core.verification())
-        results = await _guarded(check_file_judged(verification, text, policy=Policy(), timeout=core.settings.check_timeout,
-                                                   against=against))
-        rows = [r.as_dict() for r in results]
+        challenge = {}
+        if against is not None:  # a path the server can read, or the challenge's text itself
+            challenge = {"against": str(Path(against).expanduser())} if Path(against).expanduser().is_file() else {"against_text": against}
+        job = CheckJob(CheckRequest(text=text, label=label, **challenge), command="proverctl mcp: check", provider=core.provider,
+                       settings=core.settings)
+        _guard(job.prepare)
+        result = await _guarded(job.run_async())
+        rows = result.rows
         proved = bool(rows) and all(r["status"] == "proved" for r in rows)
         labels = {r["checked"] for r in rows}
         # The whole answer is only as checked as its weakest declaration.
         checked = (labels.pop() if len(labels) == 1 else "mixed: " + ", ".join(sorted(labels))) if proved else None
         return {"proved": proved, "checked": checked, "kernel_checked": proved and all(r["kernel_checked"] for r in rows),
-                "source": label, "declarations": rows}
+                "source": label, "run": result.run_id, "declarations": rows}
 
     @server.tool()
     async def prove(ctx: Context, file: str | None = None, statement: str | None = None, k: int = 8, rounds: int = 0,
@@ -137,8 +142,7 @@ def build_server(*, max_jobs: int = 1, settings=None) -> MCPServer:
             values["endpoint"] = endpoint
         request = ProveRequest(input="-" if statement is not None else str(Path(file).expanduser()), input_text=statement, **values)
         async with core.jobs:
-            verification = await _guarded(core.verification())
-            job = ProveJob(request, command="proverctl mcp: prove", verifier=verification.verifier)
+            job = ProveJob(request, command="proverctl mcp: prove", provider=core.provider)
             task = asyncio.ensure_future(job.run_async())
             try:
                 while not task.done():

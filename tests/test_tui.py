@@ -137,7 +137,7 @@ def test_reverify_uses_the_runs_recorded_policy_and_profile(store_path, tmp_path
 
     from proverctl.proving import ProveRequest
     from proverctl.store.db import Store
-    from proverctl.tui.services import verify_spec_for_run
+    from proverctl.tui.services import check_request_for
     from tui_data import STATEMENT
 
     request = ProveRequest(input="examples/Algebra.lean", allow_native_decide=True, lean_profile="kimina")
@@ -145,8 +145,9 @@ def test_reverify_uses_the_runs_recorded_policy_and_profile(store_path, tmp_path
     with Store(store_path) as store:
         store.update_run(1, request=request.to_json())
         store.db.execute("UPDATE attempts SET code = ? WHERE id = 4", (native,))
-        spec = verify_spec_for_run(store, 1)
-        assert spec.policy.allow_native_decide and spec.lean_profile == "kimina"
+        check = check_request_for({"name": "t", "kind": "theorem", "line": 1, "file": "f", "header": "", "doc": None,
+                                   "statement": "theorem t : True :="}, {"code": "x"}, store.run(1))
+        assert check.policy.allow_native_decide and check.lean_profile == "kimina"
         store.update_run(1, request=dataclasses.replace(request, allow_native_decide=False).to_json())
 
     services = services_for(store_path, tmp_path)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -48,206 +46,96 @@ def targets_command(file: str = InputArg, format: FormatOption = None) -> None:
 ReplCommandOpt = typer.Option(None, "--repl-command", help="Command that starts one Lean REPL [env: PROVERCTL_REPL_COMMAND].")
 LeanProjectOpt = typer.Option(None, "--lean-project", metavar="DIR", help="Lean project the REPL runs in [env: PROVERCTL_LEAN_PROJECT].")
 ProfileOpt = typer.Option(None, "--profile", autocompletion=complete.profiles, help="Lean workspace profile: deepseek-v2, kimina, modern [env: PROVERCTL_LEAN_PROFILE].")
-TimeoutOpt = typer.Option(None, "--timeout", min=0.1, help="Wall-clock seconds per check [env: PROVERCTL_CHECK_TIMEOUT].")
-NativeOpt = typer.Option(False, "--allow-native-decide", help="Accept proofs whose axioms include Lean.ofReduceBool (native_decide).")
-SandboxOpt = typer.Option(None, "--sandbox", autocompletion=complete.setting("sandbox"), help="auto (bwrap when it works), bwrap or none [env: PROVERCTL_SANDBOX].")
-JudgeOpt = typer.Option(None, "--judge", autocompletion=complete.setting("judge"), help="kernel (the pinned judge, required), auto (when built), repl (pre-filter only) [env: PROVERCTL_JUDGE].")
+SandboxOpt = typer.Option(None, "--sandbox", autocompletion=complete.setting("sandbox"), help="Where Lean runs: auto, bwrap, landlock, sandbox-exec or none [env: PROVERCTL_SANDBOX].")
 
 
-def check_command(
-    file: str = typer.Argument(..., metavar="PATH", help="A .lean file, a folder of them (a Lake project), - for standard input, or OUTPUTS.jsonl of model outputs."),
-    repl_command: Optional[str] = ReplCommandOpt,
-    lean_project: Optional[str] = LeanProjectOpt,
-    profile: Optional[str] = ProfileOpt,
-    timeout: Optional[float] = TimeoutOpt,
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="REPL workers for a .jsonl [env: PROVERCTL_WORKERS]."),
-    family: Optional[str] = typer.Option(None, "--family", autocompletion=complete.families, help="Prompt family of .jsonl rows without one: deepseek-v2, goedel-v2, deepseek-v1.5, kimina."),
-    extract_only: bool = typer.Option(False, "--extract-only", help="For a .jsonl: print the code that would be checked, run no Lean."),
-    allow_aux: bool = typer.Option(False, "--allow-aux-lemmas", help="Keep auxiliary theorems the model wrote before the target (each checked too)."),
-    allow_native_decide: bool = NativeOpt,
-    sandbox: Optional[str] = SandboxOpt,
-    judge: Optional[str] = JudgeOpt,
-    against: Optional[str] = typer.Option(None, "--against", metavar="FILE", help="A trusted challenge file: judge FILE's proofs of its sorried statements."),
-    format: FormatOption = None,
-) -> None:
+def check_command(**options) -> None:
     """Verify with Lean: every declaration of a .lean file or of every .lean file under a folder (a `sorry`
-    means not proved), or every row
-    of an OUTPUTS.jsonl of generations made elsewhere (`{name, header?, formal_statement, output, family?}`:
-    the proof is extracted, spliced onto the original statement and checked). The REPL pre-filter rejects
-    what is certainly wrong; the kernel judge (SafeVerify, built by `lean setup`) gives every `proved`.
-    With --against CHALLENGE.lean, FILE must prove that file's sorried statements, compared as kernel terms.
+    means not proved), or every row of an OUTPUTS.jsonl of generations made elsewhere (`{name, header?,
+    formal_statement, output, family?}`: the proof is extracted, spliced onto the original statement and
+    checked). The REPL pre-filter rejects what is certainly wrong; the kernel judge (SafeVerify, built by
+    `lean setup`) gives every `proved`. With --against CHALLENGE.lean, FILE must prove that file's sorried
+    statements, compared as kernel terms. Every check is recorded as a run (`proverctl show RUN`).
 
     Exit 0 only when everything is proved; 1 when something is not; 3 when Lean (or, with --judge kernel,
-    the judge) is missing; 4 when the REPL itself failed.
+    the judge) is missing; 4 when the REPL itself failed or the trust base fails its checks.
 
     Examples: proverctl check Solved.lean --format json ; proverctl check outputs.jsonl --extract-only ;
     proverctl check agent_output.lean --against Challenge.lean --judge kernel
     """
+    from proverctl.cli.knobs import request_values
     from proverctl.inputs import read_text
-    from proverctl.lean.source import Source
-    from proverctl.lean.verdict import Policy
-    from proverctl.settings import Settings
-    from proverctl.verify.factory import VerifySpec
+    from proverctl.proving.check import CheckJob, check_request
 
-    fmt = resolve_format(format)
-    policy = Policy(allow_native_decide=allow_native_decide, allow_aux_lemmas=allow_aux)
-    if Path(file).is_dir():
-        if against is not None:
-            raise UsageError("--against judges one file", hint="give the solution file, not a folder")
-        return _check_dir(file, fmt, policy, {"repl_command": repl_command, "lean_project": lean_project, "lean_profile": profile,
-                                              "check_timeout": timeout, "workers": workers, "sandbox": sandbox, "judge": judge})
-    text, label = read_text(file)
-    against_text = None
-    if against is not None:
-        if file.endswith(".jsonl"):
-            raise UsageError("--against judges a .lean file", hint="give the solution file, not an outputs .jsonl")
-        against_text, _ = read_text(against)
-        if not Source(against_text).declarations:
-            raise UsageError(f"no declarations in the challenge {against}", hint="give the trusted statements, each proved by `sorry`")
-    if file.endswith(".jsonl"):
-        from proverctl.verify.outputs import extract_rows, parse_outputs
-
-        rows_in = parse_outputs(text, label, default_family=family)
-        if extract_only:
-            rows = extract_rows(rows_in, allow_aux=allow_aux)
-            emit(rows, fmt, lambda c: [c.print(f"-- {r['name']}: {r['reason'] or 'ok'}\n{r['code'] or ''}", highlight=False, markup=False) for r in rows])
-            if any(r["code"] is None for r in rows):
-                raise typer.Exit(int(ExitCode.NOT_PROVED))
-            return
-    elif not Source(text).declarations:
-        raise UsageError(f"no declarations to check in {label}", hint="give a Lean file with theorems or definitions")
-    settings = Settings.load(
-        {"repl_command": repl_command, "lean_project": lean_project, "lean_profile": profile, "check_timeout": timeout,
-         "workers": workers, "sandbox": sandbox, "judge": judge}
-    )
-    spec = VerifySpec.from_settings(settings, policy=policy)
-    if file.endswith(".jsonl"):
-        from proverctl.verify.outputs import check_rows
-
-        rows = run_verifier(spec, lambda v: check_rows(v.verifier, rows_in, allow_aux=allow_aux), label, jobs=len(rows_in))
-        entries = [dict(r.pop("_record"), verdict=r) for r in rows]
-    else:
-        from proverctl.verify.files import check_file_judged
-
-        results = run_verifier(spec, lambda v: check_file_judged(v, text, policy=policy, timeout=settings.check_timeout,
-                                                                 against=against_text), label, jobs=1)
-        rows = [r.as_dict() for r in results]
-        entries = [{"name": r.declaration.full_name, "kind": r.declaration.kind, "line": r.declaration.line,
-                    "statement": r.declaration.statement, "doc": r.declaration.doc,
-                    "header": r.declaration.source.header_for(r.declaration),
-                    "code": r.declaration.source.text[r.declaration.full_start:r.declaration.end], "verdict": row} for r, row in zip(results, rows)]
-    from proverctl.verify.record import record_check
-
-    run_id = record_check(label, shlex.join(["proverctl"] + sys.argv[1:]), entries,
-                          {"lean_profile": settings.lean_profile, "timeout": settings.check_timeout,
-                           "policy": {"allow_native_decide": allow_native_decide, "allow_aux_lemmas": allow_aux}})
-    if run_id is not None and stderr_is_tty():
-        info(f"recorded as run {run_id} (`proverctl show {run_id}`)")
+    fmt = resolve_format(options.pop("format"))
+    file, against, extract_only = options.pop("file"), options.pop("against"), options.pop("extract_only")
+    text = label = None
+    if file == "-":
+        text, label = read_text("-")
+    request = check_request(request_values(options), input=None if file == "-" else file, text=text, label=label, against=against,
+                            extract_only=extract_only)
+    job = CheckJob(request)
+    prepared = job.prepare()
+    if not extract_only and stderr_is_tty():
+        info(f"checking {prepared.label} ...")
+    result = job.run(warn)
+    if extract_only:
+        rows = result.rows
+        emit(rows, fmt, lambda c: [c.print(f"-- {r['name']}: {r['reason'] or 'ok'}\n{r['code'] or ''}", highlight=False, markup=False)
+                                   for r in rows])
+        if result.exit_code:
+            raise typer.Exit(result.exit_code)
+        return
+    if result.run_id is not None and stderr_is_tty():
+        info(f"recorded as run {result.run_id} (`proverctl show {result.run_id}`)")
+    rows = result.rows
+    colors = {"proved": "green", "rejected": "red", "timeout": "yellow", "error": "magenta"}
 
     def human(console):
+        from rich.markup import escape
         from rich.table import Table
 
+        if result.summary is not None:  # a folder: one line per declaration, then the tally
+            for r in rows:
+                reason = f"  {escape(r['reasons'][0])}" if r["reasons"] else ""
+                checked = f" ({r['checked']})" if r.get("checked") else ""
+                console.print(f"{escape(r['file'])}:{r['line']}  {escape(r['name'])}  [{colors[r['status']]}]{r['status']}[/]{checked}{reason}",
+                              highlight=False)
+            console.print(result.summary, highlight=False)
+            return
         table = Table(*columns("declaration", "line", "status", "checked by", "reasons", "s", keep=("declaration",)))
-        colors = {"proved": "green", "rejected": "red", "timeout": "yellow", "error": "magenta"}
         for r in rows:
             table.add_row(r["name"], str(r["line"]), f"[{colors[r['status']]}]{r['status']}[/]", r.get("checked") or "",
                           "; ".join(r["reasons"]), f"{r['seconds']:.1f}")
         console.print(table)
 
     emit(rows, fmt, human)
-    statuses = {r["status"] for r in rows}
-    if "error" in statuses:
-        raise typer.Exit(int(ExitCode.VERIFIER))
-    if statuses != {"proved"}:
-        raise typer.Exit(int(ExitCode.NOT_PROVED))
+    if result.summary is not None and fmt != "human":
+        info(result.summary)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
 
 
-def _check_dir(directory: str, fmt, policy, flags: dict) -> None:
-    """`check DIR`: every .lean file under the folder, one verdict per declaration, a summary line."""
-    import asyncio
+def _check_signature() -> None:
+    import inspect
 
-    from proverctl.inputs import lean_files
-    from proverctl.lean.source import Source
-    from proverctl.settings import Settings
-    from proverctl.verify.factory import VerifySpec
-    from proverctl.verify.files import check_file_judged
+    from proverctl.cli.knobs import with_knobs
+    from proverctl.proving.check import CHECK_KNOBS
 
-    files = [(label, text) for label, text in lean_files(directory) if Source(text).declarations]
-    if not files:
-        raise UsageError(f"no declarations to check under {directory}", hint="give a folder of Lean files with theorems")
-    settings = Settings.load(flags)
-    spec = VerifySpec.from_settings(settings, policy=policy)
-
-    async def work(verification):
-        slots = asyncio.Semaphore(max(1, verification.pool.size if verification.pool else 1))
-
-        async def one(text: str):
-            async with slots:
-                return await check_file_judged(verification, text, policy=policy, timeout=settings.check_timeout)
-
-        return await asyncio.gather(*(one(text) for _, text in files))
-
-    per_file = run_verifier(spec, work, directory, jobs=len(files))
-    rows, entries = [], []
-    for (label, text), results in zip(files, per_file):
-        for r in results:
-            row = {"file": label, **r.as_dict()}
-            rows.append(row)
-            decl = r.declaration
-            entries.append({"file": label, "name": decl.full_name, "kind": decl.kind, "line": decl.line, "statement": decl.statement,
-                            "doc": decl.doc, "header": decl.source.header_for(decl), "code": decl.source.text[decl.full_start:decl.end],
-                            "verdict": row})
-    from proverctl.verify.record import record_check
-
-    run_id = record_check(directory, shlex.join(["proverctl"] + sys.argv[1:]), entries,
-                          {"lean_profile": settings.lean_profile, "timeout": settings.check_timeout,
-                           "policy": {"allow_native_decide": policy.allow_native_decide, "allow_aux_lemmas": policy.allow_aux_lemmas}})
-    counts = {status: sum(1 for r in rows if r["status"] == status) for status in ("proved", "rejected", "timeout", "error")}
-    kernel = sum(1 for r in rows if r.get("checked") == "kernel-checked")
-    summary = (f"{len(files)} file(s), {len(rows)} declaration(s): {counts['proved']} proved ({kernel} kernel-checked), "
-               f"{counts['rejected']} rejected, {counts['timeout']} timeout, {counts['error']} error"
-               + (f"; run {run_id}" if run_id is not None else ""))
-
-    def human(console):
-        from rich.markup import escape
-
-        colors = {"proved": "green", "rejected": "red", "timeout": "yellow", "error": "magenta"}
-        for r in rows:
-            reason = f"  {escape(r['reasons'][0])}" if r["reasons"] else ""
-            checked = f" ({r['checked']})" if r.get("checked") else ""
-            console.print(f"{escape(r['file'])}:{r['line']}  {escape(r['name'])}  [{colors[r['status']]}]{r['status']}[/]{checked}{reason}",
-                          highlight=False)
-        console.print(summary, highlight=False)
-
-    emit(rows, fmt, human)
-    if fmt != "human":
-        info(summary)
-    statuses = {r["status"] for r in rows}
-    if "error" in statuses:
-        raise typer.Exit(int(ExitCode.VERIFIER))
-    if statuses != {"proved"}:
-        raise typer.Exit(int(ExitCode.NOT_PROVED))
+    P = inspect.Parameter
+    leading = [P("file", P.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(
+        ..., metavar="PATH", help="A .lean file, a folder of them (a Lake project), - for standard input, or OUTPUTS.jsonl of model outputs."))]
+    trailing = [
+        P("extract_only", P.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            False, "--extract-only", help="For a .jsonl: print the code that would be checked, run no Lean.")),
+        P("against", P.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+            None, "--against", metavar="FILE", help="A trusted challenge file: judge FILE's proofs of its sorried statements.")),
+        P("format", P.KEYWORD_ONLY, annotation=FormatOption, default=None),
+    ]
+    with_knobs(check_command, leading, CHECK_KNOBS, trailing)
 
 
-def run_verifier(spec, work, label: str, *, jobs: int):
-    """Build the verifier `spec` describes (proverctl.verify.factory), say where checks run, and run
-    `work(verification)` on it."""
-    import asyncio
-
-    from proverctl.verify.factory import open_verifier
-
-    spec = spec.resolve()
-    for note in spec.notes:
-        warn(note)
-    if stderr_is_tty():
-        size = spec.pool_size(jobs)
-        info(f"checking {label} with {spec.repl.source} ({size} worker{'s' if size > 1 else ''}) ...")
-
-    async def run():
-        async with open_verifier(spec, jobs=jobs) as verification:
-            return await work(verification)
-
-    return asyncio.run(run())
+_check_signature()
 
 
 @lean_app.command("setup")

@@ -121,16 +121,17 @@ def _print_run(console, data: dict) -> None:
 
     from proverctl.store.db import local_time
 
-    console.print(f"run {data['id']} ({data['kind']}, {data['status']}): {data['input']}  model {data['model']}  "
-                  f"engine {data['engine']}{' ' + data['engine_version'] if data.get('engine_version') else ''}  "
+    engine = (f"model {data['model']}  engine {data['engine']}{' ' + data['engine_version'] if data.get('engine_version') else ''}  "
+              if data["kind"] != "check" else "")
+    console.print(f"run {data['id']} ({data['kind']}, {data['status']}): {data['input']}  {engine}"
                   f"Lean {data['lean_profile']}  started {local_time(data['started'])}", highlight=False)
     if data.get("served_model"):
         console.print(f"served model id: {data['served_model']}", highlight=False)
     if data.get("request"):
-        from proverctl.proving.request import ProveRequest, shown
+        from proverctl.proving.records import recorded_request
+        from proverctl.proving.request import shown
 
-        request = ProveRequest.from_json(json.dumps(data["request"]))
-        pairs = shown(request)
+        pairs = shown(recorded_request(data["kind"], json.dumps(data["request"])))
         if pairs:
             console.print("request: " + "; ".join(f"{label} {value}" for label, value in pairs), highlight=False, markup=False)
     columns = ("#", "target", "status", "checked", "attempts", "s", "line")

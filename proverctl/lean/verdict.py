@@ -111,6 +111,16 @@ class Verdict:
         """True only when a kernel judge (not the REPL pre-filter) gave this verdict in a confirmed sandbox."""
         return checked_label(self.kind.value, self.judge, self.sandbox) == KERNEL_CHECKED
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Verdict":
+        """`as_dict`'s output back as a Verdict (a Ray worker's answer, a recorded check row)."""
+        from proverctl.lean.protocol import Pos
+
+        messages = [Message(m["severity"], m["data"], Pos(m["line"], m["column"]) if m["line"] is not None else None,
+                            Pos(m["end_line"], m["end_column"]) if m["end_line"] is not None else None) for m in data["messages"]]
+        return cls(VerdictKind(data["status"]), list(data["reasons"]), messages, data.get("axioms"), data.get("seconds", 0.0),
+                   data.get("judge"), data.get("sandbox"))
+
     def as_dict(self) -> dict[str, Any]:
         checked = checked_label(self.kind.value, self.judge, self.sandbox)
         return {

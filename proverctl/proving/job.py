@@ -89,8 +89,10 @@ class _Plan:
 
 class ProveJob:
     def __init__(self, request: ProveRequest, *, settings=None, paths=None, api_key: str | None = None, command: str | None = None,
-                 kind: str = "prove", resume_run: int | None = None, generator=None, verifier=None) -> None:
-        """`generator` / `verifier` replace the inference client / the verifier factory (tests, benches)."""
+                 kind: str = "prove", resume_run: int | None = None, generator=None, verifier=None, provider=None) -> None:
+        """`generator` / `verifier` replace the inference client / the verifier (tests, benches); `provider`
+        gives the verifier for the run's own spec (proverctl.proving.check.Provider: a long-lived front end's
+        shared verifiers) instead of one opened for the run."""
         self.request = request
         self.api_key = api_key
         self.command = command or shlex.join(["proverctl"] + sys.argv[1:])
@@ -100,6 +102,7 @@ class ProveJob:
         self._paths = paths
         self._generator = generator
         self._verifier = verifier
+        self._provider = provider
         self._plan: _Plan | None = None
         self._pipeline: Pipeline | None = None
         self._stopped = False
@@ -468,9 +471,10 @@ class ProveJob:
             if self._verifier is not None:
                 verifier, pool = self._verifier, getattr(self._verifier, "pool", None)
             else:
-                from proverctl.verify.factory import open_verifier
+                from proverctl.proving.check import open_for_job
 
-                verification = await stack.enter_async_context(open_verifier(plan.spec, jobs=len(items) * self.request.k))
+                provider = self._provider or open_for_job
+                verification = await stack.enter_async_context(provider(plan.spec, len(items) * self.request.k))
                 verifier, pool = verification.verifier, verification.pool
             if self.resume_run is not None and proved and getattr(verifier, "judge", None) is not None:
                 await self._rejudge(store, items, proved, verifier, notify)

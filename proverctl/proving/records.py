@@ -76,6 +76,17 @@ def proofs_by_file(rows: list[dict]) -> dict[str, dict[str, str]]:
     return out
 
 
+def recorded_request(kind: str, text: str):
+    """A run's stored request: a CheckRequest for a check run, else a ProveRequest."""
+    if kind == "check":
+        from proverctl.proving.check import CheckRequest
+
+        return CheckRequest.from_json(text)
+    from proverctl.proving.request import ProveRequest
+
+    return ProveRequest.from_json(text)
+
+
 def parse_reference(ref: str) -> tuple[str, dict]:
     """What `show` (and the MCP `show` tool) names: ("run" | "target" | "sample" | "attempt", its key)."""
     if re.fullmatch(r"a\d+", ref):

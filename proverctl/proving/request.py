@@ -318,11 +318,12 @@ def settings_flags(request) -> dict[str, Any]:
 
 
 def value_of(request, name: str) -> Any:
+    """A knob's value in a request (a CheckRequest holds only some knobs: the others are None)."""
     if "." in name:
         outer, inner = name.split(".", 1)
-        nested = getattr(request, outer)
-        return getattr(nested, inner) if nested is not None else None
-    return getattr(request, name)
+        nested = getattr(request, outer, None)
+        return getattr(nested, inner, None) if nested is not None else None
+    return getattr(request, name, None)
 
 
 def shown(request) -> list[tuple[str, Any]]:

@@ -7,11 +7,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
-from proverctl.lean.targets import Target
-from proverctl.lean.verdict import Policy, Verdict
+from proverctl.lean.verdict import Verdict
 from proverctl.store.db import Store
+
+if TYPE_CHECKING:
+    from proverctl.proving.check import CheckRequest
 
 
 @dataclass
@@ -52,27 +54,30 @@ def safe_file_name(name: str | None) -> str:
     return cleaned or "proof"
 
 
-def verify_spec_for_run(store: Store, run_id: int):
-    """The VerifySpec a run's attempts were judged with: its request's policy and Lean profile (Ray and
-    LeanDojo runs are re-checked on the local pool), over the current settings for where Lean runs."""
-    from proverctl.settings import Settings
-    from proverctl.verify.factory import VerifySpec
+def check_request_for(target: dict, attempt: dict, run) -> "CheckRequest":
+    """The check that re-verifies one attempt the way its run was judged: the run's policy and Lean
+    profile (from its recorded request; a check run recorded before requests were keeps its policy in
+    its settings), over the current settings for where Lean runs."""
+    from proverctl.proving.check import CheckRequest
 
-    run = store.run(run_id)
-    settings = Settings.load()
-    if run is None:
-        return VerifySpec.from_settings(settings)
-    policy, profile = Policy(), run["lean_profile"]
-    if run["request"]:
-        from proverctl.proving.request import ProveRequest
+    candidate = {"name": target["name"], "kind": target["kind"], "line": target["line"] or 1, "file": target["file"],
+                 "header": target["header"], "doc": target["doc"], "statement": target["statement"], "code": attempt["code"]}
+    policy, profile = {}, run["lean_profile"] if run is not None else None
+    if run is not None and run["request"]:
+        if run["kind"] == "check":
+            stored = CheckRequest.from_json(run["request"])
+            policy = {"allow_native_decide": stored.allow_native_decide, "allow_aux_lemmas": stored.allow_aux_lemmas}
+            profile = stored.lean_profile or profile
+        else:
+            from proverctl.proving.request import ProveRequest
 
-        request = ProveRequest.from_json(run["request"])
-        policy = Policy(allow_native_decide=request.allow_native_decide, allow_aux_lemmas=request.allow_aux_lemmas)
-        profile = request.lean_profile or profile
-    else:
+            request = ProveRequest.from_json(run["request"])
+            policy = {"allow_native_decide": request.allow_native_decide, "allow_aux_lemmas": request.allow_aux_lemmas}
+            profile = request.lean_profile or profile
+    elif run is not None:
         saved = json.loads(run["settings"] or "{}").get("policy") or {}
-        policy = Policy(allow_native_decide=bool(saved.get("allow_native_decide")), allow_aux_lemmas=bool(saved.get("allow_aux_lemmas")))
-    return VerifySpec.from_settings(settings, policy=policy, lean_profile=profile or settings.lean_profile)
+        policy = {"allow_native_decide": bool(saved.get("allow_native_decide")), "allow_aux_lemmas": bool(saved.get("allow_aux_lemmas"))}
+    return CheckRequest(candidates=(candidate,), label=f"re-verify {target['name'] or 'example'}", lean_profile=profile, **policy)
 
 
 def make_services(store_path: Path | None = None) -> TuiServices:
@@ -83,16 +88,13 @@ def make_services(store_path: Path | None = None) -> TuiServices:
     path = store_path or paths.store_db
 
     async def reverify(target: dict, attempt: dict) -> Verdict:
-        """Check the attempt again the way its run did: the run's policy and Lean profile, from its
-        recorded request (a `check` run keeps its policy in its settings)."""
-        from proverctl.verify.factory import open_verifier
+        """Check the attempt again the way its run did (check_request_for), as a recorded check run."""
+        from proverctl.proving.check import CheckJob
 
         with Store(path, readonly=True) as store:
-            spec = verify_spec_for_run(store, target["run_id"])
-        async with open_verifier(spec, jobs=1) as verification:
-            stored = Target(target["name"], target["kind"], target["header"], target["doc"], target["statement"], "",
-                            target["line"] or 1, target["file"])
-            return await verification.verifier.verify(stored, attempt["code"])
+            run = store.run(target["run_id"])
+        result = await CheckJob(check_request_for(target, attempt, run), command="proverctl tui: re-verify").run_async()
+        return Verdict.from_dict(result.rows[0])
 
     return TuiServices(
         open_store=lambda: Store(path, readonly=True),

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from proverctl.errors import EnvironmentMissing, UsageError, VerifierError
-from proverctl.lean.protocol import Message, Pos
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Policy, Verdict, VerdictKind
 
@@ -39,19 +38,6 @@ def parse_address(value: str) -> str | None:
     if value == "auto" or value.startswith("ray://"):
         return value
     raise UsageError(f"bad --verify-on {value!r}", hint="use ray (local), auto, or ray://HOST:PORT")
-
-
-def verdict_to_dict(verdict: Verdict) -> dict:
-    return verdict.as_dict()
-
-
-def verdict_from_dict(data: dict) -> Verdict:
-    messages = []
-    for m in data["messages"]:
-        pos = Pos(m["line"], m["column"]) if m["line"] is not None else None
-        end = Pos(m["end_line"], m["end_column"]) if m["end_line"] is not None else None
-        messages.append(Message(m["severity"], m["data"], pos, end))
-    return Verdict(VerdictKind(data["status"]), list(data["reasons"]), messages, data["axioms"], data["seconds"])
 
 
 def _actor_class():
@@ -80,7 +66,7 @@ def _actor_class():
 
             verdict = await check_candidate(self.pool, header=header, code=code, target_name=name, original_statement=statement,
                                             policy=Policy(**policy), timeout=timeout)
-            return verdict_to_dict(verdict)
+            return verdict.as_dict()
 
         def pid(self) -> int:
             import os
@@ -147,7 +133,7 @@ class RayVerifier:
             actor = self.actors[index]
             try:
                 data = await actor.check.remote(target.header, code, target.name, target.statement, policy, self.timeout)
-                verdict = verdict_from_dict(data)
+                verdict = Verdict.from_dict(data)
                 # A verdict is only as sandboxed as the weakest actor's sandbox.
                 verdict.sandbox = "none" if "none" in self.sandbox_labels or not self.sandbox_labels else sorted(self.sandbox_labels)[0]
                 return verdict
