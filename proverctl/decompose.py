@@ -106,6 +106,11 @@ async def check_sketch(pool: ReplPool, target: Target, code: str, prefix: str, t
     from proverctl.lean.checker import split_header
 
     imports, preamble = split_header(target.header)
+    from proverctl.lean.checker import lean_reading
+
+    disagree = await lean_reading(pool, imports, preamble, code, mode="draft", timeout=timeout)
+    if isinstance(disagree, Verdict) or disagree:
+        return SketchCheck(False, reasons=disagree.reasons if isinstance(disagree, Verdict) else disagree)
     outcome = await pool.check(CheckJob(imports, preamble, code, timeout))
     if outcome.status != "ok" or outcome.response is None:
         return SketchCheck(False, reasons=[f"the sketch could not be checked: {outcome.status} {outcome.detail}"])

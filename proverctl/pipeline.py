@@ -245,6 +245,10 @@ class Pipeline:
         label = proved.target.source_label
         if not label or proved.target.name is None:
             return
+        from proverctl.lean.source import parse
+
+        if len(parse(code).declarations) != 1:
+            return  # a proof with auxiliary lemmas would bring their names into every later header
         for state in self.states.values():
             if state is proved or state.proved or state.target.source_label != label or state.target.line <= proved.target.line:
                 continue

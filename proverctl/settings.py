@@ -98,6 +98,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("sandbox", "auto", _choice("auto", "bwrap", "landlock", "sandbox-exec", "none"),
                 "where Lean runs: auto (the first sandbox whose canary holds here), bwrap, landlock, sandbox-exec, or none "
                 "(unsandboxed: verdicts are labelled REPL-checked (unsandboxed))"),
+    SettingSpec("lean_reader", "required", _choice("required", "off"),
+                "Lean's own reading of every candidate before Lean elaborates it: required (where it cannot run, candidates "
+                "are refused) or off (proverctl's reader alone)"),
     SettingSpec("repl_gc", False, _bool, 'send "gc": true with each check (only for REPL builds that support it)'),
     SettingSpec("judge", "auto", _choice("auto", "kernel", "repl"),
                 "who gives `proved`: kernel (the pinned judge, required), auto (the judge when built, else REPL-only), repl"),

@@ -234,7 +234,7 @@ MODIFIER_WORDS = {"private", "protected", "noncomputable", "partial", "unsafe", 
 HASH_COMMAND_WORDS = {"eval", "eval!", "print", "check", "check_failure", "exit", "reduce", "synth", "help", "guard", "guard_expr",
                       "guard_msgs", "guard_target", "find", "simp", "norm_num", "conv", "where", "lint", "explode", "time", "leansearch",
                       "loogle", "instances", "kernel", "whnf", "version", "test", "sample", "count_heartbeats", "min_imports"}
-INTERPOLATORS = {"s!", "m!", "f!", "throwError", "println!", "dbg_trace"}
+INTERPOLATORS = {"s!", "m!", "f!", "throwError", "println!", "dbg_trace", "reportIssue!"}
 
 
 def _letter_like(c: str) -> bool:
@@ -324,10 +324,10 @@ def read_tokens(text: str):
             i = end
             continue
         if text.startswith("/-", i):
-            i = skip_comment(i + 2)
+            i = skip_comment(i + 3)  # Lean's `whitespace` steps over the character after `/-`
             continue
         start = i
-        if c == '"' and (previous in INTERPOLATORS or before_previous in ("throwErrorAt", "throwNamedErrorAt") or (previous == "]" and re.search(r"trace\[[^\]]*\]\s*$", text[:i]))):
+        if c == '"' and (previous in INTERPOLATORS or before_previous in ("throwErrorAt", "throwNamedErrorAt") or (previous == "]" and re.search(r"(?<![\w.])(?:aesop_)?trace!?\[[^\]]*\]\s*$", text[:i]))):
             # An interpolated string: its literal chunks are tokens, its holes are terms read like code.
             tokens.append(["a", utf8(text, start), '"'])
             j = i + 1

@@ -116,7 +116,7 @@ def test_must_accept_files_with_scopes(cli, permissive_lean, tmp_path):
     path.write_text("import Mathlib\n\nnamespace A.B\n\ntheorem x' : True := trivial\n\nend B\n\nmutual\n"
                     "theorem m1 : True := trivial\ntheorem m2 : True := trivial\nend\n\n"
                     "private theorem p : True := trivial\n\ninstance : Inhabited ℕ := ⟨0⟩\n\n"
-                    "theorem u.{v} (α : Sort v) : True := trivial\n\nend A\n\n#print axioms A.u\n#eval (1 : ℕ)\n")
+                    "theorem u.{v} (α : Sort v) : True := trivial\n\nend A\n\n#print axioms A.u\n#check (1 : ℕ)\n")
     out = cli("check", str(path), "--format", "json").json()
     assert [(r["name"], r["status"]) for r in out] == [("A.B.x'", "proved"), ("A.m1", "proved"), ("A.m2", "proved"),
                                                       ("A.p", "proved"), ("instance@16", "proved"), ("A.u", "proved")]

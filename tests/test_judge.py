@@ -200,6 +200,8 @@ def test_a_tampered_challenge_olean_is_an_error_and_is_rebuilt(tmp_path):
     record = next((tmp_path / "judge-index").glob("*.json"))
     record.unlink()  # an entry without its record is not trusted either
     assert asyncio.run(judge.judge_target(TARGET, GOOD)).kind is VerdictKind.error
+    shutil.rmtree(tmp_path / "judge-cache")  # a record whose entry was cleared away (cache cleared) is simply rebuilt
+    assert asyncio.run(judge.judge_target(TARGET, GOOD)).kind is VerdictKind.proved
 
 
 def test_a_judge_that_changed_since_it_was_recorded_never_runs(tmp_path):
@@ -586,3 +588,15 @@ def test_the_tuis_saved_proof_stays_in_its_folder(tmp_path):
         saved = services.save_proof(name, "theorem x : True := trivial\n")
         assert saved.parent == tmp_path / "tui" and saved.read_text().startswith("theorem")
     assert safe_file_name("«/tmp/x»") == "__tmp_x_" and safe_file_name("A.b_c") == "A.b_c" and safe_file_name("") == "proof"
+
+
+def test_a_header_lemma_the_judge_would_refuse_becomes_an_axiom_so_later_targets_can_pass(tmp_path):
+    text = ("import Mathlib\n\ntheorem l1 : 1 = 1 := by\n  sorry\n\ntheorem t1 : 1 = 1 := by\n  exact l1\n\n"
+            "theorem n1 : (3 : ℕ) < 5 := by\n  native_decide\n\ntheorem ok : True := trivial\n\ntheorem t2 : 2 = 2 := by\n  sorry\n")
+    target = next(t for t in targets_in_text(text) if t.name == "t2")
+    header = judge_header(target.header)
+    assert "axiom l1 : 1 = 1" in header and "axiom t1 : 1 = 1" in header and "axiom n1 : (3 : ℕ) < 5" in header
+    assert "theorem ok : True := trivial" in header
+    for dialect in ("v1", "v2"):
+        judge = Judge(spec(tmp_path, dialect=dialect))
+        assert asyncio.run(judge.judge_target(target, target.statement + " by\n  rfl\n")).kind is VerdictKind.proved, dialect

@@ -121,10 +121,18 @@ def test_check_code_execution_is_refused_before_lean(cli, tmp_path, standin_repl
     assert result.exit_code == ExitCode.NOT_PROVED
     assert "`run_cmd` is not allowed" in result.json()[0]["reasons"][0]
     assert not log.exists()
-    # A user's own #eval or #print is not a reason to refuse the whole file.
+    # A user's own #print or #check is fine; #eval is code: in the judge's compile it could write the very
+    # olean the judge reads (and exit 0), so it refuses the file like run_cmd.
     harmless = tmp_path / "Mine.lean"
-    harmless.write_text('theorem t : True := trivial\n#print axioms t\n#eval 1 + 1\n')
+    harmless.write_text('theorem t : True := trivial\n#print axioms t\n#check t\n')
     assert cli("check", str(harmless), "--format", "json").json()[0]["status"] == "proved"
+    evaluated = tmp_path / "Eval.lean"
+    evaluated.write_text('theorem t : True := trivial\n#eval 1 + 1\n')
+    assert "command `#eval` is not allowed" in cli("check", str(evaluated), "--format", "json").json()[0]["reasons"][0]
+    rewritten = tmp_path / "Macro.lean"
+    rewritten.write_text("macro_rules\n  | `(command| theorem B : (2:Nat) + 2 = 5 := $_) => `(command| theorem B : True := trivial)\n\n"
+                         "theorem B : (2:Nat) + 2 = 5 := by\n  decide\n")
+    assert "`macro_rules` is refused" in cli("check", str(rewritten), "--format", "json").json()[0]["reasons"][0]
 
 
 def test_check_crash_is_exit_4_and_timeout_exit_1(cli, sample, standin_repl):

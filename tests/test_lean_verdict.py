@@ -145,9 +145,12 @@ def test_statement_must_be_byte_identical():
 def test_whole_file_policy_allows_checks_but_not_code_execution():
     text = "def f := 1\n#check f\ntheorem t : f = 1 := rfl\n"
     assert policy_violations(text, None, whole_file=True) == []
-    # A user's own #eval / #print is theirs (it runs in the sandbox; the judge decides `proved`) ...
-    assert policy_violations(text + "#eval f\n#print axioms t\n", None, whole_file=True) == []
-    # ... but code registered with the elaborator, stopping the check early, or axioms are refused.
+    # A user's own #print is theirs ...
+    assert policy_violations(text + "#print axioms t\n", None, whole_file=True) == []
+    # ... but #eval runs code (in the judge's compile it could write the very olean the judge reads), and so
+    # does code registered with the elaborator; stopping the check early, macros and axioms are refused too.
+    assert policy_violations(text + "#eval f\n", None, whole_file=True)
+    assert policy_violations(text + "macro \"x\" : term => `(1)\n", None, whole_file=True)
     assert policy_violations(text + "run_cmd pure ()\n", None, whole_file=True)
     assert policy_violations(text + "#exit\n", None, whole_file=True)
     assert policy_violations(text + "@[command_elab foo] def g := 1\n", None, whole_file=True)

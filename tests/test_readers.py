@@ -97,9 +97,9 @@ def old_interpolated(text: str, i: int, out: list[str], segments: list) -> int:
     return n
 
 
-def check(code: str, *flags: str):
+def check(code: str, *flags: str, required: bool = True):
     async def go():
-        async with ReplPool(standin_argv(*flags), workers=1) as pool:
+        async with ReplPool(standin_argv(*flags), workers=1, reader_required=required) as pool:
             verdict = await check_candidate(pool, header=HEADER, code=code, target_name="t1")
             return verdict, pool.reader_notes
 
@@ -137,17 +137,22 @@ def test_a_text_leans_reader_fails_on_is_refused_and_a_header_without_it_is_note
     good = f"{ST}\n  omega\n"
     broken, _ = check(good, "--reader", "broken")
     assert broken.kind is VerdictKind.rejected and "gave no reading" in broken.reasons[0]
-    unavailable, notes = check(good, "--reader", "none")
-    assert unavailable.kind is VerdictKind.proved and notes and "unavailable" in notes[0]
+    unavailable, notes = check(good, "--reader", "none")  # fail closed: no reader, no check
+    assert unavailable.kind is VerdictKind.error and "cannot run for this header" in unavailable.reasons[0]
+    assert notes and "its candidates are refused" in notes[0]
+    off, notes = check(good, "--reader", "none", required=False)  # lean_reader = off: proverctl's reader alone, said once
+    assert off.kind is VerdictKind.proved and "lean_reader = off" in notes[0]
     assert check(good)[0].kind is VerdictKind.proved
+    crashed, _ = check(good, "--crash-on", "proverctl_reader_probe")  # a crash is no answer about the reader
+    assert crashed.kind is VerdictKind.error and "unavailable" not in " ".join(crashed.reasons)
 
 
 def test_a_command_only_lean_sees_is_a_disagreement():
     text = f"{ST}\n  omega\n"
     reading = Reading(commands=(("Lean.Parser.Command.declaration", 0, 10), ("Lean.Parser.Command.eval", 12, 20)), tokens=())
-    assert any("Lean reads a command at line 1" in r for r in disagreements(text, reading, candidate=True))
+    assert any("Lean reads a command at line 1" in r for r in disagreements(text, reading, mode="candidate"))
     agreeing = Reading(commands=(("Lean.Parser.Command.declaration", 0, 10),), tokens=())
-    assert disagreements(text, agreeing, candidate=True) == []
+    assert disagreements(text, agreeing, mode="candidate") == []
 
 
 def test_readings_are_taken_only_with_this_checks_marker_and_in_characters():
@@ -161,3 +166,15 @@ def test_readings_are_taken_only_with_this_checks_marker_and_in_characters():
     reading = parse_answer(answer, "proverctl-reading-abc", text)
     assert reading.tokens == (("i", 8, "α₁"), ("i", at, "trivial"))
     assert parse_answer(answer, "proverctl-reading-other", text) is None
+
+
+def test_nothing_in_the_text_is_taken_for_a_placeholder_of_the_reading_command():
+    text = "theorem t : True := by\n  have «h@ELABORATE@@MARKER@@SOURCE@» : True := trivial\n  trivial\n"
+    command = reading_command(text, "proverctl-reading-abc", elaborate=True)
+    assert lean_string(text) in command and command.count("proverctl-reading-abc") == 1
+
+
+def test_drafts_are_read_as_lean_reads_them():
+    from proverctl.lean.verdict import sketch_violations
+
+    assert any("run_tac" in r for r in sketch_violations("theorem t : True := by\n  /-/- -/ run_tac (pure ()) -- -/\n  trivial\n"))

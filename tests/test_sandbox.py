@@ -6,6 +6,7 @@ Backends that cannot run on the machine skip with the reason."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import threading
@@ -19,10 +20,22 @@ from conftest import standin_argv
 from proverctl.errors import EnvironmentMissing, ExitCode, UsageError, VerifierError
 from proverctl.lean.pool import CheckJob, ReplPool
 from proverctl.lean.sandbox import NONE_HINT, Sandbox, TrustBase, bwrap, resolve, why_not
+from proverctl.lean.sandbox import landlock
 from proverctl.lean.sandbox.canary import _run, run_canary
 
-BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(why_not(name) is not None, reason=f"{name} cannot run here: {why_not(name)}"))
+
+def runs_here(name: str) -> str | None:
+    """None when the backend's confinement can run on this machine (Landlock also as root, where it is
+    not offered to users: see test_landlock_as_root_is_refused_by_its_canary), else why not."""
+    if name == "landlock":
+        return None if landlock.abi() > 0 else "the kernel offers no Landlock"
+    return why_not(name)
+
+
+BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(runs_here(name) is not None, reason=f"{name} cannot run here: {runs_here(name)}"))
             for name in ("bwrap", "landlock")]
+OFFERED = [pytest.param(name, marks=pytest.mark.skipif(why_not(name) is not None, reason=f"{name} is not offered here: {why_not(name)}"))
+           for name in ("bwrap", "landlock")]
 any_backend = pytest.mark.skipif(all(why_not(name) is not None for name in ("bwrap", "landlock")),
                                  reason="neither bubblewrap nor Landlock works here")
 
@@ -142,6 +155,8 @@ def test_the_canary_catches_no_sandbox(tmp_path):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_canary_holds_in_each_backend(backend, tmp_path):
+    if backend == "landlock" and os.geteuid() == 0:
+        pytest.skip("as root Landlock cannot hide proverctl's environment (test_landlock_as_root_is_refused_by_its_canary)")
     report = run_canary(Sandbox(backend), trust_base(tmp_path))
     assert report["held"], report["failures"]
     results = report["results"]
@@ -170,6 +185,15 @@ def test_the_canary_catches_a_sandbox_that_leaves_the_workspace_writable(tmp_pat
 # Choosing a backend, failing closed
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or landlock.abi() < 1, reason="needs root and a kernel with Landlock")
+def test_landlock_as_root_is_refused_by_its_canary(tmp_path):
+    """Landlock's ptrace rule (which hides other processes' /proc/PID/environ) does not bind root: the
+    canary sees the environment, and the backend is not offered to root at all."""
+    report = run_canary(Sandbox("landlock"), trust_base(tmp_path))
+    assert not report["held"] and [f.split(":")[0] for f in report["failures"]] == ["read proverctl's environment"]
+    assert "as root" in why_not("landlock")
+
+
 def test_resolve_modes(tmp_path, monkeypatch):
     base = trust_base(tmp_path)
     with pytest.raises(UsageError):
@@ -187,7 +211,7 @@ def test_resolve_modes(tmp_path, monkeypatch):
         resolve("auto", base, kernel=True)
 
 
-@pytest.mark.skipif(why_not("landlock") is not None, reason=f"Landlock cannot run here: {why_not('landlock')}")
+@pytest.mark.skipif(why_not("landlock") is not None, reason=f"Landlock is not offered here: {why_not('landlock')}")
 def test_auto_takes_landlock_where_bubblewrap_cannot_run(tmp_path, monkeypatch):
     from proverctl.lean import sandbox as module
 
@@ -221,7 +245,7 @@ def test_auto_without_any_sandbox_refuses_to_run_lean(cli, tmp_path, monkeypatch
     assert unsandboxed.exit_code == 0 and unsandboxed.json()[0]["checked"] == "REPL-checked (unsandboxed)"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", OFFERED)
 def test_check_runs_sandboxed_through_the_cli(backend, cli, tmp_path, standin_repl):
     path = tmp_path / "T.lean"
     path.write_text("theorem t : True := trivial\n")
@@ -231,3 +255,38 @@ def test_check_runs_sandboxed_through_the_cli(backend, cli, tmp_path, standin_re
     assert row["status"] == "proved" and row["checked"] == "REPL-checked" and row["sandbox"] == backend
     shown = cli("show", "1/t/0", "--format", "json").json()
     assert shown["sandbox"] == backend
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or landlock.abi() < 1 or not __import__("shutil").which("setpriv"),
+                    reason="needs root (to become an unprivileged user with setpriv) and a kernel with Landlock")
+def test_landlocks_canary_holds_for_an_unprivileged_user(tmp_path):
+    """What a user gets: the Landlock backend's canary, run as `nobody` (the suite itself runs as root
+    in CI), holds: no writes to the trust base, no network, no home, no proverctl environment."""
+    import subprocess
+    import sys
+
+    import shutil
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    work = Path(tempfile.mkdtemp(prefix="proverctl-nobody-"))  # (pytest's tmp_path is closed to other users)
+    work.chmod(0o777)
+    script = (f"import sys, json, pathlib; sys.path.insert(0, {str(root)!r})\n"
+              "from proverctl.lean.sandbox import Sandbox, TrustBase\n"
+              "from proverctl.lean.sandbox.canary import run_canary\n"
+              f"w = pathlib.Path({str(work)!r})\n"
+              "for d in ('ws', 'cache', 'state'): (w / d).mkdir()\n"
+              "(w / 'ws' / 'judge').write_text('x')\n"
+              "base = TrustBase(workspace=w / 'ws', cache_dir=w / 'cache', binaries=(w / 'ws' / 'judge',), secret=w / 'state' / 's',"
+              " readable=(w / 'cache',))\n"
+              "print(json.dumps(run_canary(Sandbox('landlock'), base)))\n")
+    python = next((p for p in ("/usr/bin/python3", sys.executable) if os.path.exists(p)))
+    ran = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", "-c", script],
+                         capture_output=True, text=True, timeout=60, cwd=work, env={"PATH": os.environ["PATH"], "HOME": str(work)})
+    shutil.rmtree(work, ignore_errors=True)
+    if ran.returncode != 0 and "No module named" in ran.stderr:
+        pytest.skip(f"{python} cannot import proverctl's sandbox as nobody: {ran.stderr.strip().splitlines()[-1]}")
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert report["held"], report["failures"]
+    assert report["results"]["read proverctl's environment"].startswith("denied")

@@ -58,3 +58,24 @@ def test_selftest_on_a_real_toolchain(cli):
         pytest.skip("no Lean toolchain / workspace here (run `proverctl lean setup`)")
     result = cli("lean", "selftest", "--sandbox", "auto", "--format", "json")
     assert result.exit_code == 0, [c for c in result.json()["classes"] if not c["ok"]]
+
+
+def test_selftest_catches_a_sandbox_that_lets_code_write_the_trust_base(cli, standin_repl, standin_judge, sandboxed, monkeypatch,
+                                                                        hermetic):
+    """A backend whose canary (wrongly) held but whose processes can write the judge's cache: the class
+    that runs real code through the REPL and the judge's compile sees it."""
+    from proverctl.lean.sandbox import Sandbox
+
+    standin_judge(log_runs=False)
+    leaky = Sandbox.launch
+    cache = hermetic / "proverctl" / "cache" / "judge"
+
+    def launch(self, command, *, writable=(), **kwargs):
+        return leaky(self, command, writable=[*writable, cache], **kwargs)
+
+    monkeypatch.setattr("proverctl.lean.sandbox.canary.run_canary", lambda sandbox, base: {"held": True, "failures": [], "results": {}})
+    monkeypatch.setattr(Sandbox, "launch", launch)
+    result = cli("lean", "selftest", "--format", "json")
+    assert result.exit_code == ExitCode.NOT_PROVED
+    through = next(c for c in result.json()["classes"] if c["name"].startswith("sandbox through Lean"))
+    assert not through["ok"] and any("wrote the judge's cache" in f for f in through["failures"])

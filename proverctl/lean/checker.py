@@ -105,7 +105,7 @@ async def check_candidate(
     if reasons:
         return Verdict(VerdictKind.rejected, reasons, seconds=time.monotonic() - started)
     imports, preamble = split_header(header)
-    disagree = await lean_reading(pool, imports, preamble, code, candidate=True, timeout=timeout)
+    disagree = await lean_reading(pool, imports, preamble, code, mode="candidate", timeout=timeout)
     if isinstance(disagree, Verdict):
         return disagree
     if disagree:
@@ -133,7 +133,7 @@ async def check_candidate(
     return verdict
 
 
-async def lean_reading(pool: ReplPool, imports: str, preamble: str, text: str, *, candidate: bool,
+async def lean_reading(pool: ReplPool, imports: str, preamble: str, text: str, *, mode: str,
                        timeout: float) -> list[str] | Verdict:
     """Ask Lean how it reads `text` in the header's environment (proverctl.lean.reading) and return why
     that disagrees with proverctl's reader (empty: they agree). A header whose environment cannot run the
@@ -150,9 +150,13 @@ async def lean_reading(pool: ReplPool, imports: str, preamble: str, text: str, *
             return where
         pool.readers[key] = where
     if where.startswith("unavailable"):
+        if pool.reader_required:
+            why = where.split(":", 1)[1].strip()
+            return Verdict(VerdictKind.error, [f"verifier error: Lean's own reading of candidates cannot run for this header ({why}); "
+                                               "nothing is checked without it (setting lean_reader = off checks with proverctl's reader alone)"])
         return []
     marker = reading.new_marker()
-    command = reading.reading_command(reading.normalized(text), marker, elaborate=not candidate)
+    command = reading.reading_command(reading.normalized(text), marker, elaborate=mode == "file")
     job_imports = imports if where == "header" else imports + "import Lean\n"
     outcome = await pool.check(CheckJob(job_imports, preamble, command, timeout))
     failed = _outcome_verdict(outcome)
@@ -163,7 +167,7 @@ async def lean_reading(pool: ReplPool, imports: str, preamble: str, text: str, *
         if outcome.worker is not None:
             pool.retire(outcome.worker)  # whatever it answered was not this reading: never trust that process again
         return ["Lean's reader gave no reading of this text (it fails on it): refused"]
-    return reading.disagreements(text, found, candidate=candidate)
+    return reading.disagreements(text, found, mode=mode)
 
 
 async def _probe_reader(pool: ReplPool, imports: str, preamble: str, timeout: float) -> str | Verdict:
@@ -176,14 +180,17 @@ async def _probe_reader(pool: ReplPool, imports: str, preamble: str, timeout: fl
         marker = reading.new_marker()
         outcome = await pool.check(CheckJob(job_imports, preamble, reading.reading_command(reading.PROBE, marker, elaborate=False),
                                             timeout))
+        if outcome.status != "ok" or (outcome.header_messages and where == "header"):
+            # The REPL failed, or the header itself does not elaborate: no answer about the reader, nothing remembered.
+            return _outcome_verdict(outcome)
         failed = _outcome_verdict(outcome)
-        if failed is not None and failed.kind is VerdictKind.timeout:
-            return failed
         if failed is None and reading.parse_answer(outcome.response, marker, reading.PROBE) is not None:
             return where
         errors = outcome.response.errors if outcome.response is not None else []
         why = why or (errors[0].data.strip().splitlines()[0] if errors and errors[0].data.strip() else outcome.detail or "no reading")
-    note = f"Lean's own reading of candidates is unavailable for a header here ({why}); proverctl's reader alone decides what reaches Lean"
+    note = (f"Lean's own reading of candidates is unavailable for a header here ({why}); "
+            + ("its candidates are refused (lean_reader = required)" if pool.reader_required
+               else "proverctl's reader alone decides what reaches Lean (lean_reader = off)"))
     if note not in pool.reader_notes:
         pool.reader_notes.append(note)
     return f"unavailable: {why}"
@@ -210,7 +217,7 @@ async def check_file(pool: ReplPool, text: str, *, policy: Policy = Policy(), ti
     cut = source.imports_end
     imports, rest = text[:cut], text[cut:]
     if not file_reasons:
-        disagree = await lean_reading(pool, imports, "", rest, candidate=False, timeout=timeout)
+        disagree = await lean_reading(pool, imports, "", rest, mode="file", timeout=timeout)
         if isinstance(disagree, Verdict):
             return [DeclarationResult(d, Verdict(disagree.kind, list(disagree.reasons), seconds=disagree.seconds)) for d in decls]
         file_reasons = [_shift_reason(r, _line_count(imports)) for r in disagree]

@@ -192,6 +192,7 @@ class ReplPool:
         header_timeout: float = 300.0,
         env: dict[str, str] | None = None,
         sandbox: "Sandbox | str" = "none",
+        reader_required: bool = True,
     ) -> None:
         if not command:
             raise ValueError("empty REPL command")
@@ -217,6 +218,7 @@ class ReplPool:
         # Where Lean's own reader runs per header (proverctl.lean.checker.lean_reading), and what to tell
         # the user about headers it cannot read.
         self.readers: dict[tuple[str, str], str] = {}
+        self.reader_required = reader_required  # a header Lean's reader cannot read refuses its candidates
         self.reader_notes: list[str] = []
 
     @property

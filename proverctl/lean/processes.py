@@ -77,4 +77,6 @@ async def run_confined(launch, *, timeout: float, memory_mb: int | None) -> tupl
     finally:
         if proc.returncode is None:
             await end_process(proc)
+        else:
+            kill_group(proc.pid)  # whatever it left running in its group goes with it
     return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")

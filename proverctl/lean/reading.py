@@ -88,7 +88,8 @@ def lean_string(text: str) -> str:
 def reading_command(text: str, marker: str, *, elaborate: bool) -> str:
     """The trusted command that makes Lean read `text` (see the module docstring)."""
     kinds = ", ".join(f"`{kind}" for kind in PARSE_CHANGING) if elaborate else ""
-    return (_TEMPLATE.replace("@SOURCE@", lean_string(text)).replace("@ELABORATE@", kinds).replace("@MARKER@", marker))
+    # The text goes in last, once: nothing in it can be taken for a placeholder.
+    return _TEMPLATE.replace("@ELABORATE@", kinds).replace("@MARKER@", marker).replace("@SOURCE@", lean_string(text), 1)
 
 
 def new_marker() -> str:
@@ -153,9 +154,15 @@ def _literal(token: str) -> bool:
     return len(token) > 1 and token[0] == "}" and (token.endswith('"') or token.endswith("{"))
 
 
-def disagreements(text: str, reading: Reading, *, candidate: bool) -> list[str]:
-    """Why Lean's reading and proverctl's differ (see the module docstring); empty when they agree."""
-    from proverctl.lean.verdict import CHEAT_TOKENS, CODE_TOKENS, FILE_HASH_COMMANDS, HASH_COMMANDS
+def disagreements(text: str, reading: Reading, *, mode: str) -> list[str]:
+    """Why Lean's reading and proverctl's differ (see the module docstring); empty when they agree. `mode`:
+    "candidate" (a model's proof: every rule, and its commands must be the ones proverctl sees), "draft" (a
+    model's sketch or tool call: may hold `sorry` and lemmas, nothing that runs code) or "file" (a user's
+    file: its own `#check`s and `unsafe` definitions are fine)."""
+    candidate = mode == "candidate"
+    strict = mode != "file"
+    from proverctl.lean.verdict import (CHEAT_TOKENS, CODE_TOKENS, FILE_HASH_COMMANDS, FORBIDDEN_OPTION_PREFIXES, HASH_COMMANDS,
+                                        code_attribute)
 
     norm = normalized(text)
     source = Source(norm)
@@ -167,18 +174,25 @@ def disagreements(text: str, reading: Reading, *, candidate: bool) -> list[str]:
 
     plain_code = {w for w in CODE_TOKENS if "." not in w}
     cheats = set(CHEAT_TOKENS)
-    for kind, at, token in reading.tokens:
-        if kind == "a" and _literal(token):
-            continue
-        if at < len(norm) and mask[at] == " " and not norm[at].isspace():
+    tokens = [t for t in reading.tokens if not (t[0] == "a" and _literal(t[2]))]
+    for index, (kind, at, token) in enumerate(tokens):
+        if at < len(norm) and mask[at] != norm[at] and not norm[at].isspace():
+            # Lean starts a token where proverctl's reader saw a comment, a string or the inside of an
+            # «escaped» name: code hidden from the policy.
             reasons.append(f"Lean reads `{token[:40]}` at {where(at)} where proverctl's reader saw a comment or string: the readers disagree")
             continue
+        following = tokens[index + 1][2] if index + 1 < len(tokens) else ""
+        if token == "set_option" and following.startswith(FORBIDDEN_OPTION_PREFIXES):
+            reasons.append(f"Lean reads `set_option {following[:40]}` at {where(at)}: it weakens checking")
+        if kind == "i" and index and tokens[index - 1][2] in ("@[", "[", ",") and _in_attribute(tokens, index):
+            if code_attribute(token, "") or (candidate and token not in ("simp", "reducible")):
+                reasons.append(f"Lean reads the attribute `{token[:40]}` at {where(at)}")
         parts = token.split(".") if kind == "i" else [token.lstrip("#")]
-        if any(part in plain_code for part in parts) and not (not candidate and parts == ["unsafe"]):
+        if any(part in plain_code for part in parts) and not (not strict and parts == ["unsafe"]):
             reasons.append(f"Lean reads `{token[:40]}` at {where(at)}: it runs code at check time")
         elif candidate and any(part in cheats for part in parts):
             reasons.append(f"Lean reads `{token[:40]}` at {where(at)}")
-        elif token.startswith("#") and token[1:] in (HASH_COMMANDS if candidate else FILE_HASH_COMMANDS):
+        elif token.startswith("#") and token[1:] in (HASH_COMMANDS if strict else FILE_HASH_COMMANDS):
             reasons.append(f"Lean reads the command `{token[:40]}` at {where(at)}")
     if candidate:
         ours = sorted({_command_start(source, c.start) for c in source.commands})
@@ -192,6 +206,22 @@ def disagreements(text: str, reading: Reading, *, candidate: bool) -> list[str]:
                 reasons.append(f"proverctl's reader sees a command at {where(missing[0])} that Lean does not: the readers disagree")
     seen: set[str] = set()
     return [r for r in reasons if not (r in seen or seen.add(r))]
+
+
+def _in_attribute(tokens: list[tuple[str, int, str]], index: int) -> bool:
+    """Is token `index` the first word of an attribute (right after `@[` / `attribute [`, or a comma in one)?"""
+    depth = 0
+    for back in range(index - 1, -1, -1):
+        word = tokens[back][2]
+        if word == "]":
+            depth += 1
+        elif word in ("[", "@["):
+            if depth == 0:
+                return word == "@[" or (back > 0 and tokens[back - 1][2] == "attribute")
+            depth -= 1
+        elif word in (":=", "by") and depth == 0:
+            return False
+    return False
 
 
 def _command_start(source: Source, start: int) -> int:

@@ -77,7 +77,9 @@ class Segment:
 # Init/Data/ToString/Macro, Init/Data/Format/Macro, Lean/Message, Lean/Exception, Init/System/IO,
 # Lean/Parser/Term and Do; the `named` ones since 2025). Blanks and comments may stand between.
 INTERPOLATING = frozenset({"s!", "m!", "f!", "throwError", "println!", "dbg_trace", "throwNamedError", "logNamedError",
-                           "logNamedWarning"})
+                           "logNamedWarning", "reportIssue!"})
+# ... and these after a bracketed class (`trace[cls] "..."`; Aesop's `aesop_trace[cls]`, `aesop_trace![cls]`).
+INTERPOLATING_AFTER_CLASS = frozenset({"trace", "aesop_trace", "aesop_trace!"})
 # ... and these after one argument (`throwErrorAt ref "..."`).
 INTERPOLATING_AFTER_ARG = frozenset({"throwErrorAt", "throwNamedErrorAt", "logNamedErrorAt", "logNamedWarningAt"})
 # Tokens that end in `'` (core: Σ' ×'; Mathlib: ∑' ∏' ⁻¹' ''): their `'` never starts a char literal.
@@ -136,7 +138,9 @@ def _scan_code(text: str, i: int, out: list[str], segments: list[Segment], *, in
         elif c == "/" and text.startswith("/-", i):
             doc = text.startswith("/--", i) or text.startswith("/-!", i)  # tokens: the body starts after them
             kind = "module-doc" if text.startswith("/-!", i) else ("doc-comment" if doc else "block-comment")
-            depth_c, j = 1, i + (3 if doc else 2)
+            # A plain comment's body starts one character after `/-` (Lean's `whitespace` skips it), so in
+            # `/-/- -/` that `/` opens nothing and the first `-/` closes the comment.
+            depth_c, j = 1, min(i + 3, n)
             while j < n and depth_c:
                 if text.startswith("/-", j):
                     depth_c += 1
@@ -249,7 +253,7 @@ def _interpolates(text: str, out: list[str], i: int) -> bool:
         return False
     if out[k] == "]":  # trace[cls] "..."
         opener = _opener_before(out, k)
-        return opener >= 5 and "".join(out[opener - 5:opener]) == "trace" and (opener == 5 or not is_id_rest(out[opener - 6]))
+        return opener > 0 and _word_before(out, opener - 1)[0] in INTERPOLATING_AFTER_CLASS
     word, start = _word_before(out, k)
     if word in INTERPOLATING and (start == 0 or out[start - 1] != "."):
         return True

@@ -145,6 +145,18 @@ def safeverify_revision(workspace: Path | None) -> str | None:
     return None
 
 
+def workspace_context(workspace: Path | None) -> str:
+    """A digest of what decides a compiled challenge besides its text: the workspace, its toolchain and
+    the revisions its lake manifest resolved (a new `lean setup`, another Mathlib, another cache entry)."""
+    digest = hashlib.sha256(str(Path(workspace).resolve() if workspace else "-").encode())
+    for name in ("lean-toolchain", "lake-manifest.json"):
+        try:
+            digest.update((Path(workspace) / name).read_bytes() if workspace else b"")
+        except OSError:
+            digest.update(b"-")
+    return digest.hexdigest()[:16]
+
+
 def default_judge_command(workspace: Path) -> tuple[str, ...]:
     return ("lake", "env", str(workspace / JUDGE_BINARY))
 

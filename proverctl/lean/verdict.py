@@ -71,7 +71,12 @@ HASH_COMMANDS = (
     "loogle", "moogle", "min_imports", "version", "test", "sample", "trans_imports", "unfold?", "list_linters", "whnf", "whnfR",
     "instances", "kernel", "import_path", "redundant_imports", "count_heartbeats", "defeq_abuse",
 )
-FILE_HASH_COMMANDS = ("exit",)
+# In a user's file, the `#` commands that stop checking or run code (`#guard`, `#html` and `#widget` evaluate
+# terms as programs); `#check`, `#print`, `#reduce` and the like only show.
+FILE_HASH_COMMANDS = ("exit", "eval", "eval!", "guard", "html", "widget", "time", "test", "sample")
+# Commands that rewrite how later commands are read or elaborated with code of the file's own: refused in
+# a user's file too (its notations, `infix` and the like, are kept: they only abbreviate terms).
+FILE_SYNTAX_TOKENS = ("macro", "macro_rules", "syntax", "declare_syntax_cat")
 # Commands that would change the header's context (scope escapes).
 SCOPE_TOKENS = ("end", "namespace", "section", "universe", "variable", "attribute", "mutual", "omit", "include")
 # Options whose only use in a proof is to weaken what Lean checks.
@@ -270,6 +275,8 @@ def policy_violations(code: str, target_name: str | None, policy: Policy = Polic
             reasons.append(f"`axiom` declares an unproved fact ({_where(code, offset)})")
         for word, offset in find_tokens(mask, ("prelude",)):
             reasons.append(f"`prelude` is refused: the file must import Init as every judged file does ({_where(code, offset)})")
+        for word, offset in find_tokens(mask, FILE_SYNTAX_TOKENS):
+            reasons.append(f"`{word}` is refused: it changes how the file's own declarations are read ({_where(code, offset)})")
     else:
         for word, offset in find_tokens(mask, SYNTAX_TOKENS):
             reasons.append(f"`{word}` is not allowed in a proof: it changes the language ({_where(code, offset)})")

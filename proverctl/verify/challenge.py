@@ -60,17 +60,33 @@ def as_axiom(decl: Declaration) -> str:
 
 def judge_header(header: str) -> str:
     """The header as both files get it: each earlier declaration that still has a `sorry` becomes an
-    axiom with the same name and statement (an `example`, which nothing can use, is dropped)."""
+    axiom with the same name and statement (an `example`, which nothing can use, is dropped). So does
+    each one whose proof SafeVerify would refuse in the challenge itself — one that uses native_decide,
+    or uses (transitively) a declaration already made an axiom — or no target after it could pass."""
     source = Source(header)
     pieces, cursor = [], 0
-    for decl in source.declarations:
-        if not decl.has_sorry:
-            continue
+    for decl in _unjudgeable(source):
         pieces.append(header[cursor:decl.full_start])
         pieces.append("" if decl.kind == "example" else as_axiom(decl))
         cursor = decl.end
     pieces.append(header[cursor:])
     return "".join(pieces)
+
+
+def _unjudgeable(source: Source) -> list[Declaration]:
+    """The header declarations that cannot stand as proved theorems in a judged file (see judge_header)."""
+    out: list[Declaration] = []
+    names: set[str] = set()
+    for decl in source.declarations:
+        if decl.body_start is None:
+            continue
+        used = [i for i in source.identifiers if decl.body_start <= i.start < decl.end]
+        uses_axiom = any(i.name in names or i.parts[-1] in names for i in used)
+        native = any(i.name == "native_decide" for i in used)
+        if decl.has_sorry or native or uses_axiom:
+            out.append(decl)
+            names.update(n for n in (decl.name, decl.full_name, decl.name.split(".")[-1] if decl.name else None) if n)
+    return out
 
 
 def _rename_target(text: str, line: int) -> str:

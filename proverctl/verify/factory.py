@@ -50,6 +50,7 @@ class VerifySpec:
     judge_mode: str = "auto"  # auto | kernel | repl
     judge_command: str | None = None
     judge_lean_command: str = "lake env lean"
+    lean_reader: str = "required"  # required | off (the lean_reader setting)
     # Filled by resolve():
     repl: ReplTarget | None = None
     sandboxed: Sandbox | None = None  # the sandbox every Lean process runs in (confirmed by its canary, or "none")
@@ -63,7 +64,8 @@ class VerifySpec:
                    lean_project=settings.lean_project, check_timeout=settings.check_timeout, import_timeout=settings.import_timeout,
                    workers=settings.workers, memory_mb=settings.repl_memory_mb, max_uses=settings.repl_max_uses, gc=settings.repl_gc,
                    sandbox=settings.sandbox, verify_on=verify_on, dojo=dojo, judge_mode=settings.judge,
-                   judge_command=settings.judge_command, judge_lean_command=settings.judge_lean_command)
+                   judge_command=settings.judge_command, judge_lean_command=settings.judge_lean_command,
+                   lean_reader=settings.lean_reader)
 
     def resolve(self) -> "VerifySpec":
         """Find the REPL, the judge the trust manifest vouches for, and a sandbox its canary confirmed;
@@ -108,7 +110,7 @@ class VerifySpec:
                               compile_timeout=self.import_timeout + self.check_timeout,
                               judge_timeout=self.import_timeout + self.check_timeout, cache_dir=paths.cache_dir / "judge",
                               index_dir=paths.state_dir / "judge-index", files=dict(record.files), leanchecker=record.leanchecker,
-                              lean_path=record.lean_path)
+                              lean_path=record.lean_path, context=trust.workspace_context(repl.cwd))
         return replace(self, repl=repl, sandboxed=sandbox, judge=judge, notes=self.notes + notes)
 
     def _judge_notes(self, found) -> tuple[str, ...]:
@@ -131,7 +133,7 @@ class VerifySpec:
                 "sandbox": self.sandboxed.name if self.sandboxed else None,
                 "sandbox_confirmed": bool(self.sandboxed and self.sandboxed.confirmed),
                 "repl": self.repl.source if self.repl else None, "check_timeout": self.check_timeout,
-                "import_timeout": self.import_timeout, "policy": policy_dict(self.policy),
+                "import_timeout": self.import_timeout, "policy": policy_dict(self.policy), "lean_reader": self.lean_reader,
                 "judge": self.judge.label if self.judge is not None else ("leandojo" if self.dojo is not None else "repl")}
 
 
@@ -173,7 +175,7 @@ class PoolVerifier:
         never reaches Lean (the reasons come back instead). Feedback, not a verdict."""
         import json
 
-        from proverctl.lean.checker import split_header
+        from proverctl.lean.checker import lean_reading, split_header
         from proverctl.lean.pool import CheckJob
         from proverctl.lean.verdict import sketch_violations
 
@@ -184,6 +186,11 @@ class PoolVerifier:
         imports, preamble = split_header(target.header)
         body = code if code.endswith("\n") else code + "\n"
         try:
+            disagree = await lean_reading(self.pool, imports, preamble, body, mode="draft", timeout=self.timeout)
+            if isinstance(disagree, Verdict) or disagree:
+                why = disagree.reasons if isinstance(disagree, Verdict) else disagree
+                return json.dumps({"messages": [{"severity": "error", "data": f"refused before Lean: {r}"} for r in why]},
+                                  ensure_ascii=False)
             outcome = await self.pool.check(CheckJob(imports, preamble, body, self.timeout))
         except ReplStartError as exc:
             raise EnvironmentMissing(str(exc), hint=SETUP_HINT) from None
@@ -239,7 +246,7 @@ async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Ver
         ray_verifier = RayVerifier(parse_address(spec.verify_on), size,
                                    ReplSpec(spec.repl.command, str(spec.repl.cwd) if spec.repl.cwd else None, spec.memory_mb,
                                             spec.max_uses, spec.sandboxed.name if spec.sandboxed else "none",
-                                            import_timeout=spec.import_timeout),
+                                            import_timeout=spec.import_timeout, reader_required=spec.lean_reader == "required"),
                                    spec.policy, spec.check_timeout)
         await ray_verifier.start()
         try:
@@ -248,7 +255,8 @@ async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Ver
             await ray_verifier.close()
         return
     async with ReplPool(spec.repl.command, cwd=spec.repl.cwd, workers=size, memory_mb=spec.memory_mb, max_uses=spec.max_uses,
-                        gc=spec.gc, sandbox=spec.sandboxed or Sandbox("none"), header_timeout=spec.import_timeout) as pool:
+                        gc=spec.gc, sandbox=spec.sandboxed or Sandbox("none"), header_timeout=spec.import_timeout,
+                        reader_required=spec.lean_reader == "required") as pool:
         try:
             yield Verification(_judged(PoolVerifier(pool, spec.policy, spec.check_timeout), spec), pool, spec)
         except ReplStartError as exc:  # whole-file checks and sketches talk to the pool directly

@@ -77,6 +77,7 @@ class JudgeSpec:
     files: dict[str, str] = field(default_factory=dict)
     leanchecker: tuple[str, ...] | None = None
     lean_path: str | None = None
+    context: str = ""  # what else decides a challenge's olean: the workspace, its toolchain and lake manifest
 
 
 @dataclass
@@ -175,7 +176,7 @@ class Judge:
             return JudgeOutcome(VerdictKind.timeout, [f"leanchecker: no answer within {self.spec.judge_timeout:g} s"],
                                 time.monotonic() - started)
         said = _UNCAUGHT.search(ran.stderr)
-        detail = said.group(1).strip().splitlines()[0] if said else (ran.stderr.strip().splitlines() or [f"exit {ran.code}"])[-1]
+        detail = _first_line(said.group(1)) if said else (ran.stderr.strip().splitlines() or [f"exit {ran.code}"])[-1]
         kind = VerdictKind.rejected if ran.code == 1 and said else VerdictKind.error
         return JudgeOutcome(kind, [f"leanchecker: {detail[:300]}"], time.monotonic() - started, ran.stdout + ran.stderr)
 
@@ -210,10 +211,10 @@ class Judge:
         message = said.group(1).strip()
         if not _V1_FOUND.search(ran.stderr):  # the target (our trusted challenge) failed to replay
             return JudgeOutcome(VerdictKind.error, [f"judge ({self.spec.label}): the trusted statement failed in the judge: "
-                                                    f"{message.splitlines()[0][:300]}"], 0.0)
+                                                    f"{_first_line(message)}"], 0.0)
         match = _V1_NAMED.search(message)
         name = next((g for g in match.groups() if g), None) if match else None
-        return JudgeOutcome(VerdictKind.rejected, [f"judge ({self.spec.label}): {message.splitlines()[0][:300]}"], 0.0,
+        return JudgeOutcome(VerdictKind.rejected, [f"judge ({self.spec.label}): {_first_line(message)}"], 0.0,
                             failures=[(name, message)])
 
     def _read_v2(self, ran: _Run, challenge: str) -> JudgeOutcome | None:
@@ -226,7 +227,7 @@ class Judge:
         if not said:
             return None
         message = said.group(1).strip()
-        first = message.splitlines()[0][:300]
+        first = _first_line(message)
         replaying = _V2_REPLAYING.findall(ran.stderr[:said.start()])
         about_target = message.startswith("Target ") or (bool(replaying) and replaying[-1].strip() == challenge and "Submission" not in message
                                                          and "has no imports" not in message)
@@ -242,7 +243,7 @@ class Judge:
         """The compiled challenge, from the cache (its olean checked against the hash recorded when it was
         made) or compiled now, once per text even when asked concurrently. A cached olean that no longer
         matches its record is an error for this check, and the entry is rebuilt."""
-        key = hashlib.sha256(f"{self.spec.label}\0{self.spec.dialect}\0{text}".encode("utf-8")).hexdigest()[:32]
+        key = hashlib.sha256(f"{self.spec.label}\0{self.spec.dialect}\0{self.spec.context}\0{text}".encode("utf-8")).hexdigest()[:32]
         root = _mkdir(self.spec.cache_dir or Path(tempfile.gettempdir()) / "proverctl-judge-cache")
         index = _mkdir(self.spec.index_dir or root.parent / (root.name + "-index"))
         entry, record = root / key, index / f"{key}.json"
@@ -250,12 +251,12 @@ class Judge:
         async with lock:
             with _FileLock(index / f"{key}.lock"):
                 tampered = None
-                if entry.exists() or record.exists():
+                if entry.exists():
                     tampered = _cache_problem(entry, record, text)
                     if tampered is None:
                         return entry / "Proof.olean"
                     shutil.rmtree(entry, ignore_errors=True)
-                    record.unlink(missing_ok=True)
+                record.unlink(missing_ok=True)  # (a record whose entry was cleared away is simply rebuilt)
                 built = await self._build_challenge(text, root, entry, record)
                 if isinstance(built, JudgeOutcome) or tampered is None:
                     return built
@@ -312,7 +313,7 @@ def _stat_key(path: str) -> tuple | None:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
 
 
 def _regular_file(path: Path) -> bool:
@@ -363,6 +364,11 @@ class _FileLock:
     def __exit__(self, *exc) -> None:
         if self.handle is not None:
             self.handle.close()
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0][:300] if lines else "(no message)"
 
 
 def _mkdir(path: Path) -> Path:

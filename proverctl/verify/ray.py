@@ -28,6 +28,7 @@ class ReplSpec:
     sandbox: str
     workers_per_actor: int = 1
     import_timeout: float = 600.0
+    reader_required: bool = True
 
 
 def parse_address(value: str) -> str | None:
@@ -56,7 +57,8 @@ def _actor_class():
             # This node's own sandbox, confirmed by its own canary (a backend that does not hold here fails the actor).
             self.sandbox = resolve(spec["sandbox"], trust.trust_base(cwd, [spec["command"]]))
             self.pool = ReplPool(spec["command"], cwd=cwd, workers=spec["workers_per_actor"], memory_mb=spec["memory_mb"],
-                                 max_uses=spec["max_uses"], sandbox=self.sandbox, header_timeout=spec["import_timeout"])
+                                 max_uses=spec["max_uses"], sandbox=self.sandbox, header_timeout=spec["import_timeout"],
+                                 reader_required=spec["reader_required"])
 
         def sandbox_label(self) -> str:
             return self.sandbox.label

@@ -162,11 +162,15 @@ def _trust_class(spec) -> ClassResult:
 
 
 async def _through_lean(verification, spec, paths: Paths) -> ClassResult:
-    """A checked file tries to write the trust base and read a secret; afterwards nothing changed."""
+    """Code that got past every rule (sent straight to a REPL worker, and compiled as the judge compiles
+    a solution) tries to write the workspace, the judge and its cache and to read a secret in the state
+    dir; afterwards nothing changed and nothing leaked."""
     import secrets
+    import shutil
+    import tempfile
 
+    from proverctl.lean.pool import CheckJob
     from proverctl.lean.trust import changed_files
-    from proverctl.verify.files import check_file_judged
 
     token = secrets.token_hex(6)
     secret = paths.state_dir / "sandbox-canary.secret"
@@ -181,18 +185,29 @@ async def _through_lean(verification, spec, paths: Paths) -> ClassResult:
     files = dict(spec.judge.files) if spec.judge is not None else {}
     for path in list(files)[:2]:
         targets.append((f"the judge file {Path(path).name}", Path(path)))
-    lines = ["import Mathlib", ""] + [f'#eval IO.FS.writeFile "{p}" "{token}"' for _, p in targets]
-    lines += [f'#eval IO.FS.readFile "{secret}"', "", "theorem proverctl_selftest_sandbox : True := trivial", ""]
-    results = await check_file_judged(verification, "\n".join(lines), policy=spec.policy, timeout=spec.check_timeout)
+    attack = "\n".join([f'#eval IO.FS.writeFile "{p}" "{token}"' for _, p in targets] + [f'#eval IO.FS.readFile "{secret}"', ""])
+    seen = ""
+    outcome = await verification.pool.check(CheckJob("", "", attack, spec.check_timeout))
+    if outcome.response is not None:
+        seen += " ".join(m.data for m in outcome.response.messages)
+    judge = verification.judge
+    if judge is not None:  # the same file compiled the way the judge compiles a solution
+        work = Path(tempfile.mkdtemp(prefix="proverctl-selftest-"))
+        try:
+            (work / "Proof.lean").write_text(attack, encoding="utf-8")
+            ran = await judge._run([*judge.spec.lean_command, "-o", str(work / "Proof.olean"), str(work / "Proof.lean")],
+                                   writable=[work], readable=[], scratch=work, timeout=judge.spec.compile_timeout)
+            seen += ran.stdout + ran.stderr
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     failures = []
     for what, path in targets:
         if path.exists() and token in path.read_text(errors="replace"):
-            failures.append(f"a checked file wrote {what} ({path})")
+            failures.append(f"code in a checked file wrote {what} ({path})")
     if files and changed_files(files):
         failures.append("the judge's files no longer match the trust manifest")
-    shown = json.dumps([r.as_dict() for r in results])
-    if secret_text and secret_text in shown:
-        failures.append(f"a checked file read {secret}")
+    if secret_text and secret_text in seen:
+        failures.append(f"code in a checked file read {secret}")
     total = len(targets) + 1 + (1 if files else 0)
     return ClassResult("sandbox through Lean (#eval writes and reads)", total - len(failures), total, failures)
 

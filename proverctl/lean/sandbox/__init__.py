@@ -50,7 +50,10 @@ def auto_order() -> tuple[str, ...]:
 
 def elan_home() -> Path | None:
     home = os.environ.get("ELAN_HOME") or os.path.expanduser("~/.elan")
-    return Path(home) if Path(home).is_dir() else None
+    try:
+        return Path(home) if Path(home).is_dir() else None
+    except OSError:  # a home this user may not look into
+        return None
 
 
 def sandbox_env(tmpdir: Path, base: dict[str, str] | None = None) -> dict[str, str]:

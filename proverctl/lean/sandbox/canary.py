@@ -4,7 +4,8 @@ hostile proof would, and every attempt must fail:
 - create a file in the Lean workspace and in the judge's challenge cache;
 - open each trusted binary (judge, REPL, their interpreters) for writing (nothing is written);
 - connect over TCP, and send a UDP datagram, to listeners this process opens on 127.0.0.1;
-- read a secret file kept in the user's own state dir (where config and tokens live).
+- read a secret file kept in the user's own state dir (where config and tokens live), and this process's
+  environment (/proc/PID/environ, where PROVERCTL_API_KEY and HF_TOKEN may be).
 
 Two things must work, or the sandbox is too tight for Lean: create a file in its own temp dir, and list
 the workspace. The canary is our own code (`python -I -S -c`), run with the confinement Lean processes
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -57,6 +59,7 @@ for path in cfg["files"]:
     attempt("write " + path, lambda p=path: open_for_writing(p))
 if cfg["secret"]:
     attempt("read " + cfg["secret"], lambda: read(cfg["secret"]))
+attempt("read proverctl's environment", lambda: read("/proc/%d/environ" % cfg["parent"]))
 attempt("tcp", tcp)
 attempt("udp", udp)
 attempt("own temp dir", lambda: create_in(cfg["tmp"]))
@@ -93,7 +96,7 @@ def _run(sandbox, base) -> tuple:
         dirs = [str(p) for p in (base.workspace, base.cache_dir) if p is not None and Path(p).is_dir()]
         files = sorted({str(p) for p in base.binaries if Path(p).is_file()})
         config = {"token": token, "dirs": dirs, "files": files, "secret": str(base.secret) if base.secret else None,
-                  "tcp": tcp.getsockname()[1], "udp": udp.getsockname()[1], "tmp": str(tmp),
+                  "tcp": tcp.getsockname()[1], "udp": udp.getsockname()[1], "tmp": str(tmp), "parent": os.getpid(),
                   "workspace": str(base.workspace) if base.workspace is not None and Path(base.workspace).is_dir() else None}
         readable = list(base.readable) + [p for command in base.commands for p in readable_paths(command, None)]
         launch = sandbox.launch([sys.executable, "-I", "-S", "-c", CANARY, json.dumps(config)], cwd=base.workspace, tmpdir=tmp,

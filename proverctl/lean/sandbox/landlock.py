@@ -44,8 +44,8 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 
 READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
 
-# seccomp: (AUDIT_ARCH, __NR_socket, __NR_io_uring_setup) per machine.
-ARCHES = {"x86_64": (0xC000003E, 41, 425), "aarch64": (0xC00000B7, 198, 425)}
+# seccomp: (AUDIT_ARCH, __NR_socket, __NR_io_uring_setup, __NR_kill, __NR_truncate) per machine.
+ARCHES = {"x86_64": (0xC000003E, 41, 425, 62, 76), "aarch64": (0xC00000B7, 198, 425, 129, 45)}
 X32_BIT = 0x40000000
 EACCES = 13
 
@@ -74,6 +74,9 @@ def why_not() -> str | None:
     version = abi()
     if version < 1:
         return "the kernel offers no Landlock (Linux 5.13+ with landlock in the `lsm=` boot list), or it is blocked here"
+    if os.geteuid() == 0:
+        return ("as root, Landlock cannot keep sandboxed code from reading proverctl's own environment (/proc/PID/environ): "
+                "run proverctl as a user, or use bubblewrap")
     return None
 
 
@@ -134,7 +137,7 @@ def restrict(readable: list[str], writable: list[str]) -> int:
             _errno_fail("landlock_restrict_self")
     finally:
         os.close(ruleset)
-    _seccomp_no_sockets(libc)
+    _seccomp_no_sockets(libc, deny_truncate=version < 3)
     return version
 
 
@@ -142,10 +145,12 @@ def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
-def _seccomp_no_sockets(libc) -> None:
-    """A seccomp filter: `socket()` and `io_uring_setup` fail with EACCES; a foreign architecture's
-    syscalls (x32, i386 on x86_64) fail too; everything else is allowed."""
-    arch, nr_socket, nr_uring = ARCHES[platform.machine()]
+def _seccomp_no_sockets(libc, *, deny_truncate: bool = False) -> None:
+    """A seccomp filter: `socket()` and `io_uring_setup` fail with EACCES, and so do `kill` aimed at a
+    process group or at every process (pid <= 0: Landlock scopes signals only from ABI 6) and, where
+    Landlock cannot govern truncation (ABI < 3), `truncate` by path; a foreign architecture's syscalls
+    (x32, i386 on x86_64) fail too; everything else is allowed."""
+    arch, nr_socket, nr_uring, nr_kill, nr_truncate = ARCHES[platform.machine()]
     ld_w_abs, jeq_k, jge_k, ret_k = 0x20, 0x15, 0x35, 0x06
     allow, deny = 0x7FFF0000, 0x00050000 | EACCES  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EACCES
     program = [
@@ -158,6 +163,13 @@ def _seccomp_no_sockets(libc) -> None:
         _bpf(jeq_k, 0, 1, nr_socket),
         _bpf(ret_k, 0, 0, deny),
         _bpf(jeq_k, 0, 1, nr_uring),
+        _bpf(ret_k, 0, 0, deny),
+        _bpf(jeq_k, 0, 1, nr_truncate if deny_truncate else 0xFFFFFFFF),
+        _bpf(ret_k, 0, 0, deny),
+        _bpf(jeq_k, 0, 4, nr_kill),         # kill(pid, sig): look at pid's low 32 bits
+        _bpf(ld_w_abs, 0, 0, 16),           # A = (u32) args[0]
+        _bpf(jeq_k, 1, 0, 0),               # pid == 0: deny
+        _bpf(jge_k, 0, 1, 0x80000000),      # pid < 0 (as int): deny, else allow
         _bpf(ret_k, 0, 0, deny),
         _bpf(ret_k, 0, 0, allow),
     ]
