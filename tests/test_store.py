@@ -32,10 +32,37 @@ def old_store(path, versions: int) -> sqlite3.Connection:
     """A store file as a release that knew only the first `versions` migrations left it (open connection)."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied REAL NOT NULL)")
-    for version, migration in enumerate(MIGRATIONS[:versions], 1):
-        migration(db)
-        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+    for step in MIGRATIONS[:versions]:
+        step.apply(db)
+        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (step.version,))
     return db
+
+
+@pytest.mark.parametrize("step", MIGRATIONS[1:], ids=lambda m: f"{m.version}-{m.name}")
+def test_each_migration_from_the_schema_before_it(tmp_path, step):
+    """A store as the release before `step` left it, with a run, a target and an attempt in it, opens:
+    the migration adds what it says, and the rows are still there."""
+    path = tmp_path / "old.db"
+    db = old_store(path, step.version - 1)
+    db.execute("INSERT INTO runs (started, command, input, settings) VALUES (1, 'proverctl prove F.lean', 'F.lean', '{}')")
+    db.execute("INSERT INTO targets (run_id, ordinal, file, statement, header, header_hash) VALUES (1, 0, 'F.lean', 's', '', 'h')")
+    db.execute("INSERT INTO attempts (target_id, sample, verdict, created) VALUES (1, 0, 'rejected', 1)")
+    db.close()
+    for added in step.adds:
+        table, _, column = added.partition(".")
+        assert (column not in columns(path, table)) if column else not columns(path, table)
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.run(1)["input"] == "F.lean" and store.target(1)["statement"] == "s"
+        assert [a["verdict"] for a in store.attempts(1)] == ["rejected"]
+    for added in step.adds:
+        table, _, column = added.partition(".")
+        assert column in columns(path, table) if column else columns(path, table)
+
+
+def test_migrations_have_names_and_one_number_each():
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    assert len({m.name for m in MIGRATIONS}) == len(MIGRATIONS) and all(m.adds for m in MIGRATIONS)
 
 
 def test_a_blank_file_gets_every_migration(tmp_path):

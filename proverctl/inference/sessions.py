@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -387,42 +386,9 @@ def wait_ready(record: SessionRecord, proc: subprocess.Popen, timeout: float, on
 
 def stop_process(pid: int, grace: float = 10.0) -> bool:
     """SIGTERM the process group, then SIGKILL what is left; True if something was running."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return False
-    try:
-        import psutil
+    from proverctl.processes import terminate_group
 
-        members = [p for p in psutil.process_iter(["pid"]) if _pgid(p.pid) == pgid]
-    except Exception:
-        members = []
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not any(pid_alive(p.pid) for p in members) and not pid_alive(pid):
-            break
-        time.sleep(0.1)
-    else:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-    except ChildProcessError:
-        pass
-    return True
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except (ProcessLookupError, PermissionError):
-        return None
+    return terminate_group(pid, grace)
 
 
 def stop_sessions(selector: str | None, *, everything: bool = False, paths: Paths | None = None,

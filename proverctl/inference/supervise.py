@@ -35,16 +35,8 @@ def expire(record_file: str, grace: float = 10.0) -> int:
         if left > 0:
             time.sleep(min(left, 5.0))
             continue
-        try:
-            group = os.getpgid(record["pid"])
-            os.killpg(group, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                os.killpg(group, 0)  # raises once the group is gone
-                time.sleep(0.2)
-            os.killpg(group, signal.SIGKILL)
-        except (ProcessLookupError, KeyError, PermissionError):
-            pass
+        if "pid" in record:
+            _processes().terminate_group(record["pid"], grace)
         for path in (record_file, record.get("exit_file")):
             if path:
                 try:
@@ -52,6 +44,17 @@ def expire(record_file: str, grace: float = 10.0) -> int:
                 except OSError:
                     pass
         return 0
+
+
+def _processes():
+    """proverctl/processes.py, loaded by path (this script runs without the package on its path)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "processes.py")
+    spec = importlib.util.spec_from_file_location("proverctl_processes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv: list[str]) -> int:

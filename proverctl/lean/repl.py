@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from proverctl.lean import processes
+from proverctl import processes
 from proverctl.lean.protocol import Response, encode_request
 
 # The largest response we accept (a whole-file infotree can be large; anything bigger is garbage).

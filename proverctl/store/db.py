@@ -41,6 +41,29 @@ class _NeedsMigration(StoreError):
     """A read-only open found an older schema."""
 
 
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: its number (what the store records in schema_migrations, never renumbered), its
+    name, what it adds (tables and `table.column`s, which its test checks), and the function."""
+
+    version: int
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+    adds: tuple[str, ...] = ()
+
+
+_REGISTERED: list[Migration] = []
+
+
+def migration(version: int, name: str, *, adds: tuple[str, ...] = ()):
+    """Register a migration (append-only: a new one takes the next number)."""
+    def register(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+        _REGISTERED.append(Migration(version, name, fn, adds))
+        return fn
+
+    return register
+
+
 def _run_script(db: sqlite3.Connection, script: str) -> None:
     """Statement by statement: executescript() would COMMIT the migration's transaction half-way."""
     for statement in script.split(";"):
@@ -48,6 +71,7 @@ def _run_script(db: sqlite3.Connection, script: str) -> None:
             db.execute(statement)
 
 
+@migration(1, 'initial_schema', adds=('runs', 'targets', 'attempts'))
 def _m1(db: sqlite3.Connection) -> None:
     _run_script(
         db,
@@ -109,6 +133,7 @@ def _m1(db: sqlite3.Connection) -> None:
     )
 
 
+@migration(2, 'subgoal_targets', adds=('targets.parent_id', 'attempts.kind'))
 def _m2(db: sqlite3.Connection) -> None:
     """Subgoal decomposition: subgoal lemmas are targets under their parent; attempts say what they were."""
     _run_script(
@@ -121,6 +146,7 @@ def _m2(db: sqlite3.Connection) -> None:
     )
 
 
+@migration(3, 'recorded_requests', adds=('runs.request', 'runs.served_model', 'runs.engine_version', 'attempts.finish_reason', 'attempts.seed'))
 def _m3(db: sqlite3.Connection) -> None:
     """A run is a recorded request (versioned JSON), with what the endpoint really served; each sample
     keeps why generation ended and its seed."""
@@ -136,11 +162,13 @@ def _m3(db: sqlite3.Connection) -> None:
     )
 
 
+@migration(4, 'verdict_judge', adds=('attempts.judge',))
 def _m4(db: sqlite3.Connection) -> None:
     """Who gave each verdict: "repl" (the pre-filter alone) or the kernel judge and its version."""
     _run_script(db, "ALTER TABLE attempts ADD COLUMN judge TEXT")
 
 
+@migration(5, 'prompts_once_per_target', adds=('prompts', 'attempts.prompt_id'))
 def _m5(db: sqlite3.Connection) -> None:
     """Prompts stored once per target (every sample of a round-0 prompt is the same text); attempts point
     at them. Existing attempts are moved over: one prompt row per distinct (target, text)."""
@@ -164,19 +192,22 @@ def _m5(db: sqlite3.Connection) -> None:
     )
 
 
+@migration(6, 'hints_and_turns', adds=('targets.hint', 'attempts.turns'))
 def _m6(db: sqlite3.Connection) -> None:
     """The informal proof a target was prompted with (`prove --hint`, a dataset row's hint), so a resumed
     run prompts it the same way; and each multi-turn sample's turns (sketches or tool calls, Lean's answers)."""
     _run_script(db, "ALTER TABLE targets ADD COLUMN hint TEXT;\nALTER TABLE attempts ADD COLUMN turns TEXT")
 
 
+@migration(7, 'verdict_sandbox', adds=('attempts.sandbox',))
 def _m7(db: sqlite3.Connection) -> None:
     """The sandbox each verdict was given in ("bwrap", "landlock", "sandbox-exec", or "none"): a kernel
     judge's `proved` is kernel-checked only in a confirmed sandbox. Older attempts keep NULL (unknown)."""
     _run_script(db, "ALTER TABLE attempts ADD COLUMN sandbox TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1, _m2, _m3, _m4, _m5, _m6, _m7]
+MIGRATIONS: tuple[Migration, ...] = tuple(sorted(_REGISTERED, key=lambda m: m.version))
+assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3, ... without gaps"
 # How a stored attempt reads back: its prompt from the prompts table (older rows kept theirs inline).
 _ATTEMPT_COLUMNS = "a.*, COALESCE(a.prompt, p.text) AS prompt_text"
 _ATTEMPT_FROM = "attempts a LEFT JOIN prompts p ON p.id = a.prompt_id"
@@ -274,16 +305,17 @@ class Store:
                 f"the attempt store {self.path} was written by a newer proverctl (schema {newest}, this one knows {len(MIGRATIONS)})",
                 hint="upgrade proverctl, or point PROVERCTL_HOME elsewhere",
             )
-        for version, migration in enumerate(MIGRATIONS, 1):
-            if version in done:
+        for step in MIGRATIONS:
+            if step.version in done:
                 continue
             if readonly:
-                raise _NeedsMigration(f"the attempt store {self.path} needs a migration", hint="run any proverctl command that writes")
+                raise _NeedsMigration(f"the attempt store {self.path} needs a migration ({step.name})",
+                                      hint="run any proverctl command that writes")
             with self.transaction():
-                if self.db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
+                if self.db.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (step.version,)).fetchone():
                     continue  # another process migrated it meanwhile
-                migration(self.db)
-                self.db.execute("INSERT INTO schema_migrations (version, applied) VALUES (?, ?)", (version, time.time()))
+                step.apply(self.db)
+                self.db.execute("INSERT INTO schema_migrations (version, applied) VALUES (?, ?)", (step.version, time.time()))
 
     def transaction(self):
         return _Transaction(self.db)

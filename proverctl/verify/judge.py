@@ -298,7 +298,7 @@ class Judge:
     async def _run(self, command: list[str], *, writable: list[Path], readable: list[Path], scratch: Path, timeout: float,
                    env: dict[str, str] | None = None, cwd: Path | None = None) -> _Run:
         """One sandboxed command with the memory cap, killed with its process group at the timeout."""
-        from proverctl.lean.processes import run_confined
+        from proverctl.processes import run_confined
 
         tmp = Path(tempfile.mkdtemp(prefix="tmp.", dir=scratch))
         readable = [p for p in (self.spec.cache_dir, *readable) if p is not None]

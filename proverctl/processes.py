@@ -1,9 +1,12 @@
-"""The one place proverctl starts and ends the processes it runs Lean in.
+"""The one place proverctl starts and ends the processes it owns: Lean's (REPLs, the judge's compiles,
+the judge) and the model servers of its sessions.
 
 Every such process starts in its own session (so one `killpg` ends it and whatever it started in its
-group), under an address-space cap; ending it kills the whole group with SIGKILL, waits for every
+group), Lean's under an address-space cap; ending one kills the whole group with SIGKILL, waits for every
 descendant psutil could see (children of `lake` that left the group), and reaps the leader. One-shot
-commands (`run_confined`) are bounded by a wall-clock timeout.
+commands (`run_confined`) are bounded by a wall-clock timeout; a server is asked to stop first
+(`terminate_group`: SIGTERM, a grace period, then SIGKILL). Standard library only at import time
+(`inference/supervise.py` loads this file by path), psutil where it helps.
 """
 
 from __future__ import annotations
@@ -33,6 +36,38 @@ def descendants(pid: int) -> list:
         return psutil.Process(pid).children(recursive=True)
     except Exception:
         return []
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def terminate_group(pid: int, grace: float = 10.0) -> bool:
+    """Stop the process group `pid` belongs to: SIGTERM, up to `grace` seconds for it to go, then SIGKILL;
+    reap the leader when it is our child. True if something was running."""
+    import time
+
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return False
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and group_alive(pgid):
+        time.sleep(0.1)
+    kill_group(pgid)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return True
 
 
 def kill_group(pid: int) -> None:
