@@ -11,7 +11,6 @@ died stays listed by `ps` as "exited (signal N)" with its log until `stop` clear
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
