@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from proverctl.lean.checker import check_candidate  # noqa: E402
 from proverctl.lean.pool import ReplPool  # noqa: E402
 from proverctl.lean.repl import ReplProcess  # noqa: E402
+from proverctl.lean.protocol import CommandRequest  # noqa: E402
 
 STANDIN = [sys.executable, str(ROOT / "tests" / "standin_repl.py")]
 HEADER = "import Mathlib\nimport Aesop\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n\n"
@@ -40,7 +41,7 @@ async def bare_round_trips(n: int) -> float:
     repl = ReplProcess(STANDIN)
     await repl.start()
     try:
-        env = (await repl.request({"cmd": HEADER}, 30)).env
+        env = (await repl.request(CommandRequest(HEADER), 30)).env
         body = CODE + "\n#print axioms mathd_algebra_10\n"
         start = time.perf_counter()
         for _ in range(n):

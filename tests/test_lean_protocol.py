@@ -76,3 +76,15 @@ def test_transcript_split_joins_lines_without_newlines():
 def test_response_parse_rejects_non_objects():
     with pytest.raises(ValueError):
         Response.parse([1, 2])
+
+
+def test_typed_requests_encode_as_the_repl_reads_them():
+    from proverctl.lean.protocol import CommandRequest, FileRequest, TacticRequest, encode_request
+
+    assert encode_request(CommandRequest("theorem t : True := trivial", env=1, gc=True)) == \
+        '{"cmd": "theorem t : True := trivial", "env": 1, "gc": true}\n\n'.encode()
+    assert json.loads(encode_request(CommandRequest("x", all_tactics=True, infotree="original"))) == \
+        {"cmd": "x", "allTactics": True, "infotree": "original"}
+    assert json.loads(encode_request(TacticRequest("simp", 3))) == {"tactic": "simp", "proofState": 3}
+    assert json.loads(encode_request(FileRequest("A.lean"))) == {"path": "A.lean"}
+    assert b"\n" not in encode_request(CommandRequest("a\nb"))[:-2]  # one line per request: newlines are escaped

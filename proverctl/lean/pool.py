@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proverctl.lean.protocol import Response
+from proverctl.lean.protocol import CommandRequest, Response
 from proverctl.lean.repl import ReplError, ReplProcess, ReplStartError, ReplTimeout
 from proverctl.lean.sandbox import Sandbox
 
@@ -99,7 +99,7 @@ class _Worker:
         assert self.repl is not None
         base_key = ("imports", job.imports)
         if base_key not in self.envs:
-            response = await self._header_request({"cmd": job.imports})
+            response = await self._header_request(CommandRequest(job.imports))
             self._remember(base_key, response.env, list(response.errors))
         self.envs.move_to_end(base_key)
         base_env, base_errors = self.envs[base_key]
@@ -107,13 +107,13 @@ class _Worker:
             return base_env, list(base_errors)
         key = ("preamble", job.header_key)
         if key not in self.envs:
-            response = await self._header_request({"cmd": job.preamble, "env": base_env})
+            response = await self._header_request(CommandRequest(job.preamble, base_env))
             self._remember(key, response.env, list(base_errors) + list(response.errors))
         self.envs.move_to_end(key)
         env, errors = self.envs[key]
         return env, list(errors)
 
-    async def _header_request(self, request: dict) -> Response:
+    async def _header_request(self, request: CommandRequest) -> Response:
         """An import or preamble step, bounded by the pool's import timeout (Mathlib takes 10-60 s)."""
         assert self.repl is not None
         self.pool.header_requests += 1
@@ -140,9 +140,7 @@ class _Worker:
             if self.repl is None or not self.repl.alive or self.served >= self.pool.max_uses:
                 await self._fresh()
             env, header_errors = await self._env_for(job)
-            request: dict[str, Any] = {"cmd": job.code, "env": env}
-            if self.pool.gc:
-                request["gc"] = True
+            request = CommandRequest(job.code, env, gc=self.pool.gc)
             self.served += 1
             response = await self.repl.request(request, job.timeout)
             self.start_failures = 0

@@ -16,8 +16,59 @@ from typing import Any
 SORRY_WARNINGS = ("declaration uses 'sorry'", "declaration uses `sorry`")
 
 
-def encode_request(request: dict[str, Any]) -> bytes:
-    return (json.dumps(request, ensure_ascii=False) + "\n\n").encode("utf-8")
+@dataclass(frozen=True)
+class CommandRequest:
+    """Elaborate `cmd` (on top of environment `env` when given): `{"cmd", "env"?, "allTactics"?,
+    "infotree"?, "gc"?}`; answered with a new env, messages and sorries (with their proof states)."""
+
+    cmd: str
+    env: int | None = None
+    all_tactics: bool = False
+    infotree: str | None = None  # full | tactics | original | substantive
+    gc: bool = False  # only REPL builds that support it
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"cmd": self.cmd}
+        if self.env is not None:
+            data["env"] = self.env
+        if self.all_tactics:
+            data["allTactics"] = True
+        if self.infotree:
+            data["infotree"] = self.infotree
+        if self.gc:
+            data["gc"] = True
+        return data
+
+
+@dataclass(frozen=True)
+class FileRequest:
+    """Elaborate a whole file by path: `{"path", "allTactics"?}`."""
+
+    path: str
+    all_tactics: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {"path": self.path, **({"allTactics": True} if self.all_tactics else {})}
+
+
+@dataclass(frozen=True)
+class TacticRequest:
+    """Run one tactic on a proof state a sorry left: `{"tactic", "proofState"}`; answered with the new
+    proof state, its goals and messages."""
+
+    tactic: str
+    proof_state: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"tactic": self.tactic, "proofState": self.proof_state}
+
+
+Request = CommandRequest | FileRequest | TacticRequest
+
+
+def encode_request(request: "Request | dict[str, Any]") -> bytes:
+    data = request if isinstance(request, dict) else request.as_json()
+    return (json.dumps(data, ensure_ascii=False) + "\n\n").encode("utf-8")
 
 
 @dataclass(frozen=True)

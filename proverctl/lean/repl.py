@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from proverctl import processes
-from proverctl.lean.protocol import Response, encode_request
+from proverctl.lean.protocol import Request, Response, encode_request
 
 # The largest response we accept (a whole-file infotree can be large; anything bigger is garbage).
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -101,7 +101,7 @@ class ReplProcess:
         except (asyncio.CancelledError, ConnectionError):
             return
 
-    async def request(self, request: dict[str, Any], timeout: float) -> Response:
+    async def request(self, request: "Request | dict[str, Any]", timeout: float) -> Response:
         """Send one request and wait for its response; kills the process on timeout or garbage."""
         if not self.alive:
             raise ReplCrashed("the REPL is not running", self.stderr_tail())
