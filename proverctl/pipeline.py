@@ -226,7 +226,7 @@ class Pipeline:
         family = families.get(self.options.family)
         if family.interaction is None:
             return self.generator.complete(prompt, seed)
-        from proverctl.prompts import interactive
+        from proverctl.inference import interactive
 
         loop = interactive.sketch_loop if family.interaction == "sketch" else interactive.tool_loop
         window = family.window or self.options.context_length

@@ -1,61 +1,101 @@
-"""The layering DESIGN §3 asks for, checked on every module's imports (top-level and inside functions),
-and the two registries a new prompt family or engine plugs into."""
+"""proverctl's layering, enforced by import-linter (the contracts are `.importlinter` at the repository
+root; two custom types in tests/architecture_contracts.py), and the two registries a new prompt family
+or engine plugs into.
+
+The linter runs on the real tree, and on a copy of the package with one planted violation of each
+contract, so a contract that stopped seeing its violations fails here."""
 
 from __future__ import annotations
 
-import ast
+import configparser
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "proverctl"
-FRONT_ENDS = ("proverctl.cli", "proverctl.tui", "proverctl.mcp")
-ENTRY_POINTS = ("proverctl.__main__",)  # `python -m proverctl` runs the CLI
-# What lean/ may import: itself and the foundation (errors, paths, settings).
-LEAN_MAY_IMPORT = ("proverctl.lean", "proverctl.errors", "proverctl.paths", "proverctl.settings")
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "proverctl"
+LINT_IMPORTS = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or shutil.which("lint-imports")
 
 
-def modules():
-    for path in sorted(PACKAGE.rglob("*.py")):
-        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-        yield name.removesuffix(".__init__"), path
+def lint(package_parent: Path) -> subprocess.CompletedProcess:
+    """lint-imports with the repository's contracts, on the `proverctl` package found in package_parent."""
+    assert LINT_IMPORTS, "import-linter is a test dependency (pip install -e '.[test]')"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(package_parent), str(ROOT / "tests")]))
+    # cwd: the package's parent, so the copy (not the installed tree) is the one analysed
+    return subprocess.run([LINT_IMPORTS, "--config", str(ROOT / ".importlinter"), "--no-cache"],
+                          cwd=package_parent, env=env, capture_output=True, text=True, timeout=300)
 
 
-def imports(path: Path, module: str) -> set[str]:
-    found = set()
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                found.add(f"{base}.{node.module}" if node.module else base)
-            elif node.module:
-                found.add(node.module)
-    return {name for name in found if name.startswith("proverctl")}
+def test_the_tree_keeps_every_contract():
+    proc = lint(ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "5 kept, 0 broken" in proc.stdout, proc.stdout
 
 
-def within(name: str, prefixes) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
+def test_every_top_level_module_sits_in_a_layer():
+    """A new module outside the layers would be checked by nothing."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    layers = config["importlinter:contract:layers"]["layers"]
+    listed = {name.strip() for line in layers.splitlines() for name in line.replace("|", ":").split(":") if name.strip()}
+    present = {f"proverctl.{p.stem}" for p in PACKAGE.iterdir()
+               if (p.suffix == ".py" and not p.name.startswith("__"))
+               or any(f.stat().st_size for f in p.glob("**/*.py"))}  # a package with code (data/ holds none)
+    assert present - listed == set(), "add these to a layer in .importlinter"
+    assert listed - present == set(), "the layers name modules that do not exist"
 
 
-def test_the_core_never_imports_a_front_end():
-    offenders = [(module, name) for module, path in modules() if not within(module, FRONT_ENDS + ENTRY_POINTS)
-                 for name in imports(path, module) if within(name, FRONT_ENDS)]
-    assert offenders == []
+PLANTED = {
+    # contract broken: (file, code appended to it, what the report must name)
+    "layers (a core module imports the CLI)": (
+        "pipeline.py", "\ndef _planted():\n    from proverctl import cli\n", "proverctl.pipeline -> proverctl.cli"),
+    "layers (a core module imports the MCP front end)": (
+        "store/__init__.py", "\ndef _planted():\n    import proverctl.mcpserver\n", "proverctl.store -> proverctl.mcpserver"),
+    "layers (verify imports proving)": (
+        "verify/judge.py", "\ndef _planted():\n    from proverctl.proving import request\n", "proverctl.verify.judge -> proverctl.proving"),
+    "lean imports only the foundation": (
+        "lean/repl.py", "\ndef _planted():\n    from proverctl.store import db\n", "proverctl.lean.repl -> proverctl.store"),
+    "private module": (
+        "verify/judge.py", "\ndef _planted():\n    from proverctl.cli import _output\n", "proverctl.verify.judge -> proverctl.cli._output"),
+    "private name": (
+        "verify/judge.py", "\ndef _planted():\n    from proverctl.lean.pool import _PLANTED_PRIVATE\n",
+        "proverctl.verify.judge uses proverctl.lean.pool._PLANTED_PRIVATE"),
+    "private name by attribute": (
+        "pipeline.py", "\ndef _planted():\n    import proverctl.lean.pool as pool\n    return pool._PLANTED_PRIVATE\n",
+        "proverctl.pipeline uses proverctl.lean.pool._PLANTED_PRIVATE"),
+    "dynamic import": (
+        "verify/judge.py", "\ndef _planted():\n    import importlib\n    return importlib.import_module('proverctl.cli.main')\n",
+        "proverctl.verify.judge calls import_module"),
+}
 
 
-def test_lean_imports_nothing_above_it():
-    offenders = [(module, name) for module, path in modules() if within(module, ("proverctl.lean",))
-                 for name in imports(path, module) if not within(name, LEAN_MAY_IMPORT)]
-    assert offenders == []
+@pytest.fixture(scope="module")
+def package_copy(tmp_path_factory):
+    base = tmp_path_factory.mktemp("tree")
+    shutil.copytree(PACKAGE, base / "proverctl", ignore=shutil.ignore_patterns("__pycache__", "data"))
+    (base / "proverctl" / "lean" / "pool.py").open("a").write("\n_PLANTED_PRIVATE = 1\n")
+    proc = lint(base)  # the copy with nothing planted keeps every contract: what follows is the plant's doing
+    assert proc.returncode == 0, proc.stdout
+    return base
 
 
-def test_the_checker_would_see_a_violation(tmp_path):
-    bad = tmp_path / "x.py"
-    bad.write_text("def f():\n    from proverctl.cli.main import app\n    from . import prove\n")
-    assert imports(bad, "proverctl.lean.x") == {"proverctl.cli.main", "proverctl.lean"}
+@pytest.mark.parametrize("case", sorted(PLANTED))
+def test_a_planted_violation_is_caught(package_copy, case):
+    file, code, named = PLANTED[case]
+    path = package_copy / "proverctl" / file
+    original = path.read_text()
+    path.write_text(original + code)
+    try:
+        proc = lint(package_copy)
+    finally:
+        path.write_text(original)
+    assert proc.returncode == 1, proc.stdout
+    assert named in " ".join(proc.stdout.split()), proc.stdout
+    assert "1 broken" in proc.stdout or "2 broken" in proc.stdout, proc.stdout
 
 
 def test_prompt_family_registry():

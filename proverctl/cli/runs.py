@@ -102,7 +102,7 @@ def _print_section(attempt: dict, section: str, fmt: str) -> None:
     if section == "messages":
         text = "".join(f"{m['severity']} {m['line']}:{m['column']}: {m['data']}\n" for m in value)
     elif section == "turns":
-        from proverctl.prompts.interactive import render_turns
+        from proverctl.inference.interactive import render_turns
 
         text = render_turns(value) or "(a single-turn sample: no conversation)"
     elif section == "prompt":
@@ -178,7 +178,7 @@ def _print_attempt(console, a: dict) -> None:
     for reason in a["reasons"]:
         console.print(f"  - {escape(reason)}")
     if a.get("turns"):
-        from proverctl.prompts.interactive import render_turns
+        from proverctl.inference.interactive import render_turns
 
         calls = sum(1 for t in a["turns"] if t.get("kind") in ("sketch", "tool_call", "error"))
         console.print(f"[bold]── conversation ({calls} Lean call{'s' if calls != 1 else ''})[/]")

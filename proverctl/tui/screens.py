@@ -349,7 +349,7 @@ class AttemptScreen(Screen):
         box = self.query_one("#turns-box", Collapsible)
         box.display = bool(turns)  # only multi-turn samples (sketches, tool calls) have a conversation
         if turns:
-            from proverctl.prompts.interactive import render_turns
+            from proverctl.inference.interactive import render_turns
 
             calls = sum(1 for t in turns if t.get("kind") in ("sketch", "tool_call", "error"))
             box.title = f"conversation with Lean ({calls} call{'s' if calls != 1 else ''})"

@@ -42,7 +42,7 @@ class Family:
     feedback: Callable[..., "Prompt | None"] | None = None
     source: str = ""  # where the format's facts come from (model card, paper)
     takes_hint: bool = True  # the format has a place for an informal proof (`prove --hint`)
-    # Models that call Lean while they think (proverctl.prompts.interactive): "sketch" (the model stops at
+    # Models that call Lean while they think (proverctl.inference.interactive): "sketch" (the model stops at
     # </sketch>, the REPL's answer is appended, it goes on) or "tools" (OpenAI tool calls). `window` is
     # the tokens one sample may use in all (prompt, turns and feedback); `max_turns` the Lean calls.
     interaction: str | None = None

@@ -1,6 +1,6 @@
 """StepFun-Prover-Preview (7B, 32B): tool-integrated reasoning. The model writes a partial proof between
 <sketch> and </sketch> and stops; the Lean REPL's answer is appended between <REPL> and </REPL> and the
-same sample goes on, until it ends with its final answer (proverctl.prompts.interactive runs the loop).
+same sample goes on, until it ends with its final answer (proverctl.inference.interactive runs the loop).
 
 Every fact below is from the project's demo script, stepfun-ai/StepFun-Prover-Preview
 demo/interact_with_lean4repl.py (commit 78ac29e), and its README / arXiv 2507.20199:

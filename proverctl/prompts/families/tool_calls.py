@@ -4,7 +4,7 @@ served with tool parsing, e.g. vLLM's `--enable-auto-tool-choice --tool-call-par
 The request offers two tools: `lean_check(code)`, answered with the REPL pre-filter's whole answer
 (errors, warnings, the goals of `sorry`s), and `lean_goals(code)`, answered with just the goal left at
 each `sorry` (and any errors), as lean-lsp-mcp's goal tool does. Feedback, never a verdict. The model calls it as often as
-the turn and token budget allow (proverctl.prompts.interactive); its last message without a tool call is
+the turn and token budget allow (proverctl.inference.interactive); its last message without a tool call is
 the answer, whose last ```lean4 block is judged as usual. The prompt wording is proverctl's own (the
 models' cards describe their tools, not a prompt); the tool's shape follows the OpenAI function-calling
 format vLLM serves (`tools=[{"type": "function", "function": {...}}]`, `tool_choice="auto"`, answers
