@@ -22,6 +22,7 @@ from proverctl.lean.pool import CheckJob, ReplPool
 from proverctl.lean.source import Source, find_tokens, offset_of
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Policy, Verdict, VerdictKind, policy_violations
+from proverctl.prompts import families
 from proverctl.prompts.extract import extract
 from proverctl.prompts.formats import Prompt
 
@@ -35,7 +36,7 @@ _DAGGER = re.compile(r"([^\s():\[\]{}]+?)✝([⁰¹²³⁴⁵⁶⁷⁸⁹]*)")
 
 def planner_prompt(target: Target, sampling: dict) -> Prompt:
     content = f"{PLANNER_INSTRUCTIONS}\n\n```lean4\n{target.code_with_sorry().strip()}\n```"
-    return Prompt("deepseek-v2", "cot", messages=[{"role": "user", "content": content}], sampling=dict(sampling))
+    return Prompt(families.DEFAULT, "cot", messages=[{"role": "user", "content": content}], sampling=dict(sampling))
 
 
 @dataclass
@@ -177,7 +178,7 @@ async def decompose(
     last_reasons: list[str] = ["the planner produced no usable sketch"]
     for _ in range(sketches):
         output = await plan(planner_prompt(target, sampling))
-        extraction = extract(output, target, "deepseek-v2")
+        extraction = extract(output, target, families.DEFAULT)
         if not extraction.ok:
             last_reasons = [f"sketch: {extraction.reason}"]
             if on_sketch:

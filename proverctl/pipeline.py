@@ -24,7 +24,9 @@ from typing import Any, Callable, Protocol
 from proverctl.inference.client import Completion
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Verdict, VerdictKind
+from proverctl.prompts import families
 from proverctl.prompts.extract import extract
+from proverctl.prompts.families import Family
 from proverctl.prompts.formats import Prompt, build_prompt, feedback_prompt, fit_to_context
 from proverctl.store.db import AttemptRow, Store
 
@@ -40,7 +42,7 @@ class Verifier(Protocol):
 @dataclass
 class ProveOptions:
     k: int = 8
-    family: str = "deepseek-v2"
+    family: Family = None  # type: ignore[assignment]  # the run plan's family object (a name is looked up once, below)
     mode: str = "cot"
     rounds: int = 0
     all_samples: bool = False
@@ -51,6 +53,10 @@ class ProveOptions:
     check_concurrency: int | None = None  # checks at once (None: what the verifier can run, its `capacity`)
     backlog_factor: float = 2.0  # no new sample while more than factor x check_concurrency candidates wait
     context_length: int | None = None  # the model's context window: max_tokens is capped to fit the prompt in it
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.family, Family):
+            self.family = families.get(self.family or families.DEFAULT, self.mode)
 
 
 @dataclass
@@ -221,9 +227,7 @@ class Pipeline:
 
     def _sample(self, state: TargetState, prompt: Prompt, seed: int | None):
         """One completion; for families that call Lean while they think, the whole conversation."""
-        from proverctl.prompts import families
-
-        family = families.get(self.options.family)
+        family = self.options.family
         if family.interaction is None:
             return self.generator.complete(prompt, seed)
         from proverctl.inference import interactive
@@ -370,7 +374,7 @@ class Pipeline:
             errors = [m for m in verdict.messages if m.severity == "error"]
             if verdict.kind is not VerdictKind.rejected or not errors or round_index >= options.rounds:
                 return
-            nxt = feedback_prompt(prompt, completion.text, extraction.code or "", errors, round_index + 1)
+            nxt = feedback_prompt(prompt, completion.text, extraction.code or "", errors, round_index + 1, options.family)
             if nxt is None:
                 return
             prompt = nxt

@@ -78,7 +78,7 @@ def test_extract_only_prints_code_without_lean(cli, outputs):
         ("not json", "outputs.jsonl:2: not a JSON object"),
         ('{"name": "x", "formal_statement": "theorem x : True := by"}', "outputs.jsonl:2: no `output` string"),
         ('{"name": "x", "output": "y"}', "outputs.jsonl:2: the row has no formal_statement"),
-        ('{"name": "x", "formal_statement": "theorem x : True := by", "output": "y", "family": "gpt"}', "unknown family 'gpt'"),
+        ('{"name": "x", "formal_statement": "theorem x : True := by", "output": "y", "family": "gpt"}', "unknown prompt family 'gpt'"),
         ('{"formal_statement": "-- nothing", "output": "y"}', "no theorem found in formal_statement"),
     ],
 )

@@ -102,3 +102,31 @@ def test_repetition_penalty_reaches_the_engine_survives_resume_and_shows(cli, tm
         again = cli("prove", "--resume", "1", "--endpoint", healthy.url, "--format", "json")  # where it runs may change
         assert again.exit_code == 0, again
         assert healthy.bodies and {b.get("repetition_penalty") for b in healthy.bodies} == {1.15}  # what it computes may not
+
+
+def test_the_request_is_resolved_once_into_a_typed_plan(hermetic, tmp_path):
+    """resolve_plan is the one place a family, a profile, sampling and the verifier spec are decided; the
+    pipeline gets the family object itself and the record is what `show RUN` prints."""
+    from proverctl.inputs import load_text
+    from proverctl.prompts import families
+    from proverctl.proving.plan import resolve_plan
+    from proverctl.settings import Settings
+
+    request = ProveRequest(input="-", model="goedel-prover-v2-8b", temperature=0.3, k=2)
+    settings = Settings.load({"model": "goedel-prover-v2-8b", "k": 2})
+    notes: list[str] = []
+    plan = resolve_plan(request, settings, [load_text("theorem t : True := by sorry\n", "<stdin>")],
+                        needs_engine=False, needs_verifier=False, notify=notes.append)
+    assert plan.family is families.get("goedel-v2") and plan.generation.family is plan.family
+    assert plan.generation.sampling["temperature"] == 0.3  # the flag over the catalog row's 1.0
+    assert plan.generation.sampling["max_tokens"] == 32768  # the catalog row over the family default
+    assert plan.verifier.lean_profile == "deepseek-v2" and plan.model.alias == "goedel-prover-v2-8b"
+    assert plan.request.family == "goedel-v2" and plan.request.lean_profile == "deepseek-v2"  # what a resume replays
+    record = plan.record(None)
+    assert record["family"] == "goedel-v2" and record["engine"] == "injected" and record["verifier"]["lean_profile"] == "deepseek-v2"
+    json.dumps(record)  # stored as JSON
+    hinted = load_text("theorem t : True := by sorry\n", "<stdin>")
+    hinted.targets = [dataclasses.replace(t, hint="because") for t in hinted.targets]
+    with pytest.raises(UsageError, match="the deepseek-v1.5 format has no place for an informal proof"):
+        resolve_plan(dataclasses.replace(request, family="deepseek-v1.5"), settings, [hinted], needs_engine=False,
+                     needs_verifier=False)

@@ -68,17 +68,17 @@ def bench_command(
         counts = store.sample_counts(run_id)
         usage = store.usage_per_target(run_id)
         kernel = sum(1 for r in result.rows if r.get("checked") == "kernel-checked")
-    resolved = result.request.resolved
+    plan = result.plan
     scores = [pass_at_k(n, c, k) for _, n, c in counts]
     solved = sum(1 for _, _, c in counts if c)
     score = 100.0 * sum(scores) / len(scores) if scores else 0.0
-    reference = published(resolved.get("alias"), bench.name, chosen_split, mode, k)
+    reference = published(plan.model.alias, bench.name, chosen_split, mode, k)
     data = {
-        "benchmark": bench.name, "split": chosen_split, "model": resolved.get("model"), "mode": mode, "k": k, "samples": n_samples,
+        "benchmark": bench.name, "split": chosen_split, "model": plan.model.label, "mode": mode, "k": k, "samples": n_samples,
         "problems": len(counts), "solved": solved, "pass_at_k": round(score, 2), "published": reference,
-        "lean_profile": resolved.get("lean_profile"), "run": run_id, "kernel_checked": kernel,
+        "lean_profile": plan.verifier.lean_profile, "run": run_id, "kernel_checked": kernel,
         "subset": subset,  # a --limit run: not comparable with the published figure (which is over all problems)
-        "judge": (resolved.get("verifier") or {}).get("judge"),
+        "judge": plan.verifier.describe()["judge"],
         # What each problem cost: generated tokens, and Lean calls made while thinking (multi-turn families)
         "tokens_per_problem": round(sum(u[1] for u in usage) / len(usage), 1) if usage else 0.0,
         "lean_calls_per_problem": round(sum(u[2] for u in usage) / len(usage), 2) if usage else 0.0,

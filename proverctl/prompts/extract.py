@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from proverctl.lean.source import Source
 from proverctl.lean.targets import Target
+
+if TYPE_CHECKING:
+    from proverctl.prompts.families import Family
 
 _OPEN_FENCE = re.compile(r"```(?:lean4|lean)[ \t]*\n")
 _CLOSE_FENCE = re.compile(r"^[ \t]*```", re.M)
@@ -103,7 +107,7 @@ def _block_problem(source: Source, match, target: Target, allow_aux: bool) -> st
     return None
 
 
-def extract(output: str, target: Target, family: str, *, allow_aux: bool = False) -> Extraction:
+def extract(output: str, target: Target, family: "str | Family", *, allow_aux: bool = False) -> Extraction:
     """The candidate for `target` in `output` (see the module docstring)."""
     if len(output) > MAX_OUTPUT_CHARS:
         return Extraction(None, f"the output is {len(output)} characters long (limit {MAX_OUTPUT_CHARS})")

@@ -8,10 +8,13 @@ Lean error in its code for that turn.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proverctl.lean.protocol import Message
 from proverctl.lean.targets import Target
+
+if TYPE_CHECKING:
+    from proverctl.prompts.families import Family
 
 MAX_FEEDBACK_ERRORS = 8
 CONTEXT_LINES = 2
@@ -42,20 +45,13 @@ class Prompt:
         return data
 
 
-def families() -> tuple[str, ...]:
-    """The registered prompt families."""
-    from proverctl.prompts import families as registry
-
-    return registry.names()
-
-
 def check_family(family: str, mode: str = "cot") -> None:
     from proverctl.prompts import families as registry
 
     registry.get(family, mode)
 
 
-def build_prompt(target: Target, family: str, mode: str = "cot", sampling: dict[str, Any] | None = None) -> Prompt:
+def build_prompt(target: Target, family: "str | Family", mode: str = "cot", sampling: dict[str, Any] | None = None) -> Prompt:
     from proverctl.prompts import families as registry
 
     spec = registry.get(family, mode)
@@ -112,14 +108,16 @@ def mark_error(code: str, message: Message, context: int = CONTEXT_LINES) -> str
     return "\n".join(marked[lo - 1:hi])
 
 
-def feedback_prompt(previous: Prompt, output: str, code: str, errors: list[Message], round_index: int) -> Prompt | None:
+def feedback_prompt(previous: Prompt, output: str, code: str, errors: list[Message], round_index: int,
+                    family: "Family | None" = None) -> Prompt | None:
     """The next round's prompt after a failed attempt, or None where the family has no feedback turn.
 
-    `code` is the checked candidate (lines as Lean numbered them) and `errors` Lean's error messages.
+    `code` is the checked candidate (lines as Lean numbered them) and `errors` Lean's error messages;
+    `family` is the run's (default: the one the previous prompt names).
     """
     from proverctl.prompts import families as registry
 
-    spec = registry.get(previous.family)
+    spec = family or registry.get(previous.family)
     if spec.feedback is None or not previous.is_chat:
         return None
     return spec.feedback(previous, output, code, errors, round_index)

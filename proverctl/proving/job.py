@@ -3,9 +3,10 @@
     job = ProveJob(ProveRequest(input="Algebra.lean", k=8, in_place=True))
     result = job.run(on_event)          # or: await job.run_async(on_event)
 
-`prepare()` resolves the request (inputs, model and what the endpoint really serves, family, sampling,
-Lean profile, the verifier) and raises every ProverctlError before any work starts; `run` then records
-the run with its resolved request, samples and checks through `Pipeline` (or decomposition), writes
+`prepare()` reads the inputs and resolves the request once into a `RunPlan` (proverctl.proving.plan:
+the model and what the endpoint really serves, the family object, sampling, budgets, the verifier spec),
+raising every ProverctlError before any work starts; `run` then records the run with its resolved
+request and the plan's record, hands the pipeline and the verifier provider their parts of the plan, samples and checks through `Pipeline` (or decomposition), writes
 what is proved to the requested outputs (also after Ctrl-C or a failure), and returns a `ProveResult`
 with the exit code. Nothing here prints: progress and notices go to `on_event`.
 `ProveJob.resume(run_id, overrides)` continues a recorded run from its stored request.
@@ -21,15 +22,15 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from proverctl.errors import EnvironmentMissing, ExitCode, UsageError
+from proverctl.errors import ExitCode, UsageError
 from proverctl.inputs import InputFile
 from proverctl.lean.targets import Target
-from proverctl.lean.verdict import Policy, VerdictKind
-from proverctl.pipeline import Pipeline, ProveOptions
+from proverctl.lean.verdict import VerdictKind
+from proverctl.pipeline import Pipeline
 from proverctl.proving.endpoint import Endpoint
-from proverctl.proving.request import SAMPLING, ProveRequest, settings_flags
+from proverctl.proving.plan import RunPlan, empty_plan, resolve_plan
+from proverctl.proving.request import ProveRequest, settings_flags
 from proverctl.store.db import Store
-from proverctl.verify.factory import VerifySpec
 
 
 REJUDGE_SAMPLE = -1  # the sample number of attempts that judge an earlier proof again (no sample of the budget)
@@ -64,27 +65,13 @@ class ProveResult:
     written: list[str] = field(default_factory=list)
     inputs: list[InputFile] = field(default_factory=list)
     nothing_to_do: bool = False
+    plan: RunPlan | None = None  # what the run resolved (None: the run never got a plan)
 
     @property
     def proofs(self) -> dict[str, dict[str, str]]:
         from proverctl.proving.records import proofs_by_file
 
         return proofs_by_file(self.rows)
-
-
-@dataclass
-class _Plan:
-    """What prepare() resolved."""
-
-    inputs: list[InputFile]
-    options: ProveOptions
-    spec: VerifySpec
-    ref: Any  # ModelRef
-    model_label: str
-    revision: str | None
-    endpoint: Endpoint | None  # None: started or found in run()
-    session: Any = None  # a live session record to reuse
-    alias: str | None = None  # the catalog alias of the model really used
 
 
 class ProveJob:
@@ -103,7 +90,7 @@ class ProveJob:
         self._generator = generator
         self._verifier = verifier
         self._provider = provider
-        self._plan: _Plan | None = None
+        self._plan: RunPlan | None = None
         self._pipeline: Pipeline | None = None
         self._stopped = False
         self._started_session = False  # the run started its session (so stops it unless kept alive)
@@ -148,11 +135,11 @@ class ProveJob:
             self._paths = Paths.resolve()
         return self._paths
 
-    def prepare(self, notify: Callable[[Any], None] = lambda event: None) -> _Plan:
+    def prepare(self, notify: Callable[[Any], None] = lambda event: None) -> RunPlan:
+        """Resolve the request into the run's plan (proverctl.proving.plan): every usage and environment
+        error is raised here, before any work."""
         if self._plan is not None:
             return self._plan
-        from proverctl.models.catalog import parse_model_ref
-        from proverctl.prompts import families
         from proverctl.proving.outputs import check_output
 
         request, settings = self.request, self.settings
@@ -166,80 +153,12 @@ class ProveJob:
             raise UsageError("--format lean needs a single file or stdin", hint="use --in-place or -o for folders")
         if self.resume_run is None and not any(f.targets for f in inputs):
             # Nothing to do needs no model and no Lean.
-            self._plan = _Plan(inputs, ProveOptions(), VerifySpec(), None, "", None, None)
+            self._plan = empty_plan(request, inputs)
             return self._plan
         Store(self.paths.store_db).close()  # a store that cannot be used fails here, before any network or process
-        ref = parse_model_ref(settings.model)
-        model_explicit = request.model is not None or settings.sources.get("model") != "default"
-        entry = ref.entry
-        endpoint = None
-        session = None
-        policy = Policy(allow_native_decide=request.allow_native_decide, allow_aux_lemmas=request.allow_aux_lemmas)
-        if self._verifier is None and (request.lean_profile or settings.repl_command or settings.lean_project or request.dojo):
-            # Where Lean runs does not depend on the served model: say it is missing before asking the network.
-            VerifySpec.from_settings(settings, policy=policy, lean_profile=request.lean_profile, verify_on=request.verify_on,
-                                     dojo=request.dojo).resolve()
-        if request.endpoint:
-            from proverctl.proving.endpoint import resolve_endpoint
-
-            served = resolve_endpoint(request.endpoint, api_key=self.api_key, served_model=request.served_model, model_entry=entry,
-                                      model_explicit=model_explicit, family=request.family, force=request.force)
-            endpoint, entry = served.endpoint, served.entry
-            if served.note:
-                notify(Notice("warning", served.note))
-        if entry is not None:
-            entry.require_drivable(request.family)
-        family = request.family or (entry.family if entry else None) or "deepseek-v2"
-        spec_family = families.get(family, request.mode)
-        if not spec_family.takes_hint and any(t.hint for f in inputs for t in f.targets):
-            takers = ", ".join(n for n in families.names() if families.get(n).takes_hint)
-            raise UsageError(f"the {family} format has no place for an informal proof",
-                             hint=f"leave out --hint (and the rows' hint), or use a family that takes one: {takers}")
-        lean_profile = request.lean_profile or (entry.lean_profile if entry else None) or settings.lean_profile
-        sampling = dict(spec_family.default_sampling(request.mode))
-        sampling.update({k: v for k, v in ((entry.sampling or {}) if entry else {}).items() if k in SAMPLING})
-        sampling.update(request.sampling)
-        spec = VerifySpec.from_settings(settings, policy=policy, lean_profile=lean_profile, verify_on=request.verify_on, dojo=request.dojo)
-        # Everything the run needs from this machine, checked together: one error names every missing piece.
-        missing: list[EnvironmentMissing] = []
-        if endpoint is None and self._generator is None:
-            from proverctl.inference import engines
-            from proverctl.inference.sessions import find_session, gpus
-            from proverctl.models.hub import local_path
-
-            session = find_session(ref)
-            if session is None:
-                for check in (lambda: local_path(ref),  # the weights: ModelNotPulled names `proverctl pull`
-                              lambda: (engines.get(request.engine) if request.engine else engines.default(gpus())).require()):
-                    try:
-                        check()
-                    except EnvironmentMissing as exc:
-                        missing.append(exc)
-        if self._verifier is None:
-            try:
-                spec = spec.resolve()
-                for note in spec.notes:
-                    notify(Notice("warning", note))
-            except EnvironmentMissing as exc:
-                missing.append(exc)
-        if len(missing) == 1:
-            raise missing[0]
-        if missing:
-            raise EnvironmentMissing("missing: " + "; ".join(f"{exc.message} ({exc.hint})" if exc.hint else exc.message for exc in missing),
-                                     hint="`proverctl doctor` lists what this machine lacks and how to fix each")
-        if request.endpoint:  # what the endpoint really serves: its catalog alias, else the id it lists
-            model_label = entry.alias if entry is not None else endpoint.model_id
-        else:
-            model_label = ref.text
-        options = ProveOptions(k=request.k, family=family, mode=request.mode, rounds=request.rounds, all_samples=request.all_samples,
-                               seed=request.seed, sampling=sampling, allow_aux=request.allow_aux_lemmas,
-                               context_length=entry.context_length if entry else None,
-                               generation_concurrency=settings.generation_concurrency, check_concurrency=settings.check_concurrency)
-        self.request = replace(request, model=ref.text if not request.endpoint else request.model, family=family,
-                               lean_profile=lean_profile, timeout=settings.check_timeout, import_timeout=settings.import_timeout,
-                               judge=settings.judge)
-        self._plan = _Plan(inputs, options, spec, ref, model_label, ref.revision if not request.endpoint else None, endpoint, session,
-                           entry.alias if entry else None)
+        self._plan = resolve_plan(request, settings, inputs, api_key=self.api_key, needs_engine=self._generator is None,
+                                  needs_verifier=self._verifier is None, notify=lambda note: notify(Notice("warning", note)))
+        self.request = self._plan.request
         return self._plan
 
     def _load_inputs(self) -> list[InputFile]:
@@ -305,13 +224,11 @@ class ProveJob:
         n_targets = sum(len(f.targets) for f in plan.inputs)
         if self.resume_run is None and n_targets == 0:
             notify(Notice("info", f"nothing to prove: no `sorry` in {request.input or request.file}"))
-            return ProveResult(None, [], int(ExitCode.OK), request, inputs=plan.inputs, nothing_to_do=True)
+            return ProveResult(None, [], int(ExitCode.OK), request, inputs=plan.inputs, nothing_to_do=True, plan=plan)
         endpoint = await self._endpoint(plan, notify)
         if endpoint is not None and endpoint.engine == "transformers":
-            from proverctl.prompts import families
-
-            if families.get(plan.options.family).interaction == "sketch":
-                notify(Notice("warning", f"the {plan.options.family} family continues the model's own message after each "
+            if plan.family.interaction == "sketch":
+                notify(Notice("warning", f"the {plan.family.name} family continues the model's own message after each "
                                          "Lean answer (vLLM's continue_final_message); transformers serve ignores that "
                                          "field and starts a new turn instead: serve the model with vLLM"))
         try:
@@ -343,13 +260,13 @@ class ProveJob:
             notify(Notice("info", f"session {name} stays up until {time.strftime('%H:%M:%S', time.localtime(until))} "
                                   f"(--keep-alive {keep:g} s): the next run reuses it"))
 
-    async def _endpoint(self, plan: _Plan, notify) -> Endpoint | None:
+    async def _endpoint(self, plan: RunPlan, notify) -> Endpoint | None:
         if self._generator is not None:
             return None
-        if plan.endpoint is not None:
-            return plan.endpoint
-        if plan.session is not None:
-            s = plan.session
+        if plan.model.endpoint is not None:
+            return plan.model.endpoint
+        if plan.model.session is not None:
+            s = plan.model.session
             if s.expires is not None:
                 # A session kept alive by an earlier run: hold it (no expiry while this run uses it), then
                 # give it its keep-alive again at the end.
@@ -364,30 +281,26 @@ class ProveJob:
         from proverctl.inference.sessions import launch
 
         def started(record) -> None:
-            notify(Notice("info", f"starting a {record.engine} session for {plan.ref.display} (log: {record.log})"))
+            notify(Notice("info", f"starting a {record.engine} session for {plan.model.ref.display} (log: {record.log})"))
 
-        record, _ = await asyncio.to_thread(launch, plan.ref, engine=self.request.engine, on_started=started)
+        record, _ = await asyncio.to_thread(launch, plan.model.ref, engine=self.request.engine, on_started=started)
         self._started_session = True
         return Endpoint(record.url, record.model_id, record.engine, session=record.name)
 
-    async def _run_in_store(self, store: Store, plan: _Plan, endpoint: Endpoint | None, notify, handle_signals: bool) -> ProveResult:
+    async def _run_in_store(self, store: Store, plan: RunPlan, endpoint: Endpoint | None, notify, handle_signals: bool) -> ProveResult:
         from proverctl.proving.records import report_rows, stored_target, target_rows
 
         request = self.request
         if endpoint is not None:
             request = replace(request, served_model=endpoint.model_id if request.endpoint else request.served_model)
-        resolved = {"model": plan.model_label, "alias": plan.alias, "revision": plan.revision, "family": plan.options.family,
-                    "lean_profile": plan.spec.lean_profile, "sampling": plan.options.sampling, "context_length": plan.options.context_length,
-                    "engine": endpoint.engine if endpoint else "injected", "engine_version": endpoint.version if endpoint else None,
-                    "served_model": endpoint.model_id if endpoint else None, "endpoint": endpoint.url if endpoint else None,
-                    "verifier": plan.spec.describe()}
+        resolved = plan.record(endpoint)
         self.request = request = replace(request, resolved=resolved)
         if self.resume_run is None:
             rows, targets = target_rows(plan.inputs)
             self.run_id = store.create_run(
                 kind=self.kind, command=self.command, input=request.input or (request.dojo.label if request.dojo else ""),
-                model=plan.model_label, revision=plan.revision, engine=resolved["engine"], endpoint=request.endpoint,
-                lean_profile=plan.spec.lean_profile, settings=legacy_settings(request), request=request.to_json(),
+                model=plan.model.label, revision=plan.model.revision, engine=resolved["engine"], endpoint=request.endpoint,
+                lean_profile=plan.verifier.lean_profile, settings=legacy_settings(request), request=request.to_json(),
                 served_model=resolved["served_model"], engine_version=resolved["engine_version"])
             ids = store.add_targets(self.run_id, rows)
             items = list(zip(ids, targets))
@@ -403,7 +316,7 @@ class ProveJob:
             notify(Notice("info", f"resuming run {self.run_id}: {len(proved)} of {len(items)} targets already proved"))
         run_id = self.run_id
         where = endpoint.url if endpoint else "an injected generator"
-        notify(Notice("info", f"run {run_id}: {len(items)} target(s), k={request.k}, model {plan.model_label} via {where}"))
+        notify(Notice("info", f"run {run_id}: {len(items)} target(s), k={request.k}, model {plan.model.label} via {where}"))
         notify(RunStarted(run_id, items, request.k, {target_id: len({s for s, _ in store.done_samples(target_id)})
                                                        for target_id, _ in items}))
         interrupted = False
@@ -439,9 +352,9 @@ class ProveJob:
             code = ExitCode.VERIFIER
         else:
             code = ExitCode.NOT_PROVED
-        return ProveResult(run_id, rows, int(code), request, interrupted, written, plan.inputs)
+        return ProveResult(run_id, rows, int(code), request, interrupted, written, plan.inputs, plan=plan)
 
-    def _write(self, plan: _Plan, rows: list[dict], run_id: int, notify) -> list[str]:
+    def _write(self, plan: RunPlan, rows: list[dict], run_id: int, notify) -> list[str]:
         from proverctl.proving.outputs import write_outputs
         from proverctl.proving.records import proofs_by_file, statements_by_file
 
@@ -462,7 +375,7 @@ class ProveJob:
         return written
 
     async def _sample(self, store: Store, run_id: int, items: list[tuple[int, Target]], proved: set[int], prior: dict[int, float],
-                      plan: _Plan, endpoint: Endpoint | None, notify, handle_signals: bool) -> bool:
+                      plan: RunPlan, endpoint: Endpoint | None, notify, handle_signals: bool) -> bool:
         """Generate and check until the budget is spent; True when stopped by Ctrl-C."""
         from contextlib import AsyncExitStack
 
@@ -474,7 +387,7 @@ class ProveJob:
                 from proverctl.proving.check import open_for_job
 
                 provider = self._provider or open_for_job
-                verification = await stack.enter_async_context(provider(plan.spec, len(items) * self.request.k))
+                verification = await stack.enter_async_context(provider(plan.verifier, len(items) * self.request.k))
                 verifier, pool = verification.verifier, verification.pool
             if self.resume_run is not None and proved and getattr(verifier, "judge", None) is not None:
                 await self._rejudge(store, items, proved, verifier, notify)
@@ -484,10 +397,10 @@ class ProveJob:
                 from proverctl.inference.client import GenerationClient
 
                 client = await stack.enter_async_context(GenerationClient(
-                    endpoint.url, endpoint.model_id, api_key=endpoint.api_key, concurrency=plan.options.generation_concurrency,
+                    endpoint.url, endpoint.model_id, api_key=endpoint.api_key, concurrency=plan.generation.generation_concurrency,
                     timeout=self.settings.request_timeout))
                 generator = client
-            self._pipeline = pipeline = Pipeline(store, generator, verifier, plan.options, notify)
+            self._pipeline = pipeline = Pipeline(store, generator, verifier, plan.generation, notify)
             if self._stopped:
                 pipeline.stop()
             if handle_signals:
@@ -500,9 +413,9 @@ class ProveJob:
                         raise UsageError("--decompose needs the local REPL pool", hint="leave out --verify-on / --repo")
                     from proverctl.decompose import composed_policy
 
-                    composed = verification.verifier_for(composed_policy(plan.spec.policy)) if verification else verifier
-                    await run_decomposition(store, run_id, items, generator, client, pool, verifier, composed, plan.options,
-                                            plan.spec, self.request.decompose, on_event=notify)
+                    composed = verification.verifier_for(composed_policy(plan.verifier.policy)) if verification else verifier
+                    await run_decomposition(store, run_id, items, generator, client, pool, verifier, composed, plan.generation,
+                                            plan.verifier, self.request.decompose, on_event=notify)
                 else:
                     await pipeline.run(items, already_proved=proved, prior_seconds=prior)
             finally:
@@ -575,7 +488,7 @@ def _store_usable(store: Store) -> bool:
 def legacy_settings(request: ProveRequest) -> dict:
     """The runs.settings summary `runs`/`show` have always shown (the request holds everything)."""
     return {"k": request.k, "family": request.family, "mode": request.mode, "rounds": request.rounds, "all": request.all_samples,
-            "seed": request.seed, "sampling": request.resolved.get("sampling"), "allow_aux": request.allow_aux_lemmas,
+            "seed": request.seed, "sampling": (request.resolved or {}).get("sampling"), "allow_aux": request.allow_aux_lemmas,
             "allow_native_decide": request.allow_native_decide, "endpoint": request.endpoint, "served_model": request.served_model,
             "timeout": request.timeout, "verify_on": request.verify_on}
 

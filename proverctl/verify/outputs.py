@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from proverctl.errors import UsageError
 from proverctl.lean.targets import Target, from_row
 from proverctl.lean.verdict import Verdict, VerdictKind
+from proverctl.prompts import families
 from proverctl.prompts.extract import extract
-from proverctl.prompts.formats import families
+from proverctl.prompts.families import Family
 
 
 @dataclass
@@ -17,13 +18,12 @@ class OutputRow:
     line: int
     target: Target
     output: str
-    family: str
+    family: Family
 
 
 def parse_outputs(text: str, label: str, *, default_family: str | None = None) -> list[OutputRow]:
     """Validate every row before any work starts: one bad row stops the command with its line number."""
-    if default_family is not None and default_family not in families():
-        raise UsageError(f"unknown family {default_family!r}", hint=f"choose one of {', '.join(families())}")
+    default = families.get(default_family or families.DEFAULT)
     from proverctl.inputs import json_rows
 
     rows = []
@@ -31,9 +31,10 @@ def parse_outputs(text: str, label: str, *, default_family: str | None = None) -
         output = data.get("output")
         if not isinstance(output, str):
             raise UsageError(f"{where}: no `output` string", hint="rows need {name, formal_statement, output}")
-        family = data.get("family") or default_family or "deepseek-v2"
-        if family not in families():
-            raise UsageError(f"{where}: unknown family {family!r}", hint=f"choose one of {', '.join(families())}")
+        try:
+            family = families.get(data["family"]) if data.get("family") else default
+        except UsageError as exc:
+            raise UsageError(f"{where}: {exc.message}", hint=exc.hint) from None
         rows.append(OutputRow(number, from_row(data, where), output, family))
     if not rows:
         raise UsageError(f"{label} has no rows", hint="one JSON object per line")

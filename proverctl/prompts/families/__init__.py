@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from proverctl.prompts.formats import Prompt
 
 MODES = ("cot", "non-cot")
+DEFAULT = "deepseek-v2"  # the family of a model the catalog does not describe (and of decomposition's sketches)
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,11 @@ def names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def get(name: str, mode: str | None = None) -> Family:
-    """The registered family (and a check that it knows `mode`); unknown names are usage errors."""
-    family = _REGISTRY.get(name)
+def get(name: "str | Family", mode: str | None = None) -> Family:
+    """The registered family (and a check that it knows `mode`); unknown names are usage errors. A
+    Family object (what a run plan holds) is returned as it is, after the mode check."""
+    family = name if isinstance(name, Family) else _REGISTRY.get(name)
+    name = family.name if family is not None else name
     if family is None:
         raise UsageError(f"unknown prompt family {name!r}", hint=f"choose one of {', '.join(_REGISTRY)}")
     if mode is not None and mode not in MODES:
