@@ -93,6 +93,10 @@ def test_check_file_runs_the_full_verdict(cli, sample, standin_repl):
     assert rows["example@17"]["status"] == "rejected"
     for row in rows.values():
         assert {"name", "status", "reasons", "messages", "seconds"} <= set(row)
+    run = {r["run"] for r in rows.values()}
+    assert len(run) == 1 and None not in run  # the check is recorded as one run, which each row names
+    shown = cli("show", str(run.pop()), "--format", "json").json()
+    assert shown["kind"] == "check" and {t["name"] or f"example@{t['line']}" for t in shown["targets"]} == set(rows)
 
 
 def test_check_a_real_solved_file_is_proved(cli, tmp_path, standin_repl):

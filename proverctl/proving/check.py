@@ -224,6 +224,8 @@ class CheckJob:
         for note in notes:
             notify(note)
         run_id = self._record(prepared, entries, used) if self.record else None
+        for row in rows:
+            row["run"] = run_id  # where this check is recorded (None: not recorded)
         statuses = {r["status"] for r in rows}
         code = ExitCode.VERIFIER if "error" in statuses else (ExitCode.OK if statuses == {"proved"} else ExitCode.NOT_PROVED)
         summary = _summary(prepared, rows, run_id) if prepared.kind == "dir" else None
