@@ -342,3 +342,22 @@ def test_lean_setup_records_what_it_built_in_the_trust_manifest(cli, fake_lean, 
     shown = cli("lean", "trust", "--format", "json")
     assert shown.exit_code == 0 and shown.json()["judge"]["label"] == "safeverify@0c0f7dc"
     assert load(workspace).judge.files[str((workspace / JUDGE_BINARY).resolve())] != manifest.judge.files[str((workspace / JUDGE_BINARY).resolve())]
+
+
+def test_check_prints_leans_messages_and_goals_as_lean_does(cli, sample, standin_repl):
+    """Human output ends with FILE:LINE:COL lines (Lean's own format, column 0-based) that editors and CI
+    annotate, and the goal left at each `sorry`; JSON rows carry the goals too."""
+    result = cli("check", str(sample), "--format", "human")
+    assert result.exit_code == ExitCode.NOT_PROVED
+    lines = result.stdout.splitlines()
+    assert f"{sample}:7:0: warning: declaration uses 'sorry'" in lines or any(
+        line.startswith(f"{sample}:7:") and "declaration uses 'sorry'" in line for line in lines), result.stdout
+    at_sorry = [line for line in lines if line.startswith(f"{sample}:8:") and line.endswith("goal at sorry:")]
+    assert at_sorry, result.stdout
+    assert "⊢ x + 0 = x" in result.stdout
+    rows = {r["name"]: r for r in cli("check", str(sample), "--format", "json").json()}
+    (goal,) = rows["foo"]["goals"]
+    assert goal["line"] == 8 and goal["goal"].endswith("⊢ x + 0 = x") and rows["bar"]["goals"] == []
+    # the example is checked under a name proverctl gives it; positions are still the user's columns
+    (goal,) = rows["example@17"]["goals"]
+    assert (goal["line"], goal["column"]) == (17, SAMPLE.splitlines()[16].index("sorry"))

@@ -108,12 +108,35 @@ def check_command(**options) -> None:
             table.add_row(r["name"], str(r["line"]), f"[{colors[r['status']]}]{r['status']}[/]", r.get("checked") or "",
                           "; ".join(r["reasons"]), f"{r['seconds']:.1f}")
         console.print(table)
+        # Lean's messages as Lean prints them (FILE:LINE:COL, column 0-based): editors and CI annotate these.
+        for line in lean_lines(prepared.label, rows):
+            console.print(escape(line), highlight=False, soft_wrap=True)
 
     emit(rows, fmt, human)
     if result.summary is not None and fmt != "human":
         info(result.summary)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
+
+
+def lean_lines(label: str, rows: list[dict]) -> list[str]:
+    """The errors, `sorry` warnings and goals of rows that are not proved, one `FILE:LINE:COL: severity: text`
+    line each as `lean FILE` prints them (continuation lines indented)."""
+    out = []
+    for r in rows:
+        if r["status"] == "proved":
+            continue
+        for m in r.get("messages") or []:
+            if m["severity"] == "info" or m["line"] is None:
+                continue
+            first, *more = (m["data"].rstrip() or "(no text)").split("\n")
+            out.append(f"{r.get('file') or label}:{m['line']}:{m['column']}: {m['severity']}: {first}")
+            out.extend("  " + extra for extra in more[:20])
+        for g in r.get("goals") or []:
+            if g["line"] is not None:
+                goal = g["goal"].replace("\n", "\n  ")
+                out.append(f"{r.get('file') or label}:{g['line']}:{g['column']}: goal at sorry:\n  {goal}")
+    return out
 
 
 def _check_signature() -> None:

@@ -12,6 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from proverctl.lean.protocol import Message, Pos, Sorry
 from proverctl.lean.pool import CheckJob, CheckOutcome, ReplPool
 from proverctl.lean.source import Declaration, Source, parse
 from proverctl.lean.targets import EXAMPLE_PREFIX, INSTANCE_PREFIX, named, stable_name
@@ -50,6 +51,25 @@ def _rename_examples(text: str, decls: list[Declaration]) -> tuple[str, dict[int
         out = out[: decl.full_start] + named(decl, text) + out[decl.end:]
         names[decl.keyword_start] = stable_name(decl)
     return out, names
+
+
+def _column_fixes(original: str, renamed: str) -> dict[int, tuple[int, int]]:
+    """Line -> (column where the renaming changed it, characters it added), for the lines where a name was
+    given (the layout keeps every line, so only columns after the change move)."""
+    fixes = {}
+    for number, (old, new) in enumerate(zip(original.split("\n"), renamed.split("\n")), 1):
+        if old != new:
+            prefix = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+            fixes[number] = (prefix, len(new) - len(old))
+    return fixes
+
+
+def _restore(pos: Pos | None, fixes: dict[int, tuple[int, int]]) -> Pos | None:
+    """A position in the renamed text as a position in the text the user wrote."""
+    if pos is None or pos.line not in fixes:
+        return pos
+    at, added = fixes[pos.line]
+    return pos if pos.column <= at else Pos(pos.line, max(at, pos.column - added))
 
 
 def _outcome_verdict(outcome: CheckOutcome) -> Verdict | None:
@@ -226,6 +246,7 @@ async def check_file(pool: ReplPool, text: str, *, policy: Policy = Policy(), ti
     offset = _line_count(imports)  # file line = checked line + offset
     rest_decls = Source(rest).declarations
     renamed, given = _rename_examples(rest, rest_decls)
+    fixes = _column_fixes(rest, renamed)
     audited: list[str | None] = []
     private: set[str] = set()
     for decl in rest_decls:
@@ -256,7 +277,13 @@ async def check_file(pool: ReplPool, text: str, *, policy: Policy = Policy(), ti
             own_axiom_line = {marker_line + 1 + names.index(name)} if name else set()
             verdict = judge(outcome.response, names=[name] if name else [], policy=policy, axiom_lines=own_axiom_line, span=span,
                             marker=(marker_line, marker), private=private)
+            if fixes:  # columns on a line where an example / instance was named: the user's columns
+                verdict.messages = [Message(m.severity, m.data, _restore(m.pos, fixes), _restore(m.end_pos, fixes))
+                                    for m in verdict.messages]
+                verdict.goals = [Sorry(g.goal, g.proof_state, _restore(g.pos, fixes), _restore(g.end_pos, fixes))
+                                 for g in verdict.goals]
             verdict.messages = [m.shifted(offset) for m in verdict.messages]
+            verdict.goals = [g.shifted(offset) for g in verdict.goals]
             verdict.reasons = [_shift_reason(r, offset) for r in verdict.reasons]
             if name and (EXAMPLE_PREFIX in name or INSTANCE_PREFIX in name):
                 what = "example" if EXAMPLE_PREFIX in name else "instance"

@@ -131,6 +131,15 @@ class Sorry:
     def parse(cls, data: dict[str, Any]) -> "Sorry":
         return cls(str(data.get("goal", "")), data.get("proofState"), Pos.parse(data.get("pos")), Pos.parse(data.get("endPos")))
 
+    def shifted(self, lines: int) -> "Sorry":
+        """The same sorry with positions moved down by `lines` (code sent after a header)."""
+        move = (lambda p: None if p is None else Pos(p.line + lines, p.column))
+        return Sorry(self.goal, self.proof_state, move(self.pos), move(self.end_pos))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The goal left at this `sorry`: line (1-based) and column (0-based, as Lean reports both)."""
+        return {"line": self.pos.line if self.pos else None, "column": self.pos.column if self.pos else None, "goal": self.goal}
+
 
 @dataclass(frozen=True)
 class Tactic:

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from proverctl.lean.protocol import Message, Response
+from proverctl.lean.protocol import Message, Response, Sorry
 from proverctl.lean.source import DECL_KINDS, ID_REST, Source, find_tokens, line_col, parse
 
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
@@ -106,6 +106,7 @@ class Verdict:
     seconds: float = 0.0
     judge: str | None = None  # who decided: "repl" (the pre-filter alone) or the kernel judge, e.g. "safeverify@0c0f7dc"
     sandbox: str | None = None  # the sandbox Lean ran in ("bwrap", "landlock", "sandbox-exec"), "none", or None: not recorded
+    goals: list[Sorry] = field(default_factory=list)  # the goal Lean reports at each `sorry` left in the code
 
     @property
     def proved(self) -> bool:
@@ -123,8 +124,10 @@ class Verdict:
 
         messages = [Message(m["severity"], m["data"], Pos(m["line"], m["column"]) if m["line"] is not None else None,
                             Pos(m["end_line"], m["end_column"]) if m["end_line"] is not None else None) for m in data["messages"]]
+        goals = [Sorry(g["goal"], None, Pos(g["line"], g["column"]) if g.get("line") is not None else None)
+                 for g in data.get("goals") or ()]
         return cls(VerdictKind(data["status"]), list(data["reasons"]), messages, data.get("axioms"), data.get("seconds", 0.0),
-                   data.get("judge"), data.get("sandbox"))
+                   data.get("judge"), data.get("sandbox"), goals)
 
     def as_dict(self) -> dict[str, Any]:
         checked = checked_label(self.kind.value, self.judge, self.sandbox)
@@ -138,6 +141,7 @@ class Verdict:
             "sandbox": self.sandbox,
             "checked": checked,
             "kernel_checked": checked == KERNEL_CHECKED,
+            "goals": [g.as_dict() for g in self.goals],
         }
 
 
@@ -477,4 +481,4 @@ def judge(
             else:
                 reasons.append(f"{name} depends on the axiom {axiom}")
     kind = VerdictKind.rejected if reasons else VerdictKind.proved
-    return Verdict(kind, reasons, own, all_axioms if names else None)
+    return Verdict(kind, reasons, own, all_axioms if names else None, goals=sorries)
