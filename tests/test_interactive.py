@@ -162,3 +162,27 @@ def test_lean_goals_answers_with_the_goal_at_each_sorry(cli, tmp_path, standin_r
     assert result.exit_code == 0, result
     assert names == ["lean_check", "lean_goals"]
     assert answer["goals"] and answer["goals"][0]["line"] == 2 and "messages" not in answer
+
+
+def test_a_draft_that_echoes_the_prompts_imports_gets_its_goals(cli, tmp_path, standin_repl):
+    """Models echo the prompt's `import Mathlib ...`: those lines are checked as blank lines (Lean's line
+    numbers stay the model's); an import the header lacks gets a one-line error instead of Lean's."""
+    path = problem_file(tmp_path)
+    drafts = ["import Mathlib\nimport Aesop\n\ntheorem probe (n : ℕ) : n + 0 = n := by\n  sorry",
+              "import Mathlib\nimport Std.Data.Foo\n\ntheorem probe (n : ℕ) : n + 0 = n := by\n  sorry"]
+
+    def engine(body, i):
+        asked = sum(1 for m in body["messages"] if m["role"] == "tool")
+        if asked < len(drafts):
+            return {"content": None, "finish_reason": "tool_calls", "tool_calls": [
+                {"id": f"g{asked}", "type": "function", "function": {"name": "lean_goals",
+                                                                     "arguments": json.dumps({"code": drafts[asked]})}}]}
+        return {"content": final_answer(), "finish_reason": "stop"}
+
+    with OpenAIStub(answer=engine) as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--family", "tool-calls", "--k", "1", "--format", "json")
+        echoed = json.loads(stub.bodies[1]["messages"][-1]["content"])
+        extra = json.loads(stub.bodies[2]["messages"][-1]["content"])
+    assert result.exit_code == 0, result
+    assert echoed["goals"] and echoed["goals"][0]["line"] == 5 and "errors" not in echoed  # line 5 of the model's draft
+    assert "import Std.Data.Foo" in extra["errors"][0]["data"] and "leave out the import lines" in extra["errors"][0]["data"]

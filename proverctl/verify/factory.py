@@ -179,11 +179,14 @@ class PoolVerifier:
         from proverctl.lean.pool import CheckJob
         from proverctl.lean.verdict import sketch_violations
 
+        imports, preamble = split_header(target.header)
+        code, echoed = without_echoed_imports(code, imports)
+        if echoed:
+            return json.dumps({"messages": [{"severity": "error", "data": echoed}]}, ensure_ascii=False)
         reasons = sketch_violations(code)
         if reasons:
             return json.dumps({"messages": [{"severity": "error", "data": f"refused before Lean: {r}"} for r in reasons]},
                               ensure_ascii=False)
-        imports, preamble = split_header(target.header)
         body = code if code.endswith("\n") else code + "\n"
         try:
             disagree = await lean_reading(self.pool, imports, preamble, body, mode="draft", timeout=self.timeout)
@@ -205,6 +208,24 @@ class PoolVerifier:
         if self.consecutive_errors >= self.give_up_after:
             raise VerifierError(f"no Lean check can run: {self.consecutive_errors} checks in a row failed in the verifier "
                                 f"({self.last_error})", hint="`proverctl doctor` checks the REPL; committed attempts are kept")
+
+
+def without_echoed_imports(code: str, imports: str) -> tuple[str, str | None]:
+    """A draft that begins with the imports the prompt gave (a model echoing `import Mathlib ...`) is
+    checked without them, their lines left blank so Lean's line numbers are still the model's; an import
+    the header does not have cannot be added after it: (code, None) or (code, why, for the model)."""
+    from proverctl.lean.source import parse
+    from proverctl.verify.challenge import imports_of
+
+    cut = parse(code).imports_end
+    if not code[:cut].strip():
+        return code, None
+    have = imports_of(imports)
+    extra = [module for module in imports_of(code) if module not in have]
+    if extra:
+        return code, (f"`import {extra[0]}`: the code is checked after the problem's header, which imports "
+                      f"{', '.join(have) or 'nothing'}; leave out the import lines")
+    return "\n" * code[:cut].count("\n") + code[cut:], None
 
 
 @dataclass
