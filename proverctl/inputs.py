@@ -74,22 +74,24 @@ def lean_files(directory: str) -> list[tuple[str, str]]:
     return [(str(file), _decode(_read(file), str(file))) for file in files]
 
 
-def load_inputs(name: str) -> list[InputFile]:
-    """Parse the input; every problem here is a usage error (exit 2) raised before any work starts."""
+def load_inputs(name: str, base: Path | None = None) -> list[InputFile]:
+    """Parse the input; every problem here is a usage error (exit 2) raised before any work starts. A
+    relative `name` is read from `base` (a run's own working directory, so a resume started anywhere reads
+    the run's files); labels stay as `name` gives them, paths are where the files are."""
     if name == "-":
         text, label = read_text(name)
         return [load_text(text, label)]
-    path = Path(name)
+    path = base / name if base is not None else Path(name)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.lean") if ".lake" not in p.parts)
+        files = sorted(p for p in path.rglob("*.lean") if ".lake" not in p.relative_to(path).parts)
         if not files:
             raise UsageError(f"{name} has no .lean files", hint="name a .lean file, a folder of them, - or a .jsonl dataset")
         out = []
         for file in files:
-            text = _decode(_read(file), str(file))
-            out.append(load_text(text, str(file), file))
+            label = str(Path(name) / file.relative_to(path))
+            out.append(load_text(_decode(_read(file), label), label, file))
         return out
-    text, _ = read_text(name)
+    text, _ = read_text(str(path))
     if path.suffix == ".jsonl":
         targets = [from_row(row, where) for _, where, row in json_rows(text, name)]
         return [InputFile(name, None, None, targets)]

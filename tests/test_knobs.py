@@ -19,7 +19,7 @@ TESTS = Path(__file__).parent
 
 
 def test_every_request_field_is_a_knob_or_internal():
-    internal = {"input", "input_text", "resolved"}
+    internal = {"input", "input_text", "workdir", "resolved"}
     fields = {f.name for f in dataclasses.fields(ProveRequest)} - internal
     declared = {k.name for k in KNOBS if "." not in k.name}
     assert fields == declared

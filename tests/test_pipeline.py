@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from dataclasses import replace
 
@@ -303,6 +304,43 @@ def test_stop_writes_what_is_proved_and_resume_writes_the_rest(tmp_path):
     assert resumed.request.in_place  # remembered with the run
     again = resumed.run()
     assert again.exit_code == 0 and again.run_id == result.run_id and "sorry" not in path.read_text()
+
+
+@pytest.mark.parametrize("relative", ["P.lean", "."])
+def test_a_resume_started_anywhere_writes_into_the_runs_own_files(tmp_path, monkeypatch, hermetic, relative):
+    """The run remembers where it started: resumed from another directory (where a same-named file
+    waits), it reads and writes the run's own file; when that file is gone it refuses in one line."""
+    home = tmp_path / "project"
+    home.mkdir()
+    path = problem(home)
+    monkeypatch.chdir(home)
+    holder = {}
+
+    def on_event(event):
+        if getattr(event, "kind", None) == "proved":
+            holder["job"].stop()
+
+    def script(prompt, seed):
+        return answer(A) if "theorem tb " not in prompt.messages[0]["content"] else never()
+
+    holder["job"] = job = ProveJob(ProveRequest(input=relative, k=2, in_place=True), generator=FakeGenerator(script),
+                                   verifier=FakeVerifier())
+    first = job.run(on_event)
+    assert first.interrupted and path.read_text().count("sorry") == 1
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    decoy = problem(elsewhere)  # the same name, the same statements: the old code wrote here
+    decoy_text = decoy.read_text()
+    monkeypatch.chdir(elsewhere)
+    again = ProveJob.resume(first.run_id, generator=FakeGenerator(proves("ta", "tb")), verifier=FakeVerifier()).run()
+    assert again.exit_code == 0 and "sorry" not in path.read_text()
+    assert decoy.read_text() == decoy_text
+    assert again.written == [str(path)]
+    if relative == ".":
+        return  # a folder input: the folder is still there
+    path.rename(home / "Moved.lean")
+    with pytest.raises(UsageError, match=f"run {first.run_id} writes its proofs into {re.escape(relative)} in .*project"):
+        ProveJob.resume(first.run_id, generator=FakeGenerator(proves("ta", "tb")), verifier=FakeVerifier()).prepare()
 
 
 def test_job_reports_events_and_nothing_to_do(tmp_path):

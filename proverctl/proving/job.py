@@ -15,11 +15,13 @@ with the exit code. Nothing here prints: progress and notices go to `on_event`.
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable
 
 from proverctl.errors import ExitCode, UsageError
@@ -143,12 +145,14 @@ class ProveJob:
         from proverctl.proving.outputs import check_output
 
         request, settings = self.request, self.settings
-        # What the request left to the settings (flag > PROVERCTL_* > config.toml > default).
-        request = self.request = replace(request, k=settings.k, endpoint=settings.endpoint)
+        # What the request left to the settings (flag > PROVERCTL_* > config.toml > default), and the
+        # directory its relative paths mean (a resume started anywhere reads and writes the run's own files).
+        request = self.request = replace(request, k=settings.k, endpoint=settings.endpoint,
+                                         workdir=request.workdir or (os.getcwd() if self.resume_run is None else None))
         if self.api_key is None:
             self.api_key = settings.api_key
         inputs = self._load_inputs()
-        check_output(request.output, inputs, request.input)
+        check_output(self._where(request.output), inputs, self._where(request.input))
         if request.format == "lean" and len(inputs) != 1:
             raise UsageError("--format lean needs a single file or stdin", hint="use --in-place or -o for folders")
         if self.resume_run is None and not any(f.targets for f in inputs):
@@ -178,17 +182,31 @@ class ProveJob:
             inputs = [load_text(request.input_text, "<stdin>")]
         elif self.resume_run is not None:
             try:
-                inputs = load_inputs(request.input)
-            except UsageError:
-                return []  # the input moved or changed: the stored targets still drive the run; nothing to write back
+                inputs = load_inputs(request.input, self._base())
+            except UsageError as exc:
+                if request.in_place or request.output:
+                    where = f" in {request.workdir}" if request.workdir else ""
+                    raise UsageError(f"run {self.resume_run} writes its proofs into {request.input}{where}, which cannot be read "
+                                     f"now ({exc.message})", hint=f"put it back, or read the proofs with `proverctl show {self.resume_run}`") from None
+                return []  # nothing to write back: the stored targets drive the run
         else:
-            inputs = load_inputs(request.input)
+            inputs = load_inputs(request.input, self._base())
         if self.resume_run is None:
             select(inputs, list(request.theorems))
         if request.hint:
             for f in inputs:
                 f.targets = [replace(t, hint=request.hint) for t in f.targets]
         return inputs
+
+    def _base(self) -> Path | None:
+        """The run's working directory (None for runs recorded before it was: the current one)."""
+        return Path(self.request.workdir) if self.request.workdir else None
+
+    def _where(self, name: str | None) -> str | None:
+        """A path of the request as this process must open it (relative ones against the run's directory)."""
+        if name is None or name == "-" or self._base() is None or os.path.isabs(name):
+            return name
+        return str(self._base() / name)
 
     # -----------------------------------------------------------------------------------------
     # Running
@@ -362,8 +380,9 @@ class ProveJob:
         if not (request.in_place or request.output):
             return []
         try:
-            written, notes = write_outputs(plan.inputs, proofs_by_file(rows), input_name=None if request.input == "-" else request.input,
-                                           in_place=request.in_place, output=request.output, run_id=run_id,
+            written, notes = write_outputs(plan.inputs, proofs_by_file(rows),
+                                           input_name=None if request.input == "-" else self._where(request.input),
+                                           in_place=request.in_place, output=self._where(request.output), run_id=run_id,
                                            statements=statements_by_file(rows))
         except OSError as exc:
             notify(Notice("warning", f"could not write the proofs: {exc}; they are in the store (`proverctl show {run_id}`)"))

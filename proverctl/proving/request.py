@@ -43,6 +43,7 @@ class ProveRequest:
     # What to prove
     input: str | None = None  # a .lean file, a folder, "-" (stdin), or a dataset .jsonl
     input_text: str | None = None  # the text read from stdin (kept so resume and write-back need no stdin)
+    workdir: str | None = None  # where the run started: its relative input and output paths mean paths there
     theorems: tuple[str, ...] = ()
     repo: str | None = None  # LeanDojo: repository URL, commit and file
     rev: str | None = None
