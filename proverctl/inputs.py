@@ -20,6 +20,12 @@ class InputFile:
     path: Path | None
     text: str | None
     targets: list[Target] = field(default_factory=list)
+    rows: dict[int, dict] | None = None  # a dataset: its rows by line number (each target's `line` is its row's)
+    source: Path | None = None  # a dataset: the file it was read from
+
+    @property
+    def is_dataset(self) -> bool:
+        return self.rows is not None
 
 
 def _decode(data: bytes, label: str) -> str:
@@ -93,8 +99,12 @@ def load_inputs(name: str, base: Path | None = None) -> list[InputFile]:
         return out
     text, _ = read_text(str(path))
     if path.suffix == ".jsonl":
-        targets = [from_row(row, where) for _, where, row in json_rows(text, name)]
-        return [InputFile(name, None, None, targets)]
+        from dataclasses import replace
+
+        rows = {number: row for number, _, row in json_rows(text, name)}
+        # a row's target is numbered by its line in the .jsonl: reports say rows.jsonl:40 for row 40
+        targets = [replace(from_row(row, f"{name}:{number}"), line=number) for number, row in rows.items()]
+        return [InputFile(name, None, None, targets, rows=rows, source=path)]
     return [load_text(text, name, path)]
 
 

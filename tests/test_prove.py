@@ -495,3 +495,28 @@ def test_a_hint_reaches_the_prompt_is_stored_and_refused_where_the_format_has_no
         assert raw.exit_code == 2 and "no place for an informal proof" in raw.stderr
         empty = cli("prove", str(path), "--endpoint", stub.url, "--hint", " ")
         assert empty.exit_code == 2 and "--hint is empty" in empty.stderr
+
+
+def test_a_dataset_is_written_out_as_a_dataset(cli, tmp_path, standin_repl, hermetic):
+    """`prove rows.jsonl -o OUT.jsonl` writes each row with its proof, status and how it was checked;
+    --in-place, --format lean and a non-.jsonl -o are refused in one line; reports name the row."""
+    dataset = tmp_path / "mini.jsonl"
+    dataset.write_text("\n" + "".join(json.dumps(G2[n]) + "\n" for n in NAMES[:2]))  # rows on lines 2 and 3
+    out = tmp_path / "solved.jsonl"
+    for flags, message in ((["--in-place"], "--in-place cannot rewrite the dataset"),
+                           (["--format", "lean"], "--format lean prints a Lean file"),
+                           (["-o", str(tmp_path / "x.lean")], "a dataset is written as a .jsonl file"),
+                           (["-o", str(dataset)], "is the dataset itself")):
+        refused = cli("prove", str(dataset), "--endpoint", "http://127.0.0.1:9", *flags)
+        assert refused.exit_code == ExitCode.USAGE and message in refused.stderr, (flags, refused.stderr)
+    assert dataset.read_text().count("\n") == 3
+    with OpenAIStub(answer=real_answer) as stub:
+        result = cli("prove", str(dataset), "--endpoint", stub.url, "--k", "1", "-o", str(out), "--format", "json",
+                     "--model", "goedel-prover-v2-8b")
+    assert result.exit_code == 0, result
+    assert sorted((r["file"], r["line"]) for r in result.json()) == [(str(dataset), 2), (str(dataset), 3)]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["name"] for r in rows] == NAMES[:2]
+    for row in rows:
+        assert row["formal_statement"] == G2[row["name"]]["formal_statement"]  # the original row, kept whole
+        assert row["status"] == "proved" and row["proof"] and row["checked"] and row["run"] == 1

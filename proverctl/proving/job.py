@@ -142,7 +142,7 @@ class ProveJob:
         error is raised here, before any work."""
         if self._plan is not None:
             return self._plan
-        from proverctl.proving.outputs import check_output
+        from proverctl.proving.outputs import check_dataset_output, check_output
 
         request, settings = self.request, self.settings
         # What the request left to the settings (flag > PROVERCTL_* > config.toml > default), and the
@@ -153,6 +153,7 @@ class ProveJob:
             self.api_key = settings.api_key
         inputs = self._load_inputs()
         check_output(self._where(request.output), inputs, self._where(request.input))
+        check_dataset_output(inputs, in_place=request.in_place, output=self._where(request.output), fmt=request.format)
         if request.format == "lean" and len(inputs) != 1:
             raise UsageError("--format lean needs a single file or stdin", hint="use --in-place or -o for folders")
         if self.resume_run is None and not any(f.targets for f in inputs):
@@ -379,6 +380,17 @@ class ProveJob:
         request = self.request
         if not (request.in_place or request.output):
             return []
+        dataset = next((f for f in plan.inputs if f.is_dataset), None)
+        if dataset is not None and request.output:
+            from proverctl.proving.outputs import write_dataset
+
+            try:
+                written = [write_dataset(dataset, rows, self._where(request.output))]
+            except OSError as exc:
+                notify(Notice("warning", f"could not write {request.output}: {exc}; the proofs are in the store (`proverctl show {run_id}`)"))
+                return []
+            notify(Notice("info", f"wrote {written[0]}"))
+            return written
         try:
             written, notes = write_outputs(plan.inputs, proofs_by_file(rows),
                                            input_name=None if request.input == "-" else self._where(request.input),

@@ -48,9 +48,47 @@ def backup_path(path: Path, run_id: int) -> Path:
     return path.with_name(f"{path.name}.run{run_id}.bak")
 
 
+def check_dataset_output(inputs: list[InputFile], *, in_place: bool, output: str | None, fmt: str | None) -> None:
+    """A dataset is written out as a dataset (-o OUT.jsonl), never edited in place or printed as Lean."""
+    dataset = next((f for f in inputs if f.is_dataset), None)
+    if dataset is None:
+        return
+    hint = "use -o OUT.jsonl: each row with its proof, status and how it was checked"
+    if in_place:
+        raise UsageError(f"--in-place cannot rewrite the dataset {dataset.label}", hint=hint)
+    if fmt == "lean":
+        raise UsageError(f"--format lean prints a Lean file, and {dataset.label} is a dataset", hint=hint + " (or --format json)")
+    if output is not None:
+        if not output.endswith(".jsonl"):
+            raise UsageError(f"-o {output}: a dataset is written as a .jsonl file", hint=hint)
+        if dataset.source is not None and Path(output).resolve() == dataset.source.resolve():
+            raise UsageError(f"-o {output} is the dataset itself", hint="write the results to another .jsonl file")
+        if not Path(output).parent.exists():
+            raise UsageError(f"cannot write to {output}: {Path(output).parent} does not exist", hint="create the directory first")
+
+
+def write_dataset(dataset: InputFile, results: list[dict], output: str) -> str:
+    """The dataset's rows (those the run had as targets), each with the run's `status`, `proof`, `checked`,
+    `kernel_checked`, `judge` and `run` added, one JSON object per line; written atomically."""
+    import json
+
+    by_line = {r["line"]: r for r in results if r.get("file") == dataset.label}
+    lines = []
+    for number, row in (dataset.rows or {}).items():
+        result = by_line.get(number)
+        if result is None:
+            continue  # not a target of this run (--theorem)
+        out = dict(row)
+        out.update({"status": result["status"], "proof": result["proof"], "checked": result["checked"],
+                    "kernel_checked": result["kernel_checked"], "judge": result["judge"], "run": result["run"]})
+        lines.append(json.dumps(out, ensure_ascii=False))
+    atomic_write(Path(output), "\n".join(lines) + ("\n" if lines else ""))
+    return output
+
+
 def check_output(output: str | None, inputs: list[InputFile], input_name: str | None) -> None:
     """Refuse an output that would lose files, before any work starts."""
-    if output is None:
+    if output is None or any(f.is_dataset for f in inputs):
         return
     out = Path(output)
     folder_input = input_name is not None and Path(input_name).is_dir()
