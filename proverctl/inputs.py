@@ -62,12 +62,17 @@ def load_text(text: str, label: str, path: Path | None = None) -> InputFile:
     from proverctl.lean.source import Source, find_tokens, line_col
 
     source = Source(text)
-    spans = [(d.full_start, d.end) for d in source.declarations]
     for word, offset in find_tokens(source.mask, ("sorry", "admit")):
-        if not any(start <= offset < end for start, end in spans):
-            line, _ = line_col(text, offset)
+        holder = next((d for d in source.declarations if d.full_start <= offset < d.end), None)
+        line, _ = line_col(text, offset)
+        if holder is None:
             raise UsageError(f"{label}:{line}: `{word}` outside any declaration proverctl can read",
                              hint="declarations start at column 0 with theorem/lemma/def/example...; check the one above this line")
+        if holder.body_start is None:  # its `:=` is not at the top level: brackets that do not close
+            what = f"{holder.kind} {holder.name}" if holder.name else holder.kind
+            raise UsageError(f"{label}:{holder.line}: cannot read the statement of {what} (no `:=` outside its brackets), "
+                             f"so its `{word}` (line {line}) is no target",
+                             hint="check that its parentheses and brackets close; Lean would refuse it too")
     return InputFile(label, path, text, targets_in_text(text, label))
 
 

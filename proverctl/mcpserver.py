@@ -304,9 +304,11 @@ def build_server(*, max_jobs: int = 1, defaults: dict[str, Any] | None = None) -
     async def lean_targets(code: Code = None, file: File = None) -> TargetsAnswer:
         """The theorems whose proof contains `sorry` (what `prove` works on): name, kind, line, statement.
         Reads the text only; runs no Lean."""
+        from proverctl.inputs import load_text
         from proverctl.lean.source import Source
 
-        text, _ = _guard(lambda: _text(code, file, "lean_targets"))
+        text, label = _guard(lambda: _text(code, file, "lean_targets"))
+        _guard(lambda: load_text(text, label))  # a `sorry` that is no target is an error, not an empty list
         return {"targets": [t.as_dict() for t in Source(text).targets]}
 
     @server.tool(title="Check with Lean", annotations=CHECKS)

@@ -50,10 +50,12 @@ def files(tmp_path):
     bad_config.write_text("modle = 'x'\n")
     unparsed = tmp_path / "U.lean"
     unparsed.write_text("import Mathlib\n\nnamespace Foo\n  theorem t (x : ℕ) : x + 0 = x := by\n    sorry\nend Foo\n")
+    broken = tmp_path / "Broken.lean"  # an unclosed bracket: the declaration has no top-level `:=`
+    broken.write_text("import Mathlib\n\ntheorem broken (n : ℕ) (h : 0 < n : n = n := by sorry\n")
     tree = tmp_path / "tree"
     (tree / "sub").mkdir(parents=True)
     (tree / "sub" / "A.lean").write_text(lean.read_text())
-    return {"unparsed": unparsed, "tree": tree, "lean": lean, "nodecl": nodecl, "latin1": latin1, "dir": d, "bad_jsonl": bad_jsonl, "no_output": no_output,
+    return {"broken": broken, "unparsed": unparsed, "tree": tree, "lean": lean, "nodecl": nodecl, "latin1": latin1, "dir": d, "bad_jsonl": bad_jsonl, "no_output": no_output,
             "outputs": outputs, "bad_config": bad_config, "standin": shlex.quote(shlex.join(standin_argv()))}
 
 

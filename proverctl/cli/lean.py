@@ -22,10 +22,11 @@ def targets_command(file: str = InputArg, format: FormatOption = None) -> None:
 
     Examples: proverctl targets Algebra.lean ; cat thm.lean | proverctl targets - --format json
     """
-    from proverctl.inputs import read_text
+    from proverctl.inputs import load_text, read_text
     from proverctl.lean.source import Source
 
     text, label = read_text(file)
+    load_text(text, label)  # a `sorry` proverctl cannot attribute to a target is an error, never "no targets"
     rows = [t.as_dict() for t in Source(text).targets]
 
     def human(console):
