@@ -441,7 +441,10 @@ def test_summary_line_says_what_is_known_and_no_eta_before_a_rate():
     early = summary_line(snapshot)
     assert "3/40 targets proved" in early and "64 in flight" in early and "4 cancelled" in early and "ETA" not in early
     later = summary_line({**snapshot, "samples_done": 100, "tokens": 450_000, "elapsed": 100.0, "rounds_done": 7})
-    assert "ETA <= 21m04s" in later and "4,500 tok/s" in later and "7 feedback rounds" in later
+    assert "ETA about 21m04s" in later and "4,500 tok/s" in later and "7 feedback rounds" in later
+    assert "<=" not in later  # an estimate at the current rate is never promised as a bound
+    final = summary_line({**snapshot, "samples_done": 100, "tokens": 450_000, "elapsed": 100.0}, final=True)
+    assert "ETA" not in final and "in flight" not in final and "100 samples" in final and "450,000 tokens" in final
 
 
 def test_a_plain_progress_line_when_stderr_is_not_a_terminal(cli, tmp_path, standin_repl, monkeypatch):
@@ -452,6 +455,8 @@ def test_a_plain_progress_line_when_stderr_is_not_a_terminal(cli, tmp_path, stan
         result = cli("prove", str(dataset), "--endpoint", stub.url, "--k", "2", "--format", "json")
     lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
     assert lines and "targets proved" in lines[-1] and "samples" in lines[-1]
+    last = result.stderr.splitlines()[-1]  # a log ends with the tally, not with a progress line from before the end
+    assert last.startswith("finished: 0/3 targets proved") and "6 samples" in last, result.stderr
 
 
 def test_the_live_display_on_a_real_terminal(tmp_path, standin_repl, hermetic):

@@ -1,6 +1,7 @@
 """What a person sees on stderr while a prove or bench job runs: notices as lines; on a terminal a live
 display (a summary line always visible, the busiest targets below it); elsewhere (CI, nohup) the summary
-as a plain line every `progress_interval` seconds."""
+as a plain line every `progress_interval` seconds, and one last `finished:` line when the job ends, so a
+log always ends with the tally."""
 
 from __future__ import annotations
 
@@ -86,12 +87,16 @@ class ProgressView:
         if self._ticker is not None:
             self._ticker.set()
             self._ticker = None
+            snapshot = self.job.snapshot()
+            if snapshot is not None:
+                info("finished: " + summary_line(snapshot, final=True))
 
 
-def summary_line(s: dict) -> str:
+def summary_line(s: dict, final: bool = False) -> str:
     """targets proved/total, samples done / in flight / cancelled, rounds, tokens/s, elapsed, and an ETA
-    only once the rate is known (an upper bound: proved targets stop early)."""
-    return " · ".join(summary_parts(s))
+    once the rate is known (an estimate at the current rate, never promised as a bound); `final`: the
+    tally at the end (no in-flight counts, no ETA)."""
+    return " · ".join(summary_parts(s, final))
 
 
 def pack(parts: list[str], width: int) -> list[str]:
@@ -105,10 +110,14 @@ def pack(parts: list[str], width: int) -> list[str]:
     return lines
 
 
-def summary_parts(s: dict) -> list[str]:
+def summary_parts(s: dict, final: bool = False) -> list[str]:
     elapsed = s["elapsed"]
     rate = s["samples_done"] / elapsed if elapsed > 0 else 0.0
     tokens = s["tokens"] / elapsed if elapsed > 0 else 0.0
+    if final:
+        return [f"{s['proved']}/{s['targets']} targets proved", f"{s['samples_done']} samples, {s['cancelled']} cancelled",
+                *([f"{s['rounds_done']} feedback rounds"] if s["rounds_done"] else []),
+                f"{s['tokens']:,} tokens ({tokens:,.0f} tok/s)" if s["tokens"] else "tokens -", f"elapsed {_duration(elapsed)}"]
     parts = [f"{s['proved']}/{s['targets']} targets proved",
              f"samples {s['samples_done']} done, {s['in_flight']} in flight, {s['cancelled']} cancelled",
              f"checks {s['checking']} running, {s['waiting_checks']} waiting"]
@@ -117,7 +126,9 @@ def summary_parts(s: dict) -> list[str]:
     parts.append(f"{tokens:,.0f} tok/s" if s["tokens"] else "tok/s -")
     parts.append(f"elapsed {_duration(elapsed)}")
     if s["samples_done"] >= 8 and rate > 0 and s["budget_left"]:
-        parts.append(f"ETA <= {_duration((s['budget_left'] + s['in_flight']) / rate)}")
+        # At the current rate, were every target to spend its whole budget: slower checks can make it
+        # longer and early proofs shorter, so it is "about", not a bound.
+        parts.append(f"ETA about {_duration((s['budget_left'] + s['in_flight']) / rate)}")
     return parts
 
 
