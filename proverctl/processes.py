@@ -54,7 +54,11 @@ def terminate_group(pid: int, grace: float = 10.0) -> bool:
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
-        return False
+        # The leader is gone, its group may not be (a server whose supervisor was killed): a process that
+        # started its own session leads a group with its own pid, which no new process takes while it lives.
+        if not group_alive(pid):
+            return False
+        pgid = pid
     try:
         os.killpg(pgid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):

@@ -60,6 +60,34 @@ def _optional_str(value: Any) -> str | None:
     return text or None
 
 
+DURATION_HINT = "write it like 90s, 5m, 1h30m; 0 stops at once, -1 keeps it for good"
+
+
+def duration_seconds(text: str) -> float | None:
+    """Seconds from '90', '90s', '5m', '1h', '1h30m'; '-1' (or 'forever') is -1: for good; None: not a duration."""
+    import re
+
+    value = text.strip().lower()
+    if value in ("-1", "forever", "inf"):
+        return -1.0
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", value)
+    if not value or parts is None:
+        return None
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def _optional_duration(value: Any) -> float | None:
+    if value is None or str(value).strip() == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)  # a flag already read as seconds, or a TOML number
+    seconds = duration_seconds(str(value))
+    if seconds is None:
+        raise ValueError(f"not a duration ({DURATION_HINT})")
+    return seconds
+
+
 @dataclass(frozen=True)
 class SettingSpec:
     name: str
@@ -89,6 +117,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "seconds between plain progress lines when stderr is not a terminal (CI, nohup)"),
     SettingSpec("k", 8, _positive_int, "samples per target for `prove` (the pass@k budget)"),
     SettingSpec("endpoint", None, _optional_str, "OpenAI-compatible server `prove` uses instead of a local session"),
+    SettingSpec("keep_alive", None, _optional_duration,
+                "how long a session a prove run started (or reused) stays up after it: 5m, 1h, -1 for good, 0 stops it "
+                "(default: a session started for the run is stopped)"),
     SettingSpec("api_key", None, _optional_str, "bearer token for the endpoint (never stored with a run; `config` hides it)"),
     SettingSpec("mcp_token", None, _optional_str, "bearer token `proverctl mcp --http` requires (`config` hides it; made per start when unset)"),
     SettingSpec("store_busy_timeout", 30.0, _positive_float, "seconds a store write waits for another writer's lock"),

@@ -219,7 +219,8 @@ def test_stop_says_what_it_is_doing(cli, hermetic):
     record = sessions.SessionRecord("idle", "m", "m", "/snap", "transformers", "127.0.0.1", 9, proc.pid, time.time(), "/tmp/log")
     sessions.save_record(record, Paths.resolve())
     (row,) = cli("ps", "--format", "json").json()  # `sleep` answers no /v1/models: starting, with its memory
-    assert row["status"] == "starting" and row["device"] == "auto" and row["rss_mib"] > 0
+    # no --device: what transformers serve really uses here (no GPU on this machine: the CPU), never "auto"
+    assert row["status"] == "starting" and row["device"] == sessions.device_of("transformers", []) != "auto" and row["rss_mib"] > 0
     result = cli("stop", "idle", "--format", "json")
     assert result.exit_code == 0 and result.json() == [{"schema": 1, "name": "idle", "pid": proc.pid, "model": "m", "status": "stopped"}]
     assert f"stopping idle (pid {proc.pid}, transformers on http://127.0.0.1:9/v1)" in result.stderr
@@ -243,10 +244,12 @@ def test_a_session_that_died_is_listed_with_its_signal_and_log_until_stop_clears
     record, proc = sessions.start_session(name="victim", model="m", model_dir=tmp_path, engine="transformers", command=server,
                                           model_id="m", host="127.0.0.1", port=9, family=None, paths=paths)
     deadline = time.monotonic() + 20
-    while not psutil.Process(proc.pid).children() and time.monotonic() < deadline:
+    while record.server_pid is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    (shown,) = cli("ps", "--format", "json").json()
     (child,) = psutil.Process(proc.pid).children()
-    os.kill(child.pid, signal.SIGKILL)
+    assert shown["pid"] == child.pid and shown["supervisor_pid"] == proc.pid  # ps shows the server's own pid
+    os.kill(shown["pid"], signal.SIGKILL)  # what a user does with the pid ps shows
     proc.wait(timeout=20)
 
     (row,) = cli("ps", "--format", "json").json()
@@ -260,6 +263,42 @@ def test_a_session_that_died_is_listed_with_its_signal_and_log_until_stop_clears
     assert cleared.exit_code == 0 and "cleared victim, which had exited (signal 9)" in cleared.stdout
     assert cli("ps", "--format", "json").json() == []
     assert not Path(record.exit_file).exists()
+
+
+def test_a_server_whose_supervisor_was_killed_is_still_stopped_and_its_port_freed(cli, hermetic, tmp_path):
+    """kill -9 of the supervisor leaves the server in the session's process group: ps still shows it
+    running (the server's own pid) and stop ends it and makes sure nothing listens on its port."""
+    import os
+    import signal
+    import socket
+    import sys
+    import time
+
+    import psutil
+
+    from proverctl.inference import sessions
+    from proverctl.paths import Paths
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    record, proc = sessions.start_session(name="orphan", model="m", model_dir=tmp_path, engine="transformers", command=server,
+                                          model_id="m", host="127.0.0.1", port=port, family=None, paths=Paths.resolve())
+    deadline = time.monotonic() + 20
+    while sessions.port_free("127.0.0.1", port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not sessions.port_free("127.0.0.1", port)
+    server_pid = record.server_pid
+    os.kill(proc.pid, signal.SIGKILL)  # the supervisor, not the server
+    proc.wait(timeout=20)
+    (row,) = cli("ps", "--format", "json").json()
+    assert row["pid"] == server_pid and row["status"] == "starting" and row["rss_mib"] > 0  # alive, not "exited (status unknown)"
+    stopped = cli("stop", "orphan", "--format", "json")
+    assert stopped.exit_code == 0, stopped
+    assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
+    assert sessions.port_free("127.0.0.1", port)
+    assert cli("ps", "--format", "json").json() == []
 
 
 def test_keep_alive_durations_and_a_bad_one(cli):

@@ -130,3 +130,18 @@ def test_the_request_is_resolved_once_into_a_typed_plan(hermetic, tmp_path):
     with pytest.raises(UsageError, match="the deepseek-v1.5 format has no place for an informal proof"):
         resolve_plan(dataclasses.replace(request, family="deepseek-v1.5"), settings, [hinted], needs_engine=False,
                      needs_verifier=False)
+
+
+def test_keep_alive_is_a_setting_like_ollamas(hermetic, tmp_path, monkeypatch):
+    """PROVERCTL_KEEP_ALIVE (or config.toml's keep_alive) fills --keep-alive when it is not typed; the flag wins."""
+    from proverctl.proving import ProveJob
+
+    path = tmp_path / "T.lean"
+    path.write_text("theorem t : True := by\n  sorry\n")
+    monkeypatch.setenv("PROVERCTL_KEEP_ALIVE", "10m")
+    job = ProveJob(ProveRequest(input=str(path)), generator=object(), verifier=object())
+    job.prepare()
+    assert job.request.keep_alive == 600.0
+    typed = ProveJob(ProveRequest(input=str(path), keep_alive=-1.0), generator=object(), verifier=object())
+    typed.prepare()
+    assert typed.request.keep_alive == -1.0

@@ -163,7 +163,7 @@ def stop_command(
     if not name and not all_sessions:
         raise UsageError("name a session to stop, or pass --all", hint="`proverctl ps` lists them")
     # Which had already exited (their process is gone; no need to ask the live ones' servers anything).
-    exited = {r.name: sessions.describe_exit(r) for r in sessions.load_records(Paths.resolve()) if not sessions.pid_alive(r.pid)}
+    exited = {r.name: sessions.describe_exit(r) for r in sessions.load_records(Paths.resolve()) if not sessions.session_alive(r)}
     stopped = sessions.stop_sessions(name, everything=all_sessions,
                                      on_stopping=lambda r: info(f"stopping {r.name} (pid {r.pid}, {r.engine} on {r.url}): SIGTERM, "
                                                                 "then SIGKILL after 10 s ..."))

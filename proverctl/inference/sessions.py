@@ -46,6 +46,22 @@ class SessionRecord:
     exit_file: str | None = None  # written by the supervisor when the server ends
     expires: float | None = None  # --keep-alive: when the session stops itself (None: it stays)
     keep_alive_s: float | None = None  # the keep-alive it was given (a run that reuses it gives it again)
+    device: str | None = None  # what the engine runs on (cuda, cpu, cuda:1), decided at start
+
+    @property
+    def supervisor_pid(self) -> int:
+        """`pid` is the supervisor's (it leads the session's process group)."""
+        return self.pid
+
+    @property
+    def server_pid(self) -> int | None:
+        """The model server's own pid, as the supervisor wrote it down (None before it did)."""
+        if not self.exit_file:
+            return None
+        try:
+            return int(Path(f"{self.exit_file}.pid").read_text())
+        except (OSError, ValueError):
+            return None
 
     @property
     def url(self) -> str:
@@ -53,6 +69,9 @@ class SessionRecord:
 
     def as_dict(self, status: str | None = None) -> dict:
         data = asdict(self)
+        # `pid` is the server's own (the process a user would kill); the supervisor leads its group.
+        data["supervisor_pid"] = self.pid
+        data["pid"] = self.server_pid or self.pid
         data["endpoint"] = self.url
         data["uptime_s"] = round(time.time() - self.started, 1)
         if status:
@@ -65,24 +84,29 @@ def resources(record: SessionRecord) -> dict:
     command line: vLLM on the GPU, transformers' `--device`)."""
     import psutil
 
-    rss = 0
-    try:
-        leader = psutil.Process(record.pid)
-        for proc in [leader, *leader.children(recursive=True)]:
-            try:
-                rss += proc.memory_info().rss
-            except psutil.Error:
-                continue
-    except psutil.Error:
-        pass
-    command = list(record.command)
-    if record.engine == "vllm":
-        device = "cuda"
-    elif "--device" in command[:-1]:
-        device = command[command.index("--device") + 1]
-    else:
-        device = "auto"
-    return {"rss_mib": round(rss / 2**20, 1), "device": device}
+    seen: dict[int, int] = {}  # pid -> rss, over the supervisor's tree and the server's (it outlives a killed supervisor)
+    for root in {record.pid, record.server_pid} - {None}:
+        try:
+            leader = psutil.Process(root)
+            for proc in [leader, *leader.children(recursive=True)]:
+                try:
+                    seen[proc.pid] = proc.memory_info().rss
+                except psutil.Error:
+                    continue
+        except psutil.Error:
+            continue
+    rss = sum(seen.values())
+    return {"rss_mib": round(rss / 2**20, 1), "device": record.device or device_of(record.engine, record.command)}
+
+
+def device_of(engine: str, command: list[str], available: list | None = None) -> str:
+    """What the engine runs on: vLLM on CUDA; transformers serve on its --device, and without one (or
+    `auto`) on the first GPU when there is one, else the CPU."""
+    if engine == "vllm":
+        return "cuda"
+    if "--device" in command[:-1] and command[command.index("--device") + 1] != "auto":
+        return command[command.index("--device") + 1]
+    return "cuda" if (gpus() if available is None else available) else "cpu"
 
 
 def _records_dir(paths: Paths) -> Path:
@@ -133,9 +157,15 @@ def model_listed(record: SessionRecord, timeout: float = 2.0) -> bool:
     return record.model_id in ids
 
 
+def session_alive(record: SessionRecord) -> bool:
+    """The server runs (its own pid), or, before the supervisor wrote it down, the supervisor does."""
+    server = record.server_pid
+    return pid_alive(server) if server is not None else pid_alive(record.pid)
+
+
 def health(record: SessionRecord) -> str:
     """ready | starting (alive, model not listed yet) | dead."""
-    if not pid_alive(record.pid):
+    if not session_alive(record):
         return "dead"
     return "ready" if model_listed(record) else "starting"
 
@@ -200,10 +230,11 @@ def set_expiry(name: str, seconds: float | None, paths: Paths | None = None) -> 
 
 
 def forget(record: SessionRecord, paths: Paths) -> None:
-    """Remove a session's record and exit file (its log stays)."""
+    """Remove a session's record, exit file and pid file (its log stays)."""
     _record_file(paths, record.name).unlink(missing_ok=True)
     if record.exit_file:
         Path(record.exit_file).unlink(missing_ok=True)
+        Path(f"{record.exit_file}.pid").unlink(missing_ok=True)
 
 
 def find_session(ref: ModelRef, paths: Paths | None = None) -> SessionRecord | None:
@@ -313,7 +344,7 @@ def unique_name(base: str, paths: Paths) -> str:
     """`base`, or `base-2`, ... : a name no live session has (an exited one's record is replaced)."""
     taken = set()
     for record in load_records(paths):
-        if pid_alive(record.pid):
+        if session_alive(record):
             taken.add(record.name)
     name, i = base, 2
     while name in taken:
@@ -353,8 +384,9 @@ def start_session(
     proc = subprocess.Popen(supervisor + command, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
                             start_new_session=True, cwd=str(paths.state_dir) if paths.state_dir.is_dir() else None)
     handle.close()
+    Path(f"{exit_file}.pid").unlink(missing_ok=True)
     record = SessionRecord(name, model, model_id, str(model_dir), engine, host, port, proc.pid, time.time(), str(log), command, family,
-                           str(exit_file))
+                           str(exit_file), device=device_of(engine, command))
     save_record(record, paths)
     return record, proc
 
@@ -390,6 +422,47 @@ def stop_process(pid: int, grace: float = 10.0) -> bool:
     return terminate_group(pid, grace)
 
 
+def stop_record(record: SessionRecord, grace: float = 10.0) -> None:
+    """End everything of a session: its process group (the supervisor leads it; the group outlives a
+    killed supervisor), then the server itself and its descendants should one have left the group, and
+    make sure nothing still listens on its port (an error naming the pid that does)."""
+    import psutil
+
+    from proverctl.processes import descendants
+
+    stop_process(record.pid, grace)
+    server = record.server_pid
+    if server is not None and pid_alive(server):
+        stray = [psutil.Process(server), *descendants(server)]
+        for proc in stray:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(stray, timeout=5)
+    deadline = time.monotonic() + 5
+    while not port_free(record.host, record.port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not port_free(record.host, record.port):
+        holder = _listener(record.port)
+        raise EnvironmentMissing(f"session {record.name} is stopped, but port {record.port} is still in use"
+                                 + (f" by pid {holder}" if holder else ""),
+                                 hint=f"`kill {holder}` if it is the old server" if holder else "see `ss -ltnp`")
+
+
+def _listener(port: int) -> int | None:
+    """The pid listening on `port`, where this user may see it."""
+    import psutil
+
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                return conn.pid
+    except (psutil.Error, OSError):
+        pass
+    return None
+
+
 def stop_sessions(selector: str | None, *, everything: bool = False, paths: Paths | None = None,
                   on_stopping: Callable[[SessionRecord], None] | None = None) -> list[SessionRecord]:
     """Stop the session(s) named by `selector` (name, model, port or pid), or all of them;
@@ -399,15 +472,17 @@ def stop_sessions(selector: str | None, *, everything: bool = False, paths: Path
     if everything:
         chosen = records
     else:
-        chosen = [r for r in records if selector in (r.name, r.model, str(r.port), str(r.pid), r.model_id)]
+        chosen = [r for r in records if selector in (r.name, r.model, str(r.port), str(r.pid), str(r.server_pid), r.model_id)]
         if not chosen:
             names = ", ".join(r.name for r in records) or "none"
             raise UsageError(f"no session named {selector!r}", hint=f"running sessions: {names} (`proverctl ps`)")
     for record in chosen:
-        if on_stopping and pid_alive(record.pid):
+        if on_stopping and session_alive(record):
             on_stopping(record)
-        stop_process(record.pid)
-        forget(record, paths)
+        try:
+            stop_record(record)
+        finally:
+            forget(record, paths)
     return chosen
 
 

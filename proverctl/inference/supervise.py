@@ -65,6 +65,10 @@ def main(argv: list[str]) -> int:
         return 2
     exit_file, command = argv[0], argv[2:]
     child = subprocess.Popen(command)  # stdio (the session log) and the process group are inherited
+    # The server's own pid, for `ps` (the pid a user kills) and `stop` (what must be gone).
+    with open(f"{exit_file}.pid.tmp", "w", encoding="utf-8") as handle:
+        handle.write(str(child.pid))
+    os.replace(f"{exit_file}.pid.tmp", f"{exit_file}.pid")
 
     def forward(signum: int, frame: object) -> None:
         try:

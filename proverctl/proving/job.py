@@ -147,7 +147,7 @@ class ProveJob:
         request, settings = self.request, self.settings
         # What the request left to the settings (flag > PROVERCTL_* > config.toml > default), and the
         # directory its relative paths mean (a resume started anywhere reads and writes the run's own files).
-        request = self.request = replace(request, k=settings.k, endpoint=settings.endpoint,
+        request = self.request = replace(request, k=settings.k, endpoint=settings.endpoint, keep_alive=settings.keep_alive,
                                          workdir=request.workdir or (os.getcwd() if self.resume_run is None else None))
         if self.api_key is None:
             self.api_key = settings.api_key

@@ -17,7 +17,6 @@ is a field here plus its Knob (this file), and the code that uses it (README: Co
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -230,7 +229,8 @@ KNOBS: tuple[Knob, ...] = (
          show="engine", panel="Model"),
     Knob("keep_alive", ("--keep-alive",), "Keep the session up this long after the run (5m, 90s, 1h; 0 stops it; -1 keeps it for "
                                           "good), so the next run does not load the weights again [default: a session started for "
-                                          "the run is stopped].", kind="duration", metavar="DURATION", resumable=True, show="keep alive (s)",
+                                          "the run is stopped].", kind="duration", metavar="DURATION", setting="keep_alive", resumable=True,
+         show="keep alive (s)",
          panel="Model"),
     Knob("family", ("--family",), "Prompt family [default: the model's]: {families}.", complete="families", show="family", panel="Model"),
     Knob("force", ("--force",), "Use --model/--family even when the endpoint serves another model.", kind="bool", resumable=True,
@@ -344,14 +344,12 @@ def shown(request) -> list[tuple[str, Any]]:
 
 def parse_duration(text: str, flag: str) -> float:
     """Seconds from '90', '90s', '5m', '1h', '1h30m'; '-1' (or 'forever') is -1: for good."""
-    value = text.strip().lower()
-    if value in ("-1", "forever", "inf"):
-        return -1.0
-    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", value)
-    if not value or parts is None:
-        raise UsageError(f"{flag} {text!r} is not a duration", hint="write it like 90s, 5m, 1h30m; 0 stops at once, -1 keeps it for good")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    from proverctl.settings import DURATION_HINT, duration_seconds
+
+    seconds = duration_seconds(text)
+    if seconds is None:
+        raise UsageError(f"{flag} {text!r} is not a duration", hint=DURATION_HINT)
+    return seconds
 
 
 def read_hint(value: str) -> str:
