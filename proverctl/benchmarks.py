@@ -63,16 +63,25 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def published(model: str | None, bench: str, split: str, mode: str, k: int) -> float | None:
-    """The model's published pass@k on a benchmark's split in this prompt mode, from its catalog row. Only figures
-    that name their mode count, so a run is compared with a figure measured the same way."""
+def published_figures(model: str | None, bench: str, split: str, mode: str) -> dict[int, float]:
+    """k -> the model's published pass@k on a benchmark's split in this prompt mode, from its catalog row.
+    Only figures that name their mode count, so a run is compared with a figure measured the same way."""
     from proverctl.models.catalog import find_alias
 
     entry = find_alias(model) if model else None
     name = FIGURE_NAMES.get((bench, split))
     if entry is None or name is None:
-        return None
+        return {}
+    out = {}
     for figure in entry.benchmarks:
-        if figure["benchmark"] == name and figure["metric"] == f"pass@{k}" and figure.get("mode") == mode:
-            return figure["value"]
-    return None
+        if figure["benchmark"] == name and figure.get("mode") == mode and figure["metric"].startswith("pass@"):
+            try:
+                out[int(figure["metric"][5:])] = figure["value"]
+            except ValueError:
+                continue
+    return out
+
+
+def published(model: str | None, bench: str, split: str, mode: str, k: int) -> float | None:
+    """The published figure a run at this k is comparable with (None: none at this k)."""
+    return published_figures(model, bench, split, mode).get(k)

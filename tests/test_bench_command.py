@@ -42,11 +42,15 @@ def test_bench_minif2f_revised_reports_pass_at_k(cli, standin_repl):
     assert data["problems"] == 6 and data["solved"] == expected_solved
     assert data["pass_at_k"] == pytest.approx(100 * expected_solved / 6, abs=0.01)
     assert data["k"] == 2 and data["published"] is None  # the paper reports pass@32, not pass@2
+    assert data["published_other_k"] == [{"k": 32, "pass_at_k": 75.6}]  # the paper's CoT pass@32, beside it
     total = len(load_rows("minif2f-revised", "test", None)[1])
     assert data["subset"] == f"first 6 of {total} problems"  # --limit: labelled, not comparable with a published figure
     assert data["model"] == "deepseek-prover-v2-7b" and data["lean_profile"] == "deepseek-v2"
     runs = cli("runs", "--format", "json").json()
     assert runs[0]["kind"] == "bench" and runs[0]["n_targets"] == 6
+    with OpenAIStub(model="deepseek-ai/DeepSeek-Prover-V2-7B", answer=answer) as stub:
+        human = cli("bench", "minif2f-revised", "--limit", "2", "--k", "2", "--endpoint", stub.url, "--format", "human")
+    assert "published pass@32 = 75.6% (another k than this run's 2: not comparable)" in " ".join(human.stdout.split())
 
 
 def test_bench_published_figure_for_k32(cli, monkeypatch):

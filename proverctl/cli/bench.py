@@ -33,7 +33,7 @@ def bench_command(
 
     Examples: proverctl bench minif2f --k 32 ; proverctl bench putnam --limit 20 --k 8 --format json
     """
-    from proverctl.benchmarks import load_rows, pass_at_k, published
+    from proverctl.benchmarks import load_rows, pass_at_k, published, published_figures
     from proverctl.cli.run_view import ProgressView
     from proverctl.paths import Paths
     from proverctl.proving import ProveJob, ProveRequest
@@ -72,10 +72,13 @@ def bench_command(
     scores = [pass_at_k(n, c, k) for _, n, c in counts]
     solved = sum(1 for _, _, c in counts if c)
     score = 100.0 * sum(scores) / len(scores) if scores else 0.0
+    figures = published_figures(plan.model.alias, bench.name, chosen_split, mode)
+    others = [{"k": other, "pass_at_k": value} for other, value in sorted(figures.items()) if other != k]
     reference = published(plan.model.alias, bench.name, chosen_split, mode, k)
     data = {
         "benchmark": bench.name, "split": chosen_split, "model": plan.model.label, "mode": mode, "k": k, "samples": n_samples,
         "problems": len(counts), "solved": solved, "pass_at_k": round(score, 2), "published": reference,
+        "published_other_k": others,  # the model's figures at another k: shown beside the run, never comparable
         "lean_profile": plan.verifier.lean_profile, "run": run_id, "kernel_checked": kernel,
         "subset": subset,  # a --limit run: not comparable with the published figure (which is over all problems)
         "judge": plan.verifier.describe()["judge"],
@@ -86,7 +89,9 @@ def bench_command(
     emit(data, fmt, lambda c: c.print(
         f"{bench.name} {chosen_split}: pass@{k} = {score:.1f}% ({solved}/{len(counts)} solved, {n_samples} samples each)"
         + (f"; published {reference:.1f}% over all {total} problems" + (f" (this is the {subset}: not comparable)" if subset else "")
-           if reference is not None else "; no published figure for this model")
+           if reference is not None else
+           ("; published " + ", ".join(f"pass@{o['k']} = {o['pass_at_k']:.1f}%" for o in others)
+            + f" (another k than this run's {k}: not comparable)" if others else "; no published figure for this model"))
         + f"; Lean profile {data['lean_profile']}; {kernel}/{solved} solved problems kernel-checked ({data['judge']}); "
         + f"{data['tokens_per_problem']:.0f} tokens and {data['lean_calls_per_problem']:.1f} Lean calls per problem; run {run_id}",
         highlight=False))
