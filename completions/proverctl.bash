@@ -1,5 +1,5 @@
 # bash completion for proverctl (`proverctl completion bash`); needs bash >= 4.4.
-# Install: proverctl completion bash > ~/.local/share/bash-completion/completions/proverctl
+# Install: mkdir -p ~/.local/share/bash-completion/completions && proverctl completion bash > ~/.local/share/bash-completion/completions/proverctl
 _proverctl() {
     local IFS=$'\n' cur="${COMP_WORDS[COMP_CWORD]}" line kind value
     local lines

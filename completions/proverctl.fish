@@ -1,5 +1,5 @@
 # fish completion for proverctl (`proverctl completion fish`).
-# Install: proverctl completion fish > ~/.config/fish/completions/proverctl.fish
+# Install: mkdir -p ~/.config/fish/completions && proverctl completion fish > ~/.config/fish/completions/proverctl.fish
 function __proverctl_complete
     set -l tokens (commandline -opc)
     set -l current (commandline -ct)

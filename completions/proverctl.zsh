@@ -1,6 +1,7 @@
 #compdef proverctl
 # zsh completion for proverctl (`proverctl completion zsh`).
-# Install: proverctl completion zsh > "${fpath[1]}/_proverctl"  (or `source <(proverctl completion zsh)` after compinit)
+# Install: mkdir -p ~/.zfunc && proverctl completion zsh > ~/.zfunc/_proverctl, and fpath=(~/.zfunc $fpath) before compinit
+# in ~/.zshrc (or `source <(proverctl completion zsh)` after compinit)
 _proverctl() {
     local -a described plain
     local line kind value help files=0 dirs=0

@@ -175,3 +175,18 @@ def test_fish_completes_commands_values_names_and_files(workdir):
     assert complete("proverctl lean setup --dir pro") == ["proofs/"]
     assert complete("proverctl prove Algebra.lean -t ") == ["mathd_algebra_10", "sq_sub_nonneg"]
     assert complete("proverctl show 1/") == ["1/mathd_algebra_10"]
+
+
+def test_the_command_module_map_is_what_the_modules_register():
+    """A TAB after a command word imports only that command's module (proverctl.cli.main.COMMAND_MODULES):
+    the map must name every command of every module, or a TAB would miss it."""
+    import typer
+
+    from proverctl.cli import main
+
+    assert set(main.ORDER) == set(main.COMMAND_MODULES.values())
+    for module in main.ORDER:
+        app = typer.Typer()
+        main._module(module).register(app)
+        names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+        assert names == {name for name, where in main.COMMAND_MODULES.items() if where == module}, module

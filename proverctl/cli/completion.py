@@ -209,7 +209,7 @@ def complete(cli: Any, shell: str) -> int:
 
 
 BASH = r"""# bash completion for proverctl (`proverctl completion bash`); needs bash >= 4.4.
-# Install: proverctl completion bash > ~/.local/share/bash-completion/completions/proverctl
+# Install: mkdir -p ~/.local/share/bash-completion/completions && proverctl completion bash > ~/.local/share/bash-completion/completions/proverctl
 _proverctl() {
     local IFS=$'\n' cur="${COMP_WORDS[COMP_CWORD]}" line kind value
     local lines
@@ -234,7 +234,8 @@ complete -o nosort -F _proverctl proverctl
 
 ZSH = r"""#compdef proverctl
 # zsh completion for proverctl (`proverctl completion zsh`).
-# Install: proverctl completion zsh > "${fpath[1]}/_proverctl"  (or `source <(proverctl completion zsh)` after compinit)
+# Install: mkdir -p ~/.zfunc && proverctl completion zsh > ~/.zfunc/_proverctl, and fpath=(~/.zfunc $fpath) before compinit
+# in ~/.zshrc (or `source <(proverctl completion zsh)` after compinit)
 _proverctl() {
     local -a described plain
     local line kind value help files=0 dirs=0
@@ -266,7 +267,7 @@ fi
 """
 
 FISH = r"""# fish completion for proverctl (`proverctl completion fish`).
-# Install: proverctl completion fish > ~/.config/fish/completions/proverctl.fish
+# Install: mkdir -p ~/.config/fish/completions && proverctl completion fish > ~/.config/fish/completions/proverctl.fish
 function __proverctl_complete
     set -l tokens (commandline -opc)
     set -l current (commandline -ct)

@@ -144,7 +144,7 @@ def _check_signature() -> None:
     import inspect
 
     from proverctl.cli.knobs import with_knobs
-    from proverctl.proving.check import CHECK_KNOBS
+    from proverctl.proving.request import CHECK_KNOBS
 
     P = inspect.Parameter
     leading = [P("file", P.POSITIONAL_OR_KEYWORD, annotation=str, default=typer.Argument(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import Any
 
 import typer
@@ -46,6 +45,8 @@ class ProverctlGroup(TyperGroup):
             raise typer.Exit(int(ExitCode.USAGE)) from None
         except ProverctlError as exc:
             if debug_enabled():
+                import traceback
+
                 traceback.print_exc()
             report_error(exc)
             raise typer.Exit(int(exc.exit_code)) from None
@@ -94,18 +95,51 @@ def root(
     """Run open neural theorem provers on Lean 4 files."""
 
 
-def _register() -> None:
-    from proverctl.cli import agents, bench, completion, info, lean, models, prove, runs, sessions
+# Which module registers each command. A TAB after a command word imports only that command's module
+# (completion needs its options, not the other commands'); everything else registers them all.
+# tests/test_completions.py checks this map against what the modules really register.
+COMMAND_MODULES = {
+    "prove": "prove", "bench": "bench", "models": "models", "pull": "models", "list": "models", "rm": "models",
+    "serve": "sessions", "ps": "sessions", "stop": "sessions", "targets": "lean", "check": "lean", "doctor": "lean",
+    "lean": "lean", "runs": "runs", "show": "runs", "export": "runs", "tui": "runs", "paths": "info", "config": "info",
+    "completion": "completion", "mcp": "agents",
+}
+ORDER = ("prove", "bench", "models", "sessions", "lean", "runs", "info", "completion", "agents")  # the --help order
 
-    prove.register(app)
-    bench.register(app)
-    models.register(app)
-    sessions.register(app)
-    lean.register(app)
-    runs.register(app)
-    info.register(app)
-    completion.register(app)
-    agents.register(app)
+
+def _module(name: str):
+    """A command module, imported by a static import (which the layering contracts see)."""
+    if name == "prove":
+        from proverctl.cli import prove as module
+    elif name == "bench":
+        from proverctl.cli import bench as module
+    elif name == "models":
+        from proverctl.cli import models as module
+    elif name == "sessions":
+        from proverctl.cli import sessions as module
+    elif name == "lean":
+        from proverctl.cli import lean as module
+    elif name == "runs":
+        from proverctl.cli import runs as module
+    elif name == "info":
+        from proverctl.cli import info as module
+    elif name == "completion":
+        from proverctl.cli import completion as module
+    elif name == "agents":
+        from proverctl.cli import agents as module
+    else:
+        raise KeyError(name)
+    return module
+
+
+def _register() -> None:
+    names = ORDER
+    if os.environ.get("_PROVERCTL_COMPLETE"):
+        first = os.environ.get("_PROVERCTL_COMPLETE_WORDS", "").split("\n")[0]
+        if first in COMMAND_MODULES:
+            names = (COMMAND_MODULES[first],)
+    for name in names:
+        _module(name).register(app)
 
 
 _register()

@@ -23,11 +23,10 @@ from typing import Any, AsyncIterator, Callable
 
 from proverctl.errors import ExitCode, UsageError
 from proverctl.lean.verdict import Policy
+from proverctl.proving.request import CHECK_KNOBS
 
 CHECK_VERSION = 1
 # The prove knobs a check takes (same flags, same settings).
-CHECK_KNOBS = ("family", "allow_native_decide", "allow_aux_lemmas", "judge", "lean_profile", "lean_project", "repl_command", "timeout",
-               "workers", "sandbox")
 
 
 @dataclass(frozen=True)

@@ -313,6 +313,11 @@ def resumable() -> tuple[str, ...]:
     return tuple(k.name for k in KNOBS if k.resumable)
 
 
+# The knobs `check` takes (what decides how Lean checks; proverctl.proving.check.CheckRequest holds them).
+CHECK_KNOBS = ("family", "allow_native_decide", "allow_aux_lemmas", "judge", "lean_profile", "lean_project", "repl_command", "timeout",
+               "workers", "sandbox")
+
+
 def settings_flags(request) -> dict[str, Any]:
     """The flags a request holds, keyed as Settings knows them (what `Settings.load` takes)."""
     return {k.setting: value_of(request, k.name) for k in KNOBS if k.setting}

@@ -22,7 +22,9 @@ class Transformers(Engine):
         exe = self.executable()
         if exe is None or importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
             raise EnvironmentMissing("the transformers engine is not installed (needs transformers' serving extra)",
-                                     hint="pip install 'proverctl[hf]'")
+                                     hint="pip install 'proverctl[hf]' (it brings PyPI's torch, a CUDA build on Linux; for "
+                                          "the CPU build install torch first: pip install torch --index-url "
+                                          "https://download.pytorch.org/whl/cpu)")
         return exe
 
     def command(self, executable: str, model_dir: Path, served_name: str, options: ServeOptions) -> list[str]:
