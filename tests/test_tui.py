@@ -58,7 +58,8 @@ def test_navigation_filters_search_and_back(store_path, tmp_path):
             assert rows(runs)[0][:2] == ["1", "2026-11-26 10:40"] or rows(runs)[0][0] == "1"
             await pilot.press("enter")
             run = await settle(pilot, RunScreen, lambda s: s.table.row_count == 2)
-            assert [r[:3] for r in rows(run)] == [["mathd_algebra_10", "proved", "4"], ["lemma_1", "not-proved", "4"]]
+            assert [r[:4] for r in rows(run)] == [["mathd_algebra_10", "proved", "REPL-checked (sandbox unknown)", "4"],
+                                                  ["lemma_1", "not-proved", "-", "4"]]
             await pilot.press("2")
             await settle(pilot, RunScreen, lambda s: s.table.row_count == 1)
             await pilot.press("1")
@@ -66,7 +67,8 @@ def test_navigation_filters_search_and_back(store_path, tmp_path):
             await pilot.press("enter")
             attempts = await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 4)
             assert [r[3] for r in rows(attempts)] == ["rejected", "timeout", "error", "proved"]
-            assert rows(attempts)[0][4] == "linarith failed to find a contradiction"
+            assert rows(attempts)[0][5] == "linarith failed to find a contradiction"
+            assert rows(attempts)[3][4] == "REPL-checked (sandbox unknown)"  # how each proof was checked
             await pilot.press("5")
             await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 1 and rows(s)[0][3] == "error")
             await pilot.press("1", "slash")
@@ -208,6 +210,65 @@ with Store({str(store_path)!r}) as store:
     asyncio.run(go())
 
 
+def test_a_running_runs_target_list_follows_only_what_changed(store_path, tmp_path):
+    """While attempts land, the run screen reads only the targets they touched and redraws only their
+    changed cells: the table is never rebuilt, the cursor stays where the user put it."""
+    with Store(store_path) as store:
+        store.update_run(1, status="running", finished=None)
+    writer = f"""
+import sys, time
+sys.path.insert(0, {str(TESTS.parent)!r})
+from proverctl.store.db import Store, AttemptRow
+with Store({str(store_path)!r}) as store:
+    for sample in range(4, 7):
+        time.sleep(0.4)
+        store.add_attempt(AttemptRow(2, sample, 0, None, "out", None, "rejected", ["x"], []))
+"""
+
+    async def go():
+        app = make_app(services=services_for(store_path, tmp_path), run_id=1)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await settle(pilot, RunScreen, lambda s: s.table.row_count == 2)
+            assert screen.live
+            await pilot.press("down")
+            fills = []
+            original = screen.fill
+            screen.fill = lambda *a: (fills.append(a), original(*a))
+            proc = subprocess.Popen([sys.executable, "-c", writer])
+            await settle(pilot, RunScreen, lambda s: rows(s)[1][3] == "7", tries=600)
+            proc.wait(timeout=30)
+            return fills, screen.table.cursor_row, rows(screen)
+
+    fills, cursor, shown = asyncio.run(go())
+    assert fills == [] and cursor == 1  # followed by patching cells, not by rebuilding the table
+    assert shown[0][3] == "4" and shown[1][:4] == ["lemma_1", "not-proved", "-", "7"]
+
+
+def test_a_row_off_screen_is_redrawn_when_it_scrolls_in(tmp_path):
+    """An update to a row the user cannot see waits (redrawing the table for it costs more than the update
+    on a big run) and is applied the moment the row scrolls into view."""
+    from proverctl.store.db import AttemptRow
+
+    path = tmp_path / "attempts.sqlite3"
+    with build(path, attempts_per_target=1, targets=120) as store:
+        store.update_run(1, status="running", finished=None)
+        last = store.targets(1)[-1]["id"]
+
+    async def go():
+        app = make_app(services=services_for(path, tmp_path), run_id=1)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await settle(pilot, RunScreen, lambda s: s.table.row_count == 120)
+            with Store(path) as store:
+                store.add_attempt(AttemptRow(last, 5, 0, None, "out", None, "rejected", ["x"], []))
+            await settle(pilot, RunScreen, lambda s: s._mark > 120, tries=100)  # followed, off screen
+            before = str(screen.table.get_row_at(119)[3])
+            await pilot.press("ctrl+end")  # the table's own key for its last row
+            await settle(pilot, RunScreen, lambda s: str(s.table.get_row_at(119)[3]) == "2", tries=100)
+            return before
+
+    assert asyncio.run(go()) == "1"
+
+
 def test_empty_missing_newer_and_locked_stores(tmp_path):
     async def message(services, screen=None):
         app = make_app(services=services)
@@ -316,3 +377,38 @@ def _wait(depth: int):
         await pilot.pause(0.2)
 
     return before
+
+
+def test_a_check_run_is_shown_as_a_check_with_the_files_line_numbers(cli, tmp_path, standin_repl, hermetic):
+    """A `check` run has no model, tokens or revision to show; its declaration's code is numbered with the
+    file's lines, so Lean's 16:2 points at line 16 of what is shown, marked."""
+    from proverctl.paths import Paths
+
+    path = tmp_path / "Checked.lean"
+    path.write_text("import Mathlib\n" + "\n" * 12 + "/-- doc -/\ntheorem t (x : ℕ) : x + 0 = x := by\n  bogus_tactic\n")
+    standin_repl("--reject", "bogus_tactic")
+    result = cli("check", str(path), "--format", "json")
+    (row,) = result.json()
+    (error,) = [m for m in row["messages"] if m["severity"] == "error"]
+    assert error["line"] == 16
+
+    async def go():
+        app = make_app(services=services_for(Paths.resolve().store_db, tmp_path), run_id=row["run"])
+        async with app.run_test(size=SIZE) as pilot:
+            run = await settle(pilot, RunScreen, lambda s: s.table.row_count == 1)
+            head = str(pilot.app.screen.query_one("#message").render())
+            await pilot.press("enter")
+            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 1)
+            await pilot.press("enter")
+            attempt = await settle(pilot, AttemptScreen, lambda s: s.attempt is not None)
+            summary = str(attempt.query_one("#summary").render())
+            messages = str(attempt.query_one("#messages").render())
+            return run, head, summary, messages, attempt
+
+    run, head, summary, messages, attempt = asyncio.run(go())
+    assert "· check ·" in head and "None" not in head
+    assert "check of" in summary and "None" not in summary and "@main" not in summary and "tokens" not in summary
+    assert f"{path}:16:" in messages
+    from proverctl.tui.screens import first_line
+
+    assert first_line(attempt.run, attempt.target, attempt.attempt["code"]) == 14  # the doc comment's line

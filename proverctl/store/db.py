@@ -419,9 +419,26 @@ class Store:
             " FROM runs r ORDER BY r.id DESC LIMIT ? OFFSET ?", (limit, offset)).fetchall()
         return [dict(r) for r in rows]
 
-    def targets(self, run_id: int, status: str | None = None) -> list[dict]:
+    def newest_attempt(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM attempts").fetchone()[0]
+
+    def targets_touched(self, run_id: int, since_attempt: int) -> tuple[list[dict] | None, int]:
+        """The run's targets that got attempts after attempt `since_attempt` (as `targets` gives them), and
+        the newest attempt id: what a live view re-reads instead of the whole run (a few index lookups);
+        None instead of the list when more than 500 changed."""
+        newest = self.newest_attempt()
+        ids = [r[0] for r in self.db.execute(
+            "SELECT DISTINCT a.target_id FROM attempts a JOIN targets t ON t.id = a.target_id WHERE a.id > ? AND a.id <= ?"
+            " AND t.run_id = ?", (since_attempt, newest, run_id))]
+        if not ids:
+            return [], newest
+        if len(ids) > 500:
+            return None, newest  # most of the run changed (a view that was not polling): read it whole
+        return self.targets(run_id, ids=ids), newest
+
+    def targets(self, run_id: int, status: str | None = None, *, ids: list[int] | None = None) -> list[dict]:
         """A run's targets with their attempt count and best verdict (proved > rejected > timeout > error),
-        in one pass over the attempts index."""
+        in one pass over the attempts index (`ids`: only these targets)."""
         query = (
             "SELECT t.*, COUNT(a.id) AS n_attempts,"
             " CASE WHEN SUM(a.verdict = 'proved') > 0 THEN 'proved' WHEN SUM(a.verdict = 'rejected') > 0 THEN 'rejected'"
@@ -434,6 +451,9 @@ class Store:
         if status:
             query += " AND t.status = ?"
             params += (status,)
+        if ids is not None:
+            query += f" AND t.id IN ({', '.join('?' for _ in ids)})"
+            params += tuple(ids)
         return [dict(r) for r in self.db.execute(query + " GROUP BY t.id ORDER BY t.ordinal", params)]
 
     def proof_judges(self, run_ids: list[int]) -> list[tuple[int, str | None, str | None]]:

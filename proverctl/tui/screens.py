@@ -1,7 +1,10 @@
 """The four screens: runs -> run (targets) -> attempts of a target -> one attempt.
 
 Database reads run in thread workers and post their rows back; handlers own the widgets. Screens of
-a run that is still running poll the store every second (WAL lets them read while `prove` writes).
+a run that is still running poll the store every second (WAL lets them read while `prove` writes),
+and a run's target list follows it incrementally: only the targets that got attempts since the last
+look are read again, and only their changed cells are redrawn (a run of 10,000 targets stays light
+while attempts land; bench/tui_live.py).
 """
 
 from __future__ import annotations
@@ -61,17 +64,22 @@ class _Table(Screen):
         except Exception:
             return  # the next load says what is wrong
         if fingerprint != self._fingerprint:
-            self._fingerprint = fingerprint
-            self.app.call_from_thread(self.load)
+            before, self._fingerprint = self._fingerprint, fingerprint
+            self.app.call_from_thread(self.changed, before, fingerprint)
+
+    def changed(self, before: tuple | None, now: tuple) -> None:
+        """The store changed since the last look: read the screen again (screens that can do less override)."""
+        self.load()
 
     def say(self, text: str) -> None:
         self.query_one("#message", Static).update(text)
 
     def fill(self, columns: tuple[str, ...], rows: list[tuple], keys: list[str]) -> None:
+        self.__dict__.pop("_pending", None)  # the rows are read whole: nothing older waits
         table = self.table
         keep = table.cursor_row
         if not table.columns:
-            table.add_columns(*columns)
+            self._column_keys = table.add_columns(*columns)
         table.clear()
         for key, row in zip(keys, rows):
             table.add_row(*row, key=key)
@@ -89,8 +97,52 @@ class _Table(Screen):
         if shown == self._shown:
             return  # nothing changed: the table keeps its rows and its cursor
         self._shown = shown
+        self._cells = {key: tuple(map(str, row)) for key, row in zip(keys, rows)}
         self.say(message)
         self.fill(self.COLUMNS, rows, keys)
+
+    def patch(self, rows: list[tuple], keys: list[str]) -> bool:
+        """Redraw only the cells of these rows that changed, and only rows on screen: a row scrolled out of
+        view waits until it scrolls in (any cell update makes the table redraw what it shows, which on a
+        run of 10,000 targets costs more than the update). False when a row is not in the table (a new
+        target: the caller reads the screen whole)."""
+        cells = getattr(self, "_cells", {})
+        if any(key not in cells for key in keys):
+            return False
+        pending = self.__dict__.setdefault("_pending", {})
+        if not getattr(self, "_watching", False):
+            self._watching = True
+            self.watch(self.table, "scroll_y", lambda *_: self._flush(), init=False)
+        pending.update(zip(keys, rows))
+        self._flush()
+        self._shown = None  # the full picture is no longer what was last drawn whole
+        return True
+
+    def on_resize(self) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        """Apply the waiting updates of the rows now on screen."""
+        pending = self.__dict__.get("_pending")
+        if not pending:
+            return
+        table, cells = self.table, self._cells
+        first = int(table.scroll_y)
+        last = first + max(1, table.size.height - (table.header_height if table.show_header else 0))
+        for key in list(pending):
+            try:
+                index = table.get_row_index(key)
+            except Exception:  # the row went away (a reload): its update is moot
+                pending.pop(key)
+                continue
+            if not first <= index < last:
+                continue
+            row = pending.pop(key)
+            text = tuple(map(str, row))
+            for column, (old, new) in enumerate(zip(cells[key], text)):
+                if old != new:
+                    table.update_cell(key, self._column_keys[column], row[column])
+            cells[key] = text
 
     def opens(self, key: int) -> Screen:
         """The screen the selected row opens."""
@@ -151,7 +203,7 @@ class RunScreen(_Table):
         Binding("4", "filter('pending')", "Pending"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
-    COLUMNS = ("target", "status", "attempts", "best", "seconds", "line")
+    COLUMNS = ("target", "status", "checked", "attempts", "best", "seconds", "line")
 
     def __init__(self, run_id: int) -> None:
         super().__init__()
@@ -167,21 +219,59 @@ class RunScreen(_Table):
         self.status_filter = status
         self.load()
 
+    _mark = 0  # the newest attempt the table has seen
+
     @work(thread=True, exclusive=True, group="load")
     def load(self) -> None:
         with self.app.services.open_store() as store:
+            mark = store.newest_attempt()  # read before the targets: what lands meanwhile is followed next time
+            self._fingerprint = store.fingerprint()  # the state this load shows: the next poll follows from it
             run = store.run(self.run_id)
+            run = dict(run) if run is not None else None
             targets = store.targets(self.run_id, self.status_filter or None)
         if run is None:
             self.app.call_from_thread(self.say, f"[red]no run {self.run_id}[/]")
             return
         self.live = run["status"] == "running"
-        rows = [(("  ↳ " if t.get("parent_id") else "") + str(t["name"] or f"example@{t['line']}"), _styled(t["status"]), str(t["n_attempts"]), _styled(t["best"]),
-                 f"{t['seconds']:.1f}", str(t["line"])) for t in targets]
+        self._mark = mark
+        rows = [self.row(t) for t in targets]
         shown = f" (filter: {self.status_filter})" if self.status_filter else ""
-        head = (f"{run['input']} · model {run['model']} · {run['status']} · {len(targets)} target(s){shown}"
+        if run["kind"] == "check":
+            what = "check"
+        else:
+            what = f"model {run['model']}" + (f"@{run['revision'][:12]}" if run.get("revision") else "")
+        head = (f"{run['input']} · {what} · {run['status']} · {len(targets)} target(s){shown}"
                 if targets or self.status_filter else f"{run['input']}: this run has no targets")
         self.app.call_from_thread(self._show, rows, [str(t["id"]) for t in targets], head)
+
+    @staticmethod
+    def row(t: dict) -> tuple:
+        checked = checked_label(t["status"], t.get("proved_judge"), t.get("proved_sandbox")) if t["status"] == "proved" else ""
+        return (("  ↳ " if t.get("parent_id") else "") + str(t["name"] or f"example@{t['line']}"), _styled(t["status"]),
+                checked or "-", str(t["n_attempts"]), _styled(t["best"]), f"{t['seconds']:.1f}", str(t["line"]))
+
+    def changed(self, before: tuple | None, now: tuple) -> None:
+        """Only attempts landed (no run started, finished or changed status) and no filter hides rows: read
+        and redraw just the targets they touched."""
+        if before is not None and before[:4] == now[:4] and not self.status_filter:
+            self.follow()
+        else:
+            self.load()
+
+    @work(thread=True, exclusive=True, group="load")
+    def follow(self) -> None:
+        with self.app.services.open_store() as store:
+            touched, newest = store.targets_touched(self.run_id, self._mark)
+        if touched is None:
+            self.app.call_from_thread(self.load)
+            return
+        self._mark = newest
+        if touched:
+            self.app.call_from_thread(self._follow, [self.row(t) for t in touched], [str(t["id"]) for t in touched])
+
+    def _follow(self, rows: list[tuple], keys: list[str]) -> None:
+        if not self.patch(rows, keys):
+            self.load()
 
     def opens(self, key: int) -> Screen:
         return AttemptsScreen(key)
@@ -198,7 +288,7 @@ class AttemptsScreen(_Table):
         Binding("slash", "search", "Search"),
         Binding("escape", "back", "Back"),
     ]
-    COLUMNS = ("attempt", "sample", "round", "verdict", "first error", "tokens", "seconds")
+    COLUMNS = ("attempt", "sample", "round", "verdict", "checked", "first error", "tokens", "seconds")
 
     def __init__(self, target_id: int) -> None:
         super().__init__()
@@ -258,7 +348,8 @@ class AttemptsScreen(_Table):
             first = next((m["data"].splitlines()[0] for m in a["messages"] if m["severity"] == "error" and m["data"]), None)
             first = first or (a["reasons"][0] if a["reasons"] else "")
             seconds = (a["gen_seconds"] or 0) + (a["verify_seconds"] or 0)
-            rows.append((f"a{a['id']}", str(a["sample"]), str(a["round"]), _styled(a["verdict"]), first[:70],
+            checked = checked_label(a["verdict"], a.get("judge"), a.get("sandbox")) or (a.get("judge") or "-")
+            rows.append((f"a{a['id']}", str(a["sample"]), str(a["round"]), _styled(a["verdict"]), checked, first[:70],
                          str(a["completion_tokens"] or "-"), f"{seconds:.1f}"))
         filters = ", ".join(x for x in (self.verdict_filter, f"'{self.search}'" if self.search else "") if x)
         head = f"{target['name'] or 'example'} · {target['status']} · {len(attempts)} attempt(s)" + (f" (filter: {filters})" if filters else "")
@@ -269,19 +360,38 @@ class AttemptsScreen(_Table):
         return AttemptScreen(key)
 
 
-def code_view(code: str | None, messages: list[dict]) -> Syntax | Text:
-    """The checked code with line numbers; lines with an error are marked and their spans underlined."""
+def code_view(code: str | None, messages: list[dict], first_line: int = 1) -> Syntax | Text:
+    """The checked code with line numbers, numbered from `first_line` (the line Lean's messages count it
+    from: 1 for a candidate, its line in the file for a declaration of a checked file); lines with an
+    error are marked (❱) and their spans underlined."""
     if not code:
         return Text("(no code was extracted from the output)", style="dim")
-    syntax = Syntax(code, "lean4", line_numbers=True, word_wrap=True,
-                    theme="ansi_dark", highlight_lines={m["line"] for m in messages if m["severity"] == "error" and m["line"]})
-    for m in messages:
-        if m["severity"] != "error" or not m["line"]:
-            continue
-        end_line = m["end_line"] or m["line"]
+    last = first_line + code.count("\n")
+    errors = [m for m in messages if m["severity"] == "error" and m["line"] and first_line <= m["line"] <= last]
+    syntax = Syntax(code, "lean4", line_numbers=True, word_wrap=True, start_line=first_line,
+                    theme="ansi_dark", highlight_lines={m["line"] for m in errors})
+    for m in errors:
+        end_line = min(m["end_line"] or m["line"], last)
         end_col = m["end_column"] if m["end_column"] is not None else (m["column"] or 0) + 1
-        syntax.stylize_range("bold underline red", (m["line"], m["column"] or 0), (end_line, end_col))
+        syntax.stylize_range("bold underline red", (m["line"] - first_line + 1, m["column"] or 0),
+                             (end_line - first_line + 1, end_col))
     return syntax
+
+
+def first_line(run: dict | None, target: dict, code: str | None) -> int:
+    """The line Lean's messages number the attempt's first code line as: a declaration of a checked .lean
+    file was reported in the file's lines (its code starts at its doc comment, `line` is its keyword's);
+    a model's candidate (prove, an OUTPUTS.jsonl row, a re-verify) from 1."""
+    if not code or run is None or run.get("kind") != "check" or not run.get("request"):
+        return 1
+    from proverctl.proving.check import CheckRequest
+
+    request = CheckRequest.from_json(run["request"])
+    if request.candidates or (request.input or "").endswith(".jsonl"):
+        return 1
+    keyword = (target.get("statement") or "").split("\n", 1)[0]
+    before = code[:code.find(keyword)].count("\n") if keyword and keyword in code else 0
+    return max(1, (target.get("line") or 1) - before)
 
 
 class AttemptScreen(Screen):
@@ -336,14 +446,22 @@ class AttemptScreen(Screen):
         reasons = "\n".join(f"  • {r}" for r in attempt["reasons"])
         checked = checked_label(attempt["verdict"], attempt.get("judge"), attempt.get("sandbox"))
         judged = f"({checked}{', ' + attempt['judge'] if checked == 'kernel-checked' else ''}) " if checked else ""
+        if run["kind"] == "check":  # no model, no sampling: what was checked, and how long Lean took
+            facts = f"· {run['kind']} of {run['input']} · check {attempt['verify_seconds']} s\n"
+        else:
+            model = run["model"] + (f"@{run['revision'][:12]}" if run.get("revision") else "")  # no made-up revision
+            tokens = (f" · tokens {attempt['prompt_tokens']}+{attempt['completion_tokens']}"
+                      if attempt["prompt_tokens"] is not None or attempt["completion_tokens"] is not None else "")
+            gen = f" · gen {attempt['gen_seconds']} s" if attempt["gen_seconds"] is not None else ""
+            facts = (f"· sample {attempt['sample']} round {attempt['round']} · model {model}{tokens}{gen} · "
+                     f"check {attempt['verify_seconds']} s\n")
         summary = Text.assemble(
-            ("verdict ", "bold"), (attempt["verdict"] + " ", VERDICT_STYLE.get(attempt["verdict"], "")), judged,
-            f"· sample {attempt['sample']} round {attempt['round']} · model {run['model']}@{run['revision'] or 'main'} · "
-            f"tokens {attempt['prompt_tokens']}+{attempt['completion_tokens']} · gen {attempt['gen_seconds']} s · "
-            f"check {attempt['verify_seconds']} s\n", reasons)
+            ("verdict ", "bold"), (attempt["verdict"] + " ", VERDICT_STYLE.get(attempt["verdict"], "")), judged, facts, reasons)
         self.query_one("#summary", Static).update(summary)
-        self.query_one("#code", Static).update(code_view(attempt["code"], attempt["messages"]))
-        lines = [f"{m['severity']} {m['line']}:{m['column']}  {m['data']}" for m in attempt["messages"]]
+        start = first_line(run, target, attempt["code"])
+        self.query_one("#code", Static).update(code_view(attempt["code"], attempt["messages"], start))
+        where = f"{target['file']}:" if start > 1 else ""
+        lines = [f"{where}{m['line']}:{m['column']}: {m['severity']}: {m['data']}" for m in attempt["messages"]]
         self.query_one("#messages", Static).update(Text("\n".join(lines) or "no Lean messages", style="dim" if not lines else ""))
         turns = attempt.get("turns")
         box = self.query_one("#turns-box", Collapsible)
