@@ -317,3 +317,18 @@ def test_a_tactic_level_prover_is_refused_with_the_reason(cli, tmp_path):
     assert result.exit_code == 2 and "bfs-prover-v2-32b is a tactic-level prover" in result.stderr
     shown = cli("models", "show", "bfs-prover-v2-32b", "--format", "human").stdout
     assert "tactic" in shown and "95.08%" in shown
+
+
+def test_models_catalog_fits_an_80_column_terminal(hermetic):
+    """On 80 columns the catalog leaves out its least needed columns (and says which) instead of folding
+    every cell mid-word: one line per model, every alias whole."""
+    from terminal import run_on_terminal
+
+    from proverctl.models.catalog import load_catalog
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", run_on_terminal("models", "catalog", columns=80, rows=300))
+    lines = text.splitlines()
+    aliases = [e.alias for e in load_catalog()]
+    assert len(lines) <= len(aliases) + 6, text
+    assert all(any(f" {alias} " in line for line in lines) for alias in aliases)
+    assert "left out at 80 columns" in text and max(len(line) for line in lines if line.startswith(("│", "┃"))) <= 80

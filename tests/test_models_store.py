@@ -219,5 +219,8 @@ def test_pull_on_a_terminal_draws_rich_progress(hub, hermetic):
     cmd = f"{sys.executable} -m proverctl pull deepseek-prover-v2-7b"
     proc = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout
-    assert "Download complete" in proc.stdout  # the rich bar, drawn because stderr is a terminal
+    assert "pulling deepseek-prover-v2-7b" in proc.stdout and "B/s" in proc.stdout  # proverctl's one rich bar
+    # no huggingface_hub bars beside it (the dry run's "Fetching N files", their cursor-up codes) and no
+    # "Download complete: 0.00B" after the path
+    assert "Fetching" not in proc.stdout and "\x1b[A" not in proc.stdout and "Download complete" not in proc.stdout
     assert proc.stdout.rstrip().endswith(hub.repos[REPO].commit)  # the snapshot path is the last line

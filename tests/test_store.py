@@ -326,3 +326,20 @@ def test_show_pages_long_output_on_a_terminal_through_pager(hermetic, tmp_path, 
     assert "trivial" in short and not paged.exists()
     monkeypatch.setenv("PAGER", "cat")  # PAGER=cat: no paging, as git
     assert "h199" in run_on_terminal("show", "a1", columns=120, rows=40)
+
+
+def test_an_attempts_code_is_wrapped_on_a_narrow_terminal_never_cut():
+    """The stdout console soft-wraps text; a code listing printed through it would be cropped at the width
+    with no marker. It is wrapped instead: every character of a long line is there."""
+    from rich.console import Console
+
+    from proverctl.cli.runs import _print_attempt
+
+    long_line = "theorem t (h : a_very_long_hypothesis_name_that_goes_on = another_long_name_here) : True := by"
+    attempt = {"id": 1, "sample": 0, "round": 0, "verdict": "proved", "judge": "repl", "sandbox": "none", "prompt_tokens": 1,
+               "completion_tokens": 2, "gen_seconds": 0.1, "verify_seconds": 0.1, "reasons": [], "turns": None,
+               "code": long_line + "\n  trivial\n", "messages": [], "raw_output": "x"}
+    console = Console(width=50, force_terminal=True, color_system=None, soft_wrap=True, record=True)
+    _print_attempt(console, attempt)
+    text = "".join(console.export_text().split())
+    assert "".join(long_line.split()) in text

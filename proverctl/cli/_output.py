@@ -63,6 +63,30 @@ def columns(*names: str, keep: tuple[str, ...] = ()):
     return [Column(name, overflow="fold") if name in keep else Column(name) for name in names]
 
 
+def fitted_table(console: "Console", headers: tuple[str, ...], rows: list[tuple], *, drop: tuple[str, ...] = ()):
+    """A table that fits the terminal: while the columns' natural widths (their longest cell) do not fit,
+    the columns in `drop` are left out, in that order, and a note names them; what stays is printed whole,
+    never folded mid-word. Returns (table, note or None)."""
+    from rich.table import Table
+
+    def width(index: int) -> int:
+        return max([len(headers[index])] + [len(str(r[index])) for r in rows]) + 3  # padding and border
+
+    shown = list(range(len(headers)))
+    hidden = []
+    for name in drop:
+        if sum(width(i) for i in shown) + 1 <= console.width:
+            break
+        index = headers.index(name)
+        shown.remove(index)
+        hidden.append(name)
+    table = Table(*[headers[i] for i in shown])
+    for row in rows:
+        table.add_row(*[row[i] for i in shown])
+    note = f"({', '.join(hidden)} left out at {console.width} columns: a wider terminal, or --format json, shows them)" if hidden else None
+    return table, note
+
+
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
 

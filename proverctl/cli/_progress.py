@@ -22,8 +22,10 @@ from proverctl.cli._output import stderr
 
 
 @contextlib.contextmanager
-def download_progress() -> Iterator[type]:
-    """Yield a tqdm class that draws into a live rich Progress for the duration of the block."""
+def download_progress(label: str = "downloading") -> Iterator[type]:
+    """Yield a tqdm class that draws into a live rich Progress for the duration of the block: one bar,
+    the bytes received, named `label` (huggingface_hub's own descriptions, "Download complete" and the
+    like, are not shown; a bar with nothing to download is not shown at all)."""
     # Subclassing huggingface_hub's tqdm (not plain tqdm) makes it pass each bar's `name`.
     from huggingface_hub.utils import tqdm as base_tqdm
 
@@ -45,12 +47,12 @@ def download_progress() -> Iterator[type]:
             self.total = kwargs.get("total")
             self.desc = kwargs.get("desc") or ""
             # snapshot_download keeps two byte bars, "transfer" (network) and "reconstruct" (disk);
-            # without Xet they count the same bytes, so show the network one only.
-            visible = kwargs.get("unit") == "B" and kwargs.get("name") != "huggingface_hub.snapshot_download"
-            self._task = progress.add_task(self.desc, total=self.total or None, visible=visible)
+            # without Xet they count the same bytes, so show the network one only, once bytes move.
+            self._shown = kwargs.get("unit") == "B" and kwargs.get("name") != "huggingface_hub.snapshot_download"
+            self._task = progress.add_task(label, total=self.total or None, visible=False)
 
         def _sync(self) -> None:
-            progress.update(self._task, completed=self.n, total=self.total or None, description=self.desc)
+            progress.update(self._task, completed=self.n, total=self.total or None, visible=self._shown and self.n > 0)
 
         def update(self, n=1):
             self.n += n or 0

@@ -39,15 +39,17 @@ def catalog(format: FormatOption = None) -> None:
     rows = catalog_rows()
 
     def human(console):
-        from rich.table import Table
+        from proverctl.cli._output import fitted_table
 
-        table = Table(*columns("alias", "repo", "family", "params (B)", "context", "disk (GB)", "lean profile", "license", keep=("alias", "repo", "family", "lean profile", "license")))
-        for r in rows:
-            table.add_row(
-                r["alias"], r["repo_id"] or "(unconfirmed)", _family_cell(r), _gb(r["parameters_b"]), _gb(r["context_length"]),
-                _gb(r["approx_disk_gb"]), r["lean_profile"], r["license"] or "?",
-            )
+        headers = ("alias", "repo", "family", "params (B)", "context", "disk (GB)", "lean profile", "license")
+        cells = [(r["alias"], r["repo_id"] or "(unconfirmed)", _family_cell(r), _gb(r["parameters_b"]), _gb(r["context_length"]),
+                  _gb(r["approx_disk_gb"]), r["lean_profile"], r["license"] or "?") for r in rows]
+        # On a narrow terminal the least needed columns go first; the alias (what `pull` takes) always stays.
+        table, note = fitted_table(console, headers, cells,
+                                   drop=("license", "context", "disk (GB)", "repo", "lean profile", "params (B)", "family"))
         console.print(table)
+        if note:
+            console.print(note, style="dim", highlight=False)
 
     emit(rows, resolve_format(format), human)
 
@@ -200,7 +202,7 @@ def pull(name: str = NameArg, format: FormatOption = None) -> None:
     if stderr_is_tty() and fmt != "quiet":
         from proverctl.cli._progress import download_progress
 
-        bars = download_progress()
+        bars = download_progress(f"pulling {ref.display}")
     else:
         bars = contextlib.nullcontext(None)
     with bars as tqdm_class:

@@ -186,7 +186,8 @@ def _print_attempt(console, a: dict) -> None:
     console.print("[bold]── checked code[/]")
     code = a["code"] or "(no code extracted)"
     if console.is_terminal:
-        console.print(Syntax(code, "lean", line_numbers=True, word_wrap=True))
+        # wrapped, never cut: the stdout console soft-wraps text, which would crop a Syntax at the width
+        console.print(Syntax(code, "lean", line_numbers=True, word_wrap=True), soft_wrap=False)
     else:  # piped: the code as it is, numbered, without padding every line to the console's width
         console.file.write("".join(f"{n:4} {line}\n" for n, line in enumerate(code.splitlines(), 1)))
     if a["messages"]:

@@ -161,6 +161,20 @@ def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(existing_ancestor(path)).free
 
 
+def silent_tqdm() -> type:
+    """huggingface_hub's tqdm with every bar off: its own bars (with their cursor-up codes) would mix with
+    proverctl's progress on a terminal and leave "Download complete: 0.00B" lines in logs."""
+    from huggingface_hub.utils import tqdm as base_tqdm
+
+    class Silent(base_tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+            self.n, self.total = kwargs.get("initial", 0) or 0, kwargs.get("total")
+
+    return Silent
+
+
 def plan_pull(ref: ModelRef) -> PullPlan:
     """Ask the hub what `pull` would fetch (a dry run): the commit, the files and their sizes."""
     from huggingface_hub import snapshot_download
@@ -176,6 +190,7 @@ def plan_pull(ref: ModelRef) -> PullPlan:
             endpoint=_endpoint(),
             token=_token(),
             dry_run=True,
+            tqdm_class=silent_tqdm(),
         )
     except Exception as exc:  # noqa: BLE001 - translated or re-raised
         translated = translate_hub_error(exc, ref)
@@ -246,7 +261,7 @@ def pull(
             allow_patterns=plan.patterns,
             endpoint=_endpoint(),
             token=_token(),
-            tqdm_class=tqdm_class,
+            tqdm_class=tqdm_class or silent_tqdm(),
         )
     except Exception as exc:  # noqa: BLE001
         translated = translate_hub_error(exc, ref)
