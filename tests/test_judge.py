@@ -559,8 +559,8 @@ def test_runs_show_and_mcp_say_how_each_proof_was_checked(cli, tmp_path, standin
 
     async def go():
         async with Client(build_server()) as client:
-            result = await client.call_tool("check", {"code": "theorem t : True := trivial\n"})
-            return json.loads(result.content[0].text)
+            result = await client.call_tool("lean_check", {"code": "theorem t : True := trivial\n"})
+            return result.structured_content
 
     answer_ = asyncio.run(go())
     assert answer_["proved"] is True and answer_["kernel_checked"] is True and answer_["checked"] == "kernel-checked"

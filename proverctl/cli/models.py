@@ -49,7 +49,7 @@ def catalog(format: FormatOption = None) -> None:
                                    drop=("license", "context", "disk (GB)", "repo", "lean profile", "params (B)", "family"))
         console.print(table)
         if note:
-            console.print(note, style="dim", highlight=False)
+            console.print(note, style="dim", highlight=False, soft_wrap=False)
 
     emit(rows, resolve_format(format), human)
 

@@ -163,11 +163,15 @@ def stop_command(
     if not name and not all_sessions:
         raise UsageError("name a session to stop, or pass --all", hint="`proverctl ps` lists them")
     # Which had already exited (their process is gone; no need to ask the live ones' servers anything).
-    exited = {r.name: sessions.describe_exit(r) for r in sessions.load_records(Paths.resolve()) if not sessions.session_alive(r)}
+    records = sessions.load_records(Paths.resolve())
+    exited = {r.name: sessions.describe_exit(r) for r in records if not sessions.session_alive(r)}
+    # The pid a user knows is the server's own (ps shows it); read it before the supervisor's files go.
+    server_pids = {r.name: r.server_pid or r.pid for r in records}
     stopped = sessions.stop_sessions(name, everything=all_sessions,
-                                     on_stopping=lambda r: info(f"stopping {r.name} (pid {r.pid}, {r.engine} on {r.url}): SIGTERM, "
-                                                                "then SIGKILL after 10 s ..."))
-    rows = [{"name": r.name, "pid": r.pid, "model": r.model, "status": exited.get(r.name, "stopped")} for r in stopped]
+                                     on_stopping=lambda r: info(f"stopping {r.name} (pid {server_pids.get(r.name, r.pid)}, {r.engine} "
+                                                                f"on {r.url}): SIGTERM, then SIGKILL after 10 s ..."))
+    rows = [{"name": r.name, "pid": server_pids.get(r.name, r.pid), "supervisor_pid": r.pid, "model": r.model,
+             "status": exited.get(r.name, "stopped")} for r in stopped]
 
     def human(console) -> None:
         lines = [f"stopped {r['name']} (pid {r['pid']})" if r["status"] == "stopped"
