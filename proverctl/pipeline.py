@@ -1,8 +1,9 @@
 """The prove loop, shared by the CLI, the TUI and the benchmarks.
 
-Each target gets `k` samples. A sample is a chain: generate -> extract -> verify -> (error-feedback
-round -> generate -> ...). Samples are issued *sample-major* (sample 0 of every target, then sample 1
-of every target, ...) and lazily: a chain starts only when a generation slot is free, so the engine is
+Each target gets `k` samples (or its own budget). A sample is a chain: generate -> extract -> verify ->
+(error-feedback round -> generate -> ...). Samples are issued *sample-major* (sample 0 of every target,
+then sample 1 of every target, ...; a target added while the run goes on, such as a subgoal of
+decomposition, gets its sample 0 before anyone's next sample) and lazily: a chain starts only when a generation slot is free, so the engine is
 kept full while no target has all its samples in flight before its first one was checked, and a target
 proved meanwhile gets no more samples (early stop). Generation and verification overlap: a candidate is
 verified as soon as it arrives; verification runs as many checks at once as the verifier has workers,
@@ -17,6 +18,9 @@ controlled latencies; ProveJob (proverctl/proving) gives it the inference client
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
@@ -71,6 +75,12 @@ class TargetState:
     last_end: float | None = None  # when its last sample (or its proof) finished
     generating: set[asyncio.Task] = field(default_factory=set)
     started: int = 0  # samples started in this process
+    k: int | None = None  # its own sample budget (None: the pipeline's k)
+    role: str = "target"  # "target" (the run's own) or what added it ("hole", "refutation")
+    cancelled: bool = False  # no more samples: whoever added it no longer needs it
+    running: int = 0  # its chains in flight
+    queued: bool = False  # a sample of it waits in the scheduler
+    outcome: asyncio.Future | None = None  # "proved" | "exhausted" | "cancelled", once nothing more will come
 
     def seconds(self) -> float:
         """Time spent on this target: earlier runs plus first start to last finish here."""
@@ -116,38 +126,140 @@ class Pipeline:
         self.completion_tokens = 0  # tokens the engine reported for this pipeline's completions
         self.started_at = time.monotonic()
         self._wake = asyncio.Event()
+        self._queue: list[tuple[int, int, int]] = []  # (next sample, arrival, target id): sample-major order
+        self._arrival = itertools.count()
+        self._holds = 0  # callers that may still add targets (the run waits for them)
 
     def _seed(self, sample: int, round_index: int) -> int | None:
         if self.options.seed is None:
             return None
         return self.options.seed + sample * 1000 + round_index
 
+    def add(self, items: list[tuple[int, Target]], *, k: int | None = None, role: str = "target",
+            already_proved: set[int] = frozenset(), prior_seconds: dict[int, float] | None = None) -> dict[int, asyncio.Future]:
+        """Schedule targets, before or while the run goes on; returns each one's outcome future ("proved",
+        "exhausted" when its budget is spent, or "cancelled"). A target's first sample comes before any
+        target's next one."""
+        prior_seconds = prior_seconds or {}
+        futures = {}
+        for target_id, target in items:
+            state = TargetState(target_id, target, self.store.done_samples(target_id), proved=target_id in already_proved,
+                                prior_seconds=prior_seconds.get(target_id, 0.0), k=k, role=role,
+                                outcome=asyncio.get_running_loop().create_future())
+            self.states[target_id] = state
+            futures[target_id] = state.outcome
+            if self.stopped:  # nothing more is drawn after a stop
+                state.cancelled = True
+            self._enqueue(state, 0)
+            self._settle(state)
+        self._wake.set()
+        return futures
+
+    def cancel(self, target_ids) -> None:
+        """No more samples for these targets (a subgoal whose sketch was abandoned): their generations in
+        flight are cancelled; what is recorded stays."""
+        for target_id in target_ids:
+            state = self.states.get(target_id)
+            if state is None or state.cancelled or state.proved:
+                continue
+            state.cancelled = True
+            for request in list(state.generating):
+                request.cancel()
+            self._settle(state)
+        self._wake.set()
+
+    def resolve(self, target_id: int) -> None:
+        """The target was proved outside its own samples (a composed proof checked): no more samples; the
+        caller recorded the proving attempt."""
+        state = self.states.get(target_id)
+        if state is None or state.proved:
+            return
+        state.proved = True
+        state.last_end = time.monotonic()
+        for request in list(state.generating):
+            request.cancel()
+        self._settle(state)
+        self.on_event(Event("proved", target_id, state.target))
+        self._wake.set()
+
+    @contextlib.asynccontextmanager
+    async def holding(self):
+        """While held, the run does not end when its work runs out: the holder may still add targets."""
+        self._holds += 1
+        try:
+            yield self
+        finally:
+            self._holds -= 1
+            self._wake.set()
+
+    def budget(self, state: TargetState) -> int:
+        return self.options.k if state.k is None else state.k
+
+    def _enqueue(self, state: TargetState, sample: int) -> None:
+        """Put the target's next sample not yet drawn (a resumed run drew some) into the scheduler."""
+        done = {s for s, _ in state.done}
+        while sample < self.budget(state) and sample in done:
+            sample += 1
+        if sample < self.budget(state) and not state.cancelled and not (state.proved and not self.options.all_samples):
+            heapq.heappush(self._queue, (sample, next(self._arrival), state.id))
+            state.queued = True
+        else:
+            state.queued = False
+
+    def _next(self) -> tuple[TargetState, int] | None:
+        """The next (target, sample) in sample-major order, skipping targets that no longer need it."""
+        while self._queue:
+            sample, _, target_id = heapq.heappop(self._queue)
+            state = self.states[target_id]
+            state.queued = False
+            if state.cancelled or (state.proved and not self.options.all_samples):
+                self._settle(state)
+                continue
+            self._enqueue(state, sample + 1)
+            return state, sample
+        return None
+
+    def _settle(self, state: TargetState) -> None:
+        """Resolve a target's outcome once nothing more will come of it."""
+        if state.outcome is None or state.outcome.done():
+            return
+        if state.proved:
+            state.outcome.set_result("proved")
+        elif state.cancelled and not state.running:
+            state.outcome.set_result("cancelled")
+        elif not state.queued and not state.running and not self.stopped:
+            state.outcome.set_result("exhausted")
+
     async def run(self, items: list[tuple[int, Target]], *, already_proved: set[int] = frozenset(),
                   prior_seconds: dict[int, float] | None = None) -> dict[int, str]:
-        """Prove each (target_id, target); returns target_id -> 'proved' | 'not-proved' | 'interrupted'.
-        `prior_seconds` is the time earlier runs already spent per target (resume adds to it)."""
-        prior_seconds = prior_seconds or {}
-        for target_id, target in items:
-            self.states[target_id] = TargetState(target_id, target, self.store.done_samples(target_id),
-                                                 proved=target_id in already_proved, prior_seconds=prior_seconds.get(target_id, 0.0))
+        """Prove each (target_id, target) and whatever is added meanwhile; returns target_id -> 'proved' |
+        'not-proved' | 'interrupted' for every target. `prior_seconds` is the time earlier runs already
+        spent per target (resume adds to it)."""
+        self.add(items, already_proved=already_proved, prior_seconds=prior_seconds)
         for target_id in already_proved:  # a resumed run: what earlier runs proved is in the later targets' headers
             row = self.store.target(target_id) if target_id in self.states else None
             attempt = self.store.attempt(row["proved_attempt"]) if row and row.get("proved_attempt") else None
             if attempt and attempt.get("code"):
                 self._share_proof(self.states[target_id], attempt["code"])
-        work = self._work()
-        pending = next(work, None)
         failure: BaseException | None = None
+        pending = None
         while True:
-            while pending is not None and not self.stopped and self._may_start():
+            while not self.stopped and self._may_start():
+                pending = pending or self._next()
+                if pending is None:
+                    break
                 state, sample = pending
-                if not (state.proved and not self.options.all_samples):
-                    self.generating += 1  # counted from now: the chain's first generation holds it
-                    state.started += 1
-                    task = asyncio.create_task(self._counted_chain(state, sample))
-                    self._chains.add(task)
-                pending = next(work, None)
-            if not self._chains:
+                pending = None
+                if state.cancelled or (state.proved and not self.options.all_samples):
+                    self._settle(state)
+                    continue
+                self.generating += 1  # counted from now: the chain's first generation holds it
+                state.started += 1
+                state.running += 1
+                task = asyncio.create_task(self._counted_chain(state, sample))
+                self._chains.add(task)
+            # It ends when nothing runs and nothing more can come (a holder may still add targets), or at a stop.
+            if not self._chains and (self.stopped or (pending is None and not self._queue and not self._holds)):
                 break
             self._wake.clear()
             waker = asyncio.ensure_future(self._wake.wait())
@@ -165,19 +277,10 @@ class Pipeline:
             status = "proved" if state.proved else ("interrupted" if self.stopped else "not-proved")
             self.store.set_target(target_id, status=status, seconds=round(state.seconds(), 3))
             result[target_id] = status
+            if state.outcome is not None and not state.outcome.done():
+                state.outcome.set_result("proved" if state.proved else ("cancelled" if state.cancelled or self.stopped else "exhausted"))
             self.on_event(Event("target-done", target_id, state.target))
         return result
-
-    def _work(self):
-        """(state, sample) in sample-major order, lazily: a target proved by the time its turn comes is
-        skipped, and samples finished by an earlier run (resume) are not drawn again."""
-        for sample in range(self.options.k):
-            for state in self.states.values():
-                if state.proved and not self.options.all_samples:
-                    continue
-                if any(s == sample for s, _ in state.done):
-                    continue
-                yield state, sample
 
     def _may_start(self) -> bool:
         return (self.generating < self.options.generation_concurrency
@@ -187,8 +290,8 @@ class Pipeline:
         """Where the run stands, for a progress display (read from any thread; numbers only)."""
         states = list(self.states.values())
         unproved = [st for st in states if not st.proved]
-        budget_left = sum(max(0, self.options.k - len({s for s, _ in st.done}) - st.started) for st in unproved) \
-            if not self.stopped else 0
+        budget_left = sum(max(0, self.budget(st) - len({s for s, _ in st.done}) - st.started) for st in unproved
+                          if not st.cancelled) if not self.stopped else 0
         elapsed = time.monotonic() - self.started_at
         busiest = sorted((st for st in states if st.generating or (not st.proved and st.started)), key=lambda st: -len(st.generating))
         return {
@@ -209,7 +312,7 @@ class Pipeline:
     async def _generate(self, state: TargetState, prompt: Prompt, seed: int | None) -> Completion | None:
         """One completion, or None when the target got proved meanwhile (the request is cancelled)."""
         async with self._gen_slots:
-            if state.proved and not self.options.all_samples:
+            if (state.proved and not self.options.all_samples) or state.cancelled:
                 return None
             if state.first_start is None:
                 state.first_start = time.monotonic()
@@ -218,9 +321,9 @@ class Pipeline:
             try:
                 return await request
             except asyncio.CancelledError:
-                if state.proved and not self.stopped:
+                if (state.proved or state.cancelled) and not self.stopped:
                     self.cancelled += 1
-                    return None  # early stop cancelled this request, not Ctrl-C
+                    return None  # early stop (or an abandoned subgoal) cancelled this request, not Ctrl-C
                 raise
             finally:
                 state.generating.discard(request)
@@ -247,14 +350,15 @@ class Pipeline:
         from proverctl.lean.targets import completed_text
 
         label = proved.target.source_label
-        if not label or proved.target.name is None:
+        if not label or proved.target.name is None or proved.role != "target":
             return
         from proverctl.lean.source import parse
 
         if len(parse(code).declarations) != 1:
             return  # a proof with auxiliary lemmas would bring their names into every later header
         for state in self.states.values():
-            if state is proved or state.proved or state.target.source_label != label or state.target.line <= proved.target.line:
+            if state is proved or state.proved or state.role != "target" or state.target.source_label != label \
+                    or state.target.line <= proved.target.line:
                 continue
             header = completed_text(state.target.header, {proved.target.display_name: code})
             if header != state.target.header:
@@ -320,6 +424,8 @@ class Pipeline:
         finally:
             if slot[0]:
                 self._release_generation(slot)
+            state.running -= 1
+            self._settle(state)
 
     def _release_generation(self, slot: list[bool]) -> None:
         slot[0] = False
@@ -331,7 +437,7 @@ class Pipeline:
         target = state.target
         prompt = build_prompt(target, options.family, options.mode, options.sampling)
         for round_index in range(options.rounds + 1):
-            if state.proved and not options.all_samples:
+            if (state.proved and not options.all_samples) or state.cancelled:
                 return
             prompt, room = fit_to_context(prompt, options.context_length)
             if room is not None:
@@ -366,6 +472,7 @@ class Pipeline:
                 if not state.proved:
                     state.proved = True
                     self._share_proof(state, extraction.code)
+                    self._settle(state)
                     self.on_event(Event("proved", state.id, target, sample, round_index, verdict))
                 if not options.all_samples:
                     for request in list(state.generating):

@@ -11,6 +11,12 @@ shapes and wording of real REPL answers:
   propext, Classical.choice, Quot.sound (+ Lean.ofReduceBool for native_decide, sorryAx for sorry);
 - `--reject REGEX`: code matching it gets an error message ("unsolved goals") at the matching line.
 
+`{"tactic": "extract_goal *", "proofState": N}` on a sorry's proof state answers as Mathlib's
+`extract_goal` does in the REPL's tactic mode (test/Mathlib/test/exact.expected.out's shape): an info
+message `theorem extracted_1 (x : T) ... : goal := sorry` built from that sorry's goal; `--no-extract-goal`
+answers it as a REPL without Mathlib does (`Lean error: ... unknown tactic`), and an unknown proof state
+gets `{"message": "Unknown proof state."}` (test/pickle_proof_state_*).
+
 `#probe net HOST:PORT`, `#probe write PATH`, `#probe read PATH`, `#probe env NAME`, `#probe spawn SECONDS`
 lines try a connection, a file write or read, an environment variable, or a detached grandchild, and answer an info message "probe KIND: ok" or "blocked: ..." (for
 the sandbox tests).
@@ -54,6 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--framing", choices=["repl", "unframed", "compact"], default="repl")
     p.add_argument("--forge-on")
     p.add_argument("--reader", choices=["lean", "none", "broken"], default="lean")
+    p.add_argument("--no-extract-goal", action="store_true")
     return p.parse_args(argv)
 
 
@@ -117,10 +124,29 @@ class Rules:
         self.envs = 0
         self.imports: dict[int, str] = {}  # env -> the import block it was built on
         self.proof_states = 0
+        self.goals: dict[int, str] = {}  # proof state -> its goal
+
+    def tactic(self, request: dict) -> dict:
+        state = request.get("proofState")
+        if state not in self.goals:
+            return {"message": "Unknown proof state."}
+        if self.args.no_extract_goal or not str(request.get("tactic", "")).startswith("extract_goal"):
+            return {"message": "Lean error:\n<input>:1:1: unknown tactic"}
+        goal = self.goals[state]
+        *hyps, conclusion = goal.split("\n")
+        binders = " ".join(f"({h})" for h in hyps if " : " in h)
+        statement = f"theorem extracted_1{' ' + binders if binders else ''} : {conclusion.removeprefix('⊢ ')} := sorry"
+        new = self.proof_states
+        self.proof_states += 1
+        self.goals[new] = goal
+        return {"proofStatus": "Incomplete: open goals remain", "proofState": new,
+                "messages": [{"severity": "info", "pos": pos(0, 0), "endPos": pos(0, 0), "data": statement}], "goals": [goal]}
 
     def answer(self, request: dict) -> dict:
+        if "tactic" in request:
+            return self.tactic(request)
         if "cmd" not in request:
-            return {"message": "the stand-in answers only `cmd` requests"}
+            return {"message": "the stand-in answers only `cmd` and `tactic` requests"}
         env = request.get("env")
         if env is not None and not (isinstance(env, int) and 0 <= env < self.envs):
             return {"message": "Unknown environment."}
@@ -145,8 +171,10 @@ class Rules:
                 continue
             for i in range(first, last + 1):
                 for m in re.finditer(r"(?<![\w'])(sorry|admit)(?![\w'])", _strip_comments(lines[i - 1])):
-                    sorries.append({"proofState": self.proof_states, "pos": pos(i, m.start()), "goal": _goal(lines, first, i),
+                    goal = _goal(lines, first, i)
+                    sorries.append({"proofState": self.proof_states, "pos": pos(i, m.start()), "goal": goal,
                                     "endPos": pos(i, m.end())})
+                    self.goals[self.proof_states] = goal
                     self.proof_states += 1
             wording = "declaration uses 'sorry'" if self.args.sorry_wording == "old" else "declaration uses `sorry`"
             # Lean emits no sorry warning for a declaration that also has errors.

@@ -60,7 +60,7 @@ def test_a_broken_line_completes_to_nothing_without_a_traceback(workdir):
     (Path(os.environ["PROVERCTL_HOME"])).mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(["proverctl"], env=env, capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stderr == ""
-    assert [line.split("\t")[1] for line in proc.stdout.splitlines()] == ["code", "messages", "raw", "prompt", "turns"]
+    assert [line.split("\t")[1] for line in proc.stdout.splitlines()] == ["code", "messages", "raw", "prompt", "turns", "tree"]
 
 
 # ---------------------------------------------------------------------------------------------

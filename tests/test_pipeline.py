@@ -589,3 +589,72 @@ def test_a_trailing_print_axioms_in_the_models_block_is_dropped_not_refused():
     output = f"```lean4\n{A.statement} by\n  simp\n\n#print axioms ta\n```"
     extraction = extract(output, A, "deepseek-v2")
     assert extraction.ok and "#print" not in extraction.code
+
+
+def test_targets_added_while_running_are_scheduled_sample_major_and_can_be_cancelled(store):
+    """A target added mid-run (a decomposition subgoal) gets its sample 0 before anyone's next sample;
+    its own budget counts; its outcome future says proved / exhausted / cancelled; a hold keeps the run
+    open for more; cancelling stops its samples."""
+    C = from_row({"name": "tc", "formal_statement": "theorem tc (x : ℕ) : x * 1 = x := by"})
+    D = from_row({"name": "td", "formal_statement": "theorem td (x : ℕ) : 1 * x = x := by"})
+    order: list[str] = []
+    gate = {"D": asyncio.Event()}
+
+    async def script(prompt, seed):
+        content = prompt.messages[0]["content"]
+        name = next(t.name for t in (A, B, C, D) if f"theorem {t.name} " in content)
+        order.append(name)
+        if name == "td":
+            await gate["D"].wait()  # generates until cancelled
+        await asyncio.sleep(0.01)
+        return answer(C) if name == "tc" and len([o for o in order if o == "tc"]) == 2 else "no proof"
+
+    items = add(store, A, B)
+    (c_id, _), (d_id, _) = add(store, C, D)
+    options = ProveOptions(k=3, generation_concurrency=1)
+
+    async def go():
+        pipeline = Pipeline(store, FakeGenerator(script), FakeVerifier(), options)
+        outcomes = {}
+
+        async def later():
+            async with pipeline.holding():
+                while len(order) < 2:
+                    await asyncio.sleep(0.005)
+                outcomes.update(pipeline.add([(c_id, C)], k=2, role="hole"))
+                outcomes.update(pipeline.add([(d_id, D)], k=5, role="hole"))
+                while not any(o == "td" for o in order):
+                    await asyncio.sleep(0.005)
+                pipeline.cancel([d_id])
+                await asyncio.gather(*outcomes.values())
+
+        status, _ = await asyncio.gather(pipeline.run(items), later())
+        return status, {k: f.result() for k, f in outcomes.items()}
+
+    status, outcomes = asyncio.run(go())
+    # A and B had their sample 0 when C and D arrived; C and D get theirs before A's and B's sample 1
+    assert order[:4] == ["ta", "tb", "tc", "td"], order
+    assert outcomes == {c_id: "proved", d_id: "cancelled"}
+    assert order.count("tc") == 2 and order.count("td") == 1  # C's budget was 2 and its second sample proved it
+    assert order.count("ta") == 3 and order.count("tb") == 3  # the run's own targets spent their k
+    assert status[c_id] == "proved" and status[d_id] == "not-proved"
+
+
+def test_a_target_whose_budget_runs_out_is_exhausted(store):
+    items = add(store, A)
+
+    async def go():
+        pipeline = Pipeline(store, FakeGenerator(lambda p, s: "no proof"), FakeVerifier(), ProveOptions(k=2))
+        outcome = None
+
+        async def watch():
+            nonlocal outcome
+            while A_id not in pipeline.states:
+                await asyncio.sleep(0.001)
+            outcome = await pipeline.states[A_id].outcome
+
+        A_id = items[0][0]
+        await asyncio.gather(pipeline.run(items), watch())
+        return outcome
+
+    assert asyncio.run(go()) == "exhausted"

@@ -67,12 +67,12 @@ def test_migrations_have_names_and_one_number_each():
 
 def test_a_blank_file_gets_every_migration(tmp_path):
     with Store(tmp_path / "s.db") as store:
-        assert store.schema_version == len(MIGRATIONS) == 7
+        assert store.schema_version == len(MIGRATIONS) == 8
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert {"request", "served_model", "engine_version"} <= columns(tmp_path / "s.db", "runs")
     assert {"finish_reason", "seed", "kind", "judge"} <= columns(tmp_path / "s.db", "attempts")
-    assert "hint" in columns(tmp_path / "s.db", "targets")
+    assert {"hint", "statement_key"} <= columns(tmp_path / "s.db", "targets")
 
 
 def test_the_previous_schema_migrates_and_keeps_its_rows(tmp_path):
@@ -85,8 +85,11 @@ def test_the_previous_schema_migrates_and_keeps_its_rows(tmp_path):
     db.close()
     assert "request" not in columns(path, "runs")
     with Store(path) as store:
-        assert store.schema_version == 7
+        assert store.schema_version == len(MIGRATIONS)
         assert store.target(1)["hint"] is None  # targets from before hints have none
+        from proverctl.lean.targets import statement_key
+
+        assert store.target(1)["statement_key"] == statement_key("s", "h")  # keyed when the column came
         run = store.run(1)
         assert run["request"] is None and run["command"] == "proverctl prove F.lean"
         assert store.attempts(1)[0]["finish_reason"] is None and store.attempts(1)[0]["verdict"] == "rejected"

@@ -113,6 +113,13 @@ def engines(ctx: Any, incomplete: str) -> Iterable:
 
 
 @_safe
+def planners(ctx: Any, incomplete: str) -> Iterable:
+    from proverctl.decompose.planners import PLANNERS
+
+    return [(p.name, p.description) for p in PLANNERS.values()]
+
+
+@_safe
 def profiles(ctx: Any, incomplete: str) -> Iterable:
     from proverctl.lean.workspace import PROFILES
 

@@ -37,6 +37,10 @@ def _registry(name: str) -> tuple[str, ...]:
         from proverctl.cli._output import Format
 
         return tuple(f.value for f in Format)
+    if name == "planners":
+        from proverctl.decompose.planners import PLANNERS
+
+        return tuple(PLANNERS)
     raise KeyError(name)
 
 

@@ -53,12 +53,12 @@ def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many 
     emit(rows, resolve_format(format), human)
 
 
-SECTIONS = ("code", "messages", "raw", "prompt", "turns")
+SECTIONS = ("code", "messages", "raw", "prompt", "turns", "tree")
 
 
 def show_command(
     ref: str = typer.Argument(..., metavar="REF", autocompletion=complete.references, help="RUN, RUN/TARGET, RUN/TARGET/SAMPLE[.ROUND], or aATTEMPT_ID."),
-    section: Optional[str] = typer.Option(None, "--section", autocompletion=complete.values(*SECTIONS), help="Of an attempt, only this: code, messages, raw, prompt or turns (a multi-turn sample's conversation)."),
+    section: Optional[str] = typer.Option(None, "--section", autocompletion=complete.values(*SECTIONS), help="Of an attempt, only this: code, messages, raw, prompt or turns (a multi-turn sample's conversation); of a target, tree (its decomposition)."),
     format: FormatOption = None,
 ) -> None:
     """Show a run (its targets), a target (its attempts) or an attempt (prompt, raw output, code, verdict,
@@ -74,7 +74,9 @@ def show_command(
     fmt = resolve_format(format, allow_jsonl=False)
     if section is not None and section not in SECTIONS:
         raise UsageError(f"unknown section {section!r}", hint=f"choose one of {', '.join(SECTIONS)}")
-    if section is not None and kind not in ("attempt", "sample"):
+    if section == "tree" and kind != "target":
+        raise UsageError("--section tree shows a target's decomposition", hint="name a target: RUN/TARGET")
+    if section not in (None, "tree") and kind not in ("attempt", "sample"):
         raise UsageError("--section shows part of one attempt", hint="name an attempt: aID or RUN/TARGET/SAMPLE")
     if section is not None and format is None:
         from proverctl.settings import Settings
@@ -86,6 +88,8 @@ def show_command(
         if section is not None:
             return _print_section(data, section, fmt)
         return emit(data, fmt, lambda c: _print_attempt(c, data), paged=True)
+    if section == "tree":
+        return emit(data["tree"], fmt, lambda c: _print_tree(c, data), paged=True)
     printer = _print_run if kind == "run" else _print_target
     emit(data, fmt, lambda c: printer(c, data), paged=True)
 
@@ -163,6 +167,34 @@ def _print_target(console, data: dict) -> None:
                       str(a["completion_tokens"] or "-"),
                       f"{a['gen_seconds'] or 0:.1f}", f"{a['verify_seconds'] or 0:.2f}")
     console.print(table)
+    if data.get("tree"):
+        _print_tree(console, data)
+
+
+def tree_lines(tree: list[dict], indent: str = "") -> list[str]:
+    """A decomposition as indented text: each sketch (its round, status, why), each hole under it (its
+    status, how its statement was obtained, the statement), and a hole's own decomposition under it."""
+    lines = []
+    for s in tree:
+        round_ = f" round {s['round']}" if s["round"] else ""
+        masked = ", masked" if s["masked"] else ""
+        why = f": {s['reasons'][0]}" if s["reasons"] and s["status"] != "proved" else ""
+        composed = f" (composed a{s['composed_attempt']})" if s.get("composed_attempt") else ""
+        lines.append(f"{indent}sketch {s['sketch']}{round_} [a{s['attempt']}]: {s['status']}{masked}{composed}{why}")
+        for h in s["holes"]:
+            reason = f" ({h['reason']})" if h.get("reason") else ""
+            source = f" from a{h['source_attempt']}" if h.get("source_attempt") else ""
+            lines.append(f"{indent}  {h['name']}: {h['status']}{source}{reason}, {h['attempts']} attempt(s), statement by {h['method']}")
+            lines.append(f"{indent}    {' '.join(h['statement'].split())}")
+            lines.extend(tree_lines(h["tree"], indent + "    "))
+    return lines
+
+
+def _print_tree(console, data: dict) -> None:
+    tree = data.get("tree") or []
+    console.print(f"── decomposition of {data['name']}" if tree else f"{data['name']} was not decomposed", highlight=False, markup=False)
+    for line in tree_lines(tree):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_attempt(console, a: dict) -> None:

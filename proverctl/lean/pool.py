@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proverctl.lean.protocol import CommandRequest, Response
+from proverctl.lean.protocol import CommandRequest, Response, TacticRequest
 from proverctl.lean.repl import ReplError, ReplProcess, ReplStartError, ReplTimeout
 from proverctl.lean.sandbox import Sandbox
 
@@ -37,6 +37,9 @@ class CheckJob:
     preamble: str
     code: str
     timeout: float = 60.0
+    # Run this tactic on the proof state of each `sorry` the code leaves, on the same REPL (proof states
+    # live in one process): decomposition asks `extract_goal *` for each hole's standalone statement.
+    goal_tactic: str | None = None
 
     @property
     def header_key(self) -> tuple[str, str]:
@@ -53,6 +56,7 @@ class CheckOutcome:
     seconds: float = 0.0
     header_messages: list = field(default_factory=list)
     worker: int | None = None
+    goal_answers: list = field(default_factory=list)  # with `goal_tactic`: one Response (or None) per sorry, in order
 
 
 def default_workers(memory_mb: int) -> int:
@@ -147,7 +151,14 @@ class _Worker:
             if response.error:
                 await self._drop()
                 return CheckOutcome("error", response, f"REPL: {response.error}", time.monotonic() - start, worker=self.index)
-            return CheckOutcome("ok", response, "", time.monotonic() - start, header_errors, self.index)
+            answers = []
+            if job.goal_tactic:
+                for sorry in response.sorries:
+                    answer = None
+                    if sorry.proof_state is not None:
+                        answer = await self.repl.request(TacticRequest(job.goal_tactic, sorry.proof_state), job.timeout)
+                    answers.append(answer)
+            return CheckOutcome("ok", response, "", time.monotonic() - start, header_errors, self.index, answers)
         except ReplStartError:
             raise
         except ReplTimeout as exc:

@@ -111,6 +111,18 @@ def from_row(row: dict, label: str = "") -> Target:
     return replace(from_declaration(source, target, label), hint=hint.strip() if hint and hint.strip() else None)
 
 
+_NAMED = re.compile(r"^\s*(?:@\[[^\]]*\]\s*)?(?:private\s+|protected\s+)?(?:theorem|lemma)\s+[^\s({\[:]+", re.S)
+
+
+def statement_key(statement: str, header_hash: str) -> str:
+    """What makes two statements the same problem: the statement without its keyword and name (a subgoal
+    is named after its sketch), whitespace collapsed, under the same header (by its hash)."""
+    import hashlib
+
+    body = " ".join(_NAMED.sub("", statement, count=1).split())
+    return hashlib.sha256(f"{header_hash}\0{body}".encode("utf-8")).hexdigest()[:24]
+
+
 def stable_name(decl: Declaration) -> str | None:
     """The name a declaration has in both judge files: its own, or for an `example` / anonymous instance
     one made from its line in the text it was read from."""

@@ -1,73 +1,70 @@
-"""`prove --decompose` inside a job: each target through proverctl.decompose, its subgoal lemmas
-recorded as targets under it, every sketch, subgoal attempt and composed check recorded as attempts."""
+"""`prove --decompose` inside a job: the run's pipeline samples every target as plain `prove` does, and
+beside it each target is decomposed (proverctl.decompose.tree); every hole and every negation becomes a
+target of the same pipeline, so one sample-major scheduler and one budget serve them all and the engine
+stays as full as in a plain run."""
 
 from __future__ import annotations
 
-from proverctl.inputs import InputFile
+import asyncio
+from dataclasses import asdict
+
+from proverctl.decompose.planners import planner_family
+from proverctl.decompose.tree import Decomposer, Settings, Stats
 from proverctl.lean.pool import ReplPool
 from proverctl.lean.targets import Target
-from proverctl.lean.verdict import Verdict
-from proverctl.pipeline import Pipeline, ProveOptions
-from proverctl.proving.records import proof_of, target_rows
-from proverctl.store.db import AttemptRow, Store
-
-SKETCH_SAMPLE_BASE = 1000  # sample numbers of sketches, apart from the proof samples
-COMPOSED_SAMPLE_BASE = 2000
+from proverctl.pipeline import Pipeline
+from proverctl.prompts import families
+from proverctl.prompts.formats import Prompt
+from proverctl.proving.request import Decompose
+from proverctl.store.db import Store
 
 
-async def run_decomposition(store: Store, run_id: int, items: list[tuple[int, Target]], generator, client, pool: ReplPool, verifier,
-                            composed_verifier, options: ProveOptions, spec, plan, on_event=None) -> dict[int, str]:
-    """`verifier` checks subgoal proofs, `composed_verifier` (allowing the subgoal lemmas, with the
-    same judge behind it) the composed proof: only that verdict can make a target proved."""
-    from proverctl.decompose import decompose
-    from proverctl.inference.client import GenerationClient
+def decomposition_settings(request: Decompose, k: int, timeout: float, lean_profile: str | None) -> Settings:
+    return Settings(sketches=request.sketches, depth=request.depth, sketch_rounds=request.sketch_rounds, mask_errors=request.mask_errors,
+                    hole_k=request.hole_k or k, refute_k=request.refute_k, timeout=timeout, lean_profile=lean_profile)
 
-    planner_client = None
-    if plan.planner:
-        planner_client = GenerationClient(plan.planner, plan.planner_model or "", concurrency=8)
-        if not plan.planner_model:
-            planner_client.model = (await planner_client.models() or [""])[0]
-    results: dict[int, str] = {}
 
-    async def solve(target_id: int, target: Target, depth: int) -> str | None:
-        counters = {"sketch": 0}
+def planner_for(generator, sampling: dict, seed: int | None):
+    """The planner as the decomposer calls it: chat messages -> a completion from `generator`."""
+    counter = iter(range(1, 1 << 30))
 
-        async def planner(prompt) -> str:
-            return (await (planner_client or generator).complete(prompt, options.seed)).text
+    async def plan(messages: list[dict]):
+        prompt = Prompt(families.DEFAULT, "cot", messages=messages, sampling=dict(sampling))
+        return await generator.complete(prompt, None if seed is None else seed + 100_000 + next(counter))
 
-        def on_sketch(output: str, code: str | None, check) -> None:
-            counters["sketch"] += 1
-            store.add_attempt(AttemptRow(target_id, SKETCH_SAMPLE_BASE + counters["sketch"], 0, None, output, code,
-                                         "sketch" if check.ok else "rejected", check.reasons, [], kind="sketch"))
+    return plan
 
-        async def prove_hole(hole: Target, remaining: int) -> str | None:
-            (hole_id,) = store.add_targets(run_id, target_rows([InputFile(target.source_label, None, None, [hole])])[0],
-                                           parent_id=target_id)
-            status = await Pipeline(store, generator, verifier, options, on_event).run([(hole_id, hole)])
-            if status[hole_id] == "proved":
-                return proof_of(store, store.target(hole_id))
-            if remaining > 1:
-                return await solve(hole_id, hole, remaining - 1)
-            return None
 
-        async def verify_composed(t: Target, code: str) -> Verdict:
-            verdict = await composed_verifier.verify(t, code)
-            store.add_attempt(AttemptRow(target_id, COMPOSED_SAMPLE_BASE + counters["sketch"], 0, None, None, code, verdict.kind.value,
-                                         verdict.reasons, [m.as_dict() for m in verdict.messages], verify_seconds=verdict.seconds,
-                                         kind="composed", judge=verdict.judge, sandbox=verdict.sandbox), proved=verdict.proved)
-            return verdict
+async def run_decomposition(store: Store, run_id: int, items: list[tuple[int, Target]], pipeline: Pipeline, pool: ReplPool, verifier,
+                            composed_verifier, request: Decompose, settings: Settings, planner, *,
+                            already_proved: set[int] = frozenset(), prior_seconds: dict[int, float] | None = None) -> Stats:
+    """Run the pipeline over `items` and decompose each unproved target beside it; returns what the
+    decomposition did (also stored in the run's settings under `decomposition`). `verifier` checks hole
+    proofs and reused ones, `composed_verifier` (the same judge, allowing the lemmas before the theorem)
+    the composed proof: only that verdict can make a target proved by decomposition."""
+    decomposer = Decomposer(store, run_id, pipeline, pool, verifier, composed_verifier, planner,
+                            planner_family(request.planner_family), settings)
+    async with pipeline.holding():
+        runner = asyncio.ensure_future(pipeline.run(items, already_proved=already_proved, prior_seconds=prior_seconds))
+        await asyncio.sleep(0)  # run() has put the targets into the scheduler: their states exist
+        try:
+            solving = [decomposer.solve(target_id, target, settings.depth) for target_id, target in items if target_id not in already_proved]
+            await asyncio.gather(*solving)
+        except BaseException:
+            pipeline.stop()
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            raise
+        finally:
+            _record(store, run_id, decomposer.stats)
+    await runner
+    return decomposer.stats
 
-        outcome = await decompose(target, plan=planner, prove_hole=prove_hole, pool=pool, verify_composed=verify_composed,
-                                  sketches=plan.sketches, depth=depth, sampling=options.sampling, timeout=spec.check_timeout,
-                                  on_sketch=on_sketch)
-        store.set_target(target_id, status="proved" if outcome.verdict.proved else "not-proved")
-        return outcome.code if outcome.verdict.proved else None
 
-    try:
-        for target_id, target in items:
-            code = await solve(target_id, target, plan.depth)
-            results[target_id] = "proved" if code else "not-proved"
-    finally:
-        if planner_client is not None:
-            await planner_client.close()
-    return results
+def _record(store: Store, run_id: int, stats: Stats) -> None:
+    import json
+
+    row = store.run(run_id)
+    saved = json.loads(row["settings"] or "{}") if row is not None else {}
+    saved["decomposition"] = asdict(stats)
+    store.update_run(run_id, settings=saved)

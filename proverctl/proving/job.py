@@ -438,21 +438,44 @@ class ProveJob:
                 self._install_signals(notify)
             try:
                 if self.request.decompose is not None:
-                    from proverctl.proving.decompose_run import run_decomposition
-
-                    if pool is None:
-                        raise UsageError("--decompose needs the local REPL pool", hint="leave out --verify-on / --repo")
-                    from proverctl.decompose import composed_policy
-
-                    composed = verification.verifier_for(composed_policy(plan.verifier.policy)) if verification else verifier
-                    await run_decomposition(store, run_id, items, generator, client, pool, verifier, composed, plan.generation,
-                                            plan.verifier, self.request.decompose, on_event=notify)
+                    await self._decompose(stack, store, run_id, items, proved, prior, plan, pipeline, generator, pool, verifier,
+                                          verification, notify)
                 else:
                     await pipeline.run(items, already_proved=proved, prior_seconds=prior)
             finally:
                 if handle_signals:
                     self._remove_signals()
         return self._stopped
+
+    async def _decompose(self, stack, store: Store, run_id: int, items, proved: set[int], prior: dict[int, float], plan: RunPlan,
+                         pipeline: Pipeline, generator, pool, verifier, verification, notify) -> None:
+        """`--decompose`: the pipeline samples every target, and each is decomposed beside it, its holes
+        scheduled by the same pipeline (proverctl.proving.decompose_run)."""
+        from proverctl.decompose import composed_policy
+        from proverctl.proving.decompose_run import decomposition_settings, planner_for, run_decomposition
+
+        if pool is None:
+            raise UsageError("--decompose needs the local REPL pool", hint="leave out --verify-on / --repo")
+        request = self.request.decompose
+        planner_generator = generator
+        if request.planner:
+            from proverctl.inference.client import GenerationClient
+
+            planner_generator = await stack.enter_async_context(GenerationClient(
+                request.planner, request.planner_model or "", concurrency=plan.generation.generation_concurrency,
+                timeout=self.settings.request_timeout))
+            if not request.planner_model:
+                served = await planner_generator.models()
+                if not served:
+                    raise UsageError(f"the planner at {request.planner} serves no model", hint="name one with --planner-model")
+                planner_generator.model = served[0]
+        composed = verification.verifier_for(composed_policy(plan.verifier.policy)) if verification else verifier
+        settings = decomposition_settings(request, plan.generation.k, plan.verifier.check_timeout, plan.verifier.lean_profile)
+        stats = await run_decomposition(store, run_id, items, pipeline, pool, verifier, composed, request, settings,
+                                        planner_for(planner_generator, plan.generation.sampling, plan.generation.seed),
+                                        already_proved=proved, prior_seconds=prior)
+        notify(Notice("info", f"decomposition: {stats.sketches} sketch(es) ({stats.repaired} repaired, {stats.masked} masked), "
+                              f"{stats.holes} hole(s): {stats.holes_proved} proved, {stats.holes_reused} reused, {stats.holes_false} false"))
 
     async def _rejudge(self, store: Store, items: list[tuple[int, Target]], proved: set[int], verifier, notify) -> None:
         """A resumed run whose proofs were not kernel-checked (REPL-checked only, unsandboxed, recorded

@@ -104,6 +104,22 @@ def parse_reference(ref: str) -> tuple[str, dict]:
     return "sample", {"run": int(parts[0]), "target": parts[1], "sample": int(match.group(1)), "round": int(match.group(2) or 0)}
 
 
+def decomposition_tree(store: Store, target_id: int) -> list[dict]:
+    """A target's decomposition as `show --format json` gives it (docs/json.md): its sketches in the order
+    they were written, each with its holes; a hole decomposed in turn carries its own `tree`."""
+    def sketch(s: dict) -> dict:
+        return {"id": s["id"], "sketch": s["ordinal"] + 1, "round": s["round"], "status": s["status"], "masked": s["masked"],
+                "reasons": s["reasons"], "attempt": s["attempt_id"], "composed_attempt": s["composed_attempt"], "code": s["code"],
+                "holes": [hole(h) for h in s["holes"]]}
+
+    def hole(h: dict) -> dict:
+        return {"name": h["name"], "statement": h["statement"], "method": h["method"], "status": h["status"], "reason": h["reason"],
+                "target_id": h["target_id"], "refutation_target_id": h["refutation_target_id"], "source_attempt": h["source_attempt"],
+                "attempts": h["attempts"], "tree": [sketch(s) for s in h["tree"]]}
+
+    return [sketch(s) for s in store.tree(target_id)]
+
+
 def read_reference(store: Store, kind: str, key: dict) -> dict:
     """The stored thing a reference names: a run (its settings, request and targets), a target (its
     attempts, summarised) or one attempt; a missing one is a UsageError saying where to look."""
@@ -138,6 +154,7 @@ def read_reference(store: Store, kind: str, key: dict) -> dict:
         data["attempts"] = [{**{k: a[k] for k in ("id", "sample", "round", "verdict", "judge", "sandbox", "reasons", "completion_tokens",
                                                 "gen_seconds", "verify_seconds")},
                              "checked": checked_label(a["verdict"], a.get("judge"), a.get("sandbox"))} for a in attempts]
+        data["tree"] = decomposition_tree(store, target["id"])
         return data
     chosen = [a for a in attempts if a["sample"] == key["sample"] and a["round"] == key["round"]]
     if not chosen:

@@ -33,8 +33,13 @@ class Decompose:
 
     planner: str | None = None  # OpenAI-compatible URL of the planner (None: the prover itself)
     planner_model: str | None = None
+    planner_family: str = "paper"  # the planner's prompt (proverctl.decompose.sketch.PLANNERS)
     depth: int = 2
     sketches: int = 4
+    sketch_rounds: int = 1  # repair rounds per sketch: Lean's errors back to the planner
+    mask_errors: bool = False  # DSP+: a step whose proof fails becomes a hole
+    hole_k: int | None = None  # samples per hole (None: --k)
+    refute_k: int = 2  # samples per hole's negation (0: no triage)
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,10 @@ class ProveRequest:
             raise UsageError("name what to prove: a .lean file, a folder, - or a .jsonl", hint="see `proverctl prove --help`")
         if self.decompose is not None and self.verify_on:
             raise UsageError("--decompose checks sketches on the local REPL pool, not with --verify-on", hint="leave out one of them")
+        if self.decompose is not None:
+            from proverctl.decompose.planners import planner_family
+
+            planner_family(self.decompose.planner_family)  # an unknown one is a usage error naming the known ones
 
     @property
     def dojo(self):
@@ -169,7 +178,7 @@ class ProveRequest:
 # The knobs
 
 # Placeholders a help text may hold; the CLI fills them from the registries (never a copied list).
-REGISTRIES = ("families", "engines", "profiles", "modes", "formats")
+REGISTRIES = ("families", "engines", "profiles", "modes", "formats", "planners")
 
 
 @dataclass(frozen=True)
@@ -265,6 +274,18 @@ KNOBS: tuple[Knob, ...] = (
          minimum=1, show="depth", panel="Decomposition"),
     Knob("decompose.sketches", ("--sketches",), "With --decompose: planner samples per (sub)goal [default: 4].", kind="int", minimum=1,
          show="sketches", panel="Decomposition"),
+    Knob("decompose.planner_family", ("--planner-family",), "With --decompose: the planner's prompt: {planners} [default: paper].",
+         complete="planners", show="planner family", panel="Decomposition"),
+    Knob("decompose.sketch_rounds", ("--sketch-rounds",), "With --decompose: repair rounds per sketch, Lean's errors sent back to the "
+                                                          "planner [default: 1].", kind="int", minimum=0, show="sketch repair rounds",
+         panel="Decomposition"),
+    Knob("decompose.mask_errors", ("--mask-errors",), "With --decompose: a step whose proof fails in the sketch becomes a hole "
+                                                      "(DSP+).", kind="bool", show="mask sketch errors", panel="Decomposition"),
+    Knob("decompose.hole_k", ("--hole-k",), "With --decompose: samples per hole [default: --k].", kind="int", minimum=1,
+         show="samples per hole", panel="Decomposition"),
+    Knob("decompose.refute_k", ("--refute-k",), "With --decompose: samples per hole's negation; a proved negation marks the hole "
+                                                "false and abandons its sketch (0: no triage) [default: 2].", kind="int", minimum=0,
+         show="samples per negation", panel="Decomposition"),
     # What counts as proved, and who says so
     Knob("allow_native_decide", ("--allow-native-decide",), "Accept proofs using native_decide (Lean.ofReduceBool), REPL-checked.",
          kind="bool", show="allow native_decide", panel="Verdict"),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from proverctl.errors import ExitCode, ProverctlError, UsageError
+from proverctl.lean.targets import statement_key
 
 def _busy_timeout_ms() -> int:
     """The `store_busy_timeout` setting (flag > PROVERCTL_STORE_BUSY_TIMEOUT > config.toml > 30 s) in ms;
@@ -206,6 +207,55 @@ def _m7(db: sqlite3.Connection) -> None:
     _run_script(db, "ALTER TABLE attempts ADD COLUMN sandbox TEXT")
 
 
+@migration(8, 'decomposition_tree', adds=('targets.statement_key', 'sketches', 'holes'))
+def _m8(db: sqlite3.Connection) -> None:
+    """Decomposition as a first-class record: each sketch a target's planner wrote (its round, whether it
+    elaborated, was masked, why it was abandoned) and each of its holes (the lemma statement, how it was
+    obtained, its own target, its status: proved / false / exhausted / reused / cancelled). Targets get a
+    statement key (the statement without its name, under its header) so a hole proved once is found again."""
+    from proverctl.lean.targets import statement_key
+
+    _run_script(
+        db,
+        """
+        ALTER TABLE targets ADD COLUMN statement_key TEXT;
+        CREATE INDEX targets_statement_key ON targets(statement_key);
+        CREATE TABLE sketches (
+            id INTEGER PRIMARY KEY,
+            target_id INTEGER NOT NULL REFERENCES targets(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            round INTEGER NOT NULL DEFAULT 0,
+            attempt_id INTEGER REFERENCES attempts(id) ON DELETE SET NULL,
+            code TEXT,
+            status TEXT NOT NULL,
+            masked INTEGER NOT NULL DEFAULT 0,
+            reasons TEXT NOT NULL DEFAULT '[]',
+            composed_attempt INTEGER REFERENCES attempts(id) ON DELETE SET NULL,
+            created REAL NOT NULL
+        );
+        CREATE INDEX sketches_target ON sketches(target_id);
+        CREATE TABLE holes (
+            id INTEGER PRIMARY KEY,
+            sketch_id INTEGER NOT NULL REFERENCES sketches(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            target_id INTEGER REFERENCES targets(id) ON DELETE SET NULL,
+            refutation_target_id INTEGER REFERENCES targets(id) ON DELETE SET NULL,
+            name TEXT NOT NULL,
+            statement TEXT NOT NULL,
+            method TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            source_attempt INTEGER REFERENCES attempts(id) ON DELETE SET NULL,
+            reason TEXT
+        );
+        CREATE INDEX holes_sketch ON holes(sketch_id);
+        CREATE INDEX holes_target ON holes(target_id)
+        """,
+    )
+    rows = db.execute("SELECT id, statement, header_hash FROM targets").fetchall()
+    db.executemany("UPDATE targets SET statement_key = ? WHERE id = ?",
+                   [(statement_key(statement, header), target_id) for target_id, statement, header in rows])
+
+
 MIGRATIONS: tuple[Migration, ...] = tuple(sorted(_REGISTERED, key=lambda m: m.version))
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3, ... without gaps"
 # How a stored attempt reads back: its prompt from the prompts table (older rows kept theirs inline).
@@ -356,10 +406,10 @@ class Store:
             start = self.db.execute("SELECT COALESCE(MAX(ordinal) + 1, 0) FROM targets WHERE run_id = ?", (run_id,)).fetchone()[0]
             for ordinal, t in enumerate(targets, start):
                 cursor = self.db.execute(
-                    "INSERT INTO targets (run_id, ordinal, file, name, kind, line, statement, doc, header, header_hash, parent_id, hint)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO targets (run_id, ordinal, file, name, kind, line, statement, doc, header, header_hash, parent_id, hint,"
+                    " statement_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id, ordinal, t["file"], t["name"], t["kind"], t["line"], t["statement"], t["doc"], t["header"],
-                     t["header_hash"], parent_id, t.get("hint")),
+                     t["header_hash"], parent_id, t.get("hint"), statement_key(t["statement"], t["header_hash"])),
                 )
                 ids.append(int(cursor.lastrowid))
         return ids
@@ -469,6 +519,67 @@ class Store:
     def target(self, target_id: int) -> dict | None:
         row = self.db.execute("SELECT * FROM targets WHERE id = ?", (target_id,)).fetchone()
         return dict(row) if row else None
+
+    # -- decomposition: sketches and holes (proverctl.decompose) ------------------------------------
+
+    def add_sketch(self, target_id: int, ordinal: int, round_index: int, *, attempt_id: int | None, code: str | None, status: str,
+                   reasons: list[str], masked: bool = False) -> int:
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO sketches (target_id, ordinal, round, attempt_id, code, status, masked, reasons, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (target_id, ordinal, round_index, attempt_id, code, status, int(masked), json.dumps(reasons), time.time()))
+            return int(cursor.lastrowid)
+
+    def set_sketch(self, sketch_id: int, **fields: Any) -> None:
+        if "reasons" in fields:
+            fields["reasons"] = json.dumps(fields["reasons"])
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction():
+            self.db.execute(f"UPDATE sketches SET {sets} WHERE id = ?", (*fields.values(), sketch_id))
+
+    def add_hole(self, sketch_id: int, ordinal: int, *, name: str, statement: str, method: str, target_id: int | None = None,
+                 status: str = "pending") -> int:
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO holes (sketch_id, ordinal, target_id, name, statement, method, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sketch_id, ordinal, target_id, name, statement, method, status))
+            return int(cursor.lastrowid)
+
+    def set_hole(self, hole_id: int, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction():
+            self.db.execute(f"UPDATE holes SET {sets} WHERE id = ?", (*fields.values(), hole_id))
+
+    def proved_by_key(self, key: str, lean_profile: str | None, *, exclude: tuple[int, ...] = ()) -> dict | None:
+        """The newest proving attempt of a target with this statement key (same statement, same header) in
+        a run under the same Lean profile: a subgoal proved before, in this run or any other."""
+        marks = ", ".join("?" for _ in exclude) or "NULL"
+        row = self.db.execute(
+            f"SELECT {_ATTEMPT_COLUMNS}, t.statement AS target_statement FROM targets t JOIN runs r ON r.id = t.run_id"
+            f" JOIN attempts a ON a.id = t.proved_attempt LEFT JOIN prompts p ON p.id = a.prompt_id"
+            f" WHERE t.statement_key = ? AND t.status = 'proved' AND r.lean_profile IS ? AND t.id NOT IN ({marks})"
+            f" ORDER BY a.id DESC LIMIT 1", (key, lean_profile, *exclude)).fetchone()
+        return _decode(dict(row)) if row else None
+
+    def tree(self, target_id: int) -> list[dict]:
+        """A target's decomposition: its sketches (newest last), each with its holes, each hole with its own
+        target's status and attempts and, where it was decomposed in turn, its own tree."""
+        sketches = []
+        for s in self.db.execute("SELECT * FROM sketches WHERE target_id = ? ORDER BY ordinal, round, id", (target_id,)):
+            sketch = dict(s)
+            sketch["reasons"] = json.loads(sketch["reasons"] or "[]")
+            sketch["masked"] = bool(sketch["masked"])
+            holes = []
+            for h in self.db.execute(
+                    "SELECT h.*, t.status AS target_status, (SELECT COUNT(*) FROM attempts a WHERE a.target_id = h.target_id) AS attempts"
+                    " FROM holes h LEFT JOIN targets t ON t.id = h.target_id WHERE h.sketch_id = ? ORDER BY h.ordinal", (sketch["id"],)):
+                hole = dict(h)
+                hole["tree"] = self.tree(hole["target_id"]) if hole["target_id"] else []
+                holes.append(hole)
+            sketch["holes"] = holes
+            sketches.append(sketch)
+        return sketches
 
     def find_target(self, run_id: int, name: str) -> dict | None:
         row = self.db.execute("SELECT * FROM targets WHERE run_id = ? AND (name = ? OR CAST(ordinal AS TEXT) = ?) ORDER BY ordinal LIMIT 1",
