@@ -13,7 +13,7 @@ Generation spent = the time each sample actually generated (a cancelled one coun
 "saved" = 1 - spent / (spent without early stop). Goal: the pipeline within 5 points of the ideal.
 Also printed: the mean number of requests in flight while samples remain to be issued (goal: at the cap).
 
-    python bench/scheduling.py [--targets 40] [--k 32] [--inflight 64] [--scale 0.02]
+    python bench/scheduling.py [--targets 40] [--k 32] [--inflight 64] [--scale 0.05]
 """
 
 from __future__ import annotations
@@ -90,7 +90,15 @@ async def run_schedule(draws, k: int, inflight: int, scale: float, eager: bool) 
         pipeline = Pipeline(store, engine, InstantCheck(), options)
         if eager:
             # As before the scheduler: every chain created at once, target by target.
-            pipeline._work = lambda: ((state, s) for state in pipeline.states.values() for s in range(k))
+            order: list = []
+
+            def target_major():
+                if not order:
+                    order.append(iter([(state, s) for state in pipeline.states.values() for s in range(k)]))
+                    pipeline._queue.clear()  # the scheduler's own queue is not used
+                return next(order[0], None)
+
+            pipeline._next = target_major
         await pipeline.run(list(zip(ids, targets)))
     return engine.spent, mean_in_flight(engine.samples, min(engine.starts), max(engine.starts))
 
@@ -136,7 +144,7 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=40)
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--inflight", type=int, default=64)
-    parser.add_argument("--scale", type=float, default=0.02, help="seconds per unit of simulated generation time")
+    parser.add_argument("--scale", type=float, default=0.05, help="seconds per unit of simulated generation time")
     parser.add_argument("--seed", type=int, default=7)
     asyncio.run(main_async(parser.parse_args()))
 

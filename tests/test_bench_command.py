@@ -100,3 +100,35 @@ def test_bench_of_a_model_that_calls_lean_counts_its_calls_and_tokens(cli, stand
     assert data["model"] == "stepfun-prover-preview-7b" and data["lean_calls_per_problem"] == 1.0
     assert len(stub.bodies) == 6, [b.get("continue_final_message") for b in stub.bodies]
     assert data["tokens_per_problem"] == 10.0  # the stub counts 5 completion tokens per request: two turns
+
+
+def test_bench_with_decompose_reports_what_the_tree_did_and_cost(cli, standin_repl):
+    """A planner sketch with two holes per problem: `1 = 1` (proved) and the rest of the goal (never):
+    each sketch is abandoned, and bench says so per problem beside pass@k."""
+    def engine(body, i):
+        first = body["messages"][0]["content"]
+        if "Decompose the proof" in first:
+            code = re.search(r"```lean4\n(.*?)```", first, re.S).group(1)
+            head, _, _ = code.rpartition("sorry")
+            return f"```lean4\n{head}have h0 : 1 = 1 := by sorry\n  sorry\n```"
+        statement = re.findall(r"(theorem \S+ .*?) :=\s*by\s*\n?\s*sorry", body["messages"][-1]["content"], re.S)[-1]
+        if statement.split()[1].endswith("_h1"):
+            return f"```lean4\n{statement} := by\n  rfl\n```"
+        return "I could not find a proof."
+
+    with OpenAIStub(model="deepseek-ai/DeepSeek-Prover-V2-7B", answer=engine) as stub:
+        # one request at a time: each sketch's first hole is proved before its second is found unprovable
+        result = cli("bench", "minif2f-revised", "--limit", "2", "--k", "1", "--decompose", "--sketches", "1", "--depth", "1",
+                     "--refute-k", "0", "--concurrency", "1", "--endpoint", stub.url, "--format", "json")
+    assert result.exit_code == 0, result
+    data = result.json()
+    d = data["decomposition"]
+    assert data["solved"] == 0 and d["solved"] == 0 and d["solved_by_composition"] == 0
+    assert d["sketches"] == 2 and d["holes"] == 4 and d["holes_proved"] == 2 and d["holes_reused"] == 0
+    assert d["tokens_per_problem"] > data["tokens_per_problem"]  # the tree's tokens: sketches and holes too
+    assert d["lean_calls_per_problem"] >= 4  # per problem: its own sample, its sketch, the statements, two holes
+
+
+def test_bench_decompose_flags_need_decompose(cli):
+    result = cli("bench", "minif2f-revised", "--limit", "1", "--hole-k", "2")
+    assert result.exit_code == 2 and "--hole-k goes with --decompose" in result.stderr

@@ -222,7 +222,8 @@ def test_stop_says_what_it_is_doing(cli, hermetic):
     # no --device: what transformers serve really uses here (no GPU on this machine: the CPU), never "auto"
     assert row["status"] == "starting" and row["device"] == sessions.device_of("transformers", []) != "auto" and row["rss_mib"] > 0
     result = cli("stop", "idle", "--format", "json")
-    assert result.exit_code == 0 and result.json() == [{"schema": 1, "name": "idle", "pid": proc.pid, "model": "m", "status": "stopped"}]
+    assert result.exit_code == 0 and result.json() == [{"schema": 1, "name": "idle", "pid": proc.pid, "supervisor_pid": proc.pid, "model": "m",
+                                                    "status": "stopped"}]
     assert f"stopping idle (pid {proc.pid}, transformers on http://127.0.0.1:9/v1)" in result.stderr
     assert proc.wait(timeout=15) is not None
 

@@ -412,3 +412,49 @@ def test_a_check_run_is_shown_as_a_check_with_the_files_line_numbers(cli, tmp_pa
     from proverctl.tui.screens import first_line
 
     assert first_line(attempt.run, attempt.target, attempt.attempt["code"]) == 14  # the doc comment's line
+
+
+def test_a_targets_decomposition_tree_opens_its_nodes(store_path, tmp_path):
+    """`t` on a target draws its sketches and holes; enter on a hole opens the hole's attempts, on a
+    sketch the planner's answer."""
+    from proverctl.store.db import AttemptRow
+    from proverctl.tui.screens import TreeScreen
+
+    with Store(store_path) as store:
+        (target_id, _) = [t["id"] for t in store.targets(1)]
+        planner = store.add_attempt(AttemptRow(target_id, 1001, 0, None, "### Proof Sketch ...", "theorem ...", "sketch", [], [],
+                                               kind="sketch"))
+        sketch = store.add_sketch(target_id, 0, 0, attempt_id=planner, code="theorem ...", status="abandoned",
+                                  reasons=["mathd_algebra_10_s1_h1 is false: its negation was proved"])
+        (hole_target,) = store.add_targets(1, [{"file": "examples/Algebra.lean", "name": "mathd_algebra_10_s1_h1", "kind": "theorem",
+                                                "line": 9, "statement": "theorem mathd_algebra_10_s1_h1 : 1 = 2 :=", "doc": None,
+                                                "header": "", "header_hash": "h"}], parent_id=target_id)
+        store.add_attempt(AttemptRow(hole_target, 0, 0, None, "no", "theorem x", "rejected", ["no"], []))
+        store.add_hole(sketch, 0, name="mathd_algebra_10_s1_h1", statement="theorem mathd_algebra_10_s1_h1 : 1 = 2 :=",
+                       method="extract_goal", target_id=hole_target, status="false")
+
+    async def go():
+        app = make_app(services=services_for(store_path, tmp_path))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot, RunsScreen, lambda s: s.table.row_count == 1)
+            await pilot.press("enter")
+            await settle(pilot, RunScreen, lambda s: s.table.row_count == 3)
+            await pilot.press("t")
+            screen = await settle(pilot, TreeScreen, lambda s: s.query_one("#tree").root.children)
+            tree = screen.query_one("#tree")
+            (sketch_node,) = tree.root.children
+            assert "sketch 1: abandoned" in str(sketch_node.label) and "is false" in str(sketch_node.label)
+            (hole_node,) = sketch_node.children
+            assert "mathd_algebra_10_s1_h1: false" in str(hole_node.label) and "extract_goal" in str(hole_node.label)
+            tree.move_cursor(hole_node)
+            await pilot.press("enter")
+            attempts = await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 1)
+            assert attempts.target_id == hole_target
+            await pilot.press("escape")
+            await settle(pilot, TreeScreen)
+            tree.move_cursor(sketch_node)
+            await pilot.press("enter")
+            opened = await settle(pilot, AttemptScreen, lambda s: s.attempt is not None)
+            assert opened.attempt_id == planner
+
+    asyncio.run(go())

@@ -12,7 +12,7 @@ from proverctl.cli._output import FormatOption, emit, info, resolve_format
 from proverctl.errors import UsageError
 
 
-def bench_command(
+def _bench(
     name: str = typer.Argument(..., metavar="BENCHMARK", autocompletion=complete.benchmarks, help="minif2f, minif2f-revised, proofnet, putnam or mobench."),
     split: Optional[str] = typer.Option(None, "--split", autocompletion=complete.values("valid", "test", "all"), help="valid, test (or all for putnam) [default: test]."),
     k: int = typer.Option(32, "--k", min=1, help="Report pass@k."),
@@ -27,12 +27,8 @@ def bench_command(
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per Lean check."),
     judge: Optional[str] = typer.Option(None, "--judge", autocompletion=complete.setting("judge"), help="kernel, auto or repl [env: PROVERCTL_JUDGE]."),
     format: FormatOption = None,
+    knobs: dict | None = None,
 ) -> None:
-    """Run a benchmark split as a recorded run and print pass@k next to the published figure for the model
-    (DeepSeek-Prover-V2 paper, Table 1) and the Lean profile it was scored on.
-
-    Examples: proverctl bench minif2f --k 32 ; proverctl bench putnam --limit 20 --k 8 --format json
-    """
     from proverctl.benchmarks import load_rows, pass_at_k, published, published_figures
     from proverctl.cli.run_view import ProgressView
     from proverctl.paths import Paths
@@ -52,7 +48,8 @@ def bench_command(
     info(f"{bench.description}: {len(rows)} problems ({chosen_split}), {n_samples} samples each, pass@{k}")
     request = ProveRequest(input=str(input_file), model=model, k=n_samples, mode=mode, max_tokens=max_tokens, timeout=timeout,
                            workers=workers, all_samples=n_samples > k, format="quiet", endpoint=endpoint, served_model=served_model,
-                           judge=judge)
+                           judge=judge, **(knobs or {}))
+    decompose = request.decompose
     job = ProveJob(request, kind="bench")
     total = len(load_rows(name, split, None)[1])
     subset = f"first {len(rows)} of {total} problems" if len(rows) < total else None
@@ -68,6 +65,7 @@ def bench_command(
         counts = store.sample_counts(run_id)
         usage = store.usage_per_target(run_id)
         kernel = sum(1 for r in result.rows if r.get("checked") == "kernel-checked")
+        decomposition = decomposition_report(store, run_id, result.rows) if decompose is not None else None
     plan = result.plan
     scores = [pass_at_k(n, c, k) for _, n, c in counts]
     solved = sum(1 for _, _, c in counts if c)
@@ -85,16 +83,80 @@ def bench_command(
         # What each problem cost: generated tokens, and Lean calls made while thinking (multi-turn families)
         "tokens_per_problem": round(sum(u[1] for u in usage) / len(usage), 1) if usage else 0.0,
         "lean_calls_per_problem": round(sum(u[2] for u in usage) / len(usage), 2) if usage else 0.0,
+        "decomposition": decomposition,
     }
-    emit(data, fmt, lambda c: c.print(
-        f"{bench.name} {chosen_split}: pass@{k} = {score:.1f}% ({solved}/{len(counts)} solved, {n_samples} samples each)"
-        + (f"; published {reference:.1f}% over all {total} problems" + (f" (this is the {subset}: not comparable)" if subset else "")
-           if reference is not None else
-           ("; published " + ", ".join(f"pass@{o['k']} = {o['pass_at_k']:.1f}%" for o in others)
-            + f" (another k than this run's {k}: not comparable)" if others else "; no published figure for this model"))
-        + f"; Lean profile {data['lean_profile']}; {kernel}/{solved} solved problems kernel-checked ({data['judge']}); "
-        + f"{data['tokens_per_problem']:.0f} tokens and {data['lean_calls_per_problem']:.1f} Lean calls per problem; run {run_id}",
-        highlight=False))
+
+    def human(console) -> None:
+        console.print(
+            f"{bench.name} {chosen_split}: pass@{k} = {score:.1f}% ({solved}/{len(counts)} solved, {n_samples} samples each)"
+            + (f"; published {reference:.1f}% over all {total} problems" + (f" (this is the {subset}: not comparable)" if subset else "")
+               if reference is not None else
+               ("; published " + ", ".join(f"pass@{o['k']} = {o['pass_at_k']:.1f}%" for o in others)
+                + f" (another k than this run's {k}: not comparable)" if others else "; no published figure for this model"))
+            + f"; Lean profile {data['lean_profile']}; {kernel}/{solved} solved problems kernel-checked ({data['judge']}); "
+            + f"{data['tokens_per_problem']:.0f} tokens and {data['lean_calls_per_problem']:.1f} Lean calls per problem; run {run_id}",
+            highlight=False)
+        if decomposition is not None:
+            console.print(decomposition_line(decomposition), highlight=False)
+
+    emit(data, fmt, human)
+
+
+def decomposition_report(store, run_id: int, rows: list[dict]) -> dict:
+    """What `--decompose` did and cost, per problem: solved by any proof (a composed one counts; pass@k
+    above counts only whole-proof samples), sketches tried and repaired, holes proved, reused and false,
+    tokens and Lean calls of the whole tree (holes, negations, sketches, composed checks)."""
+    run = store.run(run_id)
+    stats = json.loads(run["settings"] or "{}").get("decomposition") or {}
+    tokens, checks = store.run_usage(run_id)
+    problems = max(1, len(rows))
+    composed = store.proved_by_kind(run_id, "composed")
+    return {"solved": sum(1 for r in rows if r["status"] == "proved"), "solved_by_composition": composed,
+            "sketches": stats.get("sketches", 0), "repaired": stats.get("repaired", 0), "masked": stats.get("masked", 0),
+            "holes": stats.get("holes", 0), "holes_proved": stats.get("holes_proved", 0), "holes_reused": stats.get("holes_reused", 0),
+            "holes_false": stats.get("holes_false", 0),
+            "tokens_per_problem": round(tokens / problems, 1), "lean_calls_per_problem": round((checks + stats.get("lean_calls", 0)) / problems, 2)}
+
+
+def decomposition_line(d: dict) -> str:
+    return (f"with decomposition: {d['solved']} solved ({d['solved_by_composition']} by a composed proof); {d['sketches']} sketches "
+            f"({d['repaired']} repaired), {d['holes']} holes: {d['holes_proved']} proved, {d['holes_reused']} reused, "
+            f"{d['holes_false']} false; {d['tokens_per_problem']:.0f} tokens and {d['lean_calls_per_problem']:.1f} Lean calls per "
+            "problem, the whole tree counted")
+
+
+# The run knobs bench takes from the knob table (proverctl.proving.request), beside its own options.
+_KNOBS = ("concurrency", "decompose", "decompose.planner", "decompose.planner_model", "decompose.planner_family", "decompose.depth",
+          "decompose.sketches", "decompose.sketch_rounds", "decompose.mask_errors", "decompose.hole_k", "decompose.refute_k")
+
+
+def bench_command(**options) -> None:
+    """Run a benchmark split as a recorded run and print pass@k next to the published figure for the model
+    (DeepSeek-Prover-V2 paper, Table 1) and the Lean profile it was scored on. With --decompose, also what
+    the decomposition did and cost per problem.
+
+    Examples: proverctl bench minif2f --k 32 ; proverctl bench putnam --limit 20 --k 8 --format json ;
+    proverctl bench minif2f --limit 20 --k 8 --decompose --planner http://localhost:8001/v1
+    """
+    from proverctl.cli.knobs import python_name, request_values
+    from proverctl.proving.request import KNOBS
+
+    names = {python_name(k) for k in KNOBS if k.name in _KNOBS}
+    knobs = request_values({n: options.pop(n) for n in list(options) if n in names})
+    _bench(**options, knobs=knobs)
+
+
+def _bench_signature() -> None:
+    import inspect
+
+    from proverctl.cli.knobs import with_knobs
+
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.name != "name" else p
+              for p in inspect.signature(_bench).parameters.values() if p.name != "knobs"]
+    with_knobs(bench_command, params[:-1], names=_KNOBS, trailing=params[-1:])
+
+
+_bench_signature()
 
 
 def register(app: typer.Typer) -> None:

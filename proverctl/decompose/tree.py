@@ -68,6 +68,21 @@ class Stats:
     holes_proved: int = 0
     holes_reused: int = 0
     holes_false: int = 0
+    lean_calls: int = 0  # the decomposition's own: sketch and statement checks, composed and reused proofs (hole samples are the run's)
+
+
+class _CountingPool:
+    """The REPL pool, counting the checks the decomposition sends it."""
+
+    def __init__(self, pool, stats: Stats) -> None:
+        self._pool, self._stats = pool, stats
+
+    async def check(self, job):
+        self._stats.lean_calls += 1
+        return await self._pool.check(job)
+
+    def __getattr__(self, name: str):
+        return getattr(self._pool, name)
 
 
 class Decomposer:
@@ -77,6 +92,7 @@ class Decomposer:
         self.verifier, self.composed_verifier, self.planner = verifier, composed_verifier, planner
         self.family, self.settings, self.notify = family, settings, notify
         self.stats = Stats()
+        self.pool = _CountingPool(pool, self.stats)
         self._pending: dict[str, asyncio.Future] = {}  # statement key -> the proof of a hole being proved now (or None)
         self._samples: dict[tuple[int, int], int] = {}  # (target id, base) -> the last sketch / composed / reused sample
         self._refutations: dict[int, int] = {}  # hole target id -> its negation's target id
@@ -106,6 +122,7 @@ class Decomposer:
             if proofs is None:
                 continue
             code = compose(check.code, check.holes, proofs)
+            self.stats.lean_calls += 1
             verdict = await self.composed_verifier.verify(target, code)
             attempt = self.store.add_attempt(
                 AttemptRow(target_id, self._sample(target_id, COMPOSED_SAMPLE_BASE), 0, None, None, code, verdict.kind.value,
@@ -310,6 +327,7 @@ class Decomposer:
         if body is None:
             return None
         candidate = hole_target.candidate(body)
+        self.stats.lean_calls += 1
         verdict: Verdict = await self.verifier.verify(hole_target, candidate)
         self.store.add_attempt(
             AttemptRow(hole_tid, self._sample(hole_tid, REUSED_SAMPLE_BASE), 0, None, None, candidate, verdict.kind.value,

@@ -635,6 +635,19 @@ class Store:
             " FROM targets t LEFT JOIN attempts a ON a.target_id = t.id WHERE t.run_id = ? AND t.parent_id IS NULL"
             " GROUP BY t.id ORDER BY t.ordinal", (run_id,))]
 
+    def run_usage(self, run_id: int) -> tuple[int, int]:
+        """(completion tokens, proofs checked by Lean) over every target of a run, subgoals included."""
+        tokens, checks = self.db.execute(
+            "SELECT COALESCE(SUM(a.completion_tokens), 0), COALESCE(SUM(a.kind IN ('proof', 'composed', 'reused', 'rejudge')"
+            " AND a.code IS NOT NULL), 0) FROM attempts a JOIN targets t ON t.id = a.target_id WHERE t.run_id = ?", (run_id,)).fetchone()
+        return int(tokens), int(checks)
+
+    def proved_by_kind(self, run_id: int, kind: str) -> int:
+        """Top-level targets of a run whose proof is an attempt of this kind (`composed`: by decomposition)."""
+        return self.db.execute(
+            "SELECT COUNT(*) FROM targets t JOIN attempts a ON a.id = t.proved_attempt WHERE t.run_id = ? AND t.parent_id IS NULL"
+            " AND a.kind = ?", (run_id, kind)).fetchone()[0]
+
     def verdicts(self, run_id: int) -> set[str]:
         """The distinct verdicts of a run's attempts."""
         return {r[0] for r in self.db.execute(

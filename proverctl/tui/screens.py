@@ -1,4 +1,5 @@
-"""The four screens: runs -> run (targets) -> attempts of a target -> one attempt.
+"""The screens: runs -> run (targets) -> attempts of a target -> one attempt, and from a run's target
+its decomposition tree (sketches and holes; any node opens its attempts).
 
 Database reads run in thread workers and post their rows back; handlers own the widgets. Screens of
 a run that is still running poll the store every second (WAL lets them read while `prove` writes),
@@ -18,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Collapsible, DataTable, Footer, Header, Input, Static
+from textual.widgets import Collapsible, DataTable, Footer, Header, Input, Static, Tree
 
 from proverctl.lean.verdict import checked_label
 from proverctl.store.db import local_time
@@ -201,9 +202,15 @@ class RunScreen(_Table):
         Binding("2", "filter('proved')", "Proved"),
         Binding("3", "filter('not-proved')", "Not proved"),
         Binding("4", "filter('pending')", "Pending"),
+        Binding("t", "tree", "Decomposition"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
     COLUMNS = ("target", "status", "checked", "attempts", "best", "seconds", "line")
+
+    def action_tree(self) -> None:
+        key = self.selected_key()
+        if key is not None:
+            self.app.push_screen(TreeScreen(int(key)))
 
     def __init__(self, run_id: int) -> None:
         super().__init__()
@@ -392,6 +399,83 @@ def first_line(run: dict | None, target: dict, code: str | None) -> int:
     keyword = (target.get("statement") or "").split("\n", 1)[0]
     before = code[:code.find(keyword)].count("\n") if keyword and keyword in code else 0
     return max(1, (target.get("line") or 1) - before)
+
+
+class TreeScreen(Screen):
+    """A target's decomposition (`prove --decompose`): its sketches, each with its holes, a hole that
+    resisted with its own sketches under it. Enter on a sketch opens the planner's answer (or the
+    composed check), on a hole the attempts of the hole's target."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("R", "refresh", "Refresh")]
+
+    def __init__(self, target_id: int) -> None:
+        super().__init__()
+        self.target_id = target_id
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="message")
+        yield Tree("decomposition", id="tree")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "decomposition"
+        self.query_one("#tree", Tree).focus()
+        self.load()
+
+    def action_refresh(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self) -> None:
+        from proverctl.proving.records import decomposition_tree
+
+        with self.app.services.open_store() as store:
+            target = store.target(self.target_id)
+            tree = decomposition_tree(store, self.target_id) if target else []
+        self.app.call_from_thread(self._show, target, tree)
+
+    def _show(self, target: dict | None, tree: list[dict]) -> None:
+        message = self.query_one("#message", Static)
+        widget = self.query_one("#tree", Tree)
+        widget.clear()
+        if target is None:
+            message.update(f"[red]no target {self.target_id}[/]")
+            return
+        name = target["name"] or f"example@{target['line']}"
+        message.update(Text(f"{name}: {target['status']}" + ("" if tree else " · not decomposed (prove --decompose does)")))
+        widget.root.set_label(Text(name, style=VERDICT_STYLE.get(target["status"], "")))
+        self._add(widget.root, tree)
+        widget.root.expand_all()
+
+    def _add(self, node, tree: list[dict]) -> None:
+        for s in tree:
+            why = f" · {s['reasons'][0]}" if s["reasons"] and s["status"] != "proved" else ""
+            label = Text(f"sketch {s['sketch']}" + (f" round {s['round']}" if s["round"] else "") + ": ")
+            label.append(s["status"], style=SKETCH_STYLE.get(s["status"], ""))
+            label.append(("  masked" if s["masked"] else "") + why)
+            branch = node.add(label, data=("attempt", s["attempt"]))
+            if s.get("composed_attempt"):
+                branch.add_leaf(Text(f"composed proof (a{s['composed_attempt']})"), data=("attempt", s["composed_attempt"]))
+            for h in s["holes"]:
+                label = Text(f"{h['name']}: ")
+                label.append(h["status"], style=HOLE_STYLE.get(h["status"], ""))
+                label.append(f"  {h['attempts']} attempt(s) · {h['method']} · {' '.join(h['statement'].split())}")
+                leaf = branch.add(label, data=("target", h["target_id"]))
+                self._add(leaf, h["tree"])
+
+    @on(Tree.NodeSelected)
+    def open_node(self, event: Tree.NodeSelected) -> None:
+        data = event.node.data
+        if not data or data[1] is None:
+            return
+        kind, key = data
+        self.app.push_screen(AttemptScreen(key) if kind == "attempt" else AttemptsScreen(key))
+
+
+SKETCH_STYLE = {"proved": "green", "failed": "red", "abandoned": "yellow", "composed-refused": "red", "elaborated": "cyan"}
+HOLE_STYLE = {"proved": "green", "reused": "green", "false": "red", "exhausted": "red", "statement-refused": "red",
+              "cancelled": "yellow", "pending": "cyan"}
 
 
 class AttemptScreen(Screen):
