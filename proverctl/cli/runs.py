@@ -14,11 +14,19 @@ from proverctl.cli._output import SCHEMA, FormatOption, columns, emit, info, res
 from proverctl.errors import UsageError
 
 
-def runs_command(limit: int = typer.Option(50, "--limit", min=1, help="How many runs, newest first."), format: FormatOption = None) -> None:
-    """List runs, newest first: id, started, model, input, proved/targets, status.
+runs_app = typer.Typer()
 
-    Example: proverctl runs --limit 10
+
+@runs_app.callback(invoke_without_command=True)
+def runs_command(ctx: typer.Context, limit: int = typer.Option(50, "--limit", min=1, help="How many runs, newest first."),
+                 format: FormatOption = None) -> None:
+    """List runs, newest first: id, started, model, input, proved/targets, status. `runs diff A B`
+    compares two runs target by target.
+
+    Examples: proverctl runs --limit 10 ; proverctl runs diff 3 5
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from proverctl.paths import Paths
 
     kernel: dict[int, int] = {}
@@ -273,8 +281,63 @@ def _write_export(store, run: int, fmt: str, handle) -> None:
         write(line + "\n")
 
 
+@runs_app.command("diff")
+def diff_command(
+    a: int = typer.Argument(..., metavar="A", autocompletion=complete.runs, help="A run id."),
+    b: int = typer.Argument(..., metavar="B", autocompletion=complete.runs, help="Another run id."),
+    all_targets: bool = typer.Option(False, "--all", help="Every target, not only those whose verdict, label, flags or one-sided names differ."),
+    format: FormatOption = None,
+) -> None:
+    """Two runs side by side, per target: status and how it was checked on each side, axioms, the
+    constants and tactics one side's proof uses that the other run's proofs never use, and flags
+    (apply?, exact?, native_decide, decide := true, sorryAx, waived rules).
+
+    Examples: proverctl runs diff 3 5 ; proverctl runs diff 3 5 --format json | jq '.targets[] | select(.only_a != [])'
+    """
+    from proverctl.proving.diff import diff_runs
+    from proverctl.store.db import recorded_store
+
+    with recorded_store() as store:
+        for run in (a, b):
+            if store.run(run) is None:
+                raise UsageError(f"no run {run}", hint="`proverctl runs` lists them")
+        data = diff_runs(store, a, b)
+    if not all_targets:
+        data["targets"] = [t for t in data["targets"] if t["change"] != "same" or t["only_a"] or t["only_b"]
+                           or (t["a"] or {}).get("flags") or (t["b"] or {}).get("flags")]
+    emit(data, resolve_format(format, allow_jsonl=False), lambda c: _print_diff(c, data))
+
+
+def _print_diff(console, data: dict) -> None:
+    from rich.table import Table
+
+    for side in ("a", "b"):
+        s = data[side]
+        console.print(f"{side.upper()}: run {s['run']} ({s['kind']}, {s['model'] or '-'}) {s['input']}: {s['proved']}/{s['targets']} proved, "
+                      f"{s['kernel_checked']} kernel-checked, {s['flagged']} proof(s) flagged", highlight=False, markup=False)
+    console.print(f"proved only in A: {data['proved_only_a']}; proved only in B: {data['proved_only_b']}", highlight=False)
+    if not data["targets"]:
+        console.print("no target differs (--all lists them all)")
+        return
+
+    def cell(side: dict | None) -> str:
+        if side is None:
+            return "(absent)"
+        return side["status"] + (f"\n{side['checked']}" if side.get("checked") else "")
+
+    def names(values: list[str], side: dict | None) -> str:
+        flags = (side or {}).get("flags") or []
+        shown = ", ".join(values[:8]) + (f" (+{len(values) - 8})" if len(values) > 8 else "")
+        return "\n".join(x for x in (shown, "⚑ " + "; ".join(flags) if flags else "") if x)
+
+    table = Table(*columns("target", "A", "B", "only A uses / flags", "only B uses / flags", "change", keep=("target",)))
+    for t in data["targets"]:
+        table.add_row(t["target"], cell(t["a"]), cell(t["b"]), names(t["only_a"], t["a"]), names(t["only_b"], t["b"]), t["change"])
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("runs")(runs_command)
+    app.add_typer(runs_app, name="runs")
     app.command("show")(show_command)
     app.command("export")(export_command)
     app.command("tui")(tui_command)

@@ -127,7 +127,7 @@ class Decomposer:
             attempt = self.store.add_attempt(
                 AttemptRow(target_id, self._sample(target_id, COMPOSED_SAMPLE_BASE), 0, None, None, code, verdict.kind.value,
                            verdict.reasons, [m.as_dict() for m in verdict.messages], verify_seconds=round(verdict.seconds, 3),
-                           kind="composed", judge=verdict.judge, sandbox=verdict.sandbox),
+                           kind="composed", judge=verdict.judge, sandbox=verdict.sandbox, axioms=verdict.axioms),
                 proved=verdict.proved and not self._done(target_id))
             self.store.set_sketch(sketch_id, composed_attempt=attempt, status="proved" if verdict.proved else "composed-refused",
                                   reasons=[] if verdict.proved else ["the composed proof did not check: "
@@ -333,7 +333,7 @@ class Decomposer:
             AttemptRow(hole_tid, self._sample(hole_tid, REUSED_SAMPLE_BASE), 0, None, None, candidate, verdict.kind.value,
                        verdict.reasons + ([] if verdict.proved else ["a proof found in the store no longer checks"]),
                        [m.as_dict() for m in verdict.messages], verify_seconds=round(verdict.seconds, 3), kind="reused",
-                       judge=verdict.judge, sandbox=verdict.sandbox), proved=verdict.proved)
+                       judge=verdict.judge, sandbox=verdict.sandbox, axioms=verdict.axioms), proved=verdict.proved)
         return (found["id"], candidate) if verdict.proved else None
 
     def _abandon(self, sketch_id: int, holes: list[tuple[int, str, str]], why: str) -> None:

@@ -291,7 +291,8 @@ class CheckJob:
                     proved = verdict["status"] == "proved"
                     store.add_attempt(AttemptRow(target_id, 0, 0, None, e.get("raw_output"), e.get("code"), verdict["status"],
                                                  verdict["reasons"], verdict["messages"], verify_seconds=verdict["seconds"],
-                                                 judge=verdict.get("judge"), sandbox=verdict.get("sandbox")), proved=proved)
+                                                 judge=verdict.get("judge"), sandbox=verdict.get("sandbox"), axioms=verdict.get("axioms")),
+                                      proved=proved)
                     store.set_target(target_id, status="proved" if proved else "not-proved", seconds=verdict["seconds"])
                 store.finish_run(run_id, "finished")
                 return run_id

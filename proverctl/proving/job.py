@@ -497,7 +497,7 @@ class ProveJob:
             new_id = store.add_attempt(AttemptRow(target_id, REJUDGE_SAMPLE, again, None, None, attempt["code"], verdict.kind.value,
                                                   verdict.reasons, [m.as_dict() for m in verdict.messages],
                                                   verify_seconds=round(verdict.seconds, 3), kind="rejudge", judge=verdict.judge,
-                                                  sandbox=verdict.sandbox))
+                                                  sandbox=verdict.sandbox, axioms=verdict.axioms))
             if verdict.proved:
                 store.set_target(target_id, proved_attempt=new_id)
                 label = checked_label("proved", verdict.judge, verdict.sandbox)

@@ -256,6 +256,13 @@ def _m8(db: sqlite3.Connection) -> None:
                    [(statement_key(statement, header), target_id) for target_id, statement, header in rows])
 
 
+@migration(9, 'attempt_axioms', adds=('attempts.axioms',))
+def _m9(db: sqlite3.Connection) -> None:
+    """The axioms each checked proof depends on (Lean's `#print axioms` answer, a JSON list; NULL when
+    the check printed none): what `runs diff` compares and flags."""
+    _run_script(db, "ALTER TABLE attempts ADD COLUMN axioms TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = tuple(sorted(_REGISTERED, key=lambda m: m.version))
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3, ... without gaps"
 # How a stored attempt reads back: its prompt from the prompts table (older rows kept theirs inline).
@@ -284,6 +291,7 @@ class AttemptRow:
     judge: str | None = None  # who decided: "repl" or the kernel judge, e.g. "safeverify@0c0f7dc"
     turns: list[dict] | None = None  # a multi-turn sample's conversation: sketches / tool calls and Lean's answers
     sandbox: str | None = None  # the sandbox the verdict was given in ("none": unsandboxed)
+    axioms: list[str] | None = None  # what the proof depends on, as Lean's `#print axioms` said (None: not asked)
 
 
 class Store:
@@ -425,13 +433,13 @@ class Store:
             prompt_id = self._prompt_id(row.target_id, row.prompt)
             cursor = self.db.execute(
                 "INSERT INTO attempts (target_id, sample, round, prompt_id, raw_output, code, verdict, reasons, messages,"
-                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge, turns, sandbox)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge, turns, sandbox,"
+                " axioms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row.target_id, row.sample, row.round, prompt_id, row.raw_output, row.code,
                  row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
                  row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind,
                  row.finish_reason, row.seed, row.judge, json.dumps(row.turns, ensure_ascii=False) if row.turns else None,
-                 row.sandbox),
+                 row.sandbox, json.dumps(row.axioms) if row.axioms is not None else None),
             )
             attempt_id = int(cursor.lastrowid)
             if proved:
@@ -700,7 +708,7 @@ def _decode(row: dict) -> dict:
     if "prompt_text" in row:
         row["prompt"] = row.pop("prompt_text")
     row.pop("prompt_id", None)
-    for key in ("reasons", "messages", "prompt", "turns"):
+    for key in ("reasons", "messages", "prompt", "turns", "axioms"):
         if isinstance(row.get(key), str):
             try:
                 row[key] = json.loads(row[key])
