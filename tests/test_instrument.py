@@ -66,3 +66,85 @@ def test_runs_diff_bad_inputs(cli, two_runs):
     result = cli("runs", "diff", "1")
     assert result.exit_code == 2
     assert cli("runs", "--format", "json").json()[0]["id"] == 2  # the list is still `proverctl runs`
+
+
+# -- export --for: training data ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def proved_run(cli, tmp_path, standin_repl, standin_judge, sandboxed):
+    """A prove run over 3 miniF2F problems, each with one refused and one proved sample from the same
+    prompt (the proved one is DeepSeek-Prover-V2's published proof), kernel-checked by the stand-in judge."""
+    import re
+
+    from openai_stub import OpenAIStub
+    from proverctl.benchmarks import load_rows
+
+    standin_repl("--reject", "nlinarith_bogus")
+    standin_judge(log_runs=False)
+    solutions = deepseek_solutions()
+    rows = [r for r in load_rows("minif2f-revised", "test", None)[1] if r["name"] in solutions][:3]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def answer(body, i):
+        name = re.search(r"theorem (\S+)", body["messages"][-1]["content"]).group(1)
+        if body.get("seed", 0) % 1000 == 0 and body.get("seed") is not None and (body["seed"] // 1000) % 2 == 0:
+            return f"```lean4\ntheorem {name} : False := by\n  nlinarith_bogus\n```"
+        return f"```lean4\n{solutions[name]}\n```"
+
+    with OpenAIStub(model="deepseek-ai/DeepSeek-Prover-V2-7B", answer=answer) as stub:
+        result = cli("prove", str(data), "--endpoint", stub.url, "--k", "2", "--all", "--seed", "0", "--format", "json")
+    assert result.exit_code == 0, result
+    return rows
+
+
+def test_export_for_sft_and_dpo_rows_come_from_kernel_checked_proofs(cli, proved_run, tmp_path):
+    sft = [json.loads(line) for line in cli("export", "1", "--for", "sft").stdout.splitlines()]
+    assert len(sft) == 3 and all(r["checked"] == "kernel-checked" for r in sft)
+    first = sft[0]
+    assert first["messages"][-1]["role"] == "assistant" and "theorem " + first["target"] in first["messages"][-1]["content"]
+    assert first["messages"][0]["role"] == "user" and first["target"] in first["messages"][0]["content"]
+    dpo = [json.loads(line) for line in cli("export", "1", "--for", "dpo").stdout.splitlines()]
+    assert len(dpo) == 3
+    assert all("nlinarith_bogus" in r["rejected"][0]["content"] and "nlinarith_bogus" not in r["chosen"][0]["content"] for r in dpo)
+    # the same run twice: each (statement, proof) once
+    twice = cli("export", "1", "1", "--for", "sft")
+    assert len(twice.stdout.splitlines()) == 3 and "3 duplicate(s)" in twice.stderr
+
+
+def test_export_leaves_a_benchmarks_statements_out(cli, proved_run):
+    result = cli("export", "1", "--for", "sft", "--exclude-benchmark", "minif2f-revised-test")
+    assert result.stdout == "" and "3 of an excluded benchmark" in result.stderr
+    kept = cli("export", "1", "--for", "sft", "--exclude-benchmark", "proofnet")
+    assert len(kept.stdout.splitlines()) == 3
+    bad = cli("export", "1", "--for", "sft", "--exclude-benchmark", "minif2f-nope")
+    assert bad.exit_code == 2 and "unknown benchmark split 'minif2f-nope'" in bad.stderr
+
+
+def test_export_for_verl_writes_its_parquet_layout(cli, proved_run, tmp_path):
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "train.parquet"
+    result = cli("export", "1", "--for", "verl", "-o", str(path))
+    assert result.exit_code == 0, result
+    table = pq.read_table(path)
+    assert table.column_names == ["data_source", "prompt", "ability", "reward_model", "extra_info"]
+    rows = table.to_pylist()
+    assert len(rows) == 3 and rows[0]["reward_model"]["style"] == "rule"
+    assert rows[0]["reward_model"]["ground_truth"].startswith("import Mathlib") and rows[0]["prompt"][0]["role"] == "user"
+    grpo = [json.loads(line) for line in cli("export", "1", "--for", "grpo").stdout.splitlines()]
+    assert len(grpo) == 3 and all("theorem" in r["ground_truth"] for r in grpo)
+    refused = cli("export", "1", "--for", "verl")
+    assert refused.exit_code == 2 and "-o FILE.parquet" in refused.stderr
+
+
+def test_export_of_repl_checked_proofs_needs_the_flag(cli, tmp_path, standin_repl):
+    path = tmp_path / "T.lean"
+    path.write_text("theorem t : True := trivial\n")
+    # a check run has no prompt: nothing to train on, whatever the label
+    cli("check", str(path))
+    result = cli("export", "1", "--for", "sft", "--include-repl-checked")
+    assert result.exit_code == 0 and result.stdout == ""
+    result = cli("export", "1", "--include-repl-checked")
+    assert result.exit_code == 2 and "go with --for" in result.stderr

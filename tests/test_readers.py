@@ -178,3 +178,18 @@ def test_drafts_are_read_as_lean_reads_them():
     from proverctl.lean.verdict import sketch_violations
 
     assert any("run_tac" in r for r in sketch_violations("theorem t : True := by\n  /-/- -/ run_tac (pure ()) -- -/\n  trivial\n"))
+
+
+def test_a_whole_file_row_keeps_its_imports_first_and_its_doc_comment_once():
+    """Goedel-Prover-V2's miniF2F rows hold the whole file (imports, doc comment, theorem) and the same
+    doc comment again as informal_prefix: put first, it would come before `import` (which Lean refuses)."""
+    from proverctl.benchmarks import load_rows
+    from proverctl.lean.targets import from_row
+
+    row = load_rows("minif2f-revised", "test", 1)[1][0]
+    target = from_row(row)
+    assert target.header.startswith("import Mathlib") and target.header.count("/--") + target.statement.count("/--") <= 1
+    assert target.informal and target.informal.startswith("The volume of a cone")
+    other = from_row({**row, "formal_statement": row["formal_statement"].replace(row["informal_prefix"].strip(), ""),
+                      "informal_prefix": "/-- Another wording. -/\n"})
+    assert other.header.startswith("import Mathlib") and other.informal == "Another wording."

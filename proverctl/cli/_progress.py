@@ -1,4 +1,4 @@
-"""Rich progress for huggingface_hub downloads.
+"""Rich progress: huggingface_hub downloads, and a counting bar for long store reads (export).
 
 huggingface_hub reports progress through a `tqdm_class`; this adapter keeps tqdm silent and mirrors
 each bar's counters into one shared rich Progress on stderr. Used only when stderr is a terminal.
@@ -70,3 +70,24 @@ def download_progress(label: str = "downloading") -> Iterator[type]:
 
     with progress:
         yield RichTqdm
+
+
+@contextlib.contextmanager
+def counting_progress(label: str, total: int) -> Iterator:
+    """Yield `advance()`: one step of `total` (attempts read, say), drawn as a bar on stderr when it is a
+    terminal and the work is long enough to watch; a no-op otherwise (pipes and logs stay clean)."""
+    console = stderr()
+    if not console.is_terminal or total < 1000:
+        yield lambda: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(label, total=total)
+        steps = [0]
+
+        def advance() -> None:
+            steps[0] += 1
+            if steps[0] % 200 == 0 or steps[0] == total:  # a redraw per 200 steps: the bar costs nothing
+                progress.update(task, completed=steps[0])
+
+        yield advance

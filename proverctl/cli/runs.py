@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -239,34 +239,95 @@ def _print_attempt(console, a: dict) -> None:
 
 
 def export_command(
-    run: int = typer.Argument(..., metavar="RUN", autocompletion=complete.runs, help="Run id."),
+    runs: List[int] = typer.Argument(..., metavar="RUN...", autocompletion=complete.runs, help="Run ids."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", help="Write to this file (atomically) instead of stdout."),
+    purpose: Optional[str] = typer.Option(None, "--for", autocompletion=complete.values("sft", "dpo", "grpo", "verl"),
+                                          help="Training data instead of attempts: sft, dpo, grpo (JSON lines) or verl (parquet, needs -o)."),
+    include_repl_checked: bool = typer.Option(False, "--include-repl-checked", help="With --for: REPL-checked proofs too (each row says how it was checked) [default: kernel-checked only]."),
+    exclude_benchmark: List[str] = typer.Option([], "--exclude-benchmark", metavar="NAME[-SPLIT]", help="With --for: leave out every statement of this shipped benchmark split, e.g. minif2f-test (repeatable)."),
     format: FormatOption = None,
 ) -> None:
-    """Every attempt of a run, one JSON object per line (prompt, raw output, code, verdict, judge, messages, ...).
+    """Every attempt of the runs, one JSON object per line (prompt, raw output, code, verdict, judge,
+    messages, ...); or, with --for, training rows made from them (docs/json.md).
 
     JSON lines by default, to a terminal or a pipe; `--format json` writes one JSON array; `--format quiet`
-    writes nothing (the exit code says whether the run exists). The lines are built by SQLite from the
-    stored JSON, streamed.
+    writes nothing (the exit code says whether the runs exist). Attempt lines are built by SQLite from the
+    stored JSON, streamed. Training rows hold kernel-checked proofs only unless --include-repl-checked,
+    deduplicated by (statement, proof).
 
-    Examples: proverctl export 3 > run3.jsonl ; proverctl export 3 -o run3.jsonl
+    Examples: proverctl export 3 > run3.jsonl ; proverctl export 3 -o run3.jsonl ;
+    proverctl export 3 4 --for sft --exclude-benchmark minif2f-test -o sft.jsonl ; proverctl export 3 --for verl -o train.parquet
     """
     fmt = format.value if format is not None else "jsonl"
     from proverctl.store.db import recorded_store
 
+    if purpose is None and (include_repl_checked or exclude_benchmark):
+        raise UsageError("--include-repl-checked and --exclude-benchmark go with --for", hint="add --for sft|dpo|grpo|verl")
+    if purpose == "verl" and output is None:
+        raise UsageError("--for verl writes parquet, which goes to a file", hint="add -o FILE.parquet")
     with recorded_store() as store:
-        if store.run(run) is None:
-            raise UsageError(f"no run {run}", hint="`proverctl runs` lists them")
+        for run in runs:
+            if store.run(run) is None:
+                raise UsageError(f"no run {run}", hint="`proverctl runs` lists them")
+        if purpose is not None:
+            return _export_training(store, runs, purpose, output, fmt, include_repl_checked, exclude_benchmark)
         if fmt == "quiet":
             return
         if output is None:
-            _write_export(store, run, fmt, sys.stdout)
+            for run in runs:
+                _write_export(store, run, fmt, sys.stdout)
             return
         from proverctl.proving.outputs import atomic_file
 
         with atomic_file(output) as handle:  # an interrupted export leaves no half-written file
-            _write_export(store, run, fmt, handle)
+            for run in runs:
+                _write_export(store, run, fmt, handle)
     info(f"wrote {output}")
+
+
+def _export_training(store, runs: list[int], purpose: str, output: Path | None, fmt: str, include_repl_checked: bool,
+                     exclude_benchmark: list[str]) -> None:
+    from proverctl.cli._progress import counting_progress
+    from proverctl.proving.outputs import atomic_file
+    from proverctl.proving.training import Counts, benchmark_statements, training_rows, write_parquet
+
+    excluded: set[str] = set()
+    for spec in exclude_benchmark:
+        excluded |= benchmark_statements(spec)
+    counts = Counts()
+    total = sum(store.attempt_count(run) for run in runs)
+    with counting_progress(f"export --for {purpose}", total) as advance:
+        rows = training_rows(store, runs, purpose, include_repl_checked=include_repl_checked, exclude=excluded, counts=counts,
+                             on_attempt=advance)
+        if fmt == "quiet":
+            for _ in rows:
+                pass
+        elif purpose == "verl":
+            collected = list(rows)
+            with atomic_file(output, binary=True) as handle:
+                write_parquet(collected, handle)
+        elif output is None:
+            _write_rows(rows, fmt, sys.stdout)
+        else:
+            with atomic_file(output) as handle:
+                _write_rows(rows, fmt, handle)
+    left_out = [f"{counts.weaker} not kernel-checked (--include-repl-checked adds them)" if counts.weaker else "",
+                f"{counts.duplicates} duplicate(s)" if counts.duplicates else "",
+                f"{counts.excluded} of an excluded benchmark" if counts.excluded else ""]
+    left = "; ".join(x for x in left_out if x)
+    info(f"{counts.written} {purpose} row(s)" + (f" to {output}" if output else "") + (f"; left out: {left}" if left else ""))
+
+
+def _write_rows(rows, fmt: str, handle) -> None:
+    write = handle.write
+    if fmt == "json":
+        write("[")
+        for index, row in enumerate(rows):
+            write(("\n" if not index else ",\n") + json.dumps(row, ensure_ascii=False))
+        write("\n]\n")
+        return
+    for row in rows:
+        write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def _write_export(store, run: int, fmt: str, handle) -> None:

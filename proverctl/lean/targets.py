@@ -90,7 +90,19 @@ def from_row(row: dict, label: str = "") -> Target:
     statement = row.get("formal_statement")
     if not isinstance(statement, str) or not statement.strip():
         raise UsageError(f"{label}: the row has no formal_statement", hint="each row needs a formal_statement string")
-    text = join_code(row.get("header") or "", row.get("informal_prefix") or "", statement)
+    prefix = row.get("informal_prefix") or ""
+    if prefix.strip() and prefix.strip() in statement:
+        prefix = ""  # a whole-file statement already holds its doc comment (Goedel-Prover-V2's rows)
+    elif prefix.strip() and re.match(r"\s*import\b", statement):
+        # a whole file: its imports must come first, so the informal statement goes before the theorem
+        # (unless the file has a doc comment there already: two in a row do not parse)
+        keyword = list(re.finditer(r"^(?:theorem|lemma)\b", statement, re.M))
+        if "/--" in statement:
+            prefix = ""
+        elif keyword:
+            at = keyword[-1].start()
+            statement, prefix = statement[:at] + prefix.rstrip() + "\n" + statement[at:], ""
+    text = join_code(row.get("header") or "", prefix, statement)
     if not _SORRY_RE.search(Source(text).mask):
         text = text.rstrip() + (" sorry" if text.rstrip().endswith(":=") else "\n  sorry")
         text += "\n"

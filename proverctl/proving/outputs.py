@@ -21,14 +21,14 @@ from proverctl.lean.targets import completed_text
 
 
 @contextmanager
-def atomic_file(destination: Path, *, like: Path | None = None) -> Iterator[TextIO]:
-    """A text handle whose content replaces `destination` all at once when the block ends (readers see
-    the old file or the new one, never half); nothing is replaced when the block raises. With `like`,
-    the new file gets that file's permissions."""
+def atomic_file(destination: Path, *, like: Path | None = None, binary: bool = False) -> Iterator[TextIO]:
+    """A text (or, with `binary`, bytes) handle whose content replaces `destination` all at once when the
+    block ends (readers see the old file or the new one, never half); nothing is replaced when the block
+    raises. With `like`, the new file gets that file's permissions."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".proverctl-tmp", dir=destination.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as handle:
             yield handle
         if like is not None and like.exists():
             shutil.copymode(like, tmp)

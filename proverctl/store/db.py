@@ -643,6 +643,10 @@ class Store:
             " FROM targets t LEFT JOIN attempts a ON a.target_id = t.id WHERE t.run_id = ? AND t.parent_id IS NULL"
             " GROUP BY t.id ORDER BY t.ordinal", (run_id,))]
 
+    def attempt_count(self, run_id: int) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM attempts a JOIN targets t ON t.id = a.target_id WHERE t.run_id = ?",
+                               (run_id,)).fetchone()[0]
+
     def run_usage(self, run_id: int) -> tuple[int, int]:
         """(completion tokens, proofs checked by Lean) over every target of a run, subgoals included."""
         tokens, checks = self.db.execute(
