@@ -148,3 +148,58 @@ def test_export_of_repl_checked_proofs_needs_the_flag(cli, tmp_path, standin_rep
     assert result.exit_code == 0 and result.stdout == ""
     result = cli("export", "1", "--include-repl-checked")
     assert result.exit_code == 2 and "go with --for" in result.stderr
+
+
+# -- bench --replay: published proofs through today's judge ------------------------------------------------
+
+
+def test_bench_replay_of_deepseeks_published_solutions_prints_the_table(cli, standin_repl):
+    """DeepSeek-Prover-V2's minif2f-solutions (217 files) against the revised miniF2F statements: every
+    file it has for the first 12 problems is found and checked; no model is asked anything."""
+    from proverctl.benchmarks import load_rows
+
+    rows = load_rows("minif2f-revised", "test", 12)[1]
+    expected = sum(1 for r in rows if r["name"] in deepseek_solutions())
+    zip_path = OUTPUTS / "deepseek-prover-v2-minif2f-test.zip"
+    result = cli("bench", "minif2f-revised", "--limit", "12", "--replay", str(zip_path), "--format", "json")
+    assert result.exit_code == 0, result
+    data = result.json()
+    assert data["published_proofs"] == 217 and data["found"] == expected and data["missing"] == 12 - expected
+    assert data["accepted"] + data["refused"] == expected and data["accepted"] > 0
+    # a normal run: its targets and the published proof as each one's attempt
+    shown = cli("show", str(data["run"]), "--format", "json").json()
+    assert len(shown["targets"]) == 12 and shown["kind"] == "bench"
+    human = cli("bench", "minif2f-revised", "--limit", "12", "--replay", str(zip_path), "--format", "human").stdout
+    assert "published proofs found" in human and "accepted today" in human
+
+
+def test_bench_replay_refuses_a_proof_of_another_statement_and_says_why(cli, standin_repl, tmp_path):
+    """Kimina's published rows (jsonl in a zip); one proof is edited to prove a weaker statement."""
+    solutions = kimina_solutions()
+    name = "mathd_algebra_304"
+    weakened = solutions[name].replace("91 ^ 2 = 8281", "91 ^ 2 = 91 ^ 2", 1)
+    assert weakened != solutions[name]
+    rows = [{"name": n, "correct_proof": weakened if n == name else p} for n, p in solutions.items()]
+    path = tmp_path / "published.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = cli("bench", "minif2f", "--replay", str(path), "--format", "json")
+    assert result.exit_code == 0, result
+    data = result.json()
+    refused = [p for r in data["refusals"] for p in r["problems"]]
+    assert name in refused
+    assert any("statement" in r["reason"] for r in data["refusals"] if name in r["problems"])
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file or folder"),
+    ("not json\n", "not a JSON line"),
+    ('{"proof": "x"}\n', "has no `name`"),
+    ('{"name": "x", "other": 1}\n', "no proof in the row"),
+    ('{"name": "nothing_like_minif2f", "proof": "theorem nothing_like_minif2f : True := trivial"}\n', "none of its 1 proofs"),
+])
+def test_bench_replay_bad_inputs(cli, tmp_path, content, message):
+    path = tmp_path / "published.jsonl"
+    if content is not None:
+        path.write_text(content)
+    result = cli("bench", "minif2f", "--replay", str(path))
+    assert result.exit_code == 2 and message in result.stderr, result

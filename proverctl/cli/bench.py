@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -26,6 +28,7 @@ def _bench(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Lean REPL workers."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per Lean check."),
     judge: Optional[str] = typer.Option(None, "--judge", autocompletion=complete.setting("judge"), help="kernel, auto or repl [env: PROVERCTL_JUDGE]."),
+    replay: Optional[Path] = typer.Option(None, "--replay", metavar="PUBLISHED", help="No model: re-judge a published set of proofs (a folder or .zip of NAME.lean files, or a .jsonl of name + proof) with today's pre-filter and judge."),
     format: FormatOption = None,
     knobs: dict | None = None,
 ) -> None:
@@ -37,14 +40,16 @@ def _bench(
 
     fmt = resolve_format(format, allow_jsonl=False)
     bench, rows = load_rows(name, split, limit)
+    if replay is not None:
+        if endpoint or samples or (knobs or {}).get("decompose"):
+            raise UsageError("--replay re-judges published proofs: no model, one proof per problem",
+                             hint="leave out --endpoint, --samples and --decompose")
+        return _replay(bench, rows, split, limit, replay, model=model, workers=workers, timeout=timeout, judge=judge, fmt=fmt)
     n_samples = samples or k
     if n_samples < k:
         raise UsageError(f"--samples {n_samples} is fewer than k={k}", hint="draw at least k samples per problem")
     paths = Paths.resolve()
-    chosen_split = split or ("test" if "test" in bench.splits else bench.splits[0])
-    input_file = paths.cache_dir / "bench" / f"{bench.name}-{chosen_split}{f'-first{limit}' if limit else ''}.jsonl"
-    input_file.parent.mkdir(parents=True, exist_ok=True)
-    input_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    chosen_split, input_file = _bench_input(bench, rows, split, limit)
     info(f"{bench.description}: {len(rows)} problems ({chosen_split}), {n_samples} samples each, pass@{k}")
     request = ProveRequest(input=str(input_file), model=model, k=n_samples, mode=mode, max_tokens=max_tokens, timeout=timeout,
                            workers=workers, all_samples=n_samples > k, format="quiet", endpoint=endpoint, served_model=served_model,
@@ -100,6 +105,96 @@ def _bench(
             console.print(decomposition_line(decomposition), highlight=False)
 
     emit(data, fmt, human)
+
+
+def _bench_input(bench, rows: list[dict], split: str | None, limit: int | None) -> tuple[str, "Path"]:
+    """The split's chosen name and the rows written where the run's input lives (a recorded run names a file)."""
+    from proverctl.paths import Paths
+
+    chosen_split = split or ("test" if "test" in bench.splits else bench.splits[0])
+    input_file = Paths.resolve().cache_dir / "bench" / f"{bench.name}-{chosen_split}{f'-first{limit}' if limit else ''}.jsonl"
+    input_file.parent.mkdir(parents=True, exist_ok=True)
+    input_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return chosen_split, input_file
+
+
+def _replay(bench, rows: list[dict], split: str | None, limit: int | None, published_path: Path, *, model, workers, timeout, judge,
+            fmt: str) -> None:
+    """`bench NAME --replay PUBLISHED`: each problem's published proof as its one sample, judged today."""
+    from proverctl.benchmarks import published_figures
+    from proverctl.cli.run_view import ProgressView
+    from proverctl.paths import Paths
+    from proverctl.proving import ProveJob, ProveRequest
+    from proverctl.proving.replay import ReplayGenerator, read_published
+    from proverctl.store.db import Store
+
+    proofs = read_published(published_path)
+    names = {r.get("name") for r in rows}
+    found = sorted(n for n in names if n in proofs)
+    if not found:
+        raise UsageError(f"{published_path}: none of its {len(proofs)} proofs is named after a problem of {bench.name}",
+                         hint=f"its names look like {', '.join(sorted(proofs)[:3])}; choose the benchmark they solve")
+    chosen_split, input_file = _bench_input(bench, rows, split, limit)
+    info(f"{bench.description}: {len(rows)} problems ({chosen_split}); replaying {len(found)} published proof(s) from {published_path}")
+    request = ProveRequest(input=str(input_file), model=model, k=1, timeout=timeout, workers=workers, format="quiet", judge=judge)
+    job = ProveJob(request, kind="bench", generator=ReplayGenerator(proofs),
+                   command=f"proverctl bench {bench.name} --replay {published_path}")
+    view = ProgressView(fmt, job)
+    try:
+        result = job.run(view.event, handle_signals=True)
+    finally:
+        view.stop()
+    if result.exit_code not in (0, 1):
+        raise typer.Exit(result.exit_code)
+    refusals: dict[str, list[str]] = {}
+    with Store(Paths.resolve().store_db) as store:
+        for target in store.targets(result.run_id):
+            if target.get("parent_id") is not None or target["name"] not in proofs or target["status"] == "proved":
+                continue
+            attempts = store.attempts(target["id"], limit=1)
+            why = (attempts[0]["reasons"] or [attempts[0]["verdict"]])[0] if attempts else "not checked"
+            refusals.setdefault(_reason_kind(why), []).append(target["name"])
+    accepted = sum(1 for r in result.rows if r["status"] == "proved")
+    kernel = sum(1 for r in result.rows if r.get("checked") == "kernel-checked")
+    plan = result.plan
+    figures = published_figures(plan.model.alias, bench.name, chosen_split, "cot") if model else {}
+    data = {"benchmark": bench.name, "split": chosen_split, "replay": str(published_path), "problems": len(rows),
+            "published_proofs": len(proofs), "found": len(found), "missing": len(rows) - len(found), "accepted": accepted,
+            "kernel_checked": kernel, "refused": len(found) - accepted,
+            "refusals": [{"reason": k, "count": len(v), "problems": v} for k, v in sorted(refusals.items(), key=lambda kv: -len(kv[1]))],
+            "pass_rate": round(100.0 * accepted / len(rows), 2) if rows else 0.0,
+            "published": [{"k": k, "pass_at_k": v} for k, v in sorted(figures.items())],
+            "model": plan.model.label if model else None, "judge": plan.verifier.describe()["judge"],
+            "lean_profile": plan.verifier.lean_profile, "run": result.run_id}
+
+    def human(console) -> None:
+        from rich.table import Table
+
+        console.print(f"{bench.name} {chosen_split}, replayed from {published_path}: {accepted}/{len(rows)} accepted "
+                      f"({data['pass_rate']:.1f}%), {kernel} kernel-checked ({data['judge']}), Lean profile {data['lean_profile']}; "
+                      f"run {result.run_id}", highlight=False, markup=False)
+        table = Table("", "problems")
+        table.add_row("problems in the split", str(len(rows)))
+        table.add_row("published proofs found", str(len(found)))
+        table.add_row("accepted today", str(accepted))
+        table.add_row("refused", str(data["refused"]))
+        table.add_row("without a published proof", str(data["missing"]))
+        for figure in data["published"]:
+            table.add_row(f"published pass@{figure['k']} ({data['model']})", f"{figure['pass_at_k']:.1f}%")
+        console.print(table)
+        for r in data["refusals"]:
+            shown = ", ".join(r["problems"][:5]) + (f" (+{r['count'] - 5})" if r["count"] > 5 else "")
+            console.print(f"refused {r['count']}: {r['reason']}: {shown}", highlight=False, markup=False)
+
+    emit(data, fmt, human)
+
+
+def _reason_kind(reason: str) -> str:
+    """A refusal's kind, for counting: the reason without what is particular to one problem."""
+    first = reason.splitlines()[0] if reason else "refused"
+    first = re.sub(r"line \d+(:\d+)?", "line N", first)
+    first = re.sub(r"`[^`]*`|'[^']*'", "…", first) if len(first) > 90 else first
+    return first[:120]
 
 
 def decomposition_report(store, run_id: int, rows: list[dict]) -> dict:
