@@ -203,3 +203,95 @@ def test_bench_replay_bad_inputs(cli, tmp_path, content, message):
         path.write_text(content)
     result = cli("bench", "minif2f", "--replay", str(path))
     assert result.exit_code == 2 and message in result.stderr, result
+
+
+# -- the proof cache ---------------------------------------------------------------------------------------
+
+PROBLEM = "import Mathlib\n\ntheorem mathd_algebra_304 : 91 ^ 2 = 8281 := by\n  sorry\n\ntheorem t2 (x : ℕ) : x + 0 = x := by\n  sorry\n"
+
+
+def proving_stub():
+    from openai_stub import OpenAIStub
+
+    def answer(body, i):
+        import re
+
+        statement = re.findall(r"(theorem \S+ .*?) :=\s*by\s*\n?\s*sorry", body["messages"][-1]["content"], re.S)[-1]
+        return f"```lean4\n{statement} := by\n  norm_num\n```"
+
+    return OpenAIStub(answer=answer)
+
+
+def failing_stub():
+    from openai_stub import OpenAIStub
+
+    return OpenAIStub(answer=lambda body, i: "I cannot prove this.")
+
+
+def test_a_second_prove_is_answered_from_the_cache_and_judged_again(cli, tmp_path, standin_repl, hermetic):
+    import sqlite3
+
+    path = tmp_path / "A.lean"
+    path.write_text(PROBLEM)
+    with proving_stub() as stub:
+        assert cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--format", "json").exit_code == 0
+    log = standin_repl(log=True)
+    with failing_stub() as stub:
+        again = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--format", "json")
+        assert again.exit_code == 0, again
+        assert stub.bodies == []  # no engine request at all
+    assert [r["status"] for r in again.json()] == ["proved", "proved"]
+    assert "proof cache: 2 of 2 target(s) answered" in again.stderr
+    db = sqlite3.connect(hermetic / "proverctl/data/attempts.sqlite3")
+    cached = db.execute("SELECT a.kind, a.sample, a.reasons FROM attempts a JOIN targets t ON t.id = a.target_id WHERE t.run_id = 2").fetchall()
+    assert [(k, s) for k, s, _ in cached] == [("cached", -2), ("cached", -2)] and "from the proof cache" in cached[0][2]
+    assert log.read_text().count("norm_num") >= 2  # each cached proof went through Lean again
+    stats = cli("cache", "stats", "--format", "json").json()
+    assert stats[0]["entries"] == 2 and stats[0]["hits"] == 2 and stats[0]["pins"].startswith("leanprover/lean4:")
+
+
+def test_another_header_or_profile_never_shares_an_entry(cli, tmp_path, standin_repl):
+    path = tmp_path / "A.lean"
+    path.write_text(PROBLEM)
+    with proving_stub() as stub:
+        assert cli("prove", str(path), "--endpoint", stub.url, "--k", "1").exit_code == 0
+    other = tmp_path / "B.lean"
+    other.write_text(PROBLEM.replace("import Mathlib\n", "import Mathlib\nopen Nat\n"))  # the same statements, another header
+    with failing_stub() as stub:
+        result = cli("prove", str(other), "--endpoint", stub.url, "--k", "1", "--format", "json")
+        assert result.exit_code == 1 and len(stub.bodies) == 2  # both sampled: no hit
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--profile", "kimina", "--format", "json")
+        assert result.exit_code == 1 and len(stub.bodies) == 4  # another Lean profile: no hit
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--no-cache", "--format", "json")
+        assert result.exit_code == 1 and len(stub.bodies) == 6  # --no-cache: sampled
+
+
+def test_a_cached_proof_that_no_longer_checks_is_dropped_and_the_target_sampled(cli, tmp_path, standin_repl):
+    path = tmp_path / "A.lean"
+    path.write_text(PROBLEM)
+    with proving_stub() as stub:
+        assert cli("prove", str(path), "--endpoint", stub.url, "--k", "1").exit_code == 0
+    standin_repl("--reject", "norm_num")  # today's Lean refuses what was proved then
+    with failing_stub() as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--format", "json")
+        assert result.exit_code == 1 and len(stub.bodies) == 2
+    assert "cached proof no longer checks" in result.stderr
+    assert cli("cache", "stats", "--format", "json").json() == []  # both entries dropped
+
+
+def test_cache_clear_and_prune(cli, tmp_path, standin_repl):
+    path = tmp_path / "A.lean"
+    path.write_text(PROBLEM)
+    with proving_stub() as stub:
+        assert cli("prove", str(path), "--endpoint", stub.url, "--k", "1").exit_code == 0
+    assert "removed 0" in cli("cache", "prune", "--older-than", "30d").stderr
+    assert "removed 2" in cli("cache", "prune", "--unused").stderr
+    assert cli("cache", "stats", "--format", "json").json() == []
+    with proving_stub() as stub:
+        assert cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--no-cache").exit_code == 0
+    assert cli("cache", "stats", "--format", "json").json() == []  # --no-cache: nothing learnt either
+    with proving_stub() as stub:
+        cli("prove", str(path), "--endpoint", stub.url, "--k", "1")
+    assert "removed 2" in cli("cache", "clear").stderr
+    bad = cli("cache", "prune", "--older-than", "soon")
+    assert bad.exit_code == 2 and "--older-than" in bad.stderr

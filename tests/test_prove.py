@@ -355,7 +355,8 @@ def test_endpoint_serving_kimina_gets_kimina_prompts_and_profile(cli, tmp_path, 
         assert mismatch.exit_code == ExitCode.USAGE and "serves kimina-prover-preview-distill-7b, not deepseek-prover-v2-7b" in mismatch.stderr
         family = cli("prove", str(path), "--endpoint", stub.url, "--family", "deepseek-v2", "--k", "1")
         assert family.exit_code == ExitCode.USAGE and "--force" in family.stderr
-        forced = cli("prove", str(path), "--endpoint", stub.url, "--family", "deepseek-v2", "--force", "--k", "1", "--format", "json")
+        forced = cli("prove", str(path), "--endpoint", stub.url, "--family", "deepseek-v2", "--force", "--k", "1", "--no-cache",
+                         "--format", "json")
         assert forced.exit_code == 0, forced
         assert stub.bodies[-1]["messages"][0]["role"] == "user" and "--force" in forced.stderr
 
@@ -494,7 +495,8 @@ def test_a_hint_reaches_the_prompt_is_stored_and_refused_where_the_format_has_no
         shown = cli("show", str(run), "--format", "json").json()
         assert shown["request"]["request"]["hint"] == "Multiply out and compare the two sides."
         assert store_rows(hermetic, "SELECT hint FROM targets") == [("Multiply out and compare the two sides.",)]
-        literal = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--hint", "Use norm_num.", "--format", "json")
+        literal = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--hint", "Use norm_num.", "--no-cache",
+                          "--format", "json")
         assert literal.exit_code == 0 and "Use norm_num." in stub.bodies[-1]["messages"][-1]["content"]
         raw = cli("prove", str(path), "--endpoint", stub.url, "--family", "deepseek-v1.5", "--force", "--hint", "x")
         assert raw.exit_code == 2 and "no place for an informal proof" in raw.stderr

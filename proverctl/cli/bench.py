@@ -89,6 +89,7 @@ def _bench(
         "tokens_per_problem": round(sum(u[1] for u in usage) / len(usage), 1) if usage else 0.0,
         "lean_calls_per_problem": round(sum(u[2] for u in usage) / len(usage), 2) if usage else 0.0,
         "decomposition": decomposition,
+        "cache_hits": result.cache_hits,  # problems answered from the proof cache (each judged again)
     }
 
     def human(console) -> None:
@@ -99,7 +100,8 @@ def _bench(
                ("; published " + ", ".join(f"pass@{o['k']} = {o['pass_at_k']:.1f}%" for o in others)
                 + f" (another k than this run's {k}: not comparable)" if others else "; no published figure for this model"))
             + f"; Lean profile {data['lean_profile']}; {kernel}/{solved} solved problems kernel-checked ({data['judge']}); "
-            + f"{data['tokens_per_problem']:.0f} tokens and {data['lean_calls_per_problem']:.1f} Lean calls per problem; run {run_id}",
+            + f"{data['tokens_per_problem']:.0f} tokens and {data['lean_calls_per_problem']:.1f} Lean calls per problem; run {run_id}"
+            + (f"; {result.cache_hits} answered from the proof cache (--no-cache samples them)" if result.cache_hits else ""),
             highlight=False)
         if decomposition is not None:
             console.print(decomposition_line(decomposition), highlight=False)
@@ -136,7 +138,8 @@ def _replay(bench, rows: list[dict], split: str | None, limit: int | None, publi
                          hint=f"its names look like {', '.join(sorted(proofs)[:3])}; choose the benchmark they solve")
     chosen_split, input_file = _bench_input(bench, rows, split, limit)
     info(f"{bench.description}: {len(rows)} problems ({chosen_split}); replaying {len(found)} published proof(s) from {published_path}")
-    request = ProveRequest(input=str(input_file), model=model, k=1, timeout=timeout, workers=workers, format="quiet", judge=judge)
+    request = ProveRequest(input=str(input_file), model=model, k=1, timeout=timeout, workers=workers, format="quiet", judge=judge,
+                           no_cache=True)  # the published proofs themselves are what is judged
     job = ProveJob(request, kind="bench", generator=ReplayGenerator(proofs),
                    command=f"proverctl bench {bench.name} --replay {published_path}")
     view = ProgressView(fmt, job)

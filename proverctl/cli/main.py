@@ -101,7 +101,7 @@ def root(
 COMMAND_MODULES = {
     "prove": "prove", "bench": "bench", "models": "models", "pull": "models", "list": "models", "rm": "models",
     "serve": "sessions", "ps": "sessions", "stop": "sessions", "targets": "lean", "check": "lean", "doctor": "lean",
-    "lean": "lean", "runs": "runs", "show": "runs", "export": "runs", "tui": "runs", "paths": "info", "config": "info",
+    "lean": "lean", "runs": "runs", "cache": "runs", "show": "runs", "export": "runs", "tui": "runs", "paths": "info", "config": "info",
     "completion": "completion", "mcp": "agents",
 }
 ORDER = ("prove", "bench", "models", "sessions", "lean", "runs", "info", "completion", "agents")  # the --help order

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -397,8 +398,87 @@ def _print_diff(console, data: dict) -> None:
     console.print(table)
 
 
+cache_app = typer.Typer(no_args_is_help=True, help="The proof cache: statements proved before are answered from the store, each "
+                                                    "judged again (prove --no-cache samples them).")
+
+
+def _cache_store():
+    from proverctl.paths import Paths
+    from proverctl.store.db import Store
+
+    return Store(Paths.resolve().store_db)
+
+
+@cache_app.command("stats")
+def cache_stats_command(format: FormatOption = None) -> None:
+    """Entries and hits per Lean profile (its toolchain and Mathlib) and judge.
+
+    Example: proverctl cache stats
+    """
+    from proverctl.paths import Paths
+
+    rows = []
+    if Paths.resolve().store_db.exists():
+        with _cache_store() as store:
+            rows = store.cache_stats()
+
+    def human(console) -> None:
+        from rich.table import Table
+
+        from proverctl.store.db import local_time
+
+        if not rows:
+            console.print("the proof cache is empty")
+            return
+        table = Table(*columns("Lean profile", "Lean", "judge", "entries", "hits", "newest", keep=("Lean",)))
+        for r in rows:
+            table.add_row(str(r["lean_profile"]), r["pins"], r["judge"], str(r["entries"]), str(r["hits"] or 0), local_time(r["newest"]))
+        console.print(table)
+
+    emit(rows, resolve_format(format, allow_jsonl=False), human)
+
+
+@cache_app.command("prune")
+def cache_prune_command(
+    older_than: Optional[str] = typer.Option(None, "--older-than", metavar="AGE", help="Entries not used (nor made) for this long: 30d, 12h, 90m."),
+    unused: bool = typer.Option(False, "--unused", help="Entries never hit."),
+) -> None:
+    """Remove entries: not used for a while, never used, or both (each condition narrows).
+
+    Examples: proverctl cache prune --older-than 30d ; proverctl cache prune --unused
+    """
+    import time
+
+    from proverctl.settings import duration_seconds
+
+    if older_than is None and not unused:
+        raise UsageError("say what to prune", hint="--older-than 30d, --unused, or both; `proverctl cache clear` removes everything")
+    cutoff = None
+    if older_than is not None:
+        text = older_than.strip().lower()
+        seconds = float(text[:-1]) * 86400 if re.fullmatch(r"\d+(\.\d+)?d", text) else duration_seconds(text)
+        if seconds is None or seconds < 0:
+            raise UsageError(f"--older-than {older_than!r} is not an age", hint="e.g. 30d, 12h, 90m")
+        cutoff = time.time() - seconds
+    with _cache_store() as store:
+        removed = store.cache_prune(cutoff, unused)
+    info(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
+
+
+@cache_app.command("clear")
+def cache_clear_command() -> None:
+    """Remove every entry (the attempts stay in the store).
+
+    Example: proverctl cache clear
+    """
+    with _cache_store() as store:
+        removed = store.cache_clear()
+    info(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
+    app.add_typer(cache_app, name="cache")
     app.command("show")(show_command)
     app.command("export")(export_command)
     app.command("tui")(tui_command)

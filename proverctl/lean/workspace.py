@@ -9,6 +9,7 @@ their own project and REPL build.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -23,6 +24,23 @@ from proverctl.paths import Paths
 
 PROFILES = ("deepseek-v2", "kimina", "modern")
 ELAN_INSTALL = "curl https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh -sSf | sh"
+
+
+def profile_pins(profile: str | None) -> str:
+    """What a profile's Lean is: `TOOLCHAIN mathlib@REV` from its template (lean-toolchain, lakefile), or
+    the profile's name alone when its template cannot be read (a proof cache keys on this)."""
+    if profile not in PROFILES:
+        return str(profile)
+    try:
+        folder = template_dir(profile)
+        toolchain = (folder / "lean-toolchain").read_text().strip()
+        lakefile = next((folder / name for name in ("lakefile.lean", "lakefile.toml") if (folder / name).exists()), None)
+        rev = re.search(r'mathlib4?"?\s*@\s*"([0-9a-f]{7,40}|v[\w.\-]+)"', lakefile.read_text()) if lakefile else None
+        if rev is None and lakefile is not None:
+            rev = re.search(r'rev\s*=\s*"([^"]+)"', lakefile.read_text())
+        return f"{toolchain} mathlib@{rev.group(1) if rev else 'unknown'}"
+    except (OSError, UsageError):
+        return str(profile)
 
 
 def template_dir(profile: str) -> Path:

@@ -68,6 +68,7 @@ class ProveResult:
     inputs: list[InputFile] = field(default_factory=list)
     nothing_to_do: bool = False
     plan: RunPlan | None = None  # what the run resolved (None: the run never got a plan)
+    cache_hits: int = 0  # targets answered from the proof cache (each judged again)
 
     @property
     def proofs(self) -> dict[str, dict[str, str]]:
@@ -98,6 +99,7 @@ class ProveJob:
         self._started_session = False  # the run started its session (so stops it unless kept alive)
         self._reused_keep_alive: float | None = None  # the keep-alive of a kept-alive session this run reuses
         self.run_id: int | None = resume_run
+        self.cache_hits = 0
 
     # -----------------------------------------------------------------------------------------
     # Construction from a stored run
@@ -371,7 +373,7 @@ class ProveJob:
             code = ExitCode.VERIFIER
         else:
             code = ExitCode.NOT_PROVED
-        return ProveResult(run_id, rows, int(code), request, interrupted, written, plan.inputs, plan=plan)
+        return ProveResult(run_id, rows, int(code), request, interrupted, written, plan.inputs, plan=plan, cache_hits=self.cache_hits)
 
     def _write(self, plan: RunPlan, rows: list[dict], run_id: int, notify) -> list[str]:
         from proverctl.proving.outputs import write_outputs
@@ -422,6 +424,16 @@ class ProveJob:
                 verifier, pool = verification.verifier, verification.pool
             if self.resume_run is not None and proved and getattr(verifier, "judge", None) is not None:
                 await self._rejudge(store, items, proved, verifier, notify)
+            cache = None
+            if not self.request.no_cache:
+                from proverctl.proving.cache import ProofCache
+
+                cache = ProofCache(store, plan.verifier.lean_profile, plan.verifier.describe()["judge"])
+                stack.callback(cache.remember, run_id)  # when the run ends, interrupted or not
+                self.cache_hits = await cache.answer(items, proved, verifier, lambda text: notify(Notice("warning", text)))
+                if self.cache_hits:
+                    notify(Notice("info", f"proof cache: {self.cache_hits} of {len(items)} target(s) answered from the store, each "
+                                          "judged again (--no-cache samples them)"))
             client = None
             generator = self._generator
             if generator is None:

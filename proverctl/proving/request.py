@@ -83,6 +83,7 @@ class ProveRequest:
     timeout: float | None = None
     import_timeout: float | None = None
     workers: int | None = None
+    no_cache: bool = False  # sample every target: the proof cache neither answers nor learns
     concurrency: int | None = None  # generation requests in flight (None: the `generation_concurrency` setting)
     check_concurrency: int | None = None  # checks at once (None: the setting, else the verifier's workers)
     sandbox: str | None = None
@@ -261,6 +262,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("repetition_penalty", ("--repetition-penalty",), "Penalise repeated tokens (>1 discourages loops; vLLM and transformers "
                                                          "serve take it) [default: the engine's, 1.0].", kind="float", minimum=0.01,
          show="repetition penalty", panel="Sampling", sampling=True),
+    Knob("no_cache", ("--no-cache",), "Sample every target, even one the proof cache can answer (a statement proved before under "
+                                      "the same header, Lean and judge; a hit is judged again).", kind="bool", resumable=True,
+         show="no proof cache", panel="Sampling"),
     Knob("concurrency", ("--concurrency",), "Generation requests in flight.", kind="int", setting="generation_concurrency", minimum=1,
          resumable=True, show="requests in flight", panel="Sampling"),
     # Decomposition

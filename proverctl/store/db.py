@@ -263,6 +263,28 @@ def _m9(db: sqlite3.Connection) -> None:
     _run_script(db, "ALTER TABLE attempts ADD COLUMN axioms TEXT")
 
 
+@migration(10, 'proof_cache', adds=('proof_cache',))
+def _m10(db: sqlite3.Connection) -> None:
+    """The proof cache: what decides a statement's answer (its normalised statement, its header, the Lean
+    profile with its toolchain and Mathlib, the judge) -> the attempt that proved it. A hit is a
+    candidate, re-judged before it counts (proverctl.proving.cache)."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE proof_cache (
+            key TEXT PRIMARY KEY,
+            attempt_id INTEGER NOT NULL REFERENCES attempts(id) ON DELETE CASCADE,
+            lean_profile TEXT,
+            pins TEXT,
+            judge TEXT,
+            created REAL NOT NULL,
+            hits INTEGER NOT NULL DEFAULT 0,
+            last_hit REAL
+        )
+        """,
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = tuple(sorted(_REGISTERED, key=lambda m: m.version))
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3, ... without gaps"
 # How a stored attempt reads back: its prompt from the prompts table (older rows kept theirs inline).
@@ -642,6 +664,48 @@ class Store:
             " WHERE json_extract(j.value, '$.kind') IN ('sketch', 'tool_call', 'error'))), 0)"
             " FROM targets t LEFT JOIN attempts a ON a.target_id = t.id WHERE t.run_id = ? AND t.parent_id IS NULL"
             " GROUP BY t.id ORDER BY t.ordinal", (run_id,))]
+
+    # -- the proof cache (proverctl.proving.cache) ---------------------------------------------------------
+
+    def cache_get(self, key: str) -> dict | None:
+        row = self.db.execute(f"SELECT {_ATTEMPT_COLUMNS}, c.key AS cache_key FROM proof_cache c JOIN attempts a ON a.id = c.attempt_id"
+                              " LEFT JOIN prompts p ON p.id = a.prompt_id WHERE c.key = ?", (key,)).fetchone()
+        return _decode(dict(row)) if row else None
+
+    def cache_put(self, key: str, attempt_id: int, *, lean_profile: str | None, pins: str, judge: str) -> None:
+        with self.transaction():
+            self.db.execute("INSERT INTO proof_cache (key, attempt_id, lean_profile, pins, judge, created) VALUES (?, ?, ?, ?, ?, ?)"
+                            " ON CONFLICT(key) DO NOTHING", (key, attempt_id, lean_profile, pins, judge, time.time()))
+
+    def cache_hit(self, key: str) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE proof_cache SET hits = hits + 1, last_hit = ? WHERE key = ?", (time.time(), key))
+
+    def cache_drop(self, key: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM proof_cache WHERE key = ?", (key,))
+
+    def cache_stats(self) -> list[dict]:
+        """Per (Lean profile, pins, judge): entries, hits, newest entry."""
+        return [dict(r) for r in self.db.execute(
+            "SELECT lean_profile, pins, judge, COUNT(*) AS entries, SUM(hits) AS hits, MAX(created) AS newest FROM proof_cache"
+            " GROUP BY lean_profile, pins, judge ORDER BY entries DESC")]
+
+    def cache_prune(self, older_than: float | None, unused: bool) -> int:
+        """Remove entries created before `older_than` (epoch seconds) and, with `unused`, never hit."""
+        clauses, args = [], []
+        if older_than is not None:
+            clauses.append("COALESCE(last_hit, created) < ?")
+            args.append(older_than)
+        if unused:
+            clauses.append("hits = 0")
+        where = " AND ".join(clauses) or "1"
+        with self.transaction():
+            return self.db.execute(f"DELETE FROM proof_cache WHERE {where}", args).rowcount
+
+    def cache_clear(self) -> int:
+        with self.transaction():
+            return self.db.execute("DELETE FROM proof_cache").rowcount
 
     def attempt_count(self, run_id: int) -> int:
         return self.db.execute("SELECT COUNT(*) FROM attempts a JOIN targets t ON t.id = a.target_id WHERE t.run_id = ?",
