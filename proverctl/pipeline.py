@@ -271,6 +271,9 @@ class Pipeline:
                     failure = task.exception()
                     self.stop()  # the engine or the store failed: stop every chain, keep what is committed
         if failure is not None:
+            for state in self.states.values():  # whoever waits on a target must not wait for ever
+                if state.outcome is not None and not state.outcome.done():
+                    state.outcome.set_result("proved" if state.proved else "cancelled")
             raise failure
         result = {}
         for target_id, state in self.states.items():
@@ -295,7 +298,9 @@ class Pipeline:
         elapsed = time.monotonic() - self.started_at
         busiest = sorted((st for st in states if st.generating or (not st.proved and st.started)), key=lambda st: -len(st.generating))
         return {
-            "targets": len(states), "proved": sum(st.proved for st in states), "samples_done": self.attempts_done - self.feedback_attempts,
+            # holes and negations of --decompose are work, not targets: the counts are the run's own targets
+            "targets": sum(st.role == "target" for st in states), "proved": sum(st.proved for st in states if st.role == "target"),
+            "samples_done": self.attempts_done - self.feedback_attempts,
             "rounds_done": self.feedback_attempts, "in_flight": self.generating, "checking": self.checking,
             "waiting_checks": self.waiting_checks, "cancelled": self.cancelled, "budget_left": budget_left,
             "tokens": self.completion_tokens, "elapsed": elapsed,

@@ -43,6 +43,8 @@ def test_extract_goal_answer_becomes_a_lemma_with_its_call_and_negation():
     ("have h : P := by sorry", True), ("have h : P := by\n    sorry", True), ("constructor <;> sorry", True),
     ("have h : P := sorry", False), ("exact sorry", False), ("refine ⟨sorry, ?_⟩", False), ("have h : P := by -- sorry?\n  sorry", True),
     ("have h : P :=\n    sorry", False), ("  · sorry", True),
+    ("  induction n with\n  | zero => sorry", True), ("  case h => sorry", True), ("  next => sorry", True), ("  all_goals sorry", True),
+    ("  try sorry", True), ("  exact fun x => sorry", False), ("  refine fun x =>\n    sorry", False),
 ])
 def test_a_hole_is_replaced_by_a_tactic_or_a_term_as_its_place_needs(code, tactic):
     from proverctl.decompose.tree import tactic_position
@@ -269,3 +271,37 @@ def test_real_lean_checks_a_sketch_and_extracts_each_hole(tmp_path):
     result = asyncio.run(go())
     assert result.ok and result.holes[0].method == "extract_goal"
     assert result.holes[0].lemma.statement("t_s1_h1").startswith("theorem t_s1_h1 (x : ℕ) (h : x = 2)")
+
+
+def test_a_dotted_extract_goal_name_is_read():
+    """extract_goal names its lemma in the current namespace: `_example.extracted_1`, `Foo.extracted_1.{u}`."""
+    assert parse_extracted("theorem _example.extracted_1 (x : ℕ) : x = x := sorry").statement("h") == "theorem h (x : ℕ) : x = x :="
+    lemma = parse_extracted("theorem Foo.extracted_1.{u_1} {α : Type u_1} (a : α) : a = a := sorry")
+    assert lemma is not None and lemma.universes == ".{u_1}"
+
+
+def test_a_hole_that_restates_its_goal_is_circular_not_a_deadlock(cli, problem, hermetic):
+    """`have key : GOAL := by sorry; exact key` at --depth 2: the hole is decomposed again with the same
+    sketch, whose hole is the hole itself; it must be called circular, never waited for."""
+    circular = f"{THEOREM} := by\n  have key : x + x = 4 := by sorry\n  exact key"
+    script = Script([circular] * 8, prove=lambda s: False)
+    import subprocess
+    import sys
+
+    with OpenAIStub(answer=script) as stub:  # a subprocess: a hang is a timeout, not a stuck suite
+        result = subprocess.run([sys.executable, "-m", "proverctl", "prove", str(problem), "--decompose", "--depth", "2", "--sketches", "1",
+                                 "--endpoint", stub.url, "--k", "1", "--refute-k", "0", "--format", "json"],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    reasons = [r for (r,) in db_of(hermetic).execute("SELECT reason FROM holes WHERE reason IS NOT NULL")]
+    assert any("circular" in r for r in reasons), reasons
+
+
+def test_a_target_inside_a_namespace_is_decomposed_under_its_names(cli, tmp_path, standin_repl, hermetic):
+    path = tmp_path / "N.lean"
+    path.write_text(f"import Mathlib\n\nnamespace Foo\n\n{THEOREM} := by\n  sorry\n\nend Foo\n")
+    with OpenAIStub(answer=Script([GOOD])) as stub:
+        result = cli("prove", str(path), "--decompose", "--endpoint", stub.url, "--k", "1", "--refute-k", "0", "--format", "json")
+    assert result.exit_code == 0, result
+    names = [n for (n,) in db_of(hermetic).execute("SELECT name FROM targets ORDER BY id")]
+    assert names == ["Foo.t", "Foo.t_s1_h1", "Foo.t_s1_h2"]

@@ -89,7 +89,10 @@ async def check_sketch(pool: ReplPool, target: Target, code: str, timeout: float
     with those steps turned into holes."""
     from proverctl.lean.checker import lean_reading, split_header
 
-    reasons = [r for r in policy_violations(code, target.name) if not r.startswith("uses `sorry`")]
+    from proverctl.lean.source import parse
+
+    namespace = parse(target.header).namespace_at_end  # a target inside `namespace Foo` is Foo.name
+    reasons = [r for r in policy_violations(code, target.name, namespace=namespace) if not r.startswith("uses `sorry`")]
     if reasons:
         return SketchCheck(False, code, reasons=reasons)
     imports, preamble = split_header(target.header)

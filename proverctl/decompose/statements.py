@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from proverctl.lean.source import parse
 
 OPEN = {"(": ")", "{": "}", "[": "]", "⦃": "⦄"}
-_HEAD = re.compile(r"^\s*(theorem|lemma|def)\s+([^\s.({\[⦃:]+)(\.\{[^}]*\})?", re.S)
+# The name may be dotted: extract_goal names its lemma in the current namespace (`_example.extracted_1`,
+# `Foo.extracted_1`); a universe list `.{u, v}` follows it directly.
+_HEAD = re.compile(r"^\s*(theorem|lemma|def)\s+((?:[^\s.({\[⦃:]+\.)*[^\s.({\[⦃:]+)(\.\{[^}]*\})?", re.S)
 _DAGGER = re.compile(r"([^\s():\[\]{}]+?)✝([⁰¹²³⁴⁵⁶⁷⁸⁹]*)")
 
 

@@ -104,21 +104,26 @@ class Decomposer:
         return state is not None and state.proved
 
     def _sample(self, target_id: int, base: int) -> int:
-        n = self._samples.get((target_id, base), 0) + 1
+        if (target_id, base) not in self._samples:  # a resumed run: after the numbers an earlier run used
+            used = [s - base for s, _ in self.store.done_samples(target_id) if base < s < base + 1000]
+            self._samples[(target_id, base)] = max(used, default=0)
+        n = self._samples[(target_id, base)] + 1
         self._samples[(target_id, base)] = n
         return base + n
 
-    async def solve(self, target_id: int, target: Target, depth: int) -> str | None:
+    async def solve(self, target_id: int, target: Target, depth: int, ancestors: frozenset[str] = frozenset()) -> str | None:
         """Decompose until a composed proof of `target` checks (returned), the sketches run out, or the
-        target is proved some other way (its own samples)."""
+        target is proved some other way (its own samples). `ancestors`: the statement keys of the goals
+        this one was split from (a hole equal to one of them is circular, never waited for)."""
         base = (target.name or "example").split(".")[-1]
+        ancestors = ancestors | {statement_key(target.statement, header_hash(target.header))}
         for ordinal in range(self.settings.sketches):
             if self._done(target_id) or self.pipeline.stopped:
                 return None
             check, sketch_id = await self._sketch(target_id, target, ordinal)
             if check is None:
                 continue
-            proofs = await self._holes(target_id, target, sketch_id, check, f"{base}_s{ordinal + 1}", depth)
+            proofs = await self._holes(target_id, target, sketch_id, check, f"{base}_s{ordinal + 1}", depth, ancestors)
             if proofs is None:
                 continue
             code = compose(check.code, check.holes, proofs)
@@ -142,6 +147,8 @@ class Decomposer:
         messages = planner_messages(target, self.family)
         sketch_id = 0
         for round_index in range(self.settings.sketch_rounds + 1):
+            if self.pipeline.stopped or self._done(target_id):
+                break
             completion = await self.planner(messages)
             output = completion.text or ""
             self.stats.sketches += 1
@@ -168,7 +175,7 @@ class Decomposer:
     # -- its holes ----------------------------------------------------------------------------------
 
     async def _holes(self, target_id: int, target: Target, sketch_id: int, check: SketchCheck, prefix: str,
-                     depth: int) -> dict[int, str] | None:
+                     depth: int, ancestors: frozenset[str]) -> dict[int, str] | None:
         """Every hole proved: index -> the lemma's proof; None when the sketch is abandoned (recorded why)."""
         for hole in check.holes:
             hole.name = f"{prefix}_h{hole.index + 1}"
@@ -188,9 +195,12 @@ class Decomposer:
         bad = [(h, p) for h, p in zip(check.holes, problems) if p is not None]
         hole_ids = {}
         rows = []
+        from proverctl.lean.source import parse
+
+        namespace = parse(target.header).namespace_at_end  # a lemma declared inside `namespace Foo` is Foo.NAME
         for hole in check.holes:
-            hole_target = Target(hole.name, "theorem", target.header, None, hole.statement, " by\n  sorry", target.line,
-                                 target.source_label)
+            hole_target = Target(".".join(namespace + (hole.name,)), "theorem", target.header, None, hole.statement, " by\n  sorry",
+                                 target.line, target.source_label)
             rows.append((hole, hole_target))
         ids = self.store.add_targets(self.run_id, _rows(rows, target), parent_id=target_id)
         for (hole, hole_target), tid in zip(rows, ids):
@@ -202,12 +212,22 @@ class Decomposer:
             self._abandon(sketch_id, [(hole_ids[h.index], "statement-refused", p) for h, p in bad],
                           f"the statement of {hole.name} does not elaborate: {problem}")
             return None
-        tasks = {hole.index: asyncio.ensure_future(self._hole(tid, hole_target, hole, hole_ids[hole.index], depth))
+        tasks = {hole.index: asyncio.ensure_future(self._hole(tid, hole_target, hole, hole_ids[hole.index], depth, ancestors))
                  for (hole, hole_target), tid in zip(rows, ids)}
         parent = self.pipeline.states.get(target_id)
         watch = [parent.outcome] if parent is not None and parent.outcome is not None else []
         proofs: dict[int, str] = {}
         pending = set(tasks.values())
+        try:
+            return await self._await_holes(target_id, sketch_id, check, rows, ids, hole_ids, tasks, watch, proofs, pending)
+        except asyncio.CancelledError:  # this sketch's own caller gave up: so do its holes, to the bottom
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            self.pipeline.cancel(list(ids) + [self._refutations[tid] for tid in ids if tid in self._refutations])
+            raise
+
+    async def _await_holes(self, target_id, sketch_id, check, rows, ids, hole_ids, tasks, watch, proofs, pending):
         failure = None
         while pending:
             done, pending = await asyncio.wait(pending | set(watch), return_when=asyncio.FIRST_COMPLETED)
@@ -225,6 +245,8 @@ class Decomposer:
                     failure = failure or outcome.why
                 else:
                     proofs[index] = outcome
+            if failure is None and self.pipeline.stopped:
+                failure = "the run was interrupted"
             if failure is not None:
                 for task in pending:
                     task.cancel()
@@ -239,43 +261,51 @@ class Decomposer:
                 return None
         return proofs
 
-    async def _hole(self, hole_tid: int, hole_target: Target, hole: Hole, hole_id: int, depth: int):
+    async def _hole(self, hole_tid: int, hole_target: Target, hole: Hole, hole_id: int, depth: int, ancestors: frozenset[str]):
         """A hole's proof (its theorem's code), None when it is not proved, or _Refused when its negation
         was proved."""
         key = statement_key(hole.statement, header_hash(hole_target.header))
+        if key in ancestors:  # `have h : GOAL := sorry; exact h`: the hole is the goal it was split from
+            self.store.set_hole(hole_id, status="exhausted", reason="the hole states the goal it was split from (circular)")
+            return None
         reused = await self._reuse(hole_tid, hole_target, key, exclude=(hole_tid,))
         if reused is not None:
             attempt_id, code = reused
             self.store.set_hole(hole_id, status="reused", source_attempt=attempt_id)
             self.stats.holes_reused += 1
             return code
-        if key in self._pending:  # the same subgoal is being proved now (another sketch, another target)
+        while key in self._pending:  # the same subgoal is being proved now (another sketch, another target)
             proof = await asyncio.shield(self._pending[key])
-            if proof is not None:
+            if isinstance(proof, str):
                 reused = await self._reuse(hole_tid, hole_target, key, exclude=(hole_tid,))
                 if reused is not None:
                     self.store.set_hole(hole_id, status="reused", source_attempt=reused[0])
                     self.stats.holes_reused += 1
                     return reused[1]
-            self.store.set_hole(hole_id, status="exhausted", reason="the same subgoal, proved elsewhere in this run, was not proved")
-            return None
+            if proof is False:  # its samples ran out there: they would here too
+                self.store.set_hole(hole_id, status="exhausted", reason="the same subgoal, sampled elsewhere in this run, was not proved")
+                return None
+            # None: the one proving it gave up (its sketch was abandoned): this hole takes over
         shared = asyncio.get_running_loop().create_future()
         self._pending[key] = shared
         try:
-            return await self._prove_hole(hole_tid, hole_target, hole, hole_id, depth, shared)
+            return await self._prove_hole(hole_tid, hole_target, hole, hole_id, depth, shared, ancestors)
         finally:
             if not shared.done():
                 shared.set_result(None)
             if self._pending.get(key) is shared:
                 del self._pending[key]
 
-    async def _prove_hole(self, hole_tid: int, hole_target: Target, hole: Hole, hole_id: int, depth: int, shared: asyncio.Future):
+    async def _prove_hole(self, hole_tid: int, hole_target: Target, hole: Hole, hole_id: int, depth: int, shared: asyncio.Future,
+                          ancestors: frozenset[str]):
+        """`shared` gets the proof (str), False when the samples ran out, None when this gave up first."""
         (outcome,) = self.pipeline.add([(hole_tid, hole_target)], k=self.settings.hole_k, role="hole").values()
         waits = {outcome}
         refutation = None
         if self.settings.refute_k > 0:
             name = f"{hole.name}_false"
-            negation = Target(name, "theorem", hole_target.header, None, hole.lemma.negation(name), " by\n  sorry", hole_target.line,
+            qualified = ".".join(hole_target.name.split(".")[:-1] + [name])  # in the hole's namespace
+            negation = Target(qualified, "theorem", hole_target.header, None, hole.lemma.negation(name), " by\n  sorry", hole_target.line,
                               hole_target.source_label)
             (neg_tid,) = self.store.add_targets(self.run_id, _rows([(hole, negation)], hole_target), parent_id=hole_tid)
             self.store.set_hole(hole_id, refutation_target_id=neg_tid)
@@ -291,6 +321,7 @@ class Decomposer:
                         self.pipeline.cancel([hole_tid])
                         self.store.set_hole(hole_id, status="false", reason="its negation was proved")
                         self.stats.holes_false += 1
+                        shared.set_result(False)
                         return _Refused(f"{hole.name} is false: its negation was proved")
                 if outcome in done:
                     break
@@ -303,7 +334,7 @@ class Decomposer:
                 shared.set_result(code)
                 return code
             if outcome.result() == "exhausted" and depth > 1:
-                code = await self.solve(hole_tid, hole_target, depth - 1)
+                code = await self.solve(hole_tid, hole_target, depth - 1, ancestors)
                 if code is not None:
                     self.store.set_hole(hole_id, status="proved", reason="decomposed in turn")
                     self.stats.holes_proved += 1
@@ -312,6 +343,7 @@ class Decomposer:
             if outcome.result() != "cancelled":
                 self.store.set_hole(hole_id, status="exhausted", reason=f"{self.settings.hole_k} samples"
                                     + (" and its own decomposition" if depth > 1 else "") + " did not prove it")
+                shared.set_result(False)
             return None
         except asyncio.CancelledError:
             self.pipeline.cancel([hole_tid] + ([self._refutations[hole_tid]] if hole_tid in self._refutations else []))
@@ -382,8 +414,9 @@ def compose(sketch_code: str, holes: list[Hole], proofs: dict[int, str]) -> str:
     return lemmas + out
 
 
-_TERM_BEFORE = re.compile(r"(:=|\(|⟨|,|(?<![\w.'])(?:from|exact|refine|fun\b.*=>))$")
-_TACTIC_BEFORE = re.compile(r"((?<![\w.'])by|;|<;>|·)$")
+_TERM_BEFORE = re.compile(r"(:=|\(|⟨|,|(?<![\w.'])(?:from|exact|refine|(?:fun|λ)\b.*=>))$")
+# `by`, a separator, a bullet, a tactic combinator, or `=>` of `case`/`next`/`induction ... with | zero`
+_TACTIC_BEFORE = re.compile(r"((?<![\w.'])(?:by|all_goals|any_goals|try|repeat|focus|iterate\s+\d+)|;|<;>|·|=>)$")
 
 
 def tactic_position(code: str, offset: int) -> bool:
@@ -393,11 +426,11 @@ def tactic_position(code: str, offset: int) -> bool:
 
     mask = Source(code).mask
     before = mask[:offset].rstrip()
+    last_line = before[before.rfind("\n") + 1:]
+    if _TERM_BEFORE.search(last_line):  # first: `fun x =>` is a term's arrow
+        return False
     if _TACTIC_BEFORE.search(before):
         return True
-    last_line = before[before.rfind("\n") + 1:]
-    if _TERM_BEFORE.search(last_line):
-        return False
     line_start = mask.rfind("\n", 0, offset) + 1
     return mask[line_start:offset].strip() == ""  # a line of its own in a tactic block
 

@@ -47,13 +47,23 @@ async def run_decomposition(store: Store, run_id: int, items: list[tuple[int, Ta
     async with pipeline.holding():
         runner = asyncio.ensure_future(pipeline.run(items, already_proved=already_proved, prior_seconds=prior_seconds))
         await asyncio.sleep(0)  # run() has put the targets into the scheduler: their states exist
+        solving = asyncio.ensure_future(asyncio.gather(
+            *(decomposer.solve(target_id, target, settings.depth) for target_id, target in items if target_id not in already_proved)))
         try:
-            solving = [decomposer.solve(target_id, target, settings.depth) for target_id, target in items if target_id not in already_proved]
-            await asyncio.gather(*solving)
+            # the pipeline may fail (the engine, the verifier): then nothing the decomposition waits for comes
+            await asyncio.wait({solving, runner}, return_when=asyncio.FIRST_COMPLETED)
+            if runner.done() and runner.exception() is not None and not solving.done():
+                solving.cancel()
+            await solving
         except BaseException:
             pipeline.stop()
-            runner.cancel()
+            solving.cancel()
+            await asyncio.gather(solving, return_exceptions=True)
+            if not runner.done():
+                runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
+            if runner.done() and not runner.cancelled() and runner.exception() is not None:
+                raise runner.exception()
             raise
         finally:
             _record(store, run_id, decomposer.stats)
