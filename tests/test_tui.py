@@ -458,3 +458,33 @@ def test_a_targets_decomposition_tree_opens_its_nodes(store_path, tmp_path):
             assert opened.attempt_id == planner
 
     asyncio.run(go())
+
+
+def test_two_runs_side_by_side(tmp_path):
+    """`d` on one run, `d` on another: the diff screen lists the targets that differ; enter opens one."""
+    from proverctl.store.db import AttemptRow
+    from proverctl.tui.screens import DiffScreen
+
+    path = tmp_path / "attempts.sqlite3"
+    with Store(path) as store:
+        for run_index, code in enumerate(("theorem t : True := trivial", "theorem t : True := by\n  native_decide")):
+            run = store.create_run(kind="check", command="c", input=f"r{run_index}.lean", model=None, revision=None, engine=None,
+                                   endpoint=None, lean_profile=None, settings={})
+            (target,) = store.add_targets(run, [{"file": "T.lean", "name": "t", "kind": "theorem", "line": 1,
+                                                 "statement": "theorem t : True :=", "doc": None, "header": "", "header_hash": "h"}])
+            store.add_attempt(AttemptRow(target, 0, 0, None, None, code, "proved", [], [], judge="repl", sandbox="bwrap"), proved=True)
+            store.set_target(target, status="proved")
+
+    async def go():
+        app = make_app(services=services_for(path, tmp_path))
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot, RunsScreen, lambda s: s.table.row_count == 2)
+            await pilot.press("d", "down", "d")
+            diff = await settle(pilot, DiffScreen, lambda s: s.table.row_count == 1)
+            row = rows(diff)[0]
+            # runs are listed newest first: A is run 2 (the native_decide proof), B run 1
+            assert row[0] == "t" and "native_decide" in row[3] and row[4] == "trivial" and "native_decide" in row[5]
+            await pilot.press("enter")
+            await settle(pilot, AttemptsScreen, lambda s: s.table.row_count == 1)
+
+    asyncio.run(go())

@@ -157,7 +157,7 @@ class _Table(Screen):
 
 
 class RunsScreen(_Table):
-    BINDINGS = [Binding("enter", "open", "Open run", show=True), Binding("R", "refresh", "Refresh")]
+    BINDINGS = [Binding("enter", "open", "Open run", show=True), Binding("d", "diff", "Diff two runs"), Binding("R", "refresh", "Refresh")]
     COLUMNS = ("run", "started", "kind", "model", "input", "proved", "status")
 
     def on_mount(self) -> None:
@@ -184,6 +184,73 @@ class RunsScreen(_Table):
 
     def opens(self, key: int) -> Screen:
         return RunScreen(key)
+
+    _diff_from: int | None = None
+
+    def action_diff(self) -> None:
+        """`d` on one run, then `d` on another: the two side by side (`runs diff A B`)."""
+        key = self.selected_key()
+        if key is None:
+            return
+        if self._diff_from is None or self._diff_from == int(key):
+            self._diff_from = int(key)
+            self.say(f"diff: A is run {key}; select run B and press d")
+            return
+        a, self._diff_from = self._diff_from, None
+        self.say("")
+        self.app.push_screen(DiffScreen(a, int(key)))
+
+
+class DiffScreen(_Table):
+    """Two runs per target (proverctl.proving.diff): status and label on each side, the constants one
+    side's proof uses that the other run's proofs never use, flags. Enter opens the target's attempts in A
+    (or B where A has none)."""
+
+    BINDINGS = [Binding("enter", "open", "Attempts"), Binding("a", "toggle_all", "All targets"), Binding("escape", "app.pop_screen", "Back")]
+    COLUMNS = ("target", "A", "B", "only A uses", "only B uses", "flags", "change")
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+        self.all_targets = False
+        self.live = False
+        self._ids: dict[str, int] = {}
+
+    def on_mount(self) -> None:
+        self.title = f"run {self.a} vs run {self.b}"
+        self.load()
+
+    def action_toggle_all(self) -> None:
+        self.all_targets = not self.all_targets
+        self.load()
+
+    @work(thread=True, exclusive=True, group="load")
+    def load(self) -> None:
+        from proverctl.proving.diff import diff_runs
+
+        with self.app.services.open_store() as store:
+            data = diff_runs(store, self.a, self.b)
+            ids = {}
+            for run in (self.b, self.a):  # A's target wins where both have it
+                ids.update({t["name"] or f"example@{t['line']}": t["id"] for t in store.targets(run) if t.get("parent_id") is None})
+        self._ids = ids
+        shown = [t for t in data["targets"] if self.all_targets or t["change"] != "same" or t["only_a"] or t["only_b"]
+                 or (t["a"] or {}).get("flags") or (t["b"] or {}).get("flags")]
+
+        def side(s):
+            return "-" if s is None else s["status"] + (f" ({s['checked']})" if s.get("checked") else "")
+
+        rows = [(t["target"], side(t["a"]), side(t["b"]), ", ".join(t["only_a"][:4]), ", ".join(t["only_b"][:4]),
+                 "; ".join(((t["a"] or {}).get("flags") or []) + ((t["b"] or {}).get("flags") or []))[:60], t["change"]) for t in shown]
+        a, b = data["a"], data["b"]
+        message = (f"A: run {a['run']} {a['proved']}/{a['targets']} proved ({a['kernel_checked']} kernel-checked) · "
+                   f"B: run {b['run']} {b['proved']}/{b['targets']} ({b['kernel_checked']}) · proved only in A {data['proved_only_a']}, "
+                   f"only in B {data['proved_only_b']}" + ("" if self.all_targets else " · a: all targets"))
+        self._keys = [t["target"] for t in shown]
+        self.app.call_from_thread(self._show, rows, [str(i) for i, _ in enumerate(shown)], message)
+
+    def opens(self, key: int) -> Screen:
+        return AttemptsScreen(self._ids[self._keys[key]])
 
 
 def _store_problem(exc: Exception, services) -> str:
