@@ -13,7 +13,8 @@ import typer
 from proverctl.cli import completion as complete
 from proverctl.proving.request import KNOBS, Knob, help_text
 
-_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": List[str], "duration": str, "hint": str, "path": str}
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": List[str], "endpoints": List[str], "duration": str, "hint": str,
+          "path": str}
 
 
 def _registry(name: str) -> tuple[str, ...]:

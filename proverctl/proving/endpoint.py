@@ -28,6 +28,43 @@ class Endpoint:
     session: str | None = None  # a session this run started (stopped at the end unless kept)
     version: str | None = None  # what the engine reports about itself
     listed: tuple[str, ...] = ()
+    others: tuple["Route", ...] = ()  # more endpoints serving the same model: requests are routed across all (proverctl.inference.router)
+    weight: float = 1.0
+    capacity: int | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """One more endpoint of a run: its URL, weight and the requests it takes at once (None: the run's)."""
+    url: str
+    weight: float = 1.0
+    capacity: int | None = None
+
+
+def split_endpoints(text: str) -> list[Route]:
+    """`--endpoint` values (repeatable; the setting may hold several, comma- or space-separated): each
+    `URL[#weight=W&concurrency=C]`."""
+    from urllib.parse import parse_qs
+
+    routes = []
+    for item in re.split(r"[,\s]+", text.strip()):
+        if not item:
+            continue
+        url, _, fragment = item.partition("#")
+        options = {k: v[-1] for k, v in parse_qs(fragment).items()}
+        unknown = set(options) - {"weight", "concurrency"}
+        if unknown:
+            raise UsageError(f"--endpoint {item!r}: unknown option {sorted(unknown)[0]!r}", hint="URL#weight=2&concurrency=32")
+        try:
+            weight = float(options.get("weight", 1.0))
+            capacity = int(options["concurrency"]) if "concurrency" in options else None
+        except ValueError:
+            raise UsageError(f"--endpoint {item!r}: weight must be a number and concurrency a whole number",
+                             hint="URL#weight=2&concurrency=32") from None
+        if weight <= 0 or (capacity is not None and capacity < 1):
+            raise UsageError(f"--endpoint {item!r}: weight and concurrency must be positive", hint="URL#weight=2&concurrency=32")
+        routes.append(Route(parse_endpoint(url), weight, capacity))
+    return routes
 
 
 def parse_endpoint(url: str) -> str:
@@ -82,6 +119,27 @@ class ServedModel:
     endpoint: Endpoint
     entry: CatalogEntry | None  # the catalog entry of what is served (None: unknown to the catalog)
     note: str | None = None  # something the user should know (an unknown model, a forced mismatch)
+
+
+def resolve_endpoints(text: str, *, api_key: str | None, served_model: str | None, model_entry: CatalogEntry | None,
+                      model_explicit: bool, family: str | None, force: bool) -> ServedModel:
+    """One endpoint or several (`--endpoint` repeated): the first decides the model as `resolve_endpoint`
+    does; every other one is asked what it serves and must serve the same model id (or `--force`)."""
+    routes = split_endpoints(text)
+    if not routes:
+        raise UsageError("--endpoint is empty", hint="e.g. --endpoint http://127.0.0.1:8000/v1")
+    first, *others = routes
+    served = resolve_endpoint(first.url, api_key=api_key, served_model=served_model, model_entry=model_entry,
+                              model_explicit=model_explicit, family=family, force=force)
+    served.endpoint.weight, served.endpoint.capacity = first.weight, first.capacity
+    for route in others:
+        listed, _ = asyncio.run(_probe(route.url, api_key))
+        if served.endpoint.model_id not in listed and not force:
+            raise UsageError(f"the endpoints serve different models: {first.url} serves {served.endpoint.model_id!r}, "
+                             f"{route.url} serves {', '.join(listed) or 'nothing'}",
+                             hint="give endpoints of one model (or --force to send them the same requests anyway)")
+    served.endpoint.others = tuple(others)
+    return served
 
 
 def resolve_endpoint(url: str, *, api_key: str | None, served_model: str | None, model_entry: CatalogEntry | None,

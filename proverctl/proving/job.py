@@ -436,14 +436,17 @@ class ProveJob:
                                           "judged again (--no-cache samples them)"))
             client = None
             generator = self._generator
-            if generator is None:
+            options = plan.generation
+            if generator is None and endpoint.others:
+                generator, options = await self._router(stack, endpoint, plan, notify)
+            elif generator is None:
                 from proverctl.inference.client import GenerationClient
 
                 client = await stack.enter_async_context(GenerationClient(
                     endpoint.url, endpoint.model_id, api_key=endpoint.api_key, concurrency=plan.generation.generation_concurrency,
                     timeout=self.settings.request_timeout))
                 generator = client
-            self._pipeline = pipeline = Pipeline(store, generator, verifier, plan.generation, notify)
+            self._pipeline = pipeline = Pipeline(store, generator, verifier, options, notify)
             if self._stopped:
                 pipeline.stop()
             if handle_signals:
@@ -458,6 +461,33 @@ class ProveJob:
                 if handle_signals:
                     self._remove_signals()
         return self._stopped
+
+    async def _router(self, stack, endpoint: Endpoint, plan: RunPlan, notify):
+        """Several endpoints of one model (`--endpoint` repeated): one router over them
+        (proverctl.inference.router), the pipeline's requests in flight their capacities summed unless
+        --concurrency says otherwise; at the end, what each endpoint did."""
+        from proverctl.inference.client import GenerationClient
+        from proverctl.inference.router import EndpointRouter, Route
+
+        per = plan.generation.generation_concurrency
+        routes = [Route(GenerationClient(url, endpoint.model_id, api_key=endpoint.api_key, concurrency=capacity or per, retries=1,
+                                         timeout=self.settings.request_timeout), weight=weight, capacity=capacity or per)
+                  for url, weight, capacity in [(endpoint.url, endpoint.weight, endpoint.capacity)]
+                  + [(o.url, o.weight, o.capacity) for o in endpoint.others]]
+        router = await stack.enter_async_context(EndpointRouter(routes))
+
+        def report() -> None:
+            for s in router.stats():
+                notify(Notice("info", f"endpoint {s['endpoint']}: {s['requests']} request(s), {s['failed']} failed, "
+                                      f"{s['tokens_per_s']} tokens/s{'' if s['up'] else ', down: ' + str(s['last_error'])}"))
+
+        stack.callback(report)
+        options = plan.generation
+        if self.request.concurrency is None:
+            options = replace(options, generation_concurrency=sum(r.capacity for r in routes))
+        notify(Notice("info", f"{len(routes)} endpoints of {endpoint.model_id}: up to {options.generation_concurrency} requests in flight, "
+                              "a target's samples kept on one endpoint while it has room"))
+        return router, options
 
     async def _decompose(self, stack, store: Store, run_id: int, items, proved: set[int], prior: dict[int, float], plan: RunPlan,
                          pipeline: Pipeline, generator, pool, verifier, verification, notify) -> None:

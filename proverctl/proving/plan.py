@@ -89,10 +89,10 @@ def resolve_plan(request: ProveRequest, settings, inputs: list[InputFile], *, ap
         VerifySpec.from_settings(settings, policy=policy, lean_profile=request.lean_profile, verify_on=request.verify_on,
                                  dojo=request.dojo).resolve()
     if request.endpoint:
-        from proverctl.proving.endpoint import resolve_endpoint
+        from proverctl.proving.endpoint import resolve_endpoints
 
-        served = resolve_endpoint(request.endpoint, api_key=api_key, served_model=request.served_model, model_entry=entry,
-                                  model_explicit=model_explicit, family=request.family, force=request.force)
+        served = resolve_endpoints(request.endpoint, api_key=api_key, served_model=request.served_model, model_entry=entry,
+                                   model_explicit=model_explicit, family=request.family, force=request.force)
         endpoint, entry = served.endpoint, served.entry
         if served.note:
             notify(served.note)

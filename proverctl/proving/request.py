@@ -187,7 +187,7 @@ class Knob:
     name: str  # the ProveRequest field (`decompose.depth`: a field of the nested Decompose)
     flags: tuple[str, ...]
     help: str
-    kind: str = "str"  # str | int | float | bool | list | duration | hint | path
+    kind: str = "str"  # str | int | float | bool | list | endpoints | duration | hint | path
     setting: str | None = None  # the Settings key whose value the run uses when the flag is not typed
     resumable: bool = False  # --resume may change it (where and how the run runs, not what it computes)
     show: str | None = None  # the label `show RUN` prints it under (None: not shown)
@@ -210,6 +210,9 @@ class Knob:
             return True if value else None
         if self.kind == "list":
             return tuple(value) if value else None
+        if self.kind == "endpoints":  # repeatable; stored as one comma-separated string (the setting's form too)
+            values = [value] if isinstance(value, str) else list(value)
+            return ",".join(v.strip() for v in values if v.strip()) or None
         if self.kind == "duration":
             return parse_duration(str(value), self.flag)
         if self.kind == "hint":
@@ -231,8 +234,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("file", ("--file",), "With --repo: the .lean file, a path inside the repository.", show="file", panel="Input"),
     # The model and where it runs
     Knob("model", ("--model", "-m"), "Alias, org/repo or directory.", setting="model", complete="models", show="model", panel="Model"),
-    Knob("endpoint", ("--endpoint",), "Any OpenAI-compatible server (vLLM, SGLang, ...) instead of a local session.", setting="endpoint",
-         resumable=True, show="endpoint", panel="Model"),
+    Knob("endpoint", ("--endpoint",), "Any OpenAI-compatible server (vLLM, SGLang, ...) instead of a local session; repeat it for "
+                                      "several servers of one model (URL#weight=2&concurrency=32): one budget, a target's samples "
+                                      "kept on one server, a server that fails is routed around.", kind="endpoints",
+         setting="endpoint", resumable=True, show="endpoint", panel="Model"),
     Knob("served_model", ("--served-model",), "Model id at --endpoint [default: the one it lists].", resumable=True,
          show="served model", panel="Model"),
     Knob("engine", ("--engine",), "Engine for a session started for this run: {engines}.", complete="engines", resumable=True,
