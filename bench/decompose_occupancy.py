@@ -41,6 +41,7 @@ from proverctl.pipeline import Pipeline, ProveOptions  # noqa: E402
 from proverctl.proving.decompose_run import planner_for, run_decomposition  # noqa: E402
 from proverctl.proving.request import Decompose  # noqa: E402
 from proverctl.store.db import Store  # noqa: E402
+from scheduling import mean_in_flight  # noqa: E402  (bench/scheduling.py: the same measure)
 
 STANDIN = ROOT / "tests" / "standin_repl.py"
 
@@ -96,16 +97,6 @@ class InstantCheck:
     async def verify(self, target, code):
         proved = "skip" not in code
         return Verdict(VerdictKind.proved if proved else VerdictKind.rejected, [] if proved else ["no"], [], [], 0.0)
-
-
-def mean_in_flight(changes: list[tuple[float, int]], begin: float, end: float) -> float:
-    total = weighted = 0.0
-    for (t0, active), (t1, _) in zip(changes, changes[1:]):
-        lo, hi = max(t0, begin), min(t1, end)
-        if hi > lo:
-            weighted += active * (hi - lo)
-            total += hi - lo
-    return weighted / total if total else 0.0
 
 
 async def one_run(args, decompose: bool) -> dict:

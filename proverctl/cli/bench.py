@@ -33,7 +33,6 @@ def _bench(
     knobs: dict | None = None,
 ) -> None:
     from proverctl.benchmarks import load_rows, pass_at_k, published, published_figures
-    from proverctl.cli.run_view import ProgressView
     from proverctl.paths import Paths
     from proverctl.proving import ProveJob, ProveRequest
     from proverctl.store.db import Store
@@ -58,13 +57,7 @@ def _bench(
     job = ProveJob(request, kind="bench")
     total = len(load_rows(name, split, None)[1])
     subset = f"first {len(rows)} of {total} problems" if len(rows) < total else None
-    view = ProgressView(fmt, job, subset=subset)
-    try:
-        result = job.run(view.event, handle_signals=True)
-    finally:
-        view.stop()
-    if result.exit_code not in (0, 1):
-        raise typer.Exit(result.exit_code)
+    result = _run_job(job, fmt, subset)
     run_id = result.run_id
     with Store(paths.store_db) as store:
         counts = store.sample_counts(run_id)
@@ -109,6 +102,20 @@ def _bench(
     emit(data, fmt, human)
 
 
+def _run_job(job, fmt: str, subset: str | None = None):
+    """The benchmark's job with its progress view; a run that failed (not just unproved) exits with its code."""
+    from proverctl.cli.run_view import ProgressView
+
+    view = ProgressView(fmt, job, subset=subset)
+    try:
+        result = job.run(view.event, handle_signals=True)
+    finally:
+        view.stop()
+    if result.exit_code not in (0, 1):
+        raise typer.Exit(result.exit_code)
+    return result
+
+
 def _bench_input(bench, rows: list[dict], split: str | None, limit: int | None) -> tuple[str, "Path"]:
     """The split's chosen name and the rows written where the run's input lives (a recorded run names a file)."""
     from proverctl.paths import Paths
@@ -124,7 +131,6 @@ def _replay(bench, rows: list[dict], split: str | None, limit: int | None, publi
             fmt: str) -> None:
     """`bench NAME --replay PUBLISHED`: each problem's published proof as its one sample, judged today."""
     from proverctl.benchmarks import published_figures
-    from proverctl.cli.run_view import ProgressView
     from proverctl.paths import Paths
     from proverctl.proving import ProveJob, ProveRequest
     from proverctl.proving.replay import ReplayGenerator, read_published
@@ -140,15 +146,8 @@ def _replay(bench, rows: list[dict], split: str | None, limit: int | None, publi
     info(f"{bench.description}: {len(rows)} problems ({chosen_split}); replaying {len(found)} published proof(s) from {published_path}")
     request = ProveRequest(input=str(input_file), model=model, k=1, timeout=timeout, workers=workers, format="quiet", judge=judge,
                            no_cache=True)  # the published proofs themselves are what is judged
-    job = ProveJob(request, kind="bench", generator=ReplayGenerator(proofs),
-                   command=f"proverctl bench {bench.name} --replay {published_path}")
-    view = ProgressView(fmt, job)
-    try:
-        result = job.run(view.event, handle_signals=True)
-    finally:
-        view.stop()
-    if result.exit_code not in (0, 1):
-        raise typer.Exit(result.exit_code)
+    result = _run_job(ProveJob(request, kind="bench", generator=ReplayGenerator(proofs),
+                               command=f"proverctl bench {bench.name} --replay {published_path}"), fmt)
     refusals: dict[str, list[str]] = {}
     with Store(Paths.resolve().store_db) as store:
         for target in store.targets(result.run_id):
