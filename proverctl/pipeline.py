@@ -412,6 +412,7 @@ class Pipeline:
                 gen_seconds=round(gen_seconds, 3) if gen_seconds is not None else None, verify_seconds=round(verdict.seconds, 3),
                 finish_reason=completion.finish_reason if completion else None, seed=completion.seed if completion else None,
                 judge=verdict.judge, turns=completion.turns if completion else None, sandbox=verdict.sandbox, axioms=verdict.axioms,
+                endpoint=completion.endpoint if completion else None,
             ),
             proved=verdict.proved and not state.proved,
         )

@@ -130,5 +130,9 @@ def test_prove_over_three_endpoints_one_dead_from_the_start_is_refused_then_rout
     # the run records its endpoints; a bad option is one line
     shown = cli("show", "1", "--format", "json").json()
     assert b.url in shown["request"]["request"]["endpoint"]
+    # each sample records the endpoint that answered it
+    counts = {e["endpoint"]: e["attempts"] for e in shown["endpoints"]}
+    assert set(counts) == {f"{a.url}/v1", f"{b.url}/v1"} and sum(counts.values()) == len(a.bodies) + len(b.bodies)
+    assert "endpoints: " in cli("show", "1", "--format", "human").stdout
     bad = cli("prove", str(path), "--endpoint", "http://127.0.0.1:9#weight=x")
     assert bad.exit_code == 2 and "weight must be a number" in bad.stderr

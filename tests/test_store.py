@@ -67,7 +67,7 @@ def test_migrations_have_names_and_one_number_each():
 
 def test_a_blank_file_gets_every_migration(tmp_path):
     with Store(tmp_path / "s.db") as store:
-        assert store.schema_version == len(MIGRATIONS) == 10
+        assert store.schema_version == len(MIGRATIONS) == 11
         assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert {"request", "served_model", "engine_version"} <= columns(tmp_path / "s.db", "runs")

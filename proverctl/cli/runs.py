@@ -140,6 +140,9 @@ def _print_run(console, data: dict) -> None:
                   f"Lean {data['lean_profile']}  started {local_time(data['started'])}", highlight=False)
     if data.get("served_model"):
         console.print(f"served model id: {data['served_model']}", highlight=False)
+    if data.get("endpoints"):
+        console.print("endpoints: " + "; ".join(f"{e['endpoint']} {e['attempts']} sample(s), {e['tokens']} tokens" for e in data["endpoints"]),
+                      highlight=False, markup=False)
     if data.get("request"):
         from proverctl.proving.records import recorded_request
         from proverctl.proving.request import shown

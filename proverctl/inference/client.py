@@ -41,6 +41,7 @@ class Completion:
     stop_reason: Any = None  # vLLM: the stop string or token that ended it
     answer: str | None = None  # multi-turn samples: the final answer's text (what extraction reads)
     turns: list[dict[str, Any]] | None = None  # multi-turn samples: every turn (sketch / tool call, Lean's answer)
+    endpoint: str | None = None  # which of several endpoints answered (proverctl.inference.router); None: the run's one
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

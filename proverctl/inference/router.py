@@ -143,6 +143,7 @@ class EndpointRouter:
             route.backoff = 0.0
             route.down_until = 0.0
             route.tokens += completion.completion_tokens or 0
+            completion.endpoint = route.url
             return completion
 
     def stats(self) -> list[dict]:

@@ -138,6 +138,7 @@ def read_reference(store: Store, kind: str, key: dict) -> dict:
         data["settings"] = json.loads(data["settings"])
         data["request"] = json.loads(data["request"]) if data.get("request") else None
         data["targets"] = store.targets(key["run"])
+        data["endpoints"] = store.endpoint_counts(key["run"])  # a run over several endpoints: what each answered
         for t in data["targets"]:
             t.pop("header", None)
             t["checked"] = checked_label(t["status"], t.pop("proved_judge"), t.pop("proved_sandbox"))

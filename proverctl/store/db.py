@@ -285,6 +285,12 @@ def _m10(db: sqlite3.Connection) -> None:
     )
 
 
+@migration(11, 'attempt_endpoint', adds=('attempts.endpoint',))
+def _m11(db: sqlite3.Connection) -> None:
+    """Which endpoint answered each sample when a run had several (`--endpoint` repeated); NULL: the run's one."""
+    _run_script(db, "ALTER TABLE attempts ADD COLUMN endpoint TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = tuple(sorted(_REGISTERED, key=lambda m: m.version))
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations are numbered 1, 2, 3, ... without gaps"
 # How a stored attempt reads back: its prompt from the prompts table (older rows kept theirs inline).
@@ -314,6 +320,7 @@ class AttemptRow:
     turns: list[dict] | None = None  # a multi-turn sample's conversation: sketches / tool calls and Lean's answers
     sandbox: str | None = None  # the sandbox the verdict was given in ("none": unsandboxed)
     axioms: list[str] | None = None  # what the proof depends on, as Lean's `#print axioms` said (None: not asked)
+    endpoint: str | None = None  # the endpoint that answered, when the run had several
 
 
 class Store:
@@ -456,12 +463,12 @@ class Store:
             cursor = self.db.execute(
                 "INSERT INTO attempts (target_id, sample, round, prompt_id, raw_output, code, verdict, reasons, messages,"
                 " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge, turns, sandbox,"
-                " axioms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " axioms, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row.target_id, row.sample, row.round, prompt_id, row.raw_output, row.code,
                  row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
                  row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind,
                  row.finish_reason, row.seed, row.judge, json.dumps(row.turns, ensure_ascii=False) if row.turns else None,
-                 row.sandbox, json.dumps(row.axioms) if row.axioms is not None else None),
+                 row.sandbox, json.dumps(row.axioms) if row.axioms is not None else None, row.endpoint),
             )
             attempt_id = int(cursor.lastrowid)
             if proved:
@@ -706,6 +713,13 @@ class Store:
     def cache_clear(self) -> int:
         with self.transaction():
             return self.db.execute("DELETE FROM proof_cache").rowcount
+
+    def endpoint_counts(self, run_id: int) -> list[dict]:
+        """Per endpoint of a run that had several: samples answered, completion tokens, generation seconds."""
+        return [dict(r) for r in self.db.execute(
+            "SELECT a.endpoint, COUNT(*) AS attempts, COALESCE(SUM(a.completion_tokens), 0) AS tokens,"
+            " ROUND(COALESCE(SUM(a.gen_seconds), 0), 3) AS gen_seconds FROM attempts a JOIN targets t ON t.id = a.target_id"
+            " WHERE t.run_id = ? AND a.endpoint IS NOT NULL GROUP BY a.endpoint ORDER BY a.endpoint", (run_id,))]
 
     def attempt_count(self, run_id: int) -> int:
         return self.db.execute("SELECT COUNT(*) FROM attempts a JOIN targets t ON t.id = a.target_id WHERE t.run_id = ?",
