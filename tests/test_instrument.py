@@ -295,3 +295,13 @@ def test_cache_clear_and_prune(cli, tmp_path, standin_repl):
     assert "removed 2" in cli("cache", "clear").stderr
     bad = cli("cache", "prune", "--older-than", "soon")
     assert bad.exit_code == 2 and "--older-than" in bad.stderr
+
+
+def test_export_of_several_runs_as_json_is_one_array(cli, tmp_path, standin_repl):
+    path = tmp_path / "T.lean"
+    path.write_text("theorem t : True := trivial\n")
+    cli("check", str(path))
+    cli("check", str(path))
+    rows = json.loads(cli("export", "1", "2", "--format", "json").stdout)
+    assert len(rows) == 2 and all(r["verdict"] == "proved" for r in rows)
+    assert len(cli("export", "1", "2").stdout.splitlines()) == 2

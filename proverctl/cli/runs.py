@@ -278,14 +278,12 @@ def export_command(
         if fmt == "quiet":
             return
         if output is None:
-            for run in runs:
-                _write_export(store, run, fmt, sys.stdout)
+            _write_export(store, runs, fmt, sys.stdout)
             return
         from proverctl.proving.outputs import atomic_file
 
         with atomic_file(output) as handle:  # an interrupted export leaves no half-written file
-            for run in runs:
-                _write_export(store, run, fmt, handle)
+            _write_export(store, runs, fmt, handle)
     info(f"wrote {output}")
 
 
@@ -323,26 +321,24 @@ def _export_training(store, runs: list[int], purpose: str, output: Path | None, 
 
 
 def _write_rows(rows, fmt: str, handle) -> None:
+    _write_lines((json.dumps(row, ensure_ascii=False) for row in rows), fmt, handle)
+
+
+def _write_export(store, runs: list[int], fmt: str, handle) -> None:
+    """The runs' attempts, one after the other (with --format json: one array for them all)."""
+    _write_lines((line for run in runs for line in store.iter_attempt_lines(run, schema=SCHEMA)), fmt, handle)
+
+
+def _write_lines(lines, fmt: str, handle) -> None:
+    """JSON texts streamed as JSON lines, or (`json`) as one array."""
     write = handle.write
     if fmt == "json":
         write("[")
-        for index, row in enumerate(rows):
-            write(("\n" if not index else ",\n") + json.dumps(row, ensure_ascii=False))
-        write("\n]\n")
-        return
-    for row in rows:
-        write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _write_export(store, run: int, fmt: str, handle) -> None:
-    write = handle.write
-    if fmt == "json":
-        write("[")
-        for index, line in enumerate(store.iter_attempt_lines(run, schema=SCHEMA)):
+        for index, line in enumerate(lines):
             write(("\n" if not index else ",\n") + line)
         write("\n]\n")
         return
-    for line in store.iter_attempt_lines(run, schema=SCHEMA):
+    for line in lines:
         write(line + "\n")
 
 
@@ -359,7 +355,7 @@ def diff_command(
 
     Examples: proverctl runs diff 3 5 ; proverctl runs diff 3 5 --format json | jq '.targets[] | select(.only_a != [])'
     """
-    from proverctl.proving.diff import diff_runs
+    from proverctl.proving.diff import diff_runs, differs
     from proverctl.store.db import recorded_store
 
     with recorded_store() as store:
@@ -368,8 +364,7 @@ def diff_command(
                 raise UsageError(f"no run {run}", hint="`proverctl runs` lists them")
         data = diff_runs(store, a, b)
     if not all_targets:
-        data["targets"] = [t for t in data["targets"] if t["change"] != "same" or t["only_a"] or t["only_b"]
-                           or (t["a"] or {}).get("flags") or (t["b"] or {}).get("flags")]
+        data["targets"] = [t for t in data["targets"] if differs(t)]
     emit(data, resolve_format(format, allow_jsonl=False), lambda c: _print_diff(c, data))
 
 

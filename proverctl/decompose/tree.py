@@ -34,7 +34,7 @@ from proverctl.decompose.planners import PlannerFamily, planner_messages, repair
 from proverctl.decompose.sketch import Hole, SketchCheck, check_sketch, check_statements
 from proverctl.decompose.statements import from_goal
 from proverctl.inputs import header_hash
-from proverctl.lean.targets import Target, statement_key
+from proverctl.lean.targets import Target, proof_body, statement_key
 from proverctl.lean.verdict import Verdict
 from proverctl.prompts import families
 from proverctl.prompts.extract import extract
@@ -355,7 +355,7 @@ class Decomposer:
         found = self.store.proved_by_key(key, self.settings.lean_profile, exclude=exclude)
         if found is None or not found.get("code"):
             return None
-        body = _proof_body(found["code"])
+        body = proof_body(found["code"])  # a proof with lemmas of its own (a hole decomposed in turn) is not carried over
         if body is None:
             return None
         candidate = hole_target.candidate(body)
@@ -389,19 +389,6 @@ def _proof(store: Store, target_id: int) -> str | None:
     row = store.target(target_id)
     attempt = store.attempt(row["proved_attempt"]) if row and row.get("proved_attempt") else None
     return attempt["code"] if attempt else None
-
-
-def _proof_body(code: str) -> str | None:
-    """What follows the top-level `:=` of the last declaration in `code` (a proof to put under another name)."""
-    from proverctl.lean.source import parse
-
-    source = parse(code)
-    if not source.declarations:
-        return None
-    decl = source.declarations[-1]
-    if decl.body_start is None:
-        return None
-    return code[decl.body_start:decl.end].rstrip() + "\n"
 
 
 def compose(sketch_code: str, holes: list[Hole], proofs: dict[int, str]) -> str:

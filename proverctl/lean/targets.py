@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, replace
 
 from proverctl.errors import UsageError
-from proverctl.lean.source import Declaration, Source, join_code
+from proverctl.lean.source import Declaration, Source, join_code, parse
 
 _SORRY_RE = re.compile(r"(?<![\w'])sorry(?![\w'])")
 # Names given to what Lean would leave anonymous, from its line in the text it was read from, so the
@@ -126,13 +126,29 @@ def from_row(row: dict, label: str = "") -> Target:
 _NAMED = re.compile(r"^\s*(?:@\[[^\]]*\]\s*)?(?:private\s+|protected\s+)?(?:theorem|lemma)\s+[^\s({\[:]+", re.S)
 
 
+def statement_body(statement: str) -> str:
+    """A statement without its keyword and name (a subgoal is named after its sketch), whitespace collapsed."""
+    return " ".join(_NAMED.sub("", statement, count=1).split())
+
+
 def statement_key(statement: str, header_hash: str) -> str:
-    """What makes two statements the same problem: the statement without its keyword and name (a subgoal
-    is named after its sketch), whitespace collapsed, under the same header (by its hash)."""
+    """What makes two statements the same problem: the same `statement_body` under the same header (by its hash)."""
     import hashlib
 
-    body = " ".join(_NAMED.sub("", statement, count=1).split())
-    return hashlib.sha256(f"{header_hash}\0{body}".encode("utf-8")).hexdigest()[:24]
+    return hashlib.sha256(f"{header_hash}\0{statement_body(statement)}".encode("utf-8")).hexdigest()[:24]
+
+
+def proof_body(code: str) -> str | None:
+    """What follows the top-level `:=` of the declaration in `code` (the proof, to put under another name
+    with `Target.candidate`), or None when the code is not one declaration (auxiliary lemmas cannot be
+    carried over)."""
+    source = parse(code)
+    if len(source.declarations) != 1:
+        return None
+    decl = source.declarations[0]
+    if decl.body_start is None:
+        return None
+    return code[decl.body_start:decl.end].rstrip() + "\n"
 
 
 def stable_name(decl: Declaration) -> str | None:

@@ -19,7 +19,7 @@ import hashlib
 from typing import Callable
 
 from proverctl.inputs import header_hash
-from proverctl.lean.targets import Target, statement_key
+from proverctl.lean.targets import Target, proof_body, statement_key
 from proverctl.store.db import AttemptRow, Store
 
 CACHED_SAMPLE = -2  # the sample number of attempts answered from the cache (no sample of the budget)
@@ -44,20 +44,6 @@ def visible_header(header: str) -> str:
 def cache_key(statement: str, header: str, pins: str, judge: str) -> str:
     base = statement_key(statement, header_hash(visible_header(header)))
     return hashlib.sha256(f"{base}\0{pins}\0{judge}".encode("utf-8")).hexdigest()[:32]
-
-
-def proof_body(code: str) -> str | None:
-    """What follows the top-level `:=` of the last declaration in `code` (the proof, to put under another
-    name), or None when the code is not one declaration (auxiliary lemmas cannot be carried over)."""
-    from proverctl.lean.source import parse
-
-    source = parse(code)
-    if len(source.declarations) != 1:
-        return None
-    decl = source.declarations[-1]
-    if decl.body_start is None:
-        return None
-    return code[decl.body_start:decl.end].rstrip() + "\n"
 
 
 class ProofCache:

@@ -18,12 +18,11 @@ import re
 from dataclasses import dataclass
 
 from proverctl.lean.source import Source, identifiers
-from proverctl.lean.verdict import KERNEL_CHECKED, checked_label
+from proverctl.lean.protocol import Message
+from proverctl.lean.verdict import KERNEL_CHECKED, checked_label, parse_axioms
 from proverctl.store.db import Store
 
 STANDARD_AXIOMS = frozenset({"propext", "Classical.choice", "Quot.sound"})
-_AXIOMS = re.compile(r"'(?P<name>.+?)' depends on axioms: \[(?P<axioms>[^\]]*)\]", re.S)
-_NO_AXIOMS = re.compile(r"'(?P<name>.+?)' does not depend on any axioms")
 # What the checked code itself can show (comments and strings masked, so a mention in a comment is none).
 _FLAG_PATTERNS = (
     ("apply?", re.compile(r"(?<![\w.'])apply\?")),
@@ -77,17 +76,8 @@ def axioms_of(attempt: dict | None) -> list[str] | None:
         return None
     if isinstance(attempt.get("axioms"), list):
         return sorted(attempt["axioms"])
-    found: set[str] = set()
-    seen = False
-    for m in attempt.get("messages") or []:
-        data = m.get("data", "") if isinstance(m, dict) else ""
-        match = _AXIOMS.search(data)
-        if match:
-            seen = True
-            found.update(a.strip() for a in match.group("axioms").split(",") if a.strip())
-        elif _NO_AXIOMS.search(data):
-            seen = True
-    return sorted(found) if seen else None
+    answers = parse_axioms([Message.parse(m) for m in attempt.get("messages") or [] if isinstance(m, dict)])
+    return sorted({a for axioms in answers.values() for a in axioms}) if answers else None
 
 
 def _key(target: dict) -> str:
@@ -141,6 +131,13 @@ def diff_runs(store: Store, a: int, b: int) -> dict:
             "proved_only_a": sum(r["change"] == "proved only in A" for r in rows),
             "proved_only_b": sum(r["change"] == "proved only in B" for r in rows),
             "targets": rows}
+
+
+def differs(row: dict) -> bool:
+    """Whether a diff row is worth showing without --all: its verdict or label changed, one side uses
+    names the other run never does, or a proof is flagged."""
+    return (row["change"] != "same" or bool(row["only_a"]) or bool(row["only_b"])
+            or bool((row["a"] or {}).get("flags")) or bool((row["b"] or {}).get("flags")))
 
 
 def _side_json(side: Side | None) -> dict | None:

@@ -23,18 +23,16 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from proverctl.errors import UsageError
+from proverctl.lean.targets import statement_body
 from proverctl.lean.verdict import KERNEL_CHECKED, checked_label
 from proverctl.store.db import Store
 
 PURPOSES = ("sft", "dpo", "grpo", "verl")
-_NAME = re.compile(r"^\s*(?:@\[[^\]]*\]\s*)?(?:private\s+|protected\s+)?(?:theorem|lemma)\s+[^\s({\[:]+", re.S)
 
 
 def statement_text(statement: str) -> str:
     """A statement as problems are compared: without keyword and name, `:= by sorry` and layout."""
-    body = _NAME.sub("", statement, count=1)
-    body = re.sub(r":=\s*(by\s*)?(sorry\s*)?$", "", body.strip())
-    return " ".join(body.split())
+    return re.sub(r":=\s*(by\s*)?(sorry\s*)?$", "", statement_body(statement)).strip()
 
 
 def benchmark_statements(spec: str) -> set[str]:

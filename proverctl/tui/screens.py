@@ -226,7 +226,7 @@ class DiffScreen(_Table):
 
     @work(thread=True, exclusive=True, group="load")
     def load(self) -> None:
-        from proverctl.proving.diff import diff_runs
+        from proverctl.proving.diff import diff_runs, differs
 
         with self.app.services.open_store() as store:
             data = diff_runs(store, self.a, self.b)
@@ -234,8 +234,7 @@ class DiffScreen(_Table):
             for run in (self.b, self.a):  # A's target wins where both have it
                 ids.update({t["name"] or f"example@{t['line']}": t["id"] for t in store.targets(run) if t.get("parent_id") is None})
         self._ids = ids
-        shown = [t for t in data["targets"] if self.all_targets or t["change"] != "same" or t["only_a"] or t["only_b"]
-                 or (t["a"] or {}).get("flags") or (t["b"] or {}).get("flags")]
+        shown = [t for t in data["targets"] if self.all_targets or differs(t)]
 
         def side(s):
             return "-" if s is None else s["status"] + (f" ({s['checked']})" if s.get("checked") else "")
