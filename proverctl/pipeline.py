@@ -9,7 +9,9 @@ proved meanwhile gets no more samples (early stop). Generation and verification 
 verified as soon as it arrives; verification runs as many checks at once as the verifier has workers,
 and a candidate whose target got proved while it waited is dropped before it takes one. Backpressure:
 no new sample starts while more candidates wait for a check than twice the checks that can run. Every
-attempt is committed to the store when its verdict is known.
+attempt is committed to the store when its verdict is known, in batches by a thread of its own
+(proverctl.store.writer: within 50 ms, never on the event loop); one that proves its target is
+committed before anything else happens to that target, and the run's end waits for the rest.
 
 The generator and verifier are injected (`Generator`, `Verifier`), so tests and benches can use
 controlled latencies; ProveJob (proverctl/proving) gives it the inference client and the verifier factory's verifier.
@@ -81,6 +83,7 @@ class TargetState:
     running: int = 0  # its chains in flight
     queued: bool = False  # a sample of it waits in the scheduler
     outcome: asyncio.Future | None = None  # "proved" | "exhausted" | "cancelled", once nothing more will come
+    committing: bool = False  # its proof is proved but not yet in the store: the outcome waits for it
 
     def seconds(self) -> float:
         """Time spent on this target: earlier runs plus first start to last finish here."""
@@ -129,6 +132,7 @@ class Pipeline:
         self._queue: list[tuple[int, int, int]] = []  # (next sample, arrival, target id): sample-major order
         self._arrival = itertools.count()
         self._holds = 0  # callers that may still add targets (the run waits for them)
+        self._writer = None  # proverctl.store.writer.AttemptWriter while run() runs
 
     def _seed(self, sample: int, round_index: int) -> int | None:
         if self.options.seed is None:
@@ -221,7 +225,7 @@ class Pipeline:
 
     def _settle(self, state: TargetState) -> None:
         """Resolve a target's outcome once nothing more will come of it."""
-        if state.outcome is None or state.outcome.done():
+        if state.outcome is None or state.outcome.done() or state.committing:
             return
         if state.proved:
             state.outcome.set_result("proved")
@@ -235,6 +239,21 @@ class Pipeline:
         """Prove each (target_id, target) and whatever is added meanwhile; returns target_id -> 'proved' |
         'not-proved' | 'interrupted' for every target. `prior_seconds` is the time earlier runs already
         spent per target (resume adds to it)."""
+        from proverctl.store.writer import AttemptWriter
+
+        self._writer = AttemptWriter(self.store.path)
+        try:
+            result = await self._run(items, already_proved, prior_seconds)
+        except BaseException:
+            writer, self._writer = self._writer, None
+            with contextlib.suppress(Exception):  # the run's own failure is the one to report
+                await writer.close()
+            raise
+        writer, self._writer = self._writer, None
+        await writer.close()
+        return result
+
+    async def _run(self, items, already_proved, prior_seconds) -> dict[int, str]:
         self.add(items, already_proved=already_proved, prior_seconds=prior_seconds)
         for target_id in already_proved:  # a resumed run: what earlier runs proved is in the later targets' headers
             row = self.store.target(target_id) if target_id in self.states else None
@@ -275,6 +294,7 @@ class Pipeline:
                 if state.outcome is not None and not state.outcome.done():
                     state.outcome.set_result("proved" if state.proved else "cancelled")
             raise failure
+        await self._writer.flush()  # every attempt is in the store before the targets' final status
         result = {}
         for target_id, state in self.states.items():
             status = "proved" if state.proved else ("interrupted" if self.stopped else "not-proved")
@@ -400,11 +420,11 @@ class Pipeline:
         finally:
             self._verify_slots.release()
 
-    def _record(self, state: TargetState, sample: int, round_index: int, prompt: Prompt, completion: Completion | None,
-                code: str | None, verdict: Verdict, gen_seconds: float | None = None) -> None:
-        """Commit one attempt (and the target's proof, the first time) and tell the caller."""
-        self.store.add_attempt(
-            AttemptRow(
+    async def _record(self, state: TargetState, sample: int, round_index: int, prompt: Prompt, completion: Completion | None,
+                      code: str | None, verdict: Verdict, gen_seconds: float | None = None, *, proves: bool = False) -> None:
+        """Commit one attempt (with `proves`: the first proof of its target, committed before this returns)
+        and tell the caller."""
+        row = AttemptRow(
                 target_id=state.id, sample=sample, round=round_index, prompt=prompt.as_dict(),
                 raw_output=completion.text if completion else None, code=code, verdict=verdict.kind.value, reasons=verdict.reasons,
                 messages=[m.as_dict() for m in verdict.messages], prompt_tokens=completion.prompt_tokens if completion else None,
@@ -413,9 +433,13 @@ class Pipeline:
                 finish_reason=completion.finish_reason if completion else None, seed=completion.seed if completion else None,
                 judge=verdict.judge, turns=completion.turns if completion else None, sandbox=verdict.sandbox, axioms=verdict.axioms,
                 endpoint=completion.endpoint if completion else None,
-            ),
-            proved=verdict.proved and not state.proved,
-        )
+            )
+        if self._writer is None:
+            self.store.add_attempt(row, proved=proves)
+        else:
+            committed = self._writer.add(row, proves)
+            if proves:
+                await committed  # whoever waits on this target reads its proof next
         state.attempts += 1
         state.last_end = time.monotonic()
         self.attempts_done += 1
@@ -447,7 +471,7 @@ class Pipeline:
                 return
             prompt, room = fit_to_context(prompt, options.context_length)
             if room is not None:
-                self._record(state, sample, round_index, prompt, None, None, Verdict(VerdictKind.rejected, [room], judge="extraction"))
+                await self._record(state, sample, round_index, prompt, None, None, Verdict(VerdictKind.rejected, [room], judge="extraction"))
                 return
             started = time.monotonic()
             seed = self._seed(sample, round_index)
@@ -473,11 +497,17 @@ class Pipeline:
             else:
                 verdict = Verdict(VerdictKind.rejected, [extraction.reason], judge="extraction")
             proved = verdict.proved
-            self._record(state, sample, round_index, prompt, completion, extraction.code, verdict, gen_seconds)
+            first = proved and not state.proved
+            if first:
+                state.proved = state.committing = True  # no sample of it starts while its proof is committed
+                self._share_proof(state, extraction.code)  # later targets' next samples see it
+            try:
+                await self._record(state, sample, round_index, prompt, completion, extraction.code, verdict, gen_seconds, proves=first)
+            finally:
+                if first:
+                    state.committing = False
             if proved:
-                if not state.proved:
-                    state.proved = True
-                    self._share_proof(state, extraction.code)
+                if first:
                     self._settle(state)
                     self.on_event(Event("proved", state.id, target, sample, round_index, verdict))
                 if not options.all_samples:

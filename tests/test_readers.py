@@ -193,3 +193,41 @@ def test_a_whole_file_row_keeps_its_imports_first_and_its_doc_comment_once():
     other = from_row({**row, "formal_statement": row["formal_statement"].replace(row["informal_prefix"].strip(), ""),
                       "informal_prefix": "/-- Another wording. -/\n"})
     assert other.header.startswith("import Mathlib") and other.informal == "Another wording."
+
+
+def test_the_readers_quick_look_never_skips_a_token_the_full_comparison_would_name(monkeypatch):
+    """disagreements() compares token by token only when a set-wide look (`_needs_look`) finds something
+    to name; on real proofs and on each attack row, with every rule's word spliced in, that look must
+    give the same reasons as the comparison run on every text."""
+    import random
+    import zipfile
+
+    from standin_repl import read_tokens
+    from proverctl.lean import reading
+    from proverctl.lean.verdict import CHEAT_TOKENS, CODE_TOKENS, HASH_COMMANDS
+
+    fixtures = Path(__file__).parent / "fixtures"
+    with zipfile.ZipFile(fixtures / "model-outputs" / "deepseek-prover-v2-minif2f-test.zip") as z:
+        texts = [z.read(n).decode() for n in sorted(z.namelist()) if n.endswith(".lean")][:40]
+    texts += [json.loads(line)["output"] for line in CORPUS.read_text().splitlines() if line.strip()]
+    rnd = random.Random(3)
+    words = list(CHEAT_TOKENS) + [w for w in CODE_TOKENS if "." not in w] + ["#" + w for w in HASH_COMMANDS[:8]] + \
+        ["set_option trust 0 in", "@[implemented_by f]", "attribute [simp] x", "/- c -/", '"s"', "«x y»", "-- c\n"]
+    texts += [t[:k] + " " + rnd.choice(words) + " " + t[k:] for t in texts[:40] for k in [rnd.randrange(len(t) + 1)]]
+
+    def reasons(text: str, mode: str, exact: bool) -> list[str]:
+        commands, tokens = read_tokens(reading.normalized(text))
+        found = reading.Reading(*reading._positions(reading.normalized(text), commands, tokens))
+        if exact:
+            with monkeypatch.context() as m:
+                m.setattr(reading, "_needs_look", lambda *a: True)
+                return reading.disagreements(text, found, mode=mode)
+        return reading.disagreements(text, found, mode=mode)
+
+    named = 0
+    for text in texts:
+        for mode in ("candidate", "draft", "file"):
+            exact = reasons(text, mode, True)
+            assert reasons(text, mode, False) == exact, (mode, text[:200])
+            named += bool(exact)
+    assert named > 40  # the attacks and the spliced words do reach the comparison

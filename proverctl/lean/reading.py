@@ -23,12 +23,13 @@ command in the same shape, and `proverctl lean selftest` runs it on the user's t
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 from dataclasses import dataclass
 
 from proverctl.lean.protocol import Response
-from proverctl.lean.source import Source, line_col
+from proverctl.lean.source import Source, line_col, parse
 
 MARKER_PREFIX = "proverctl-reading-"
 # Commands whose elaboration changes how later commands parse; the pass elaborates them in whole files.
@@ -114,33 +115,46 @@ def parse_answer(response: Response | None, marker: str, text: str) -> Reading |
         if message.severity == "info" and data.startswith(marker):
             try:
                 payload = json.loads(data[len(marker):])
-                byte_to_char = _byte_offsets(normalized(text))
-                commands = tuple((str(k), byte_to_char(int(b)), byte_to_char(int(e))) for k, b, e in payload["commands"])
-                tokens = tuple((str(k), byte_to_char(int(p)), str(v)) for k, p, v in payload["tokens"])
+                return Reading(*_positions(normalized(text), payload["commands"], payload["tokens"]))
             except (ValueError, KeyError, TypeError):
                 return None
-            return Reading(commands, tokens)
     return None
+
+
+def _positions(text: str, commands: list, tokens: list) -> tuple[tuple, tuple]:
+    """The answer's commands and tokens with character offsets, every field of the type it must have
+    (TypeError or ValueError otherwise). By columns with zip and map: a candidate has hundreds of tokens."""
+    kinds, starts, ends = zip(*commands) if commands else ((), (), ())
+    token_kinds, token_at, words = zip(*tokens) if tokens else ((), (), ())
+    if not set(map(type, kinds)) | set(map(type, token_kinds)) | set(map(type, words)) <= {str} \
+            or not set(map(type, starts)) | set(map(type, ends)) | set(map(type, token_at)) <= {int}:
+        raise TypeError("a field of the reading has the wrong type")
+    offsets = _byte_offsets(text, starts + ends + token_at)
+    count = len(starts)
+    return tuple(zip(kinds, offsets[:count], offsets[count:2 * count])), tuple(zip(token_kinds, offsets[2 * count:], words))
 
 
 def normalized(text: str) -> str:
     return text.replace("\r\n", "\n")
 
 
-def _byte_offsets(text: str):
-    """A function from UTF-8 byte offsets in `text` to character offsets."""
-    starts = []
-    position = 0
-    for ch in text:
-        starts.append(position)
-        position += len(ch.encode("utf-8"))
-    table = {b: i for i, b in enumerate(starts)}
-    table[position] = len(text)
+_CHAR_STARTS = bytes(0 if 0x80 <= b < 0xC0 else 1 for b in range(256))  # 0 on UTF-8 continuation bytes
 
-    def convert(offset: int) -> int:
-        return table.get(offset, len(text))
 
-    return convert
+def _byte_offsets(text: str, offsets: tuple[int, ...]) -> tuple[int, ...]:
+    """The character offset in `text` of each UTF-8 byte offset in `offsets` (one that is not at a
+    character boundary, or is out of range, maps to the end)."""
+    size = len(text)
+    if text.isascii():
+        if not offsets or (min(offsets) >= 0 and max(offsets) <= size):
+            return offsets
+        return tuple(b if 0 <= b <= size else size for b in offsets)
+    data = text.encode("utf-8")
+    starts = data.translate(_CHAR_STARTS) + b"\x01"  # the end is a boundary too
+    before = list(itertools.accumulate(starts, initial=0))  # characters before each byte offset
+    if min(offsets) >= 0 and max(offsets) <= len(data) and all(map(starts.__getitem__, offsets)):
+        return tuple(map(before.__getitem__, offsets))
+    return tuple(before[b] if 0 <= b <= len(data) and starts[b] else size for b in offsets)
 
 
 def _literal(token: str) -> bool:
@@ -165,18 +179,21 @@ def disagreements(text: str, reading: Reading, *, mode: str) -> list[str]:
                                         code_attribute)
 
     norm = normalized(text)
-    source = Source(norm)
+    source = parse(norm)  # the policy already read this text (parse keeps it)
     mask = source.mask
     reasons: list[str] = []
 
     def where(offset: int) -> str:
         return f"line {line_col(norm, offset)[0]}"
 
-    plain_code = {w for w in CODE_TOKENS if "." not in w}
-    cheats = set(CHEAT_TOKENS)
-    tokens = [t for t in reading.tokens if not (t[0] == "a" and _literal(t[2]))]
+    plain_code = frozenset(w for w in CODE_TOKENS if "." not in w)
+    cheats = frozenset(CHEAT_TOKENS)
+    hash_commands = HASH_COMMANDS if strict else FILE_HASH_COMMANDS
+    size = len(norm)
+    looked = _needs_look(source, reading, plain_code | cheats if candidate else plain_code, hash_commands)
+    tokens = [t for t in reading.tokens if not (t[0] == "a" and _literal(t[2]))] if looked else []
     for index, (kind, at, token) in enumerate(tokens):
-        if at < len(norm) and mask[at] != norm[at] and not norm[at].isspace():
+        if at < size and mask[at] != norm[at] and not norm[at].isspace():
             # Lean starts a token where proverctl's reader saw a comment, a string or the inside of an
             # «escaped» name: code hidden from the policy.
             reasons.append(f"Lean reads `{token[:40]}` at {where(at)} where proverctl's reader saw a comment or string: the readers disagree")
@@ -187,12 +204,12 @@ def disagreements(text: str, reading: Reading, *, mode: str) -> list[str]:
         if kind == "i" and index and tokens[index - 1][2] in ("@[", "[", ",") and _in_attribute(tokens, index):
             if code_attribute(token, "") or (candidate and token not in ("simp", "reducible")):
                 reasons.append(f"Lean reads the attribute `{token[:40]}` at {where(at)}")
-        parts = token.split(".") if kind == "i" else [token.lstrip("#")]
-        if any(part in plain_code for part in parts) and not (not strict and parts == ["unsafe"]):
+        parts = token.split(".") if kind == "i" else (token.lstrip("#"),)
+        if not plain_code.isdisjoint(parts) and not (not strict and len(parts) == 1 and parts[0] == "unsafe"):
             reasons.append(f"Lean reads `{token[:40]}` at {where(at)}: it runs code at check time")
-        elif candidate and any(part in cheats for part in parts):
+        elif candidate and not cheats.isdisjoint(parts):
             reasons.append(f"Lean reads `{token[:40]}` at {where(at)}")
-        elif token.startswith("#") and token[1:] in (HASH_COMMANDS if strict else FILE_HASH_COMMANDS):
+        elif token[:1] == "#" and token[1:] in hash_commands:
             reasons.append(f"Lean reads the command `{token[:40]}` at {where(at)}")
     if candidate:
         ours = sorted({_command_start(source, c.start) for c in source.commands})
@@ -206,6 +223,35 @@ def disagreements(text: str, reading: Reading, *, mode: str) -> list[str]:
                 reasons.append(f"proverctl's reader sees a command at {where(missing[0])} that Lean does not: the readers disagree")
     seen: set[str] = set()
     return [r for r in reasons if not (r in seen or seen.add(r))]
+
+
+def _needs_look(source: Source, reading: Reading, flagged: frozenset[str], hash_commands) -> bool:
+    """Can any token give a reason below? False only when none can: no token starts inside a comment,
+    string or «escape» of proverctl's reading (the only places its mask differs from the text), unless
+    it is such a literal itself; no part of a name nor any keyword is a flagged word or a refused `#`
+    command; and there is no `set_option`, `@[` or `attribute`. Set operations over all tokens at once,
+    so a candidate that gives no reason (most) costs no loop over its tokens."""
+    kinds, positions, words = zip(*reading.tokens) if reading.tokens else ((), (), ())
+    if source.segments:
+        # A literal (a string, a doc comment) is a token that starts where its segment starts; any other
+        # token at or inside a segment is a disagreement the loop below names.
+        inside: set[int] = set()
+        for segment in source.segments:
+            inside.update(range(segment.start + 1, segment.end))
+        if not inside.isdisjoint(positions):
+            return True
+        at_start = {segment.start for segment in source.segments}.intersection(positions)
+        if at_start and any(at in at_start and not (kind == "a" and _literal(word)) for kind, at, word in reading.tokens):
+            return True
+    atoms = {w for k, w in zip(kinds, words) if k == "a"}
+    if not {"set_option", "@[", "attribute"}.isdisjoint(words):
+        return True
+    if not flagged.isdisjoint({w.lstrip("#") for w in atoms}):
+        return True
+    if any(w[:1] == "#" and w[1:] in hash_commands for w in atoms):
+        return True
+    names = ".".join(w for k, w in zip(kinds, words) if k == "i").split(".")
+    return not flagged.isdisjoint(names)
 
 
 def _in_attribute(tokens: list[tuple[str, int, str]], index: int) -> bool:

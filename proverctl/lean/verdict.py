@@ -228,10 +228,21 @@ def code_attribute(attribute: str, item: str) -> bool:
     return attribute == "aesop" and re.search(r"(?<![\w.])tactic(?![\w'])", item) is not None
 
 
+_PLAIN_CODE = frozenset(w for w in CODE_TOKENS if "." not in w)
+_DOTTED_CODE = tuple(w for w in CODE_TOKENS if "." in w)
+_DOTTED_LAST = frozenset(w.rsplit(".", 1)[1] for w in _DOTTED_CODE)
+_CHEATS = frozenset(CHEAT_TOKENS)
+# One word pattern per mode for the whole-word rules (find_tokens' reading), the word's rule by lookup.
+_CANDIDATE_WORDS = {**{w: "syntax" for w in SYNTAX_TOKENS}, **{w: "scope" for w in SCOPE_TOKENS},
+                    **{w: "command" for w in COMMAND_TOKENS}}
+_FILE_WORDS = {"axiom": "axiom", "prelude": "prelude", **{w: "file-syntax" for w in FILE_SYNTAX_TOKENS}}
+
+
 def code_names(source: Source, *, whole_file: bool = False) -> list[tuple[str, int]]:
     """(the word, offset) of each identifier that names code-running syntax or functions (CODE_TOKENS)."""
-    plain = {w for w in CODE_TOKENS if "." not in w}
-    dotted = [w for w in CODE_TOKENS if "." in w]
+    if _PLAIN_CODE.isdisjoint(source.name_parts) and _DOTTED_LAST.isdisjoint(source.name_parts):
+        return []
+    plain, dotted = _PLAIN_CODE, _DOTTED_CODE
     hits = []
     for ident in source.identifiers:
         word = next((part for part in ident.parts if part in plain), None)
@@ -274,20 +285,17 @@ def policy_violations(code: str, target_name: str | None, policy: Policy = Polic
     for option, offset in option_names(code, mask):
         if option.startswith(FORBIDDEN_OPTION_PREFIXES):
             reasons.append(f"`set_option {option}` weakens checking ({_where(code, offset)})")
-    if whole_file:
-        for word, offset in find_tokens(mask, ("axiom",)):
-            reasons.append(f"`axiom` declares an unproved fact ({_where(code, offset)})")
-        for word, offset in find_tokens(mask, ("prelude",)):
-            reasons.append(f"`prelude` is refused: the file must import Init as every judged file does ({_where(code, offset)})")
-        for word, offset in find_tokens(mask, FILE_SYNTAX_TOKENS):
-            reasons.append(f"`{word}` is refused: it changes how the file's own declarations are read ({_where(code, offset)})")
-    else:
-        for word, offset in find_tokens(mask, SYNTAX_TOKENS):
-            reasons.append(f"`{word}` is not allowed in a proof: it changes the language ({_where(code, offset)})")
-        for word, offset in find_tokens(mask, SCOPE_TOKENS):
-            reasons.append(f"`{word}` would change the header's scope ({_where(code, offset)})")
-        for word, offset in find_tokens(mask, COMMAND_TOKENS):
-            reasons.append(f"`{word}` starts a command inside the proof ({_where(code, offset)})")
+    words = _FILE_WORDS if whole_file else _CANDIDATE_WORDS
+    for word, offset in find_tokens(mask, tuple(words)):  # one pass for every whole-word rule
+        rule = words[word]
+        where = _where(code, offset)
+        reasons.append({"axiom": f"`axiom` declares an unproved fact ({where})",
+                        "prelude": f"`prelude` is refused: the file must import Init as every judged file does ({where})",
+                        "file-syntax": f"`{word}` is refused: it changes how the file's own declarations are read ({where})",
+                        "syntax": f"`{word}` is not allowed in a proof: it changes the language ({where})",
+                        "scope": f"`{word}` would change the header's scope ({where})",
+                        "command": f"`{word}` starts a command inside the proof ({where})"}[rule])
+    if not whole_file:
         reasons.extend(_extra_declarations(source, target_name, policy, namespace))
     return _dedupe(reasons)
 
@@ -314,7 +322,9 @@ def cheat_tokens(source: Source, start: int = 0, end: int | None = None) -> list
     """Rule 4 on a span of the text: `sorry`, `admit`, `apply?`, `exact?`, `sorryAx`, `stop` outside
     comments and strings, as any part of an identifier (`_root_.sorryAx` included)."""
     end = len(source.text) if end is None else end
-    cheats = set(CHEAT_TOKENS)
+    cheats = _CHEATS
+    if cheats.isdisjoint(source.name_parts):
+        return []
     out = []
     for ident in source.identifiers:
         if start <= ident.start < end:

@@ -15,6 +15,7 @@ with the exit code. Nothing here prints: progress and notices go to `on_event`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shlex
 import signal
@@ -451,6 +452,10 @@ class ProveJob:
                 pipeline.stop()
             if handle_signals:
                 self._install_signals(notify)
+                # A CLI run owns its process: what is alive now (modules, the plan, the store) lives to the
+                # end, so full collections need not walk it again (bench/attempt_cpu.py: a 45 ms pause of the
+                # event loop at 64 requests in flight, 10 ms with it frozen).
+                gc.freeze()
             try:
                 if self.request.decompose is not None:
                     await self._decompose(stack, store, run_id, items, proved, prior, plan, pipeline, generator, pool, verifier,

@@ -458,22 +458,31 @@ class Store:
 
     def add_attempt(self, row: AttemptRow, *, proved: bool = False) -> int:
         """Commit one attempt (and, when it proved its target, the target's status) in one transaction."""
+        return self.add_attempts([(row, proved)])[0]
+
+    def add_attempts(self, rows: list[tuple[AttemptRow, bool]]) -> list[int]:
+        """Commit several attempts (each with whether it proved its target) in one transaction: all or
+        none (proverctl.store.writer batches a run's attempts this way, off the event loop)."""
         with self.transaction():
-            prompt_id = self._prompt_id(row.target_id, row.prompt)
-            cursor = self.db.execute(
-                "INSERT INTO attempts (target_id, sample, round, prompt_id, raw_output, code, verdict, reasons, messages,"
-                " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge, turns, sandbox,"
-                " axioms, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (row.target_id, row.sample, row.round, prompt_id, row.raw_output, row.code,
-                 row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
-                 row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind,
-                 row.finish_reason, row.seed, row.judge, json.dumps(row.turns, ensure_ascii=False) if row.turns else None,
-                 row.sandbox, json.dumps(row.axioms) if row.axioms is not None else None, row.endpoint),
-            )
-            attempt_id = int(cursor.lastrowid)
-            if proved:
-                self.db.execute("UPDATE targets SET status = 'proved', proved_attempt = ? WHERE id = ? AND proved_attempt IS NULL",
-                                (attempt_id, row.target_id))
+            return [self._insert_attempt(row, proved) for row, proved in rows]
+
+    def _insert_attempt(self, row: AttemptRow, proved: bool) -> int:
+        """One attempt's rows, inside the caller's transaction."""
+        prompt_id = self._prompt_id(row.target_id, row.prompt)
+        cursor = self.db.execute(
+            "INSERT INTO attempts (target_id, sample, round, prompt_id, raw_output, code, verdict, reasons, messages,"
+            " prompt_tokens, completion_tokens, gen_seconds, verify_seconds, created, kind, finish_reason, seed, judge, turns, sandbox,"
+            " axioms, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row.target_id, row.sample, row.round, prompt_id, row.raw_output, row.code,
+             row.verdict, json.dumps(row.reasons, ensure_ascii=False), json.dumps(row.messages, ensure_ascii=False),
+             row.prompt_tokens, row.completion_tokens, row.gen_seconds, row.verify_seconds, time.time(), row.kind,
+             row.finish_reason, row.seed, row.judge, json.dumps(row.turns, ensure_ascii=False) if row.turns else None,
+             row.sandbox, json.dumps(row.axioms) if row.axioms is not None else None, row.endpoint),
+        )
+        attempt_id = int(cursor.lastrowid)
+        if proved:
+            self.db.execute("UPDATE targets SET status = 'proved', proved_attempt = ? WHERE id = ? AND proved_attempt IS NULL",
+                            (attempt_id, row.target_id))
         return attempt_id
 
     def _prompt_id(self, target_id: int, prompt: Any) -> int | None:

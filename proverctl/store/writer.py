@@ -1,0 +1,137 @@
+"""Attempts committed off the event loop, in batches.
+
+A commit per attempt on the loop's thread costs a transaction each, and the one that hits a WAL
+checkpoint holds the loop for hundreds of milliseconds (bench/attempt_cpu.py). An AttemptWriter owns a
+thread with its own connection to the same store: the loop hands it rows and goes on, and the thread
+commits whatever has queued in one transaction, at least every `interval` seconds. A caller that needs
+the row in the store before it goes on (an attempt that proves its target: whoever waits on that
+target reads it next) awaits `add`'s future; `flush` waits for everything handed over.
+
+A failed commit (disk full, the store locked past its timeout) fails every row of its batch and every
+later `add`, so the run stops on the first failure, as it did when it committed on the loop; attempts
+committed before it stay. A killed process loses at most the rows of the last `interval`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from pathlib import Path
+
+from proverctl.store.db import AttemptRow, Store
+
+_STOP = object()
+
+
+class AttemptWriter:
+    """Use as `writer = AttemptWriter(path); fut = writer.add(row, proved); await writer.close()`."""
+
+    def __init__(self, path: Path, *, interval: float = 0.05, batch: int = 256) -> None:
+        self.path = Path(path)
+        self.interval = interval
+        self.batch = batch
+        self.failure: BaseException | None = None
+        self.committed = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._loop = asyncio.get_running_loop()
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="proverctl-store-writer", daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        if self.failure is not None:
+            raise self.failure
+
+    def add(self, row: AttemptRow, proved: bool = False) -> asyncio.Future:
+        """Hand one attempt over; the future gets its id once it is committed (or the commit's error).
+        A row that proves its target is committed at once: await the future before anyone reads it."""
+        if self.failure is not None:
+            raise self.failure
+        future = self._loop.create_future()
+        future.add_done_callback(_retrieve)  # a failure nobody awaited surfaces at the next add or flush
+        self._queue.put((row, proved, future))
+        return future
+
+    async def flush(self) -> None:
+        """Wait until everything handed over so far is committed (raises the writer's failure)."""
+        future = self._loop.create_future()
+        self._queue.put((None, False, future))
+        await future
+        if self.failure is not None:
+            raise self.failure
+
+    async def close(self) -> None:
+        """Commit what is queued and stop the thread (raises the writer's failure, once)."""
+        try:
+            await self.flush()
+        finally:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+
+    # -- the writer's thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            store = Store(self.path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop's side
+            self.failure = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            stopping = False
+            while not stopping:
+                items = [self._queue.get()]
+                # What else arrives within the interval joins the batch; a row someone waits for (or a
+                # flush) goes at once, with whatever has queued behind it.
+                deadline = time.monotonic() + self.interval
+                while len(items) < self.batch and not _urgent(items[-1]):
+                    try:
+                        items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                    except queue.Empty:
+                        break
+                while len(items) < self.batch:
+                    try:
+                        items.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if any(item is _STOP for item in items):
+                    stopping = True
+                    items = [item for item in items if item is not _STOP]
+                self._commit(store, items)
+        finally:
+            store.close()
+
+    def _commit(self, store: Store, items: list) -> None:
+        rows = [(row, proved) for row, proved, _ in items if row is not None]
+        ids: list[int] = []
+        error: BaseException | None = self.failure
+        if rows and error is None:
+            try:
+                ids = store.add_attempts(rows)
+                self.committed += len(ids)
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop's side
+                error = self.failure = exc
+        results = iter(ids)
+        for row, _, future in items:
+            value = next(results) if row is not None and error is None else None
+            self._loop.call_soon_threadsafe(_settle, future, value, error if row is not None else None)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _urgent(item) -> bool:
+    return item is _STOP or item[0] is None or item[1]
+
+
+def _settle(future: asyncio.Future, value, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
