@@ -234,8 +234,9 @@ class Rules:
         env = self.envs
         self.imports[env] = imports
         self.envs += 1
+        line = code[:code.index("run_cmd do")].count("\n") + 1  # Lean places the command's messages at its `run_cmd`
         if self.args.reader == "none" or not re.search(r"^import\s+(Lean|Mathlib)\b", imports, re.M):
-            return {"env": env, "messages": [{"severity": "error", "pos": pos(2, 0), "endPos": pos(2, 7),
+            return {"env": env, "messages": [{"severity": "error", "pos": pos(line, 0), "endPos": pos(line, 7),
                                               "data": "to use this command, include `import Lean.Elab.Command`"}]}
         source = re.search(r'let src : String := "((?:[^"\\]|\\.)*)"', code, re.S).group(1)
         source = re.sub(r"\\(.)", r"\1", source, flags=re.S)
@@ -244,7 +245,7 @@ class Rules:
         marker = re.search(r'logInfo m!"([\w-]+)\{', code).group(1)
         commands, tokens = read_tokens(source)
         data = marker + json.dumps({"commands": commands, "tokens": tokens}, ensure_ascii=False)
-        return {"env": env, "messages": [{"severity": "info", "pos": pos(2, 0), "endPos": pos(2, 7), "data": data}]}
+        return {"env": env, "messages": [{"severity": "info", "pos": pos(line, 0), "endPos": pos(line, 7), "data": data}]}
 
 
 READING = re.compile(r"^run_cmd do\n  let src : String := ", re.M)

@@ -112,6 +112,13 @@ class ProveRequest:
                 raise UsageError("--repo does not combine with --decompose or --verify-on", hint="LeanDojo checks each proof itself")
         elif self.input is None:
             raise UsageError("name what to prove: a .lean file, a folder, - or a .jsonl", hint="see `proverctl prove --help`")
+        if self.verify_on:
+            from proverctl.verify.kimina import parse_address as kimina_address
+
+            if kimina_address(self.verify_on) is None:  # a bad kimina:// address raised already; else Ray's forms
+                from proverctl.verify.ray import parse_address
+
+                parse_address(self.verify_on)
         if self.decompose is not None and self.verify_on:
             raise UsageError("--decompose checks sketches on the local REPL pool, not with --verify-on", hint="leave out one of them")
         if self.decompose is not None:
@@ -320,7 +327,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("sandbox", ("--sandbox",), "Where Lean runs: auto (the first sandbox whose canary holds), bwrap, landlock, sandbox-exec, or "
                                     "none (verdicts REPL-checked (unsandboxed)).", setting="sandbox", complete="setting:sandbox",
          resumable=True, show="sandbox", panel="Lean"),
-    Knob("verify_on", ("--verify-on",), "Check on Ray workers: ray (local), auto, or ray://HOST:PORT.", complete="values:ray,auto",
+    Knob("verify_on", ("--verify-on",), "Check elsewhere: on Ray workers (ray, auto, ray://HOST:PORT) or a kimina-lean-server "
+         "(kimina://HOST:PORT; kiminas:// for https; its key from LEAN_SERVER_API_KEY).", complete="values:ray,auto,kimina://",
          resumable=True, show="verify on", panel="Lean"),
     # Outputs
     Knob("output", ("--output", "-o"), "Write the completed file here (a folder mirrors a folder input).", kind="path", metavar="PATH",

@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import dataclass, field, replace
 from typing import AsyncIterator, Protocol
 
-from proverctl.errors import EnvironmentMissing, UsageError, VerifierError
+from proverctl.errors import EnvironmentMissing, ProverctlError, UsageError, VerifierError
 from proverctl.lean.checker import check_candidate
 from proverctl.lean.pool import ReplPool, default_workers
 from proverctl.lean.repl import ReplStartError
@@ -56,6 +56,7 @@ class VerifySpec:
     sandboxed: Sandbox | None = None  # the sandbox every Lean process runs in (confirmed by its canary, or "none")
     judge: object | None = None  # proverctl.verify.judge.JudgeSpec, when a kernel judge decides
     notes: tuple[str, ...] = field(default=())
+    resolved: bool = False  # resolve() has run (with a kimina server and no local workspace, repl stays None)
 
     @classmethod
     def from_settings(cls, settings, *, policy: Policy = Policy(), lean_profile: str | None = None, verify_on: str | None = None,
@@ -70,11 +71,16 @@ class VerifySpec:
     def resolve(self) -> "VerifySpec":
         """Find the REPL, the judge the trust manifest vouches for, and a sandbox its canary confirmed;
         every missing piece is a ProverctlError (exit 2, 3, or 4 for a trust base that fails its check)."""
+        return replace(self._resolve(), resolved=True)
+
+    def _resolve(self) -> "VerifySpec":
         if self.dojo is not None:
             if self.judge_mode == "kernel":
                 raise UsageError("--judge kernel: LeanDojo runs are checked by LeanDojo, not by the kernel judge",
                                  hint="use --judge auto or repl with --repo")
             return replace(self, sandboxed=None)
+        if self.verify_on is not None and kimina_address(self.verify_on):
+            return self._resolve_kimina()
         if self.verify_on is not None:
             from proverctl.verify.ray import parse_address
 
@@ -113,6 +119,18 @@ class VerifySpec:
                               lean_path=record.lean_path, context=trust.workspace_context(repl.cwd))
         return replace(self, repl=repl, sandboxed=sandbox, judge=judge, notes=self.notes + notes)
 
+    def _resolve_kimina(self) -> "VerifySpec":
+        """A kimina server checks; the kernel judge runs here when this machine has a trusted one (under
+        --judge kernel it must), else verdicts are REPL-checked by the server alone."""
+        try:
+            local = replace(self, verify_on=None).resolve()
+        except ProverctlError as exc:
+            if self.judge_mode == "kernel":
+                raise
+            why = str(exc).splitlines()[0]
+            return replace(self, notes=self.notes + (f"verdicts are REPL-checked by the kimina server only: no kernel judge here ({why})",))
+        return replace(local, verify_on=self.verify_on)
+
     def _judge_notes(self, found) -> tuple[str, ...]:
         """Why there is no judge, as a note under --judge auto; under --judge kernel an error (exit 3 when
         it is not built, exit 4 when it is not the judge the trust manifest recorded)."""
@@ -128,7 +146,8 @@ class VerifySpec:
 
     def describe(self) -> dict:
         """What a run records about its verifier."""
-        return {"kind": "dojo" if self.dojo is not None else ("ray" if self.verify_on else "repl-pool"),
+        remote = ("kimina" if kimina_address(self.verify_on) else "ray") if self.verify_on else "repl-pool"
+        return {"kind": "dojo" if self.dojo is not None else remote,
                 "verify_on": self.verify_on, "lean_profile": self.lean_profile,
                 "sandbox": self.sandboxed.name if self.sandboxed else None,
                 "sandbox_confirmed": bool(self.sandboxed and self.sandboxed.confirmed),
@@ -253,12 +272,19 @@ class Verification:
 async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Verification]:
     """Start the verifier `spec` describes (resolved first if it is not yet), sized for `jobs` checks:
     the REPL pre-filter (local pool or Ray), with the kernel judge behind it when there is one."""
-    if spec.repl is None and spec.dojo is None:
+    if not spec.resolved and spec.repl is None and spec.dojo is None:
         spec = spec.resolve()
     if spec.dojo is not None:
         from proverctl.dojo import DojoVerifier
 
         yield Verification(DojoVerifier(spec.dojo, spec.policy, spec.check_timeout), None, spec)
+        return
+    if spec.verify_on is not None and kimina_address(spec.verify_on):
+        from proverctl.verify.kimina import KiminaPool
+
+        async with KiminaPool(kimina_address(spec.verify_on), concurrency=spec.workers or 16,
+                              reader_required=spec.lean_reader == "required") as pool:
+            yield Verification(_judged(PoolVerifier(pool, spec.policy, spec.check_timeout), spec, label=KIMINA_LABEL), None, spec)
         return
     size = spec.pool_size(jobs)
     if spec.verify_on is not None:
@@ -284,10 +310,19 @@ async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Ver
             raise EnvironmentMissing(str(exc), hint=SETUP_HINT) from None
 
 
-def _judged(prefilter, spec: VerifySpec):
+KIMINA_LABEL = "kimina-lean-server (remote: its sandbox is the server's)"
+
+
+def kimina_address(value: str | None) -> str | None:
+    from proverctl.verify.kimina import parse_address
+
+    return parse_address(value) if value else None
+
+
+def _judged(prefilter, spec: VerifySpec, *, label: str | None = None):
     """The pre-filter alone (its verdicts labelled REPL-checked), or with the kernel judge behind it."""
     if spec.judge is None:
-        return ReplOnly(prefilter, spec.sandboxed.label if spec.sandboxed is not None else None)
+        return ReplOnly(prefilter, label or (spec.sandboxed.label if spec.sandboxed is not None else None))
     from proverctl.verify.judge import Judge, JudgedVerifier
 
     return JudgedVerifier(prefilter, Judge(spec.judge), spec.policy)
