@@ -463,8 +463,12 @@ class Store:
     def add_attempts(self, rows: list[tuple[AttemptRow, bool]]) -> list[int]:
         """Commit several attempts (each with whether it proved its target) in one transaction: all or
         none (proverctl.store.writer batches a run's attempts this way, off the event loop)."""
-        with self.transaction():
-            return [self._insert_attempt(row, proved) for row, proved in rows]
+        try:
+            with self.transaction():
+                return [self._insert_attempt(row, proved) for row, proved in rows]
+        except BaseException:
+            self._prompt_ids.clear()  # prompt rows added in the rolled-back transaction are gone
+            raise
 
     def _insert_attempt(self, row: AttemptRow, proved: bool) -> int:
         """One attempt's rows, inside the caller's transaction."""

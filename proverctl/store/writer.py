@@ -7,9 +7,9 @@ commits whatever has queued in one transaction, at least every `interval` second
 the row in the store before it goes on (an attempt that proves its target: whoever waits on that
 target reads it next) awaits `add`'s future; `flush` waits for everything handed over.
 
-A failed commit (disk full, the store locked past its timeout) fails every row of its batch and every
-later `add`, so the run stops on the first failure, as it did when it committed on the loop; attempts
-committed before it stay. A killed process loses at most the rows of the last `interval`.
+A batch that cannot be written (disk full, the store locked past its timeout) is written again one row
+at a time, so every row that fits is kept; the first row that fails fails the rest and every later
+`add`, so the run stops on the first failure, as it did when it committed on the loop. A killed process loses at most the rows of the last `interval`.
 """
 
 from __future__ import annotations
@@ -105,18 +105,29 @@ class AttemptWriter:
 
     def _commit(self, store: Store, items: list) -> None:
         rows = [(row, proved) for row, proved, _ in items if row is not None]
-        ids: list[int] = []
-        error: BaseException | None = self.failure
-        if rows and error is None:
+        ids: list[int | None] = []
+        if rows and self.failure is None:
             try:
                 ids = store.add_attempts(rows)
-                self.committed += len(ids)
-            except BaseException as exc:  # noqa: BLE001 - handed to the loop's side
-                error = self.failure = exc
+            except BaseException:  # noqa: BLE001 - a batch that cannot be written: keep every row that can
+                ids = []
+                for one in rows:
+                    if self.failure is not None:
+                        ids.append(None)
+                        continue
+                    try:
+                        ids.extend(store.add_attempts([one]))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the loop's side
+                        self.failure = exc
+                        ids.append(None)
+            self.committed += sum(i is not None for i in ids)
         results = iter(ids)
         for row, _, future in items:
-            value = next(results) if row is not None and error is None else None
-            self._loop.call_soon_threadsafe(_settle, future, value, error if row is not None else None)
+            if row is None:  # a flush marker
+                self._loop.call_soon_threadsafe(_settle, future, None, None)
+                continue
+            attempt_id = next(results, None)
+            self._loop.call_soon_threadsafe(_settle, future, attempt_id, self.failure if attempt_id is None else None)
 
 
 def _retrieve(future: asyncio.Future) -> None:
