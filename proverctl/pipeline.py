@@ -434,12 +434,9 @@ class Pipeline:
                 judge=verdict.judge, turns=completion.turns if completion else None, sandbox=verdict.sandbox, axioms=verdict.axioms,
                 endpoint=completion.endpoint if completion else None,
             )
-        if self._writer is None:
-            self.store.add_attempt(row, proved=proves)
-        else:
-            committed = self._writer.add(row, proves)
-            if proves:
-                await committed  # whoever waits on this target reads its proof next
+        committed = self._writer.add(row, proves)  # chains run inside run(), which holds the writer
+        if proves:
+            await committed  # whoever waits on this target reads its proof next
         state.attempts += 1
         state.last_end = time.monotonic()
         self.attempts_done += 1

@@ -8,7 +8,6 @@ import asyncio
 import json
 import re
 from pathlib import Path
-from dataclasses import replace
 
 import pytest
 
@@ -283,8 +282,8 @@ def test_output_dir_mirrors_a_folder_input(tmp_path):
     assert "sorry" in (src / "a/X.lean").read_text()
 
 
-def test_stop_writes_what_is_proved_and_resume_writes_the_rest(tmp_path):
-    path = problem(tmp_path)
+def stopped_at_first_proof(input: str):
+    """An in-place run of `input` (ta provable, tb never answered) stopped when ta is proved."""
     holder = {}
 
     def on_event(event):
@@ -294,9 +293,14 @@ def test_stop_writes_what_is_proved_and_resume_writes_the_rest(tmp_path):
     def script(prompt, seed):
         return answer(A) if "theorem tb " not in prompt.messages[0]["content"] else never()
 
-    holder["job"] = job = ProveJob(ProveRequest(input=str(path), k=2, in_place=True), generator=FakeGenerator(script),
+    holder["job"] = job = ProveJob(ProveRequest(input=input, k=2, in_place=True), generator=FakeGenerator(script),
                                    verifier=FakeVerifier())
-    result = job.run(on_event)
+    return job.run(on_event)
+
+
+def test_stop_writes_what_is_proved_and_resume_writes_the_rest(tmp_path):
+    path = problem(tmp_path)
+    result = stopped_at_first_proof(str(path))
     assert result.interrupted and result.exit_code == ExitCode.INTERRUPTED
     text = path.read_text()
     assert "theorem ta (x : ℕ) : x + 0 = x := by\n  simp" in text and text.count("sorry") == 1
@@ -314,18 +318,7 @@ def test_a_resume_started_anywhere_writes_into_the_runs_own_files(tmp_path, monk
     home.mkdir()
     path = problem(home)
     monkeypatch.chdir(home)
-    holder = {}
-
-    def on_event(event):
-        if getattr(event, "kind", None) == "proved":
-            holder["job"].stop()
-
-    def script(prompt, seed):
-        return answer(A) if "theorem tb " not in prompt.messages[0]["content"] else never()
-
-    holder["job"] = job = ProveJob(ProveRequest(input=relative, k=2, in_place=True), generator=FakeGenerator(script),
-                                   verifier=FakeVerifier())
-    first = job.run(on_event)
+    first = stopped_at_first_proof(relative)
     assert first.interrupted and path.read_text().count("sorry") == 1
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -47,12 +47,10 @@ ID_REST = f"A-Za-z0-9_'!?{_LETTER_LIKE}{_SUBSCRIPT}"
 IDENT_CHARS = f"[{ID_REST}]"
 _ID_FIRST_RE = re.compile(f"[{ID_FIRST}]")
 _ID_REST_RE = re.compile(IDENT_CHARS)
-# The scanners below step one character at a time only where something can start: these jumps skip the
-# characters that would just be stepped over (a speed-up, not a rule: the loops decide as before).
+# The code scanner steps one character at a time only where something can start: this jump skips the
+# characters it would just step over (a speed-up, not a rule: the loop decides as before).
 _SCAN_SPECIAL = re.compile("[«\\-/\"r'{}]")
 _SCAN_CHARS = frozenset("«-/\"r'{}")
-_IDENT_START = re.compile(f"[«{ID_FIRST}0-9]")
-_ID_REST_RUN = re.compile(f"{IDENT_CHARS}*")
 # A name part in the mask: «escaped» (its inside is `_` or newlines there; unclosed runs to the end) or plain.
 _PART = f"(?:«[^»]*»?|[{ID_FIRST}]{IDENT_CHARS}*)"
 _PART_RE = re.compile(_PART)

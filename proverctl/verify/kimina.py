@@ -42,6 +42,7 @@ import aiohttp
 from proverctl.errors import EnvironmentMissing, UsageError, VerifierError
 from proverctl.lean.pool import CheckJob, CheckOutcome
 from proverctl.lean.protocol import Response
+from proverctl.lean.source import join_code
 
 # The line after the imports in every snippet: the server's header (its leading blank and import lines)
 # then ends at the imports whatever the preamble starts with, and the probe measures the same layout.
@@ -139,9 +140,10 @@ class KiminaPool:
         async with self._slots:
             started = time.monotonic()
             shift = await self._line_shift(job.imports, job.timeout)
-            result = await self._submit(job.imports + SEPARATOR + job.preamble + job.code, job.timeout)
+            before = _before_code(job.imports, job.preamble)
+            result = await self._submit(before + job.code, job.timeout)
             self.checks += 1
-            return self._outcome(result, job, shift, time.monotonic() - started)
+            return self._outcome(result, before.count("\n") - shift, time.monotonic() - started)
 
     # -- positions --------------------------------------------------------------------------------
 
@@ -153,14 +155,15 @@ class KiminaPool:
         if waiting is None:
             waiting = self._probing[imports] = asyncio.get_running_loop().create_future()
             try:
-                result = await self._submit(imports + SEPARATOR + PROBE, max(timeout, 60.0))
+                before = _before_code(imports, "")
+                result = await self._submit(before + PROBE, max(timeout, 60.0))
                 response = result.get("response")
                 lines = [m["pos"]["line"] for m in (response or {}).get("messages") or [] if isinstance(m.get("pos"), dict)]
                 if result.get("error") or not lines:
                     raise VerifierError(f"the kimina server at {self.url} did not check a probe under this header: "
                                         f"{result.get('error') or 'no message came back'}",
                                         hint="see the server's log; `import` lines it cannot load fail there")
-                shift = _line_count(imports + SEPARATOR) + 1 - min(lines)
+                shift = before.count("\n") + 1 - min(lines)
                 if shift < 0:
                     raise VerifierError(f"the kimina server at {self.url} reports positions proverctl cannot place (line {min(lines)})")
                 self._shift[imports] = shift
@@ -172,7 +175,9 @@ class KiminaPool:
                 raise
         return await waiting
 
-    def _outcome(self, result: dict, job: CheckJob, shift: int, seconds: float) -> CheckOutcome:
+    def _outcome(self, result: dict, drop: int, seconds: float) -> CheckOutcome:
+        """The REPL answer in a result, its positions `drop` lines up (relative to the checked code, as
+        the REPL gives them after the header's env); messages above that line are the header's."""
         error = result.get("error")
         if error:
             status = "timeout" if "timed out" in error else "error"
@@ -182,8 +187,6 @@ class KiminaPool:
             return CheckOutcome("error", None, "kimina: the server answered no REPL response", seconds)
         if "message" in raw and "messages" not in raw and "env" not in raw:  # the REPL's own complaint
             return CheckOutcome("error", None, f"kimina: the REPL said {raw['message']}", seconds)
-        # Positions relative to the checked code, as the REPL gives them after the header's env.
-        drop = _line_count(job.imports + SEPARATOR) + _line_count(job.preamble) - shift
         moved = dict(raw)
         header_messages = []
         kept = []
@@ -309,8 +312,11 @@ class _BatchFailed(Exception):
     """The server answered 500 for a request (one of its snippets failed it)."""
 
 
-def _line_count(text: str) -> int:
-    return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+def _before_code(imports: str, preamble: str) -> str:
+    """What a snippet holds before the checked code: the imports, the separator line, the preamble, each
+    on lines of its own (the local REPL gets them as separate commands; here they are one text)."""
+    before = join_code(imports, SEPARATOR, preamble)
+    return before if before.endswith("\n") else before + "\n"
 
 
 def _moved(item: dict, drop: int) -> dict:
