@@ -55,6 +55,17 @@ def _bool(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+def _ray_place(value: Any) -> str:
+    """`local`, or a Ray address: ray (a local instance), auto (this node's cluster), ray://HOST:PORT."""
+    text = str(value).strip()
+    if text in ("local", "ray", "auto") or (text.startswith("ray://") and len(text) > len("ray://")):
+        return text
+    raise ValueError("must be local, ray, auto or ray://HOST:PORT")
+
+
+_ray_place.choices = ("local", "ray", "auto")
+
+
 def _optional_str(value: Any) -> str | None:
     text = str(value).strip()
     return text or None
@@ -135,6 +146,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("repl_gc", False, _bool, 'send "gc": true with each check (only for REPL builds that support it)'),
     SettingSpec("judge", "auto", _choice("auto", "kernel", "repl"),
                 "who gives `proved`: kernel (the pinned judge, required), auto (the judge when built, else REPL-only), repl"),
+    SettingSpec("judge_on", "local", _ray_place,
+                "where the kernel judge runs: local, or on Ray workers (ray, auto, ray://HOST:PORT) built like this machine"),
     SettingSpec("judge_command", None, _optional_str, "SafeVerify command line (default: the one `lean setup` built in the workspace)"),
     SettingSpec("judge_lean_command", "lake env lean", str, "command that compiles one file for the judge (`-o OUT FILE` is appended)"),
 )

@@ -22,7 +22,7 @@ for a match and exits 1. Whatever the file prints (a `#eval`) goes to stdout.
   declaration and one "Found a problem in SUB with declaration N: FAILURE" line per failing target
   declaration, then "uncaught exception: SafeVerify check failed. ..."; success ends with
   "SafeVerify check passed.". Unknown flags: "Unknown flag `X`." and exit 1.
-`--crash` dies by SIGSEGV, `--hang` never answers, `--log FILE` records argv, `--target-fails` makes
+`--crash` dies by SIGSEGV, `--hang` never answers, `--log FILE` records argv (and the judge's parent process), `--target-fails` makes
 the target's replay fail.
 
 `standin_judge.py leanchecker [--reject REGEX] MODULE` finds MODULE.olean on LEAN_PATH and exits 0
@@ -260,7 +260,7 @@ def safe_verify(argv: list[str]) -> int:
             continue
         if arg == "--log":
             with open(argv[i + 1], "a", encoding="utf-8") as log:
-                log.write(json.dumps({"program": "safe_verify", "argv": argv}) + "\n")
+                log.write(json.dumps({"program": "safe_verify", "argv": argv, "parent": os.getppid()}) + "\n")
             i += 2
             continue
         if arg.startswith("-"):

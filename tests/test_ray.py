@@ -85,3 +85,158 @@ def test_prove_verify_on_ray(cli, tmp_path, standin_repl):
     assert result.exit_code == 0, result
     assert result.json()[0]["status"] == "proved"
     assert "ray" in json.dumps(cli("show", "1", "--format", "json").json()["settings"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernel judge on Ray workers (--judge-on): each worker checks its node against this machine's
+# trust record before any verdict of it counts
+
+
+def judge_spec(tmp_path, script: Path, *judge_args):
+    """A JudgeSpec for the stand-in judge (tests/standin_judge.py) copied to `script`, its files hashed
+    the way the trust manifest records them."""
+    import shutil
+    import sys
+
+    from proverctl.lean.sandbox import Sandbox
+    from proverctl.lean.trust import named_files, workspace_context
+    from proverctl.verify.judge import JudgeSpec
+
+    script.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(__file__).parent / "standin_judge.py", script)
+    command = (sys.executable, str(script), "safe_verify", *judge_args)
+    lean = (sys.executable, str(script), "lean")
+    return JudgeSpec(command=command, lean_command=lean, workspace=None, label="safeverify@test", sandbox=Sandbox("none"),
+                     cache_dir=tmp_path / "cache", index_dir=tmp_path / "index", files=named_files(command, lean),
+                     context=workspace_context(None))
+
+
+def test_a_node_must_hold_the_recorded_judge_bit_for_bit(tmp_path):
+    import socket
+
+    from proverctl.errors import EnvironmentMissing, VerifierError
+    from proverctl.paths import Paths
+    from proverctl.verify.ray import node_judge, shipped_judge
+
+    script = tmp_path / "judge-build" / "judge.py"
+    shipped = shipped_judge(judge_spec(tmp_path, script), "none")
+    spec = node_judge(shipped, kernel=False)
+    assert spec.command == tuple(shipped["command"]) and spec.files == shipped["files"]
+    assert spec.cache_dir == Paths.resolve().cache_dir / "judge" and spec.sandbox.label == "none"  # the node's own, not the driver's
+    with pytest.raises(VerifierError, match="--judge kernel needs a sandbox"):
+        node_judge(shipped, kernel=True)  # no verdict under --judge kernel from a node without a sandbox
+    script.write_text(script.read_text() + "\n# another build\n")
+    with pytest.raises(VerifierError, match=f"Ray node {socket.gethostname()}: .*judge.py is not the file"):
+        node_judge(shipped, kernel=False)
+    script.unlink()
+    with pytest.raises(EnvironmentMissing, match="has no kernel judge built: .*judge.py is missing there"):
+        node_judge(shipped, kernel=False)
+    with pytest.raises(VerifierError, match="names no recorded file"):
+        node_judge({**shipped, "files": {}}, kernel=False)
+    script.parent.mkdir(exist_ok=True)
+    judge_spec(tmp_path, script)
+    with pytest.raises(EnvironmentMissing, match="is not the one here"):
+        node_judge({**shipped, "context": "another workspace"}, kernel=False)
+
+
+def test_the_judge_on_ray_gives_the_local_judges_outcomes_and_a_dead_worker_loses_nothing(tmp_path):
+    import ray
+
+    from proverctl.verify.judge import Judge
+    from proverctl.verify.ray import RayJudge
+
+    spec = judge_spec(tmp_path, tmp_path / "judge-build" / "judge.py")
+    other_statement = TARGET_CODE.replace("x + 0 = x", "x + 0 = x + 0")  # proves something else
+    pairs = [TARGET_CODE, other_statement, TARGET_CODE.replace("simp", "sorry")]
+
+    async def go():
+        local = Judge(spec)
+        expected = [(await local.judge_target(JUDGE_TARGET, code)).kind.value for code in pairs]
+        judge = RayJudge(None, 2, spec, sandbox_mode="none", kernel=False)
+        await judge.start()
+        try:
+            ray.kill(judge.actors[0])  # the first worker dies before it is asked: its judgement goes to a fresh one
+            got = await asyncio.gather(*(judge.judge_target(JUDGE_TARGET, code) for code in pairs))
+            return expected, got, judge.retried, judge.sandbox_label
+        finally:
+            await judge.close()
+
+    expected, got, retried, sandbox = asyncio.run(go())
+    assert expected == ["proved", "rejected", "rejected"]
+    assert [o.kind.value for o in got] == expected
+    assert "sorryAx" in " ".join(got[2].reasons)
+    assert retried >= 1 and sandbox == "none"
+
+
+def test_a_ray_cluster_without_the_judge_built_refuses_to_start(tmp_path):
+    from proverctl.errors import EnvironmentMissing
+    from proverctl.verify.ray import RayJudge
+
+    script = tmp_path / "judge-build" / "judge.py"
+    spec = judge_spec(tmp_path, script)
+    script.unlink()  # recorded here, absent on the (same) node the workers run on
+
+    async def go():
+        judge = RayJudge(None, 2, spec, sandbox_mode="none", kernel=False)
+        with pytest.raises(EnvironmentMissing, match="has no kernel judge built: .*judge.py is missing there"):
+            await judge.start()
+        return judge.actors
+
+    assert asyncio.run(go()) == []
+
+
+JUDGE_TARGET = target(0)
+TARGET_CODE = JUDGE_TARGET.statement + " by\n  simp\n"
+
+
+def test_prove_judge_on_ray(cli, tmp_path, standin_repl, standin_judge):
+    """The whole path: the pre-filter here, the judge on Ray workers; the verdict carries the judge's label."""
+    import json
+    import os
+
+    from openai_stub import OpenAIStub
+
+    path = tmp_path / "P.lean"
+    path.write_text(JUDGE_TARGET.statement + " by\n  sorry\n")
+    with OpenAIStub(answer=lambda body, i: f"```lean4\n{TARGET_CODE}```") as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--judge-on", "ray", "--format", "json")
+        assert result.exit_code == 0, result
+        (row,) = result.json()
+        assert row["status"] == "proved" and row["judge"].startswith("safeverify@") and row["checked"] == "REPL-checked (unsandboxed)"
+        runs = [json.loads(line) for line in (tmp_path / "judge-runs.jsonl").read_text().splitlines()]
+        (judged,) = [r for r in runs if r["program"] == "safe_verify"]
+        assert judged["parent"] != os.getpid()  # started by a Ray worker, not by this process
+        verifier = cli("show", "1", "--format", "json").json()["request"]["request"]["resolved"]["verifier"]
+        assert verifier["judge_on"] == "ray" and verifier["judge"].startswith("safeverify@")
+
+
+def test_prove_judge_on_a_ray_cluster_without_the_judge_is_one_line_exit_3(cli, tmp_path, standin_repl, monkeypatch):
+    """The driver's trust manifest records a judge its Ray workers do not have. One machine stands in for
+    both: the judge's file is deleted after it was recorded, and only this process is made blind to that
+    (the workers are their own processes, and look)."""
+    import shlex
+    import shutil
+    import sys
+
+    from proverctl.errors import ExitCode
+    from proverctl.lean import trust
+    from openai_stub import OpenAIStub
+
+    script = tmp_path / "judge-build" / "judge.py"
+    script.parent.mkdir()
+    shutil.copy(Path(__file__).parent / "standin_judge.py", script)
+    judge = shlex.join([sys.executable, str(script), "safe_verify"])
+    lean = shlex.join([sys.executable, str(script), "lean"])
+    monkeypatch.setenv("PROVERCTL_JUDGE_COMMAND", judge)
+    monkeypatch.setenv("PROVERCTL_JUDGE_LEAN_COMMAND", lean)
+    trust.record_workspace_trust("deepseek-v2", None, repl_command=[], judge_command=judge, judge_lean_command=lean)
+    script.unlink()
+    monkeypatch.setattr(trust, "changed_files", lambda files: [])
+    path = tmp_path / "P.lean"
+    path.write_text(JUDGE_TARGET.statement + " by\n  sorry\n")
+    with OpenAIStub(answer=lambda body, i: f"```lean4\n{TARGET_CODE}```") as stub:
+        result = cli("prove", str(path), "--endpoint", stub.url, "--k", "1", "--judge-on", "ray")
+        assert stub.bodies == []  # refused before any sample was asked for
+    assert result.exit_code == ExitCode.ENVIRONMENT, result
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("error")]
+    assert "has no kernel judge built" in line and str(script) in line

@@ -76,6 +76,7 @@ class ProveRequest:
     allow_native_decide: bool = False
     allow_aux_lemmas: bool = False
     judge: str | None = None  # auto | kernel | repl (None: the `judge` setting)
+    judge_on: str | None = None  # local | a Ray address (None: the `judge_on` setting)
     # Where and how Lean checks (None: the settings)
     lean_profile: str | None = None
     lean_project: str | None = None
@@ -309,6 +310,9 @@ KNOBS: tuple[Knob, ...] = (
          show="allow auxiliary lemmas", panel="Verdict"),
     Knob("judge", ("--judge",), "Who gives `proved`: kernel (the pinned judge, required), auto (when built), repl.", setting="judge",
          complete="setting:judge", resumable=True, show="judge", panel="Verdict"),
+    Knob("judge_on", ("--judge-on",), "Where the kernel judge runs: local, or Ray workers (ray, auto, ray://HOST:PORT), each checked "
+                                      "against this machine's trust manifest and by its own sandbox canary first.", setting="judge_on",
+         complete="setting:judge_on", resumable=True, show="judge on", panel="Verdict"),
     # Where and how Lean checks
     Knob("lean_profile", ("--profile",), "Lean workspace profile: {profiles} [default: the model's].", setting="lean_profile",
          complete="profiles", show="Lean profile", panel="Lean"),

@@ -50,6 +50,7 @@ class VerifySpec:
     judge_mode: str = "auto"  # auto | kernel | repl
     judge_command: str | None = None
     judge_lean_command: str = "lake env lean"
+    judge_on: str = "local"  # local | a Ray address: where the kernel judge runs
     lean_reader: str = "required"  # required | off (the lean_reader setting)
     # Filled by resolve():
     repl: ReplTarget | None = None
@@ -66,7 +67,7 @@ class VerifySpec:
                    workers=settings.workers, memory_mb=settings.repl_memory_mb, max_uses=settings.repl_max_uses, gc=settings.repl_gc,
                    sandbox=settings.sandbox, verify_on=verify_on, dojo=dojo, judge_mode=settings.judge,
                    judge_command=settings.judge_command, judge_lean_command=settings.judge_lean_command,
-                   lean_reader=settings.lean_reader)
+                   judge_on=settings.judge_on, lean_reader=settings.lean_reader)
 
     def resolve(self) -> "VerifySpec":
         """Find the REPL, the judge the trust manifest vouches for, and a sandbox its canary confirmed;
@@ -78,15 +79,14 @@ class VerifySpec:
             if self.judge_mode == "kernel":
                 raise UsageError("--judge kernel: LeanDojo runs are checked by LeanDojo, not by the kernel judge",
                                  hint="use --judge auto or repl with --repo")
+            if self.judge_on != "local":
+                raise UsageError("--judge-on: LeanDojo runs are checked by LeanDojo, not by the kernel judge", hint="leave out --judge-on")
             return replace(self, sandboxed=None)
-        if self.verify_on is not None and kimina_address(self.verify_on):
-            return self._resolve_kimina()
-        if self.verify_on is not None:
-            from proverctl.verify.ray import parse_address
-
-            parse_address(self.verify_on)
         if self.judge_mode not in JUDGE_MODES:
             raise UsageError(f"unknown judge {self.judge_mode!r}", hint=f"choose {', '.join(JUDGE_MODES)}")
+        self._check_ray_places()
+        if self.verify_on is not None and kimina_address(self.verify_on):
+            return self._resolve_kimina()
         from proverctl.lean import trust
         from proverctl.lean.sandbox import resolve as resolve_sandbox
         from proverctl.lean.workspace import resolve_repl
@@ -119,13 +119,30 @@ class VerifySpec:
                               lean_path=record.lean_path, context=trust.workspace_context(repl.cwd))
         return replace(self, repl=repl, sandboxed=sandbox, judge=judge, notes=self.notes + notes)
 
+    def _check_ray_places(self) -> None:
+        """--verify-on and --judge-on name Ray the way ray.init takes it, and at most one cluster."""
+        from proverctl.verify.ray import parse_address
+
+        verify_ray = self.verify_on is not None and not kimina_address(self.verify_on)
+        if verify_ray:
+            parse_address(self.verify_on)
+        if self.judge_on == "local":
+            return
+        judge_address = parse_address(self.judge_on, "--judge-on")
+        if self.judge_mode == "repl":
+            raise UsageError(f"--judge repl with --judge-on {self.judge_on}: there is no kernel judge to run on Ray",
+                             hint="use --judge auto or kernel, or leave out --judge-on")
+        if verify_ray and parse_address(self.verify_on) != judge_address:
+            raise UsageError(f"--verify-on {self.verify_on} and --judge-on {self.judge_on} name two Ray clusters; a run joins one",
+                             hint="give both the same address")
+
     def _resolve_kimina(self) -> "VerifySpec":
         """A kimina server checks; the kernel judge runs here when this machine has a trusted one (under
         --judge kernel it must), else verdicts are REPL-checked by the server alone."""
         try:
             local = replace(self, verify_on=None).resolve()
         except ProverctlError as exc:
-            if self.judge_mode == "kernel":
+            if self.judge_mode == "kernel" or self.judge_on != "local":
                 raise
             why = str(exc).splitlines()[0]
             return replace(self, notes=self.notes + (f"verdicts are REPL-checked by the kimina server only: no kernel judge here ({why})",))
@@ -139,6 +156,10 @@ class VerifySpec:
         if self.judge_mode == "kernel":
             error = VerifierError if found.broken else EnvironmentMissing
             raise error(f"--judge kernel: {found.why}", hint=f"{found.hint}, or use --judge auto / repl")
+        if self.judge_on != "local":  # the Ray workers are checked against this machine's record: there must be one
+            error = VerifierError if found.broken else EnvironmentMissing
+            raise error(f"--judge-on {self.judge_on}: {found.why} (the workers' judge is checked against this machine's record)",
+                        hint=f"{found.hint}, or leave out --judge-on")
         return (f"verdicts are REPL-checked only: {found.why} ({found.hint})",)
 
     def pool_size(self, jobs: int) -> int:
@@ -153,7 +174,8 @@ class VerifySpec:
                 "sandbox_confirmed": bool(self.sandboxed and self.sandboxed.confirmed),
                 "repl": self.repl.source if self.repl else None, "check_timeout": self.check_timeout,
                 "import_timeout": self.import_timeout, "policy": policy_dict(self.policy), "lean_reader": self.lean_reader,
-                "judge": self.judge.label if self.judge is not None else ("leandojo" if self.dojo is not None else "repl")}
+                "judge": self.judge.label if self.judge is not None else ("leandojo" if self.dojo is not None else "repl"),
+                "judge_on": self.judge_on if self.judge is not None else None}
 
 
 def policy_dict(policy: Policy) -> dict:
@@ -258,20 +280,21 @@ class Verification:
 
     @property
     def judge(self):
-        """The kernel judge behind the pre-filter (proverctl.verify.judge.Judge), or None (REPL-only)."""
+        """The kernel judge behind the pre-filter (proverctl.verify.judge.Judge, or RayJudge), or None (REPL-only)."""
         return getattr(self.verifier, "judge", None)
 
     def verifier_for(self, policy: Policy) -> Verifier:
         """The same pre-filter pool and judge under another policy (decompose's composed proofs)."""
         pool = require_pool(self, "this check")
         spec = replace(self.spec, policy=policy)
-        return _judged(PoolVerifier(pool, policy, spec.check_timeout), spec)
+        return _judged(PoolVerifier(pool, policy, spec.check_timeout), spec, self.judge)
 
 
 @contextlib.asynccontextmanager
 async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Verification]:
     """Start the verifier `spec` describes (resolved first if it is not yet), sized for `jobs` checks:
-    the REPL pre-filter (local pool or Ray), with the kernel judge behind it when there is one."""
+    the REPL pre-filter (local pool, Ray or a kimina server), with the kernel judge behind it (here or
+    on Ray) when there is one."""
     if not spec.resolved and spec.repl is None and spec.dojo is None:
         spec = spec.resolve()
     if spec.dojo is not None:
@@ -279,35 +302,77 @@ async def open_verifier(spec: VerifySpec, *, jobs: int = 1) -> AsyncIterator[Ver
 
         yield Verification(DojoVerifier(spec.dojo, spec.policy, spec.check_timeout), None, spec)
         return
-    if spec.verify_on is not None and kimina_address(spec.verify_on):
-        from proverctl.verify.kimina import KiminaPool
-
-        async with KiminaPool(kimina_address(spec.verify_on), concurrency=spec.workers or 16,
-                              reader_required=spec.lean_reader == "required") as pool:
-            yield Verification(_judged(PoolVerifier(pool, spec.policy, spec.check_timeout), spec, label=KIMINA_LABEL), None, spec)
-        return
     size = spec.pool_size(jobs)
-    if spec.verify_on is not None:
-        from proverctl.verify.ray import RayVerifier, ReplSpec, parse_address
+    async with _local_ray(spec, size), _open_judge(spec, size) as judge:
+        if spec.verify_on is not None and kimina_address(spec.verify_on):
+            from proverctl.verify.kimina import KiminaPool
 
-        ray_verifier = RayVerifier(parse_address(spec.verify_on), size,
-                                   ReplSpec(spec.repl.command, str(spec.repl.cwd) if spec.repl.cwd else None, spec.memory_mb,
-                                            spec.max_uses, spec.sandboxed.name if spec.sandboxed else "none",
-                                            import_timeout=spec.import_timeout, reader_required=spec.lean_reader == "required"),
-                                   spec.policy, spec.check_timeout)
-        await ray_verifier.start()
-        try:
-            yield Verification(_judged(ray_verifier, spec), None, spec)
-        finally:
-            await ray_verifier.close()
+            async with KiminaPool(kimina_address(spec.verify_on), concurrency=spec.workers or 16,
+                                  reader_required=spec.lean_reader == "required") as pool:
+                yield Verification(_judged(PoolVerifier(pool, spec.policy, spec.check_timeout), spec, judge, label=KIMINA_LABEL),
+                                   None, spec)
+            return
+        if spec.verify_on is not None:
+            from proverctl.verify.ray import RayVerifier, ReplSpec, parse_address
+
+            ray_verifier = RayVerifier(parse_address(spec.verify_on), size,
+                                       ReplSpec(spec.repl.command, str(spec.repl.cwd) if spec.repl.cwd else None, spec.memory_mb,
+                                                spec.max_uses, spec.sandboxed.name if spec.sandboxed else "none",
+                                                import_timeout=spec.import_timeout, reader_required=spec.lean_reader == "required"),
+                                       spec.policy, spec.check_timeout)
+            await ray_verifier.start()
+            try:
+                yield Verification(_judged(ray_verifier, spec, judge), None, spec)
+            finally:
+                await ray_verifier.close()
+            return
+        async with ReplPool(spec.repl.command, cwd=spec.repl.cwd, workers=size, memory_mb=spec.memory_mb, max_uses=spec.max_uses,
+                            gc=spec.gc, sandbox=spec.sandboxed or Sandbox("none"), header_timeout=spec.import_timeout,
+                            reader_required=spec.lean_reader == "required") as pool:
+            try:
+                yield Verification(_judged(PoolVerifier(pool, spec.policy, spec.check_timeout), spec, judge), pool, spec)
+            except ReplStartError as exc:  # whole-file checks and sketches talk to the pool directly
+                raise EnvironmentMissing(str(exc), hint=SETUP_HINT) from None
+
+
+@contextlib.asynccontextmanager
+async def _local_ray(spec: VerifySpec, size: int) -> AsyncIterator[None]:
+    """One local Ray instance with CPUs for every actor this run starts on it (pre-filter and judge)."""
+    from proverctl.verify.ray import connect, disconnect
+
+    verify_local = spec.verify_on in ("ray", "local")
+    judge_local = spec.judge is not None and spec.judge_on == "ray"
+    if not (verify_local or judge_local):
+        yield
         return
-    async with ReplPool(spec.repl.command, cwd=spec.repl.cwd, workers=size, memory_mb=spec.memory_mb, max_uses=spec.max_uses,
-                        gc=spec.gc, sandbox=spec.sandboxed or Sandbox("none"), header_timeout=spec.import_timeout,
-                        reader_required=spec.lean_reader == "required") as pool:
-        try:
-            yield Verification(_judged(PoolVerifier(pool, spec.policy, spec.check_timeout), spec), pool, spec)
-        except ReplStartError as exc:  # whole-file checks and sketches talk to the pool directly
-            raise EnvironmentMissing(str(exc), hint=SETUP_HINT) from None
+    started = connect(None, size * (int(verify_local) + int(judge_local)))
+    try:
+        yield
+    finally:
+        await disconnect(started)
+
+
+@contextlib.asynccontextmanager
+async def _open_judge(spec: VerifySpec, size: int) -> AsyncIterator[object | None]:
+    """The kernel judge the plan names: none, this machine's, or `size` Ray workers that each passed
+    their node's checks (proverctl.verify.ray.RayJudge)."""
+    if spec.judge is None:
+        yield None
+        return
+    from proverctl.verify.judge import Judge
+
+    if spec.judge_on == "local":
+        yield Judge(spec.judge)
+        return
+    from proverctl.verify.ray import RayJudge, parse_address
+
+    judge = RayJudge(parse_address(spec.judge_on, "--judge-on"), size, spec.judge, sandbox_mode=spec.sandbox,
+                     kernel=spec.judge_mode == "kernel")
+    await judge.start()
+    try:
+        yield judge
+    finally:
+        await judge.close()
 
 
 KIMINA_LABEL = "kimina-lean-server (remote: its sandbox is the server's)"
@@ -319,13 +384,13 @@ def kimina_address(value: str | None) -> str | None:
     return parse_address(value) if value else None
 
 
-def _judged(prefilter, spec: VerifySpec, *, label: str | None = None):
+def _judged(prefilter, spec: VerifySpec, judge, *, label: str | None = None):
     """The pre-filter alone (its verdicts labelled REPL-checked), or with the kernel judge behind it."""
-    if spec.judge is None:
+    if judge is None:
         return ReplOnly(prefilter, label or (spec.sandboxed.label if spec.sandboxed is not None else None))
-    from proverctl.verify.judge import Judge, JudgedVerifier
+    from proverctl.verify.judge import JudgedVerifier
 
-    return JudgedVerifier(prefilter, Judge(spec.judge), spec.policy)
+    return JudgedVerifier(prefilter, judge, spec.policy)
 
 
 class ReplOnly:

@@ -21,6 +21,8 @@ async def check_file_judged(verification: Verification, text: str, *, policy: Po
     sandbox = verification.spec.sandboxed.label if verification.spec.sandboxed is not None else None
     if judge is not None:
         await judge_declarations(judge, text, results, policy=policy, challenge=against)
+        if judge.sandbox_label == "none":  # a Ray judge on an unsandboxed node
+            sandbox = "none"
     for r in results:
         r.verdict.judge = r.verdict.judge or "repl"
         r.verdict.sandbox = sandbox
@@ -39,7 +41,7 @@ async def judge_declarations(judge, text: str, results: list[DeclarationResult],
     from proverctl.verify.judge import NATIVE_DECIDE_AXIOM, native_exception
 
     pending = {r.declaration.start: r for r in results if r.verdict.proved}
-    label, dialect = judge.spec.label, judge.spec.dialect
+    label, dialect = judge.label, judge.dialect
     while pending:
         trusted = challenge if challenge is not None else file_challenge(text, set(pending), prove=False)
         solution = text if challenge is not None else file_challenge(text, set(pending), prove=True)

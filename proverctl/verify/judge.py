@@ -89,6 +89,16 @@ class JudgeOutcome:
     failures: list[tuple[str | None, str]] = field(default_factory=list)  # (declaration, what the judge said)
     disallowed: dict[str, list[str]] = field(default_factory=dict)  # v2: declaration -> all its axioms, when some are disallowed
 
+    def as_dict(self) -> dict:
+        """Plain data (what a Ray worker sends back)."""
+        return {"kind": self.kind.value, "reasons": list(self.reasons), "seconds": self.seconds, "output": self.output,
+                "failures": [list(f) for f in self.failures], "disallowed": dict(self.disallowed)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "JudgeOutcome":
+        return cls(VerdictKind(data["kind"]), list(data["reasons"]), float(data["seconds"]), data.get("output", ""),
+                   [(d, what) for d, what in data.get("failures", [])], dict(data.get("disallowed", {})))
+
 
 @dataclass
 class _Run:
@@ -107,6 +117,18 @@ class Judge:
         self.runs = 0
         for path in spec.files:
             self._stats[path] = _stat_key(path)
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    @property
+    def dialect(self) -> str:
+        return self.spec.dialect
+
+    @property
+    def sandbox_label(self) -> str:
+        return self.spec.sandbox.label
 
     async def judge_target(self, target: Target, code: str) -> JudgeOutcome:
         return await self.judge(challenge_text(target), solution_text(target, code))
@@ -390,9 +412,10 @@ def _first_error(output: str) -> str:
 
 class JudgedVerifier:
     """The REPL pre-filter first (fast, rejects most candidates); each candidate it accepts goes to the
-    judge, whose verdict is the one that counts. A REPL-only acceptance is never labelled kernel-checked."""
+    judge (a `Judge` here, or proverctl.verify.ray.RayJudge on Ray workers), whose verdict is the one
+    that counts. A REPL-only acceptance is never labelled kernel-checked."""
 
-    def __init__(self, prefilter, judge: Judge, policy: Policy) -> None:
+    def __init__(self, prefilter, judge, policy: Policy) -> None:
         self.prefilter, self.judge, self.policy = prefilter, judge, policy
         self.pool = getattr(prefilter, "pool", None)
         self.capacity = getattr(prefilter, "capacity", None)
@@ -404,17 +427,19 @@ class JudgedVerifier:
 
     async def verify(self, target: Target, code: str) -> Verdict:
         verdict = await self.prefilter.verify(target, code)
-        sandbox = self.judge.spec.sandbox.label
-        if verdict.sandbox == "none":  # the pre-filter ran somewhere unsandboxed (a Ray node): so is the verdict
-            sandbox = "none"
         if not verdict.proved:
             verdict.judge = verdict.judge or "repl"
-            verdict.sandbox = sandbox
+            verdict.sandbox = self._sandbox(verdict)
             return verdict
         outcome = await self.judge.judge_target(target, code)
-        final = combine(verdict, outcome, self.judge.spec.label, self.policy, self.judge.spec.dialect)
-        final.sandbox = sandbox
+        final = combine(verdict, outcome, self.judge.label, self.policy, self.judge.dialect)
+        final.sandbox = self._sandbox(verdict)  # read after judging: a Ray judge learns its workers' sandboxes as they answer
         return final
+
+    def _sandbox(self, prefilter: Verdict) -> str:
+        if prefilter.sandbox == "none":  # the pre-filter ran somewhere unsandboxed (a Ray node): so is the verdict
+            return "none"
+        return self.judge.sandbox_label
 
 
 def native_exception(outcome: JudgeOutcome, prefilter_axioms: list[str] | None, policy: Policy, dialect: str) -> bool:

@@ -88,7 +88,9 @@ async def run_selftest(settings, profile: str, *, on_class=lambda result: None) 
     started = time.monotonic()
     paths = Paths.resolve()
     spec = VerifySpec.from_settings(settings, lean_profile=profile)
-    spec = replace(spec, judge_mode="auto" if spec.judge_mode == "kernel" else spec.judge_mode).resolve()
+    # This machine's trust base: the judge runs here even where the settings send it to Ray (each Ray
+    # worker checks itself against this machine's record when a run starts).
+    spec = replace(spec, judge_mode="auto" if spec.judge_mode == "kernel" else spec.judge_mode, judge_on="local").resolve()
     classes: list[ClassResult] = []
 
     def add(result: ClassResult) -> None:
