@@ -122,7 +122,10 @@ def test_engine_registry_lists_every_engine_and_their_command_lines():
                                       engines.ServeOptions(port=8001, gpu_memory_utilization=0.85, tensor_parallel_size=2,
                                                            max_model_len=32768))
     assert cmd == ["/venv/bin/vllm", "serve", "/models/snap", "--host", "127.0.0.1", "--port", "8001", "--served-model-name",
-                   "deepseek-prover-v2-7b", "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.85", "--max-model-len", "32768"]
+                   "deepseek-prover-v2-7b", "--tensor-parallel-size", "2", "--enable-prefix-caching", "--gpu-memory-utilization", "0.85",
+                   "--max-model-len", "32768"]
+    dp = engines.get("vllm").command("vllm", Path("/m"), "x", engines.ServeOptions(port=9, data_parallel_size=4))
+    assert dp[dp.index("--data-parallel-size") + 1] == "4" and dp[dp.index("--tensor-parallel-size") + 1] == "1"
     hf = engines.get("transformers").command("transformers", Path("/m"), "x", engines.ServeOptions(port=9, device="cpu"))
     assert hf == ["transformers", "serve", "/m", "--host", "127.0.0.1", "--port", "9", "--device", "cpu", "--continuous-batching"]
     bounded = engines.get("transformers").command("transformers", Path("/m"), "x", engines.ServeOptions(port=9, cache_tokens=1000))
@@ -365,3 +368,37 @@ def test_a_run_stops_keeps_or_expires_its_session_as_asked(monkeypatch):
     assert release(None, started=False) == []  # someone else's session is left alone
     stored = ProveRequest.from_json('{"version": 1, "request": {"input": "x.lean", "keep_session": true}}')
     assert stored.keep_alive == -1  # runs recorded with --keep-session resume as kept for good
+
+
+VLLM_FLAGS = set((Path(__file__).parent / "fixtures" / "vllm" / "serve-flags-0.34.0.txt").read_text().split())
+
+
+def test_every_vllm_flag_proverctl_or_the_readme_uses_is_one_vllm_serve_has():
+    """Held to the real option list of `vllm serve` 0.34.0 (tests/fixtures/vllm/PROVENANCE.md)."""
+    import re
+
+    cmd = engines.get("vllm").command("vllm", Path("/m"), "x", engines.ServeOptions(port=9, gpu_memory_utilization=0.9,
+                                                                                    tensor_parallel_size=2, data_parallel_size=4,
+                                                                                    max_model_len=4096))
+    used = {a for a in cmd if a.startswith("-")}
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    # every `vllm serve ...` command in the README, its continuation lines included
+    for match in re.finditer(r"vllm serve (?:\\\n|[^\n`])*", readme):
+        used |= set(re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", match.group(0)))
+    assert {"--data-parallel-size", "--enable-prefix-caching", "--max-num-seqs", "--served-model-name"} <= used
+    assert used - VLLM_FLAGS == set()
+    assert "--no-such-flag" not in VLLM_FLAGS and "-dp" in VLLM_FLAGS  # the list is the parser's, short forms included
+
+
+def test_serve_data_parallel_is_refused_where_it_cannot_run(cli, monkeypatch):
+    from proverctl.inference import sessions
+
+    no_engine_needed(monkeypatch)
+    result = cli("serve", "deepseek-prover-v2-7b", "--engine", "transformers", "--data-parallel", "2")
+    assert result.exit_code == ExitCode.USAGE and "--data-parallel is vLLM's data parallelism" in result.stderr
+    monkeypatch.setattr(sessions, "gpus", lambda: [("NVIDIA H100", 80.0)] * 4)
+    monkeypatch.setattr("proverctl.models.memory.weight_bytes_on_disk", lambda path: 14 * 2**30)
+    monkeypatch.setattr("proverctl.models.hub.local_path", lambda ref: Path("/nonexistent"))
+    result = cli("serve", "deepseek-prover-v2-7b", "--engine", "vllm", "-dp", "4", "--tensor-parallel-size", "2")
+    assert result.exit_code == ExitCode.ENVIRONMENT
+    assert "--data-parallel 4 x --tensor-parallel-size 2 needs 8 GPUs, 4 visible" in result.stderr

@@ -21,6 +21,8 @@ def serve_command(
     port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Port [default: a free one]."),
     gpu_memory_utilization: Optional[float] = typer.Option(None, "--gpu-memory-utilization", min=0.05, max=1.0, help="vLLM: fraction of GPU memory to use."),
     tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", min=1, help="vLLM: GPUs to shard the model over."),
+    data_parallel: int = typer.Option(1, "--data-parallel", "-dp", min=1, help="vLLM: engine replicas behind one server, each on "
+                                                                              "--tensor-parallel-size GPUs (vLLM's --data-parallel-size)."),
     max_model_len: Optional[int] = typer.Option(None, "--max-model-len", min=256, help="vLLM: context length to allocate."),
     device: Optional[str] = typer.Option(None, "--device", autocompletion=complete.values("auto", "cpu", "cuda:0"), help="transformers: cpu, cuda:0, auto."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Start in the background and return once ready."),
@@ -34,7 +36,8 @@ def serve_command(
     keeps running until `proverctl stop`. A model that is already served is not loaded again: the
     live session is reused and said (`--name` starts a second one).
 
-    Examples: proverctl serve deepseek-prover-v2-7b --detach ; proverctl serve ./my-model --engine transformers
+    Examples: proverctl serve deepseek-prover-v2-7b --detach ; proverctl serve ./my-model --engine transformers ;
+    proverctl serve deepseek-prover-v2-7b --data-parallel 8 --detach (one vLLM over 8 GPUs, one endpoint)
     """
     from proverctl.inference import sessions
     from proverctl.models.catalog import parse_model_ref
@@ -71,7 +74,8 @@ def serve_command(
     try:
         record, proc = sessions.launch(
             ref, engine=engine, host=host, port=port, gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, device=device, timeout=timeout, name=name,
+            tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel, max_model_len=max_model_len, device=device,
+            timeout=timeout, name=name,
             on_started=started, on_tick=(lambda s: status.update(f"loading the model ({s:.0f} s)")) if status else None, paths=paths,
         )
     finally:

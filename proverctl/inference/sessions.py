@@ -292,8 +292,9 @@ def gpus() -> list[tuple[str, float]]:
 
 
 def check_gpu_memory(ref: ModelRef, weights_bytes: int | None, tensor_parallel_size: int, utilization: float,
-                     available: list[tuple[str, float]]) -> None:
-    """Refuse a model that cannot fit, with the numbers (weights alone must fit in the usable memory)."""
+                     available: list[tuple[str, float]], *, data_parallel_size: int = 1) -> None:
+    """Refuse a model that cannot fit, with the numbers (weights alone must fit in the usable memory of
+    one replica's GPUs; data parallelism needs data_parallel_size such groups)."""
     entry = ref.entry
     if weights_bytes is None and entry and entry.parameters_b:
         from proverctl.models.memory import DTYPE_BYTES
@@ -316,6 +317,10 @@ def check_gpu_memory(ref: ModelRef, weights_bytes: int | None, tensor_parallel_s
     if tensor_parallel_size > max(len(available), 1):
         raise EnvironmentMissing(f"--tensor-parallel-size {tensor_parallel_size} but {len(available)} GPU(s) visible",
                                  hint="lower --tensor-parallel-size")
+    if data_parallel_size > 1 and data_parallel_size * tensor_parallel_size > len(available):
+        raise EnvironmentMissing(f"--data-parallel {data_parallel_size} x --tensor-parallel-size {tensor_parallel_size} needs "
+                                 f"{data_parallel_size * tensor_parallel_size} GPUs, {len(available)} visible",
+                                 hint="lower --data-parallel (CUDA_VISIBLE_DEVICES chooses the GPUs)")
     if need > usable:
         raise EnvironmentMissing(
             f"not enough GPU memory for {ref.display}: weights need {need:.1f} GiB, {where} gives {usable:.1f} GiB",
@@ -494,6 +499,7 @@ def launch(
     port: int | None = None,
     gpu_memory_utilization: float | None = None,
     tensor_parallel_size: int = 1,
+    data_parallel_size: int = 1,
     max_model_len: int | None = None,
     device: str | None = None,
     timeout: float = 900.0,
@@ -512,11 +518,15 @@ def launch(
     paths = paths or Paths.resolve()
     available = gpus()
     chosen = engines.get(engine) if engine else engines.default(available)
+    if data_parallel_size > 1 and chosen.name != "vllm":
+        raise UsageError(f"--data-parallel is vLLM's data parallelism; the {chosen.name} engine has none",
+                         hint="use --engine vllm, or one session per device behind `prove --endpoint` repeated")
     executable = chosen.require()
     if chosen.needs_gpu or (ref.entry is not None and ref.entry.multi_gpu):
         # Refuse what cannot fit before asking for the weights (the 671B needs several GPUs).
         weights = None if ref.entry is not None and ref.entry.multi_gpu else weight_bytes_on_disk(local_path(ref))
-        check_gpu_memory(ref, weights, tensor_parallel_size, gpu_memory_utilization or 0.9, available)
+        check_gpu_memory(ref, weights, tensor_parallel_size, gpu_memory_utilization or 0.9, available,
+                         data_parallel_size=data_parallel_size)
     model_dir = local_path(ref)
     if port is None:
         port = free_port(host)
@@ -525,7 +535,8 @@ def launch(
     base = ref.entry.alias if ref.entry else model_dir.name
     name = name or unique_name(base, paths)
     options = engines.ServeOptions(host=host, port=port, gpu_memory_utilization=gpu_memory_utilization,
-                                   tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len, device=device,
+                                   tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
+                                   max_model_len=max_model_len, device=device,
                                    cache_tokens=cache_tokens(model_dir))
     command = chosen.command(executable, model_dir, base, options)
     record, proc = start_session(

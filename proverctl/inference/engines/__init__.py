@@ -24,6 +24,7 @@ class ServeOptions:
     port: int = 0
     gpu_memory_utilization: float | None = None
     tensor_parallel_size: int = 1
+    data_parallel_size: int = 1  # vLLM: engine replicas behind one API server (vLLM's own data parallelism)
     max_model_len: int | None = None
     device: str | None = None
     continuous_batching: bool = True  # transformers serve only (measured: ~8x faster at 64 in flight)
