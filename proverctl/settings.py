@@ -66,6 +66,13 @@ def _ray_place(value: Any) -> str:
 _ray_place.choices = ("local", "ray", "auto")
 
 
+def _endpoints(value: Any) -> str | None:
+    """One endpoint, several (comma-separated, or a TOML list in config.toml), or @FILE."""
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(str(item) for item in value)
+    return _optional_str(value)
+
+
 def _optional_str(value: Any) -> str | None:
     text = str(value).strip()
     return text or None
@@ -127,7 +134,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("progress_interval", 30.0, _positive_float,
                 "seconds between plain progress lines when stderr is not a terminal (CI, nohup)"),
     SettingSpec("k", 8, _positive_int, "samples per target for `prove` (the pass@k budget)"),
-    SettingSpec("endpoint", None, _optional_str, "OpenAI-compatible server `prove` uses instead of a local session"),
+    SettingSpec("endpoint", None, _endpoints, "OpenAI-compatible server(s) `prove` uses instead of a local session (URLs or @FILE)"),
     SettingSpec("keep_alive", None, _optional_duration,
                 "how long a session a prove run started (or reused) stays up after it: 5m, 1h, -1 for good, 0 stops it "
                 "(default: a session started for the run is stopped)"),

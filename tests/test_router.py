@@ -136,3 +136,26 @@ def test_prove_over_three_endpoints_one_dead_from_the_start_is_refused_then_rout
     assert "endpoints: " in cli("show", "1", "--format", "human").stdout
     bad = cli("prove", str(path), "--endpoint", "http://127.0.0.1:9#weight=x")
     assert bad.exit_code == 2 and "weight must be a number" in bad.stderr
+
+
+def test_endpoints_from_a_file_or_a_config_list(tmp_path, monkeypatch):
+    from proverctl.errors import UsageError
+    from proverctl.proving.endpoint import Route, split_endpoints
+    from proverctl.settings import Settings
+
+    listing = tmp_path / "endpoints.txt"
+    listing.write_text("# the node's four GPUs\nhttp://gpu0:8000/v1\n\n  http://gpu1:8000/v1#weight=2&concurrency=8, http://gpu2:8000\n"
+                       "   # http://gpu3:8000/v1 is being repaired\n")
+    routes = split_endpoints(f"http://head:8000/v1, @{listing}")
+    assert routes == [Route("http://head:8000/v1"), Route("http://gpu0:8000/v1"), Route("http://gpu1:8000/v1", 2.0, 8),
+                      Route("http://gpu2:8000")]
+    for text, message in [(f"@{tmp_path}/missing.txt", "no such file"), (f"@{tmp_path}", "cannot read it"),
+                          ("@" + str(tmp_path / "empty.txt"), "lists no endpoint"), ("@" + str(tmp_path / "nested.txt"), "inside an endpoints file")]:
+        (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
+        (tmp_path / "nested.txt").write_text(f"@{listing}\n")
+        with pytest.raises(UsageError, match=message):
+            split_endpoints(text)
+    config = tmp_path / "config.toml"
+    config.write_text('endpoint = ["http://gpu0:8000/v1", "http://gpu1:8000/v1#weight=2"]\n')
+    monkeypatch.setenv("PROVERCTL_CONFIG", str(config))
+    assert [r.url for r in split_endpoints(Settings.load().endpoint)] == ["http://gpu0:8000/v1", "http://gpu1:8000/v1"]

@@ -43,11 +43,12 @@ class Route:
 
 def split_endpoints(text: str) -> list[Route]:
     """`--endpoint` values (repeatable; the setting may hold several, comma- or space-separated): each
-    `URL[#weight=W&concurrency=C]`."""
+    `URL[#weight=W&concurrency=C]`, or `@FILE`: a file of them, one or more per line, where a line whose
+    first character is `#` is a comment (read again when a run is resumed)."""
     from urllib.parse import parse_qs
 
     routes = []
-    for item in re.split(r"[,\s]+", text.strip()):
+    for item in _expand_files(re.split(r"[,\s]+", text.strip())):
         if not item:
             continue
         url, _, fragment = item.partition("#")
@@ -65,6 +66,32 @@ def split_endpoints(text: str) -> list[Route]:
             raise UsageError(f"--endpoint {item!r}: weight and concurrency must be positive", hint="URL#weight=2&concurrency=32")
         routes.append(Route(parse_endpoint(url), weight, capacity))
     return routes
+
+
+def _expand_files(items: list[str]) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        if not item.startswith("@"):
+            out.append(item)
+            continue
+        from pathlib import Path
+
+        path = Path(item[1:]).expanduser()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise UsageError(f"--endpoint {item}: no such file", hint="@FILE names a file of endpoints, one URL per line") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--endpoint {item}: cannot read it ({exc.__class__.__name__})",
+                             hint="@FILE names a UTF-8 text file of endpoints, one URL per line") from None
+        found = [word for line in lines if not line.lstrip().startswith("#") for word in re.split(r"[,\s]+", line.strip()) if word]
+        nested = next((word for word in found if word.startswith("@")), None)
+        if nested:
+            raise UsageError(f"--endpoint {item}: {nested} inside an endpoints file", hint="list URLs in it, not other files")
+        if not found:
+            raise UsageError(f"--endpoint {item}: the file lists no endpoint", hint="one URL per line; lines starting with # are comments")
+        out += found
+    return out
 
 
 def parse_endpoint(url: str) -> str:
