@@ -326,6 +326,8 @@ class Pipeline:
             "tokens": self.completion_tokens, "elapsed": elapsed,
             "targets_shown": [(st.target.display_name, len(st.generating), st.attempts, st.proved) for st in busiest[:8]],
             "targets_more": max(0, len(busiest) - 8),
+            # several endpoints (proverctl.inference.router.EndpointRouter): each one's figures so far
+            "endpoints": self.generator.stats() if hasattr(self.generator, "stats") else [],
         }
 
     def stop(self) -> None:

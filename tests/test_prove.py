@@ -460,6 +460,28 @@ def test_a_plain_progress_line_when_stderr_is_not_a_terminal(cli, tmp_path, stan
     assert last.startswith("finished: 0/3 targets proved") and "6 samples" in last, result.stderr
 
 
+def test_progress_gives_each_endpoints_figures_while_the_run_goes_on(cli, tmp_path, standin_repl, monkeypatch):
+    from proverctl.cli.run_view import endpoint_lines
+
+    monkeypatch.setenv("PROVERCTL_PROGRESS_INTERVAL", "0.2")
+    dataset = tmp_path / "mini.jsonl"
+    dataset.write_text("".join(json.dumps(G2[n]) + "\n" for n in NAMES))
+    with OpenAIStub(answer=lambda body, i: "no proof", delay=0.4) as a, OpenAIStub(answer=lambda body, i: "no proof", delay=0.4) as b:
+        result = cli("prove", str(dataset), "--endpoint", a.url, "--endpoint", b.url, "--k", "2", "--format", "json")
+    assert result.exit_code == 1, result
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress:   ")]
+    assert any(line.startswith(f"progress:   {a.url}/v1: ") for line in lines)
+    assert any(line.startswith(f"progress:   {b.url}/v1: ") for line in lines)
+    assert all("in flight" in line and "requests" in line and "tok/s" in line for line in lines)
+    down = {"endpoint": "http://gpu1:8000/v1", "up": False, "requests": 3, "failed": 3, "in_flight": 0, "tokens": 0, "tokens_per_s": 0.0,
+            "last_error": "connection refused"}
+    up = {**down, "endpoint": "http://gpu0:8000/v1", "up": True, "failed": 0, "in_flight": 5, "tokens_per_s": 1234.4}
+    assert endpoint_lines({"endpoints": [up]}) == []  # one endpoint: the summary line says it all
+    assert endpoint_lines({"endpoints": [up, down]}) == [
+        "http://gpu0:8000/v1: 5 in flight, 3 requests, 0 failed, 1,234 tok/s",
+        "http://gpu1:8000/v1: 0 in flight, 3 requests, 3 failed, 0 tok/s, down (connection refused)"]
+
+
 def test_the_live_display_on_a_real_terminal(tmp_path, standin_repl, hermetic):
     """In a pseudo-terminal the summary line is drawn (and redrawn) while the run goes on."""
     dataset = tmp_path / "mini.jsonl"

@@ -58,6 +58,8 @@ class ProgressView:
                 snapshot = self.job.snapshot()
                 if snapshot is not None:
                     info("progress: " + summary_line(snapshot))
+                    for line in endpoint_lines(snapshot):
+                        info("progress:   " + line)
 
         thread = threading.Thread(target=tick, name="progress", daemon=True)
         thread.start()
@@ -73,6 +75,8 @@ class ProgressView:
         width = self.live.console.width if self.live is not None else 100
         parts = summary_parts(snapshot) + ([f"[{self.subset}]"] if self.subset else [])
         lines = [Text(line, style="bold") for line in pack(parts, width)]
+        for stats, line in zip(snapshot.get("endpoints", []), endpoint_lines(snapshot)):
+            lines.append(Text(f"  {line}", style=None if stats["up"] else "red"))
         for name, in_flight, attempts, proved in snapshot["targets_shown"]:
             mark = Text("  ✓ proved", style="green") if proved else Text(f"  {in_flight} generating")
             lines.append(Text(f"  {name[:48]:48} {attempts:4} attempts") + mark)
@@ -90,6 +94,14 @@ class ProgressView:
             snapshot = self.job.snapshot()
             if snapshot is not None:
                 info("finished: " + summary_line(snapshot, final=True))
+
+
+def endpoint_lines(s: dict) -> list[str]:
+    """One line per endpoint of a run over several: in flight, requests, failures, tokens/s, up or down."""
+    if len(s.get("endpoints", [])) < 2:
+        return []
+    return [f"{e['endpoint']}: {e['in_flight']} in flight, {e['requests']} requests, {e['failed']} failed, "
+            f"{e['tokens_per_s']:,.0f} tok/s" + ("" if e["up"] else f", down ({e['last_error']})") for e in s["endpoints"]]
 
 
 def summary_line(s: dict, final: bool = False) -> str:
