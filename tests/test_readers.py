@@ -231,3 +231,22 @@ def test_the_readers_quick_look_never_skips_a_token_the_full_comparison_would_na
             assert reasons(text, mode, False) == exact, (mode, text[:200])
             named += bool(exact)
     assert named > 40  # the attacks and the spliced words do reach the comparison
+
+
+def test_a_reading_is_taken_only_when_every_field_has_its_type():
+    """The answer after the marker is decoded field for field: a position that is a bool, a float or a
+    string, a missing or extra field, or a short token is no reading at all (the check is refused)."""
+    text = "theorem t : True := trivial\n"
+    good = {"commands": [["Lean.Parser.Command.declaration", 0, 27]], "tokens": [["a", 0, "theorem"], ["i", 8, "t"]]}
+
+    def taken(payload) -> bool:
+        answer = Response(messages=(Message("info", "proverctl-reading-abc" + json.dumps(payload), Pos(2, 0)),))
+        return parse_answer(answer, "proverctl-reading-abc", text) is not None
+
+    assert taken(good)
+    for bad in ({**good, "tokens": [["a", True, "theorem"]]}, {**good, "tokens": [["a", 0.0, "theorem"]]},
+                {**good, "tokens": [["a", "0", "theorem"]]}, {**good, "tokens": [["a", 0]]}, {**good, "tokens": [[1, 0, "theorem"]]},
+                {**good, "commands": [["declaration", 0, None]]}, {"commands": good["commands"]}, {**good, "extra": []}, [good]):
+        assert not taken(bad), bad
+    truncated = Response(messages=(Message("info", "proverctl-reading-abc" + json.dumps(good)[:-3], Pos(2, 0)),))
+    assert parse_answer(truncated, "proverctl-reading-abc", text) is None

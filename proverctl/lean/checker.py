@@ -7,6 +7,7 @@ the answer with the verdict rules.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -124,6 +125,9 @@ async def check_candidate(
             reasons.append(problem)
     if reasons:
         return Verdict(VerdictKind.rejected, reasons, seconds=time.monotonic() - started)
+    # A model's proof can be 50 KB: each reader's pass over it is its own event-loop step, so no one
+    # step holds the loop for all of them (bench/attempt_cpu.py: the longest step).
+    await asyncio.sleep(0)
     imports, preamble = split_header(header)
     disagree = await lean_reading(pool, imports, preamble, code, mode="candidate", timeout=timeout)
     if isinstance(disagree, Verdict):
@@ -187,6 +191,7 @@ async def lean_reading(pool: ReplPool, imports: str, preamble: str, text: str, *
         if outcome.worker is not None:
             pool.retire(outcome.worker)  # whatever it answered was not this reading: never trust that process again
         return ["Lean's reader gave no reading of this text (it fails on it): refused"]
+    await asyncio.sleep(0)  # a step of its own (see check_candidate)
     return reading.disagreements(text, found, mode=mode)
 
 
