@@ -47,10 +47,11 @@ ID_REST = f"A-Za-z0-9_'!?{_LETTER_LIKE}{_SUBSCRIPT}"
 IDENT_CHARS = f"[{ID_REST}]"
 _ID_FIRST_RE = re.compile(f"[{ID_FIRST}]")
 _ID_REST_RE = re.compile(IDENT_CHARS)
-# The code scanner steps one character at a time only where something can start: this jump skips the
-# characters it would just step over (a speed-up, not a rule: the loop decides as before).
-_SCAN_SPECIAL = re.compile("[«\\-/\"r'{}]")
-_SCAN_CHARS = frozenset("«-/\"r'{}")
+# The code scanner looks only where something can start: these jumps skip the characters its loop would
+# just step over (a speed-up, not a rule: the loop decides as before). `-` and `/` matter only as `--`
+# and `/-`, `r` only before `#*"`, braces only inside an interpolation hole.
+_SCAN_SPECIAL = re.compile("«|--|/-|\"|r(?=#*\")|'")
+_SCAN_SPECIAL_HOLE = re.compile("«|--|/-|\"|r(?=#*\")|'|[{}]")
 # A name part in the mask: «escaped» (its inside is `_` or newlines there; unclosed runs to the end) or plain.
 _PART = f"(?:«[^»]*»?|[{ID_FIRST}]{IDENT_CHARS}*)"
 _PART_RE = re.compile(_PART)
@@ -118,10 +119,12 @@ def scan(text: str) -> tuple[str, list[Segment]]:
     return "".join(out), segments
 
 
+_NOT_NEWLINE = re.compile("[^\n]")
+
+
 def _blank(out: list[str], start: int, end: int, fill: str = " ") -> None:
-    for k in range(start, end):
-        if out[k] != "\n":
-            out[k] = fill
+    """out[start:end] with every character but a newline made `fill` (one regex pass: comments are long)."""
+    out[start:end] = _NOT_NEWLINE.sub(fill, "".join(out[start:end]))
 
 
 def _scan_code(text: str, i: int, out: list[str], segments: list[Segment], *, in_hole: bool) -> int:
@@ -129,14 +132,13 @@ def _scan_code(text: str, i: int, out: list[str], segments: list[Segment], *, in
     offset (the term parser owns the hole: strings, chars, comments and braces nest inside)."""
     n = len(text)
     depth = 0
+    jump = _SCAN_SPECIAL_HOLE if in_hole else _SCAN_SPECIAL
     while i < n:
+        found = jump.search(text, i)
+        if found is None:
+            return n
+        i = found.start()
         c = text[i]
-        if c not in _SCAN_CHARS:
-            found = _SCAN_SPECIAL.search(text, i)
-            if found is None:
-                return n
-            i = found.start()
-            c = text[i]
         if c == "«":
             # An escaped identifier: anything up to `»` is part of a name (`/-`, `--`, `"`, newlines included).
             end = text.find("»", i + 1)
