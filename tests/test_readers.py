@@ -149,9 +149,9 @@ def test_a_text_leans_reader_fails_on_is_refused_and_a_header_without_it_is_note
 
 def test_a_command_only_lean_sees_is_a_disagreement():
     text = f"{ST}\n  omega\n"
-    reading = Reading(commands=(("Lean.Parser.Command.declaration", 0, 10), ("Lean.Parser.Command.eval", 12, 20)), tokens=())
+    reading = Reading.from_lean([("Lean.Parser.Command.declaration", 0, 10), ("Lean.Parser.Command.eval", 12, 20)], [])
     assert any("Lean reads a command at line 1" in r for r in disagreements(text, reading, mode="candidate"))
-    agreeing = Reading(commands=(("Lean.Parser.Command.declaration", 0, 10),), tokens=())
+    agreeing = Reading.from_lean([("Lean.Parser.Command.declaration", 0, 10)], [])
     assert disagreements(text, agreeing, mode="candidate") == []
 
 
@@ -164,7 +164,8 @@ def test_readings_are_taken_only_with_this_checks_marker_and_in_characters():
                           "tokens": [["i", 8, "α₁"], ["i", at + 3, "trivial"]]})  # α and ₁ take 2 and 3 bytes
     answer = Response(messages=(Message("info", "proverctl-reading-abc" + payload, Pos(2, 0)),))
     reading = parse_answer(answer, "proverctl-reading-abc", text)
-    assert reading.tokens == (("i", 8, "α₁"), ("i", at, "trivial"))
+    assert reading.starts == (8, at + 3)  # as Lean gives them: bytes
+    assert reading.tokens_in_characters(text) == (("i", 8, "α₁"), ("i", at, "trivial"))
     assert parse_answer(answer, "proverctl-reading-other", text) is None
 
 
@@ -217,7 +218,7 @@ def test_the_readers_quick_look_never_skips_a_token_the_full_comparison_would_na
 
     def reasons(text: str, mode: str, exact: bool) -> list[str]:
         commands, tokens = read_tokens(reading.normalized(text))
-        found = reading.Reading(*reading._positions(reading.normalized(text), commands, tokens))
+        found = reading.Reading.from_lean(commands, tokens)
         if exact:
             with monkeypatch.context() as m:
                 m.setattr(reading, "_needs_look", lambda *a: True)
@@ -250,3 +251,23 @@ def test_a_reading_is_taken_only_when_every_field_has_its_type():
         assert not taken(bad), bad
     truncated = Response(messages=(Message("info", "proverctl-reading-abc" + json.dumps(good)[:-3], Pos(2, 0)),))
     assert parse_answer(truncated, "proverctl-reading-abc", text) is None
+
+
+def test_byte_and_character_offsets_agree_and_a_position_inside_a_character_is_no_characters():
+    from proverctl.lean.reading import Offsets
+
+    text = "theorem α₁ : ℕ := 0 -- ok\n"
+    offsets = Offsets(text)
+    data = text.encode()
+    every = tuple(len(text[:c].encode()) for c in range(len(text) + 1))
+    assert offsets.characters(every) == tuple(range(len(text) + 1))
+    assert offsets.bytes_of(range(len(text) + 1)) == dict(zip(range(len(text) + 1), every))
+    inside = data.index("α".encode()) + 1
+    assert not offsets.valid((inside,)) and not offsets.valid((-1,)) and not offsets.valid((len(data) + 1,))
+    assert offsets.characters((inside, 0, len(data) + 9, -1)) == (len(text), 0, len(text), len(text))
+    assert offsets.character(inside) == len(text) and offsets.character(every[10]) == 10
+    assert Offsets("").characters(()) == () and Offsets("ℕ").characters(()) == ()
+    # an answer with nothing in it is a reading (of nothing), never a crash, on any text
+    empty = Response(messages=(Message("info", 'proverctl-reading-abc{"commands": [], "tokens": []}', Pos(2, 0)),))
+    found = parse_answer(empty, "proverctl-reading-abc", "-- ℕ only a comment\n")
+    assert found is not None and disagreements("-- ℕ only a comment\n", found, mode="file") == []

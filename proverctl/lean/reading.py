@@ -15,7 +15,9 @@ refused when the two readers disagree:
 In a user's whole file, commands that change how later commands parse (`open`, `namespace`, `section`,
 `end`, notations and syntax) are elaborated during the pass, so Lean reads the rest as it will; nothing
 else is. Answers count only with this check's own random marker. Positions are UTF-8 byte offsets into
-the text with CRLF made LF (what Lean's input context holds); they are mapped back to characters here.
+the text with CRLF made LF (what Lean's input context holds). They are compared as bytes where that
+is exact (proverctl's few segment bounds and command starts are converted instead of Lean's hundreds of
+token positions), and every token is converted to characters when the token-by-token comparison runs.
 
 The Lean side cannot run where proverctl is tested (no toolchain): the stand-in REPL answers this
 command in the same shape, and `proverctl lean selftest` runs it on the user's toolchain.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import msgspec
@@ -100,11 +103,23 @@ def new_marker() -> str:
 
 @dataclass(frozen=True)
 class Reading:
-    """Lean's reading: commands (kind, start, end) and tokens ("a" keyword/atom | "i" identifier, start,
-    text), positions in characters of the LF-normalized text."""
+    """Lean's reading: commands (kind, start, end) and tokens by columns (`kinds`: "a" keyword/atom | "i"
+    identifier; `starts`; `words`). Positions are as Lean reports them: UTF-8 byte offsets into the
+    LF-normalized text (`Offsets` converts)."""
 
     commands: tuple[tuple[str, int, int], ...]
-    tokens: tuple[tuple[str, int, str], ...]
+    kinds: tuple[str, ...] = ()
+    starts: tuple[int, ...] = ()
+    words: tuple[str, ...] = ()
+
+    @classmethod
+    def from_lean(cls, commands, tokens) -> "Reading":
+        """From the answer's lists: commands (kind, start, end), tokens (kind, start, text)."""
+        kinds, starts, words = zip(*tokens) if tokens else ((), (), ())
+        return cls(tuple(commands), kinds, starts, words)
+
+    def tokens_in_characters(self, text: str) -> tuple[tuple[str, int, str], ...]:
+        return tuple(zip(self.kinds, Offsets(normalized(text)).characters(self.starts), self.words))
 
 
 class _Answer(msgspec.Struct, forbid_unknown_fields=True):
@@ -132,18 +147,8 @@ def parse_answer(response: Response | None, marker: str, text: str) -> Reading |
                 payload = _DECODE(data[len(marker):])
             except msgspec.MsgspecError:
                 return None
-            return Reading(*_positions(normalized(text), payload.commands, payload.tokens))
+            return Reading.from_lean(payload.commands, payload.tokens)
     return None
-
-
-def _positions(text: str, commands: list, tokens: list) -> tuple[tuple, tuple]:
-    """The answer's commands and tokens (typed by the decoder) with character offsets. By columns with
-    zip and map: a candidate has hundreds of tokens."""
-    kinds, starts, ends = zip(*commands) if commands else ((), (), ())
-    token_kinds, token_at, words = zip(*tokens) if tokens else ((), (), ())
-    offsets = _byte_offsets(text, starts + ends + token_at)
-    count = len(starts)
-    return tuple(zip(kinds, offsets[:count], offsets[count:2 * count])), tuple(zip(token_kinds, offsets[2 * count:], words))
 
 
 def normalized(text: str) -> str:
@@ -153,20 +158,54 @@ def normalized(text: str) -> str:
 _CHAR_STARTS = bytes(0 if 0x80 <= b < 0xC0 else 1 for b in range(256))  # 0 on UTF-8 continuation bytes
 
 
-def _byte_offsets(text: str, offsets: tuple[int, ...]) -> tuple[int, ...]:
-    """The character offset in `text` of each UTF-8 byte offset in `offsets` (one that is not at a
-    character boundary, or is out of range, maps to the end)."""
-    size = len(text)
-    if text.isascii():
-        if not offsets or (min(offsets) >= 0 and max(offsets) <= size):
+class Offsets:
+    """UTF-8 byte offsets <-> character offsets in one LF-normalized text (the same numbers when it is
+    ASCII). A byte offset that is out of range, or not at a character boundary, is no character's: it
+    maps to the end of the text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.size = len(text)
+        self.ascii = text.isascii()
+        self._data = b"" if self.ascii else text.encode("utf-8")
+        self._starts = b"" if self.ascii else self._data.translate(_CHAR_STARTS) + b"\x01"  # the end is a boundary too
+
+    def valid(self, offsets: tuple[int, ...]) -> bool:
+        """Is every offset a character boundary within the text?"""
+        if not offsets:
+            return True
+        if min(offsets) < 0 or max(offsets) > (self.size if self.ascii else len(self._data)):
+            return False
+        return self.ascii or all(map(self._starts.__getitem__, offsets))
+
+    def characters(self, offsets: tuple[int, ...]) -> tuple[int, ...]:
+        """The character offset of each byte offset."""
+        if self.ascii:
+            return offsets if self.valid(offsets) else tuple(b if 0 <= b <= self.size else self.size for b in offsets)
+        if not offsets:
             return offsets
-        return tuple(b if 0 <= b <= size else size for b in offsets)
-    data = text.encode("utf-8")
-    starts = data.translate(_CHAR_STARTS) + b"\x01"  # the end is a boundary too
-    before = list(itertools.accumulate(starts, initial=0))  # characters before each byte offset
-    if min(offsets) >= 0 and max(offsets) <= len(data) and all(map(starts.__getitem__, offsets)):
-        return tuple(map(before.__getitem__, offsets))
-    return tuple(before[b] if 0 <= b <= len(data) and starts[b] else size for b in offsets)
+        before = list(itertools.accumulate(self._starts, initial=0))  # characters before each byte offset
+        if self.valid(offsets):
+            return tuple(map(before.__getitem__, offsets))
+        data_size = len(self._data)
+        return tuple(before[b] if 0 <= b <= data_size and self._starts[b] else self.size for b in offsets)
+
+    def character(self, offset: int) -> int:
+        """One byte offset's character offset (without the table `characters` builds)."""
+        if not self.valid((offset,)):
+            return self.size
+        return offset if self.ascii else len(self._data[:offset].decode("utf-8"))
+
+    def bytes_of(self, characters) -> dict[int, int]:
+        """The byte offset of each of a few character offsets (one pass over the text up to the last)."""
+        if self.ascii:
+            return {c: c for c in characters}
+        out: dict[int, int] = {}
+        at = before = 0
+        for c in sorted(characters):
+            at += len(self.text[before:c].encode("utf-8"))
+            out[c], before = at, c
+        return out
 
 
 def _literal(token: str) -> bool:
@@ -202,8 +241,10 @@ def disagreements(text: str, reading: Reading, *, mode: str) -> list[str]:
     cheats = frozenset(CHEAT_TOKENS)
     hash_commands = HASH_COMMANDS if strict else FILE_HASH_COMMANDS
     size = len(norm)
-    looked = _needs_look(source, reading, plain_code | cheats if candidate else plain_code, hash_commands)
-    tokens = [t for t in reading.tokens if not (t[0] == "a" and _literal(t[2]))] if looked else []
+    offsets = Offsets(norm)
+    looked = _needs_look(source, reading, offsets, plain_code | cheats if candidate else plain_code, hash_commands)
+    tokens = [t for t in zip(reading.kinds, offsets.characters(reading.starts), reading.words)
+              if not (t[0] == "a" and _literal(t[2]))] if looked else []
     for index, (kind, at, token) in enumerate(tokens):
         if at < size and mask[at] != norm[at] and not norm[at].isspace():
             # Lean starts a token where proverctl's reader saw a comment, a string or the inside of an
@@ -225,7 +266,7 @@ def disagreements(text: str, reading: Reading, *, mode: str) -> list[str]:
             reasons.append(f"Lean reads the command `{token[:40]}` at {where(at)}")
     if candidate:
         ours = sorted({_command_start(source, c.start) for c in source.commands})
-        lean = sorted({start for _, start, _ in reading.commands})
+        lean = sorted({offsets.character(start) for _, start, _ in reading.commands})
         if ours != lean:
             extra = [s for s in lean if s not in ours]
             missing = [s for s in ours if s not in lean]
@@ -237,23 +278,27 @@ def disagreements(text: str, reading: Reading, *, mode: str) -> list[str]:
     return [r for r in reasons if not (r in seen or seen.add(r))]
 
 
-def _needs_look(source: Source, reading: Reading, flagged: frozenset[str], hash_commands) -> bool:
+def _needs_look(source: Source, reading: Reading, offsets: Offsets, flagged: frozenset[str], hash_commands) -> bool:
     """Can any token give a reason below? False only when none can: no token starts inside a comment,
     string or «escape» of proverctl's reading (the only places its mask differs from the text), unless
     it is such a literal itself; no part of a name nor any keyword is a flagged word or a refused `#`
     command; and there is no `set_option`, `@[` or `attribute`. Set operations over all tokens at once,
-    so a candidate that gives no reason (most) costs no loop over its tokens."""
-    kinds, positions, words = zip(*reading.tokens) if reading.tokens else ((), (), ())
+    so a candidate that gives no reason (most) costs no loop over its tokens; positions compared as
+    bytes (a segment's bounds converted), which is exact while every token starts at a character."""
+    kinds, positions, words = reading.kinds, reading.starts, reading.words
     if source.segments:
+        if not offsets.valid(positions):
+            return True  # a position that is no character's: the comparison places it
         # A literal (a string, a doc comment) is a token that starts where its segment starts; any other
         # token at or inside a segment is a disagreement the loop below names.
-        inside: set[int] = set()
+        bounds = offsets.bytes_of({s.start for s in source.segments} | {s.end for s in source.segments})
+        ordered = sorted(positions)
         for segment in source.segments:
-            inside.update(range(segment.start + 1, segment.end))
-        if not inside.isdisjoint(positions):
-            return True
-        at_start = {segment.start for segment in source.segments}.intersection(positions)
-        if at_start and any(at in at_start and not (kind == "a" and _literal(word)) for kind, at, word in reading.tokens):
+            first_after = bisect_right(ordered, bounds[segment.start])
+            if first_after < len(ordered) and ordered[first_after] < bounds[segment.end]:
+                return True
+        at_start = {bounds[segment.start] for segment in source.segments}.intersection(positions)
+        if at_start and any(at in at_start and not (kind == "a" and _literal(word)) for kind, at, word in zip(kinds, positions, words)):
             return True
     atoms = {w for k, w in zip(kinds, words) if k == "a"}
     if not {"set_option", "@[", "attribute"}.isdisjoint(words):
