@@ -297,17 +297,23 @@ def _needs_look(source: Source, reading: Reading, offsets: Offsets, flagged: fro
             first_after = bisect_right(ordered, bounds[segment.start])
             if first_after < len(ordered) and ordered[first_after] < bounds[segment.end]:
                 return True
-        at_start = {bounds[segment.start] for segment in source.segments}.intersection(positions)
-        if at_start and any(at in at_start and not (kind == "a" and _literal(word)) for kind, at, word in zip(kinds, positions, words)):
-            return True
-    atoms = {w for k, w in zip(kinds, words) if k == "a"}
+        for at in {bounds[segment.start] for segment in source.segments}.intersection(positions):
+            index = positions.index(at)  # each token there (found by C scans, not a loop over every token)
+            while True:
+                if not (kinds[index] == "a" and _literal(words[index])):
+                    return True
+                try:
+                    index = positions.index(at, index + 1)
+                except ValueError:
+                    break
+    atoms = set(itertools.compress(words, map("a".__eq__, kinds)))
     if not {"set_option", "@[", "attribute"}.isdisjoint(words):
         return True
     if not flagged.isdisjoint({w.lstrip("#") for w in atoms}):
         return True
     if any(w[:1] == "#" and w[1:] in hash_commands for w in atoms):
         return True
-    names = ".".join(w for k, w in zip(kinds, words) if k == "i").split(".")
+    names = ".".join(itertools.compress(words, map("i".__eq__, kinds))).split(".")
     return not flagged.isdisjoint(names)
 
 

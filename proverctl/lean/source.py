@@ -51,6 +51,7 @@ _ID_REST_RE = re.compile(IDENT_CHARS)
 # just step over (a speed-up, not a rule: the loop decides as before). `-` and `/` matter only as `--`
 # and `/-`, `r` only before `#*"`, braces only inside an interpolation hole.
 _SCAN_SPECIAL = re.compile("«|--|/-|\"|r(?=#*\")|'")
+_NESTING = re.compile("/-|-/")  # what opens and closes a nested comment, read left to right
 _SCAN_SPECIAL_HOLE = re.compile("«|--|/-|\"|r(?=#*\")|'|[{}]")
 # A name part in the mask: «escaped» (its inside is `_` or newlines there; unclosed runs to the end) or plain.
 _PART = f"(?:«[^»]*»?|[{ID_FIRST}]{IDENT_CHARS}*)"
@@ -158,15 +159,13 @@ def _scan_code(text: str, i: int, out: list[str], segments: list[Segment], *, in
             # A plain comment's body starts one character after `/-` (Lean's `whitespace` skips it), so in
             # `/-/- -/` that `/` opens nothing and the first `-/` closes the comment.
             depth_c, j = 1, min(i + 3, n)
-            while j < n and depth_c:
-                if text.startswith("/-", j):
-                    depth_c += 1
-                    j += 2
-                elif text.startswith("-/", j):
-                    depth_c -= 1
-                    j += 2
-                else:
-                    j += 1
+            while depth_c:
+                found = _NESTING.search(text, j)  # the next `/-` or `-/` (stepping over what is between)
+                if found is None:
+                    j = n
+                    break
+                depth_c += 1 if text[found.start()] == "/" else -1
+                j = found.end()
             segments.append(Segment(kind, i, j))
             _blank(out, i, j)
             i = j
@@ -318,15 +317,7 @@ def _interpolated(text: str, i: int, out: list[str], segments: list[Segment]) ->
 
 
 def _comment_depth(text: str) -> int:
-    depth, i = 0, 0
-    while i < len(text):
-        if text.startswith("/-", i):
-            depth, i = depth + 1, i + 2
-        elif text.startswith("-/", i):
-            depth, i = depth - 1, i + 2
-        else:
-            i += 1
-    return depth
+    return sum(1 if found.group() == "/-" else -1 for found in _NESTING.finditer(text))
 
 
 def _string_closed(text: str) -> bool:
