@@ -267,3 +267,44 @@ def test_a_forged_answer_is_not_this_checks_and_the_worker_is_retired():
     forged, after, retired, started = run(go())
     assert forged.kind is VerdictKind.error and "marker is missing" in forged.reasons[0]
     assert after.kind is VerdictKind.proved and retired == 1 and started == 2
+
+
+@pytest.mark.parametrize("name", ["readme", "file_env", "options"])
+def test_responses_are_read_whatever_pieces_stdout_gives_them_in(name):
+    """stdout is read in chunks and split into lines by the client: a real transcript's answers, fed in
+    pieces of random sizes (a piece may end mid-line, mid-character or hold the next answer's start),
+    are read one by one as the REPL wrote them; the end of the output after the last is a crash."""
+    import random
+    from types import SimpleNamespace
+
+    from proverctl.lean.repl import ReplCrashed
+
+    base = TESTS / "fixtures" / "repl" / "test" / name
+    data = base.with_suffix(".expected.out").read_bytes()
+    expected = [r.raw for r in split_responses(data.decode())]
+
+    async def go(seed: int):
+        rnd = random.Random(seed)
+        reader = asyncio.StreamReader()
+        at = 0
+        while at < len(data):
+            size = rnd.choice([1, 2, 3, 7, 64, 4096])
+            reader.feed_data(data[at:at + size])
+            at += size
+        reader.feed_eof()
+        repl = ReplProcess(["unused"])
+
+        async def wait():
+            return 0
+
+        repl.proc = SimpleNamespace(stdout=reader, returncode=0, wait=wait)
+        got = []
+        for _ in expected:
+            text, parsed = await repl._read_response()
+            got.append(json.loads(text) if parsed is None else parsed)
+        with pytest.raises(ReplCrashed):
+            await repl._read_response()
+        return got
+
+    for seed in range(12):
+        assert run(go(seed)) == expected

@@ -66,6 +66,7 @@ class ReplProcess:
         self.started_at = 0.0
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._stderr_task: asyncio.Task | None = None
+        self._pending = b""  # what stdout gave beyond the last response (a REPL answers one request at a time)
 
     @property
     def pid(self) -> int | None:
@@ -85,6 +86,7 @@ class ReplProcess:
         try:
             # Its own session and process group: one killpg ends lake and the REPL under it.
             self.proc = await processes.start(launch, memory_mb=self.memory_mb, limit=MAX_RESPONSE_BYTES)
+            self._pending = b""
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             raise ReplStartError(f"cannot start the Lean REPL `{' '.join(self.command)}`: {exc}") from exc
         self.started_at = time.monotonic()
@@ -114,40 +116,59 @@ class ReplProcess:
             await self.kill()
             raise ReplCrashed(f"the REPL closed its input: {exc}", self.stderr_tail()) from exc
         try:
-            text = await asyncio.wait_for(self._read_response(), timeout)
+            text, data = await asyncio.wait_for(self._read_response(), timeout)
         except asyncio.TimeoutError:
             await self.kill()
             raise ReplTimeout(f"no answer within {timeout:g} s", self.stderr_tail()) from None
         try:
-            return Response.parse(json.loads(text))
+            return Response.parse(json.loads(text) if data is None else data)
         except ValueError as exc:
             await self.kill()
             raise ReplProtocolError(f"the REPL printed something that is not a response: {text[:200]!r}", self.stderr_tail()) from exc
 
-    async def _read_response(self) -> str:
+    async def _read_response(self) -> tuple[str, Any]:
         """One response: JSON lines up to the blank line that ends it. A REPL that leaves out the blank
         line (builds without the flush fix, stand-ins) is still answered: a line that closes the top-level
-        object (`}` at column 0, or a whole one-line object) ends the response when the text parses."""
+        object (`}` at column 0, or a whole one-line object) ends the response when the text parses.
+        Returns the text and, when it was parsed here, its JSON (None otherwise). stdout is read in
+        chunks and split into lines here: one `readline` await per line cost more than the rest."""
         assert self.proc and self.proc.stdout
         lines: list[str] = []
+        buffer, at, ended = self._pending, 0, False
         while True:
-            raw = await self.proc.stdout.readline()
-            if not raw:
-                await self._reap()
-                detail = self.stderr_tail() or "no output on stderr"
-                raise ReplCrashed(f"the REPL exited (code {self.proc.returncode}): {detail.splitlines()[-1] if detail else ''}", detail)
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            newline = buffer.find(b"\n", at)
+            if newline < 0:
+                if ended:
+                    if at == len(buffer):
+                        self._pending = b""
+                        await self._reap()
+                        detail = self.stderr_tail() or "no output on stderr"
+                        raise ReplCrashed(f"the REPL exited (code {self.proc.returncode}): {detail.splitlines()[-1] if detail else ''}",
+                                          detail)
+                    newline = len(buffer)  # the last line, without its newline
+                else:
+                    if len(buffer) - at > MAX_RESPONSE_BYTES:
+                        await self.kill()
+                        raise ReplProtocolError(f"the REPL printed over {MAX_RESPONSE_BYTES >> 20} MiB without ending a line",
+                                                self.stderr_tail())
+                    chunk = await self.proc.stdout.read(1 << 16)
+                    buffer, at, ended = buffer[at:] + chunk, 0, not chunk
+                    continue
+            line = buffer[at:newline].decode("utf-8", "replace").rstrip("\r")
+            at = min(newline + 1, len(buffer))
             if line.strip():
                 lines.append(line)
                 if line.rstrip() == "}" or (len(lines) == 1 and line.lstrip().startswith("{") and line.rstrip().endswith("}")):
                     text = "\n".join(lines)
                     try:
-                        json.loads(text)
+                        data = json.loads(text)
                     except ValueError:
                         continue
-                    return text
+                    self._pending = buffer[at:]
+                    return text, data
             elif lines:
-                return "\n".join(lines)
+                self._pending = buffer[at:]
+                return "\n".join(lines), None
 
     async def _reap(self) -> None:
         if self.proc is None:
