@@ -124,3 +124,53 @@ def test_prove_on_a_kimina_server_from_the_command_line(cli, tmp_path, monkeypat
         assert standin.requests
         bad = cli("prove", str(problem), "--endpoint", stub.url, "--verify-on", "kimina://", "--format", "json")
     assert bad.exit_code == 2 and "bad --verify-on" in bad.stderr and len(bad.stderr.strip().splitlines()) <= 2
+
+
+@pytest.fixture(scope="session")
+def kimina_client_python(tmp_path_factory):
+    """A Python with kimina's own client. kimina-client 0.2.1 declares Python >= 3.9 but its models need
+    3.12 (pydantic refuses typing.TypedDict before it), so it gets a 3.12 venv of its own, with the
+    client's runtime imports and without its dataset extras (datasets, pandas)."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+
+    found = [shutil.which("python3.12"), shutil.which("python3.13"),
+             *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.1[2-9]*/bin/python3")))]
+    python = next((p for p in found if p and subprocess.run([p, "-c", "pass"], capture_output=True).returncode == 0), None)
+    if python is None:
+        pytest.skip("kimina-client needs Python 3.12+, and none runs here")
+    venv = tmp_path_factory.mktemp("kimina-client")
+    made = subprocess.run([python, "-m", "venv", str(venv)], capture_output=True, text=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    if made.returncode != 0 or subprocess.run([*pip, "--no-deps", "kimina-client==0.2.1"], capture_output=True).returncode != 0 \
+            or subprocess.run([*pip, "pydantic>=2", "httpx", "tenacity", "tqdm", "pygments", "colorama", "tabulate"],
+                              capture_output=True).returncode != 0:
+        pytest.skip("kimina-client could not be installed (no package index?)")
+    return str(venv / "bin" / "python")
+
+
+def test_kiminas_own_client_reads_the_stand_ins_answers(kimina_client_python):
+    """The stand-in is held to kimina's real client (`kimina-client` from PyPI): its requests are
+    accepted and its answers validate into the client's own models and analyses, so the stand-in speaks
+    the API, not only what proverctl expects of it."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    proof = HEADER + "theorem t (x : ℕ) : x + 0 = x := by\n  simp\n"
+    script = str(Path(__file__).parent / "kimina_client_check.py")
+
+    def ask(url: str, key: str, *snippets: str) -> tuple[dict, str]:
+        done = subprocess.run([kimina_client_python, script], input=json.dumps([url, key, *snippets]), capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
+
+    with KiminaStandin(api="2", repl_args=REPL_ARGS, api_key="k3y") as standin:
+        answer, _ = ask(standin.url, "k3y", proof, proof.replace("simp", "exact REJECTME"), proof.replace("simp", "sorry"))
+        refused, said = ask(standin.url, "wrong", proof)
+    assert answer["statuses"] == ["valid", "lean_error", "sorry"] and all(answer["answered"]), answer
+    assert len(set(answer["ids"])) == 3
+    assert refused["statuses"] == ["server_error"] and "401 Unauthorized" in said, said
