@@ -402,3 +402,54 @@ def test_serve_data_parallel_is_refused_where_it_cannot_run(cli, monkeypatch):
     result = cli("serve", "deepseek-prover-v2-7b", "--engine", "vllm", "-dp", "4", "--tensor-parallel-size", "2")
     assert result.exit_code == ExitCode.ENVIRONMENT
     assert "--data-parallel 4 x --tensor-parallel-size 2 needs 8 GPUs, 4 visible" in result.stderr
+
+
+def test_the_environments_proxy_and_netrc_login_are_honoured_read_once(monkeypatch, tmp_path):
+    """HTTP_PROXY / NO_PROXY and ~/.netrc as aiohttp's trust_env reads them, read when the client's
+    session is made instead of on every request: a request to an unresolvable host goes through the
+    proxy (which sees the absolute URL and the netrc login); with NO_PROXY covering the host it does not."""
+    import base64
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            body = json.dumps({"data": [{"id": "via-proxy"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine engine.invalid login alice password s3cret\n")
+    netrc.chmod(0o600)
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("NETRC", str(netrc))
+
+    async def models(url: str, **options) -> list[str]:
+        async with GenerationClient(url, "m", retries=0, **options) as client:
+            return await client.models()
+
+    try:
+        assert run(models("http://engine.invalid:8000/v1")) == ["via-proxy"]
+        assert seen == [("http://engine.invalid:8000/v1/models", "Basic " + base64.b64encode(b"alice:s3cret").decode())]
+        assert run(models("http://engine.invalid:8000/v1", api_key="k")) == ["via-proxy"]  # a key wins over the netrc login
+        assert seen[-1][1] == "Bearer k"
+        monkeypatch.setenv("NO_PROXY", "engine.invalid")
+        with pytest.raises(EndpointError):
+            run(models("http://engine.invalid:8000/v1"))
+        assert len(seen) == 2
+    finally:
+        server.shutdown()

@@ -29,6 +29,36 @@ from proverctl.prompts.formats import Prompt
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url`: HTTP_PROXY / HTTPS_PROXY by its scheme, none when
+    NO_PROXY covers its host (the standard library's reading of them, as aiohttp's trust_env uses)."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+def netrc_login(url: str) -> str | None:
+    """The Authorization header (Basic) for the login ~/.netrc (or $NETRC) gives `url`'s host, if any."""
+    import base64
+    import netrc
+    import os
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC") or None).authenticators(host) if host else None
+    except (OSError, netrc.NetrcParseError):
+        return None
+    if not entry:
+        return None
+    login, _, password = entry
+    return "Basic " + base64.b64encode(f"{login or ''}:{password or ''}".encode()).decode()
+
+
 class EndpointError(ProverctlError):
     """The inference server failed (unreachable after retries, or a non-retryable HTTP error)."""
 
@@ -103,10 +133,13 @@ class GenerationClient:
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
             # The connection pool follows the requests in flight, so steady state opens no connection
-            # (bench/http_connections.py); HTTP(S)_PROXY and NO_PROXY are honoured as before.
+            # (bench/http_connections.py). The environment's proxy (HTTP(S)_PROXY, NO_PROXY) and a
+            # ~/.netrc login are read once here: aiohttp's trust_env reads both again on every request,
+            # in two trips to a worker thread (bench/attempt_cpu.py: the largest cost of a request).
             connector = aiohttp.TCPConnector(limit=self._concurrency, limit_per_host=0, keepalive_timeout=60)
+            login = None if self._headers else netrc_login(self.base_url)
             self._http = aiohttp.ClientSession(
-                connector=connector, headers=self._headers, trust_env=True,
+                connector=connector, headers={"Authorization": login} if login else self._headers, proxy=environment_proxy(self.base_url),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(10.0, self.timeout), sock_read=self.timeout))
         return self._http
 
