@@ -7,7 +7,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,7 @@ def _repl_smoke(settings: Settings, paths: Paths) -> Check:
     from proverctl.verify.factory import VerifySpec, open_verifier
 
     try:
-        spec = VerifySpec.from_settings(settings).resolve()
+        spec = replace(VerifySpec.from_settings(settings), judge_on="local").resolve()  # this machine's REPL, whatever judge_on says
     except ProverctlError as exc:
         return Check("REPL smoke check", "fail", exc.message, exc.hint)
 

@@ -38,11 +38,15 @@ def solution(name: str = NAME) -> str:
 
 
 def spec(tmp_path, *judge_args, lean_args=(), dialect="v1", timeout=60.0, sandbox="none", leanchecker=None) -> JudgeSpec:
-    return JudgeSpec(command=(sys.executable, str(SCRIPT), "safe_verify", "--dialect", dialect, *judge_args),
-                     lean_command=(sys.executable, str(SCRIPT), "lean", *lean_args), workspace=None, label="safeverify@test",
+    """The stand-in judge, its files recorded as the trust manifest records them (`named_files`)."""
+    from proverctl.lean.trust import named_files
+
+    command = (sys.executable, str(SCRIPT), "safe_verify", "--dialect", dialect, *judge_args)
+    lean_command = (sys.executable, str(SCRIPT), "lean", *lean_args)
+    return JudgeSpec(command=command, lean_command=lean_command, workspace=None, label="safeverify@test",
                      dialect=dialect, compile_timeout=timeout, judge_timeout=timeout, cache_dir=tmp_path / "judge-cache",
                      index_dir=tmp_path / "judge-index", sandbox=Sandbox(sandbox, confirmed=sandbox != "none"),
-                     leanchecker=leanchecker)
+                     leanchecker=leanchecker, files=named_files(command, lean_command, leanchecker))
 
 
 TARGET = from_row({"name": "t", "header": "import Mathlib\n\n", "formal_statement": "theorem t (x : ℕ) : x + 0 = x := by"})
@@ -211,11 +215,40 @@ def test_a_judge_that_changed_since_it_was_recorded_never_runs(tmp_path):
 
     base = spec(tmp_path)
     judge = Judge(JudgeSpec(**{**base.__dict__, "command": (sys.executable, str(binary), "safe_verify"),
-                               "files": {str(binary.resolve()): sha256_file(binary)}}))
+                               "files": {**base.files, str(binary.resolve()): sha256_file(binary)}}))
     assert asyncio.run(judge.judge_target(TARGET, GOOD)).kind is VerdictKind.proved
     binary.write_text(binary.read_text() + "\n# swapped\n")
     outcome = asyncio.run(judge.judge_target(TARGET, GOOD))
     assert outcome.kind is VerdictKind.error and "no longer matches the trust manifest" in outcome.reasons[0]
+
+
+def test_a_judge_swapped_before_its_first_run_or_behind_a_symlink_never_runs(tmp_path):
+    """Nothing is taken as checked before the judge hashes it itself (a file swapped between the trust
+    check at start and the first judgement is caught), and a program reached through a symlink must
+    resolve to a recorded file (a link turned to another build, the recorded one intact, is refused)."""
+    from proverctl.lean.trust import named_files
+
+    binary = tmp_path / "v1" / "safe_verify.py"
+    binary.parent.mkdir()
+    shutil.copy(SCRIPT, binary)
+    link = tmp_path / "current.py"
+    link.symlink_to(binary)
+    base = spec(tmp_path)
+    command = (sys.executable, str(link), "safe_verify")
+    judge = Judge(JudgeSpec(**{**base.__dict__, "command": command, "files": named_files(command, base.lean_command)}))
+    binary.write_text(binary.read_text() + "\n# swapped before the first run\n")
+    outcome = asyncio.run(judge.judge_target(TARGET, GOOD))
+    assert outcome.kind is VerdictKind.error and "no longer matches the trust manifest" in outcome.reasons[0]
+    shutil.copy(SCRIPT, binary)  # the recorded build again
+    judge = Judge(JudgeSpec(**{**base.__dict__, "command": command, "files": named_files(command, base.lean_command)}))
+    assert asyncio.run(judge.judge_target(TARGET, GOOD)).kind is VerdictKind.proved
+    other = tmp_path / "v2" / "safe_verify.py"
+    other.parent.mkdir()
+    other.write_text(SCRIPT.read_text().replace("Finished with no errors.", "Finished with no errors. (v2)"))
+    link.unlink()
+    link.symlink_to(other)
+    outcome = asyncio.run(judge.judge_target(TARGET, GOOD))
+    assert outcome.kind is VerdictKind.error and "current.py now resolves to" in outcome.reasons[0]
 
 
 def test_what_the_solution_prints_never_reaches_the_verdict(tmp_path):

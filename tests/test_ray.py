@@ -111,6 +111,13 @@ def judge_spec(tmp_path, script: Path, *judge_args):
                      context=workspace_context(None))
 
 
+def test_the_weakest_sandbox_is_the_one_auto_tries_last():
+    from proverctl.verify.ray import weakest_sandbox
+
+    assert weakest_sandbox({"bwrap", "landlock"}) == "landlock" and weakest_sandbox({"bwrap"}) == "bwrap"
+    assert weakest_sandbox(set()) == weakest_sandbox({"bwrap", "none"}) == weakest_sandbox({"unknown"}) == "none"
+
+
 def test_a_node_must_hold_the_recorded_judge_bit_for_bit(tmp_path):
     import socket
 
@@ -137,6 +144,30 @@ def test_a_node_must_hold_the_recorded_judge_bit_for_bit(tmp_path):
     judge_spec(tmp_path, script)
     with pytest.raises(EnvironmentMissing, match="is not the one here"):
         node_judge({**shipped, "context": "another workspace"}, kernel=False)
+    with pytest.raises(EnvironmentMissing, match="runs proverctl"):
+        node_judge({**shipped, "proverctl": "0.0.0-another"}, kernel=False)
+    # the command runs its program through a symlink turned to another build: the recorded file is intact, but not what runs
+    import shutil
+    import sys
+
+    other = tmp_path / "other-build" / "judge.py"
+    other.parent.mkdir()
+    shutil.copy(script, other)
+    other.write_text(other.read_text() + "\n# another build\n")
+    link = tmp_path / "current.py"
+    link.symlink_to(script)
+    linked = judge_spec(tmp_path, script)
+    from proverctl.lean.trust import named_files
+    from proverctl.verify.ray import shipped_judge as ship
+
+    linked.command = (sys.executable, str(link), "safe_verify")
+    linked.files = named_files(linked.command, linked.lean_command)
+    through_link = ship(linked, "none")
+    assert node_judge(through_link, kernel=False).command[1] == str(link)
+    link.unlink()
+    link.symlink_to(other)
+    with pytest.raises(VerifierError, match="current.py now resolves to .*other-build/judge.py"):
+        node_judge(through_link, kernel=False)
 
 
 def test_the_judge_on_ray_gives_the_local_judges_outcomes_and_a_dead_worker_loses_nothing(tmp_path):
@@ -149,23 +180,37 @@ def test_the_judge_on_ray_gives_the_local_judges_outcomes_and_a_dead_worker_lose
     other_statement = TARGET_CODE.replace("x + 0 = x", "x + 0 = x + 0")  # proves something else
     pairs = [TARGET_CODE, other_statement, TARGET_CODE.replace("simp", "sorry")]
 
+    from proverctl.errors import UsageError
+    from proverctl.verify.ray import connect
+
     async def go():
         local = Judge(spec)
         expected = [(await local.judge_target(JUDGE_TARGET, code)).kind.value for code in pairs]
         judge = RayJudge(None, 2, spec, sandbox_mode="none", kernel=False)
         await judge.start()
         try:
+            with pytest.raises(UsageError, match="already works with Ray at a local instance"):
+                connect("ray://elsewhere:10001", 1)  # a long-lived process never switches clusters silently
             ray.kill(judge.actors[0])  # the first worker dies before it is asked: its judgement goes to a fresh one
             got = await asyncio.gather(*(judge.judge_target(JUDGE_TARGET, code) for code in pairs))
-            return expected, got, judge.retried, judge.sandbox_label
+            retried = judge.retried
+            # A replacement whose node fails its checks never judges: it is dropped, the healthy worker answers.
+            judge.shipped = {**judge.shipped, "proverctl": "0.0.0-another"}
+            ray.kill(judge.actors[0])
+            after = await judge.judge_target(JUDGE_TARGET, TARGET_CODE)
+            checks = [await w.checked for w in judge.workers]
+            await judge._worker()  # the next choice drops the replacement its node refused
+            return expected, got, retried, after, checks, len(judge.workers)
         finally:
             await judge.close()
 
-    expected, got, retried, sandbox = asyncio.run(go())
+    expected, got, retried, after, checks, workers = asyncio.run(go())
     assert expected == ["proved", "rejected", "rejected"]
     assert [o.kind.value for o in got] == expected
     assert "sorryAx" in " ".join(got[2].reasons)
-    assert retried >= 1 and sandbox == "none"
+    assert retried >= 1 and all(o.sandbox == "none" for o in got)  # each outcome says where it ran
+    assert after.kind.value == "proved"
+    assert checks[0] is None and "runs proverctl" in checks[1]["message"] and workers == 1
 
 
 def test_a_ray_cluster_without_the_judge_built_refuses_to_start(tmp_path):

@@ -55,6 +55,22 @@ def named_files(*commands: tuple[str, ...] | list[str] | None) -> dict[str, str]
     return out
 
 
+def unrecorded_program(commands, files: dict[str, str]) -> str | None:
+    """Why a command line would run a file the record does not vouch for: its program (an absolute
+    path), or any absolute path in it that goes through a symlink, resolving to no recorded file.
+    `named_files` records resolved paths, so a symlink turned elsewhere after recording would otherwise
+    pass the hash check while another file runs. (A plain path that did not exist when the command was
+    recorded, such as a log file it writes, is data, not checked here.)"""
+    for command in commands:
+        for index, arg in enumerate(command or ()):
+            if not (os.path.isabs(arg) and os.path.isfile(arg)):
+                continue
+            real = os.path.realpath(arg)
+            if (index == 0 or real != os.path.abspath(arg)) and real not in files:
+                return f"{arg} now resolves to {real}, which the trust manifest does not record"
+    return None
+
+
 def changed_files(files: dict[str, str]) -> list[str]:
     """The recorded files that are gone or no longer hash to their record."""
     bad = []
@@ -272,6 +288,9 @@ def trusted_judge(profile: str, workspace: Path | None, *, judge_command: str | 
     if changed:
         return TrustedJudge(None, f"{changed[0]} no longer matches its sha256 in the trust manifest (changed since it was recorded)",
                             f"{setup_hint}; if you rebuilt it yourself, `proverctl lean trust` records it again", broken=True)
+    moved = unrecorded_program([record.command, record.lean_command, record.leanchecker], record.files)
+    if moved:
+        return TrustedJudge(None, moved, f"{setup_hint}; if you rebuilt it yourself, `proverctl lean trust` records it again", broken=True)
     return TrustedJudge(record)
 
 

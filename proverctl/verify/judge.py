@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proverctl.lean.sandbox import Sandbox
-from proverctl.lean.trust import sha256_file
+from proverctl.lean.trust import sha256_file, unrecorded_program
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import NATIVE_DECIDE_AXIOM, STANDARD_AXIOMS, Policy, Verdict, VerdictKind
 from proverctl.verify.challenge import FILE_NAME, challenge_text, context_problem, solution_text
@@ -88,16 +88,17 @@ class JudgeOutcome:
     output: str = ""
     failures: list[tuple[str | None, str]] = field(default_factory=list)  # (declaration, what the judge said)
     disallowed: dict[str, list[str]] = field(default_factory=dict)  # v2: declaration -> all its axioms, when some are disallowed
+    sandbox: str | None = None  # the sandbox it ran in, where that is not the verifier's own (a Ray worker's)
 
     def as_dict(self) -> dict:
         """Plain data (what a Ray worker sends back)."""
         return {"kind": self.kind.value, "reasons": list(self.reasons), "seconds": self.seconds, "output": self.output,
-                "failures": [list(f) for f in self.failures], "disallowed": dict(self.disallowed)}
+                "failures": [list(f) for f in self.failures], "disallowed": dict(self.disallowed), "sandbox": self.sandbox}
 
     @classmethod
     def from_dict(cls, data: dict) -> "JudgeOutcome":
         return cls(VerdictKind(data["kind"]), list(data["reasons"]), float(data["seconds"]), data.get("output", ""),
-                   [(d, what) for d, what in data.get("failures", [])], dict(data.get("disallowed", {})))
+                   [(d, what) for d, what in data.get("failures", [])], dict(data.get("disallowed", {})), data.get("sandbox") or "none")
 
 
 @dataclass
@@ -114,9 +115,7 @@ class Judge:
         self.spec = spec
         self._locks: dict[str, asyncio.Lock] = {}
         self._stats: dict[str, tuple] = {}
-        self.runs = 0
-        for path in spec.files:
-            self._stats[path] = _stat_key(path)
+        self.runs = 0  # (no file is taken as checked until trust_problem has hashed it once)
 
     @property
     def label(self) -> str:
@@ -134,7 +133,11 @@ class Judge:
         return await self.judge(challenge_text(target), solution_text(target, code))
 
     def trust_problem(self) -> str | None:
-        """Why the judge must not run now: a recorded file changed since the trust manifest was checked."""
+        """Why the judge must not run now: a recorded file changed since the trust manifest was checked,
+        or a program its command lines run is not a recorded file (a symlink turned elsewhere)."""
+        program = unrecorded_program([self.spec.command, self.spec.lean_command, self.spec.leanchecker], self.spec.files)
+        if program:
+            return f"judge: {program}; no verdict from it counts until `proverctl lean setup` or `proverctl lean trust` records it again"
         for path, digest in self.spec.files.items():
             key = _stat_key(path)
             if key is not None and key == self._stats.get(path):
@@ -433,13 +436,15 @@ class JudgedVerifier:
             return verdict
         outcome = await self.judge.judge_target(target, code)
         final = combine(verdict, outcome, self.judge.label, self.policy, self.judge.dialect)
-        final.sandbox = self._sandbox(verdict)  # read after judging: a Ray judge learns its workers' sandboxes as they answer
+        final.sandbox = self._sandbox(verdict, outcome.sandbox)
         return final
 
-    def _sandbox(self, prefilter: Verdict) -> str:
-        if prefilter.sandbox == "none":  # the pre-filter ran somewhere unsandboxed (a Ray node): so is the verdict
+    def _sandbox(self, prefilter: Verdict, judged_in: str | None = None) -> str:
+        """The verdict's sandbox: "none" when the pre-filter ran unsandboxed (a Ray node), else where the
+        judge ran (a Ray worker says for each outcome), else the judge's own."""
+        if prefilter.sandbox == "none":
             return "none"
-        return self.judge.sandbox_label
+        return judged_in or self.judge.sandbox_label
 
 
 def native_exception(outcome: JudgeOutcome, prefilter_axioms: list[str] | None, policy: Policy, dialect: str) -> bool:

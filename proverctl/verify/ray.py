@@ -61,7 +61,12 @@ def connect(address: str | None, cpus: int) -> bool:
     except ImportError:
         raise EnvironmentMissing("Lean on Ray workers needs the ray package", hint="pip install 'proverctl[ray]'") from None
     if ray.is_initialized():
+        joined = _JOINED.get("address", address)
+        if joined != address:  # a long-lived process (the MCP server) asked for another cluster
+            raise UsageError(f"this process already works with Ray at {joined or 'a local instance'}, not {address or 'a local one'}",
+                             hint="use the same Ray address in every run of this server, or start another")
         return False
+    _JOINED["address"] = address
     try:
         if address is None:
             # A private instance: its start-up lines (and the cluster token notice) say nothing to the user.
@@ -78,11 +83,21 @@ async def disconnect(started_local: bool) -> None:
         import ray
 
         await asyncio.get_running_loop().run_in_executor(None, ray.shutdown)
+        _JOINED.clear()
+
+
+_JOINED: dict[str, str | None] = {}  # the address this process joined Ray at (connect)
 
 
 def weakest_sandbox(labels: set[str]) -> str:
-    """A verdict is only as sandboxed as the weakest worker's sandbox."""
-    return "none" if "none" in labels or not labels else sorted(labels)[0]
+    """The weakest of several workers' sandboxes: "none" if any ran unsandboxed, else the one `auto`
+    would try last (bubblewrap before Landlock on Linux); a label this platform does not rank is none."""
+    from proverctl.lean.sandbox import auto_order
+
+    order = auto_order()
+    if not labels or "none" in labels or not labels <= set(order):
+        return "none"
+    return max(labels, key=order.index)
 
 
 def _actor_class():
@@ -197,25 +212,34 @@ class RayVerifier:
 
 def shipped_judge(spec, sandbox_mode: str) -> dict:
     """What the driver sends each judge actor: the JudgeSpec its trust manifest vouches for, as plain
-    data (the node's own cache, index and sandbox replace this machine's)."""
+    data (the node's own cache, index and sandbox replace this machine's), and the proverctl version
+    that reads the judge's output (a node running another must not judge)."""
+    from proverctl import __version__
+
     return {"command": list(spec.command), "lean_command": list(spec.lean_command),
             "workspace": str(spec.workspace) if spec.workspace is not None else None, "label": spec.label, "dialect": spec.dialect,
             "sandbox": sandbox_mode, "memory_mb": spec.memory_mb, "compile_timeout": spec.compile_timeout,
             "judge_timeout": spec.judge_timeout, "files": dict(spec.files),
-            "leanchecker": list(spec.leanchecker) if spec.leanchecker else None, "lean_path": spec.lean_path, "context": spec.context}
+            "leanchecker": list(spec.leanchecker) if spec.leanchecker else None, "lean_path": spec.lean_path, "context": spec.context,
+            "proverctl": __version__}
 
 
 def node_judge(shipped: dict, *, kernel: bool, paths=None):
     """On a worker node: the judge `shipped` describes, once this node has shown it holds that judge
-    bit for bit, in the same workspace, behind a sandbox whose canary holds here. Raises
-    EnvironmentMissing (not built here) or VerifierError (here, but not the recorded judge; or no
-    sandbox under --judge kernel), each naming the node."""
+    bit for bit (every recorded file, and every file its command lines run resolving to a recorded
+    one), in the same workspace, read by the same proverctl, behind a sandbox whose canary holds here.
+    Raises EnvironmentMissing (not built here) or VerifierError (here, but not the recorded judge; or
+    no sandbox under --judge kernel), each naming the node."""
+    from proverctl import __version__
     from proverctl.lean import trust
     from proverctl.lean.sandbox import resolve
     from proverctl.paths import Paths
     from proverctl.verify.judge import JudgeSpec
 
     node = socket.gethostname()
+    if shipped.get("proverctl") != __version__:
+        raise EnvironmentMissing(f"Ray node {node} runs proverctl {__version__}, this machine {shipped.get('proverctl')}",
+                                 hint="install the same proverctl on every node")
     files: dict[str, str] = shipped["files"]
     if not files:
         raise VerifierError(f"the judge shipped to Ray node {node} names no recorded file: nothing to check it against",
@@ -225,6 +249,10 @@ def node_judge(shipped: dict, *, kernel: bool, paths=None):
         raise EnvironmentMissing(f"Ray node {node} has no kernel judge built: {missing[0]} is missing there",
                                  hint="build the workspace once and put the same files on every node (a shared filesystem or image), "
                                       "or leave out --judge-on")
+    commands = [shipped["command"], shipped["lean_command"], shipped["leanchecker"]]
+    problem = trust.unrecorded_program(commands, files)
+    if problem:
+        raise VerifierError(f"Ray node {node}: {problem}", hint="give every node the judge build `proverctl lean setup` recorded here")
     changed = trust.changed_files(files)
     if changed:
         raise VerifierError(f"Ray node {node}: {changed[0]} is not the file this machine's trust manifest records (another sha256)",
@@ -234,7 +262,6 @@ def node_judge(shipped: dict, *, kernel: bool, paths=None):
         raise EnvironmentMissing(f"Ray node {node}: the Lean workspace {workspace} is not the one here (another toolchain or lake manifest)",
                                  hint="give every node the same workspace as this machine")
     paths = paths or Paths.resolve()
-    commands = [shipped["command"], shipped["lean_command"], shipped["leanchecker"]]
     sandbox = resolve(shipped["sandbox"], trust.trust_base(workspace, commands, paths), kernel=kernel)
     return JudgeSpec(command=tuple(shipped["command"]), lean_command=tuple(shipped["lean_command"]), workspace=workspace,
                      label=shipped["label"], dialect=shipped["dialect"], sandbox=sandbox, memory_mb=shipped["memory_mb"],
@@ -255,10 +282,10 @@ def _judge_actor_class():
             from proverctl.errors import ProverctlError
             from proverctl.verify.judge import Judge
 
-            self.judge = None
+            self.node_judge = None
             self.problem: dict | None = None
             try:
-                self.judge = Judge(node_judge(shipped, kernel=kernel))
+                self.node_judge = Judge(node_judge(shipped, kernel=kernel))
             except ProverctlError as exc:
                 self.problem = {"verifier": isinstance(exc, VerifierError), "message": str(exc).splitlines()[0], "hint": exc.hint}
 
@@ -266,26 +293,35 @@ def _judge_actor_class():
             """What this actor's checks found (`problem`), else its sandbox as its canary confirmed it."""
             if self.problem is not None:
                 return {"problem": self.problem}
-            return {"sandbox": self.judge.sandbox_label, "node": socket.gethostname()}
+            return {"sandbox": self.node_judge.sandbox_label, "node": socket.gethostname()}
 
         async def judge(self, challenge: str, solution: str) -> dict:
             from proverctl.verify.judge import JudgeOutcome
 
-            if self.judge is None:  # fail closed: this node never passed its checks
-                return {"outcome": JudgeOutcome(VerdictKind.error, [f"judge on Ray: {self.problem['message']}"], 0.0).as_dict(),
-                        "sandbox": "none"}
-            return {"outcome": (await self.judge.judge(challenge, solution)).as_dict(), "sandbox": self.judge.sandbox_label}
-
-        def pid(self) -> int:
-            return os.getpid()
+            if self.node_judge is None:  # fail closed: this node never passed its checks
+                return JudgeOutcome(VerdictKind.error, [f"judge on Ray: {self.problem['message']}"], 0.0, sandbox="none").as_dict()
+            outcome = await self.node_judge.judge(challenge, solution)
+            outcome.sandbox = self.node_judge.sandbox_label
+            return outcome.as_dict()
 
     return JudgeActor
 
 
+READY_TIMEOUT = 300.0  # seconds a judge actor may take to start and pass its checks (a canary, hashing the judge)
+
+
+@dataclass
+class _Worker:
+    actor: object
+    checked: asyncio.Task  # its ready() answer: None when it passed, else why not
+    busy: int = 0
+
+
 class RayJudge:
-    """The kernel judge on Ray actors, for proverctl.verify.judge.JudgedVerifier. No verdict comes from
-    an actor whose node checks failed: `start()` raises when any fails; an actor started later to
-    replace a dead one must pass the same checks before it is used."""
+    """The kernel judge on Ray actors, for proverctl.verify.judge.JudgedVerifier. No judgement goes to
+    an actor before its node's checks passed: `start()` raises when any first actor fails them; an
+    actor started to replace a dead one is used once it passes, and dropped when it does not. Each
+    outcome carries the sandbox of the actor that gave it."""
 
     def __init__(self, address: str | None, actors: int, spec, *, sandbox_mode: str, kernel: bool) -> None:
         self.address = address
@@ -293,8 +329,7 @@ class RayJudge:
         self.spec = spec  # this machine's JudgeSpec (its label and dialect; its files are what every node must hold)
         self.shipped = shipped_judge(spec, sandbox_mode)
         self.kernel = kernel
-        self.actors: list = []
-        self.busy: list[int] = []
+        self.workers: list[_Worker] = []
         self.sandbox_labels: set[str] = set()
         self.retried = 0
         self._started_local = False
@@ -309,39 +344,67 @@ class RayJudge:
 
     @property
     def sandbox_label(self) -> str:
+        """The weakest sandbox among the workers that passed their checks (a verdict carries its own)."""
         return weakest_sandbox(self.sandbox_labels)
+
+    @property
+    def actors(self) -> list:
+        return [w.actor for w in self.workers]
+
+    def _start_one(self) -> _Worker:
+        actor = self._actor.remote(self.shipped, self.kernel)
+        return _Worker(actor, asyncio.ensure_future(self._check(actor)))
+
+    async def _check(self, actor) -> str | None:
+        try:
+            answer = await asyncio.wait_for(actor.ready.remote(), READY_TIMEOUT)
+        except asyncio.TimeoutError:
+            return (f"a Ray judge worker did not start within {READY_TIMEOUT:g} s (does the cluster have a free CPU for each of "
+                    f"{self.n_actors} workers?)")
+        except Exception as exc:  # an actor that could not start at all
+            return f"a Ray judge worker could not start: {str(exc).strip().splitlines()[-1][:300]}"
+        if "problem" in answer:
+            return answer["problem"]
+        self.sandbox_labels.add(answer["sandbox"])
+        return None
 
     async def start(self) -> None:
         self._started_local = connect(self.address, self.n_actors)
-        self._actor = _judge_actor_class()
-        self.actors = [self._actor.remote(self.shipped, self.kernel) for _ in range(self.n_actors)]
-        self.busy = [0] * self.n_actors
         try:
-            answers = await asyncio.gather(*(actor.ready.remote() for actor in self.actors))
-        except Exception as exc:  # an actor that could not start at all
+            self._actor = _judge_actor_class()
+            self.workers = [self._start_one() for _ in range(self.n_actors)]
+            problems = [p for p in await asyncio.gather(*(w.checked for w in self.workers)) if p is not None]
+        except BaseException:
             await self.close()
-            raise EnvironmentMissing(f"a Ray judge worker could not start: {str(exc).strip().splitlines()[-1][:300]}",
-                                     hint="`ray status` shows the cluster; `proverctl doctor` on the node says what is missing") from None
-        problems = [answer["problem"] for answer in answers if "problem" in answer]
+            raise
         if problems:
             await self.close()
-            first = next((p for p in problems if p["verifier"]), problems[0])
-            error = VerifierError if first["verifier"] else EnvironmentMissing
-            raise error(f"--judge-on: {first['message']}", hint=first["hint"])
-        self.sandbox_labels = {answer["sandbox"] for answer in answers}
+            first = next((p for p in problems if isinstance(p, dict) and p["verifier"]), problems[0])
+            if isinstance(first, str):
+                raise EnvironmentMissing(f"--judge-on: {first}", hint="`ray status` shows the cluster's free CPUs")
+            raise (VerifierError if first["verifier"] else EnvironmentMissing)(f"--judge-on: {first['message']}", hint=first["hint"])
 
-    async def _replace(self, index: int) -> str | None:
-        """A fresh actor in place of a dead one; why it may not judge, when its checks fail."""
-        actor = self._actor.remote(self.shipped, self.kernel)
-        self.actors[index] = actor
-        try:
-            answer = await actor.ready.remote()
-        except Exception as exc:
-            return f"a replacement Ray judge worker could not start ({str(exc).strip().splitlines()[-1][:200]})"
-        if "problem" in answer:
-            return answer["problem"]["message"]
-        self.sandbox_labels.add(answer["sandbox"])
-        return None
+    async def _worker(self) -> _Worker | None:
+        """The least busy worker that passed its checks (waiting for one being checked), or None."""
+        while True:
+            for failed in [w for w in self.workers if w.checked.done() and w.checked.result() is not None]:
+                self._drop(failed)  # its node did not pass: it never judges
+            ready = [w for w in self.workers if w.checked.done()]
+            if ready:
+                return min(ready, key=lambda w: w.busy)
+            if not self.workers:
+                return None
+            await asyncio.wait([w.checked for w in self.workers], return_when=asyncio.FIRST_COMPLETED)
+
+    def _drop(self, worker: _Worker) -> None:
+        import ray
+
+        if worker in self.workers:
+            self.workers.remove(worker)
+            try:
+                ray.kill(worker.actor)
+            except Exception:  # already gone
+                pass
 
     async def judge_target(self, target: Target, code: str):
         from proverctl.verify.challenge import challenge_text, solution_text
@@ -355,32 +418,27 @@ class RayJudge:
 
         last = ""
         for _ in range(RETRIES + 1):
-            index = min(range(len(self.actors)), key=self.busy.__getitem__)  # the least busy worker
-            actor = self.actors[index]
-            self.busy[index] += 1
+            worker = await self._worker()
+            if worker is None:
+                return JudgeOutcome(VerdictKind.error, ["judge on Ray: no worker passed its node's checks"], 0.0, sandbox="none")
+            worker.busy += 1
             try:
-                answer = await actor.judge.remote(challenge, solution)
-                self.sandbox_labels.add(answer["sandbox"])  # before the verdict is labelled with the weakest
-                return JudgeOutcome.from_dict(answer["outcome"])
+                return JudgeOutcome.from_dict(await worker.actor.judge.remote(challenge, solution))
             except ray.exceptions.RayActorError as exc:
+                # The worker died (node lost, killed, OOM): a fresh one, checked before it is used, and the same judgement again.
                 last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 self.retried += 1
-                if self.actors[index] is actor:
-                    problem = await self._replace(index)
-                    if problem is not None:
-                        return JudgeOutcome(VerdictKind.error, [f"judge on Ray: {problem}"], 0.0)
+                if worker in self.workers:
+                    self._drop(worker)
+                    self.workers.append(self._start_one())
             finally:
-                self.busy[index] -= 1
-        return JudgeOutcome(VerdictKind.error, [f"judge on Ray: its workers kept dying ({last})"], 0.0)
+                worker.busy -= 1
+        return JudgeOutcome(VerdictKind.error, [f"judge on Ray: its workers kept dying ({last})"], 0.0, sandbox="none")
 
     async def close(self) -> None:
-        import ray
-
-        for actor in self.actors:
-            try:
-                ray.kill(actor)
-            except Exception:  # already gone
-                pass
-        self.actors = []
+        for worker in list(self.workers):
+            worker.checked.cancel()
+            self._drop(worker)
+        self.workers = []
         await disconnect(self._started_local)
         self._started_local = False
