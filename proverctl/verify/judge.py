@@ -108,14 +108,12 @@ class _Run:
     stderr: str
 
 
-class Judge:
-    """Judges (challenge, solution) pairs. Challenge oleans are compiled once and cached."""
+class JudgeBase:
+    """What JudgedVerifier and the file checks ask of a judge, here (Judge) or on Ray workers
+    (proverctl.verify.ray.RayJudge): its label and dialect (from `spec`, the recorded judge), the sandbox
+    its verdicts ran in, and `judge(challenge, solution)`."""
 
-    def __init__(self, spec: JudgeSpec) -> None:
-        self.spec = spec
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._stats: dict[str, tuple] = {}
-        self.runs = 0  # (no file is taken as checked until trust_problem has hashed it once)
+    spec: JudgeSpec
 
     @property
     def label(self) -> str:
@@ -129,8 +127,21 @@ class Judge:
     def sandbox_label(self) -> str:
         return self.spec.sandbox.label
 
+    async def judge(self, challenge: str, solution: str) -> JudgeOutcome:
+        raise NotImplementedError
+
     async def judge_target(self, target: Target, code: str) -> JudgeOutcome:
         return await self.judge(challenge_text(target), solution_text(target, code))
+
+
+class Judge(JudgeBase):
+    """Judges (challenge, solution) pairs. Challenge oleans are compiled once and cached."""
+
+    def __init__(self, spec: JudgeSpec) -> None:
+        self.spec = spec
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._stats: dict[str, tuple] = {}
+        self.runs = 0  # (no file is taken as checked until trust_problem has hashed it once)
 
     def trust_problem(self) -> str | None:
         """Why the judge must not run now: a recorded file changed since the trust manifest was checked,

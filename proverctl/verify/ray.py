@@ -27,6 +27,7 @@ from pathlib import Path
 from proverctl.errors import EnvironmentMissing, UsageError, VerifierError
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Policy, Verdict, VerdictKind
+from proverctl.verify.judge import JudgeBase
 
 RETRIES = 3
 
@@ -317,7 +318,7 @@ class _Worker:
     busy: int = 0
 
 
-class RayJudge:
+class RayJudge(JudgeBase):
     """The kernel judge on Ray actors, for proverctl.verify.judge.JudgedVerifier. No judgement goes to
     an actor before its node's checks passed: `start()` raises when any first actor fails them; an
     actor started to replace a dead one is used once it passes, and dropped when it does not. Each
@@ -333,14 +334,6 @@ class RayJudge:
         self.sandbox_labels: set[str] = set()
         self.retried = 0
         self._started_local = False
-
-    @property
-    def label(self) -> str:
-        return self.spec.label
-
-    @property
-    def dialect(self) -> str:
-        return self.spec.dialect
 
     @property
     def sandbox_label(self) -> str:
@@ -405,11 +398,6 @@ class RayJudge:
                 ray.kill(worker.actor)
             except Exception:  # already gone
                 pass
-
-    async def judge_target(self, target: Target, code: str):
-        from proverctl.verify.challenge import challenge_text, solution_text
-
-        return await self.judge(challenge_text(target), solution_text(target, code))
 
     async def judge(self, challenge: str, solution: str):
         import ray
