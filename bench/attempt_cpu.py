@@ -46,6 +46,21 @@ FIX = ROOT / "tests" / "fixtures"
 TICK = 0.005
 
 
+def reference_ms() -> float:
+    """CPU of a fixed pure-Python workload that none of proverctl's code is in (the standard library's
+    JSON and a loop over words), taken before and after the run: this machine's speed at the time, so
+    figures from runs on a busy host and a quiet one can be compared (the figure / this)."""
+    data = json.dumps([{"kind": "i", "at": i, "word": f"word{i % 97}"} for i in range(5000)])
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        for _ in range(4):
+            rows = json.loads(data)
+            sum(len(r["word"]) for r in rows if r["word"].startswith("word1"))
+        best = min(best, time.process_time() - started)
+    return 1000 * best
+
+
 def problems() -> list[tuple[object, str]]:
     rows = {json.loads(l)["name"]: json.loads(l) for l in (FIX / "datasets/goedel-prover-v2/minif2f.jsonl").read_text().splitlines()}
     out = []
@@ -155,7 +170,9 @@ def main() -> None:
                                   stdout=subprocess.PIPE, text=True)
         try:
             port = int(engine.stdout.readline().split()[1])
+            before = reference_ms()
             r = asyncio.run(measure(args.attempts, args.workers, args.inflight, f"http://127.0.0.1:{port}", pairs))
+            r["reference"] = (before + reference_ms()) / 2
         finally:
             engine.kill()
             engine.wait()
@@ -164,6 +181,8 @@ def main() -> None:
     print(f"requests in flight: mean {r['inflight_mean']:.1f} (asked {args.inflight})")
     print(f"CPU in proverctl's process: {1000 * r['cpu'] / r['attempts']:.2f} ms per attempt (goal <= 2 ms); "
           f"wall {1000 * r['wall'] / r['attempts']:.2f} ms")
+    print(f"  this machine's speed meanwhile: a fixed stdlib workload took {r['reference']:.1f} ms, so one attempt costs "
+          f"{r['cpu'] / r['attempts'] * 1000 / r['reference']:.2f} of it")
     print(f"  of which the event-loop thread {1000 * r['loop_cpu'] / r['attempts']:.2f} ms, other threads (the store's writer, "
           f"aiohttp's resolver) {1000 * (r['cpu'] - r['loop_cpu']) / r['attempts']:.2f} ms")
     print(f"event-loop stall (the longest single step's CPU): {1000 * r['step_max']:.1f} ms (goal <= 50 ms)  [{r['step_what']}]")
