@@ -14,8 +14,10 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlparse
+
+from loopback_server import LoopbackServer
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -57,7 +59,7 @@ class Fault:
     then_status: int | None = None  # after the drops, answer this status to further GETs
 
 
-class HubServer:
+class HubServer(LoopbackServer):
     """Run with `with HubServer() as hub:`; `hub.url` goes into HF_ENDPOINT."""
 
     def __init__(self) -> None:
@@ -79,18 +81,7 @@ class HubServer:
             def do_GET(self):
                 server._handle(self, head=False)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "HubServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serve(Handler)
 
     def add(self, repo: Repo) -> Repo:
         self.repos[repo.repo_id] = repo

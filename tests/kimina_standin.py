@@ -32,8 +32,10 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from loopback_server import LoopbackServer
 
 STANDIN = Path(__file__).with_name("standin_repl.py")
 _HEADER = re.compile(r"\A(?:[ \t]*\n|import[^\n]*\n)*")
@@ -75,7 +77,7 @@ class _Repl:
         self.proc.wait()
 
 
-class KiminaStandin:
+class KiminaStandin(LoopbackServer):
     def __init__(self, *, api: str = "2", shift: bool = True, busy: int = 0, crash_on: str | None = None,
                  api_key: str | None = None, repl_args: list[str] | None = None) -> None:
         self.api, self.shift, self.busy, self.api_key = api, shift, busy, api_key
@@ -141,11 +143,8 @@ class KiminaStandin:
                 results = [standin.run(ident, code, float(body.get("timeout", 30)), new) for ident, code in snippets]
                 self._send(200, {"results": results})
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self.address = f"kimina://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._serve(Handler)
+        self.address = f"kimina://127.0.0.1:{self.port}"
 
     def openapi(self, path: str):
         if self.api == "2" and path == "/api/openapi.json":
@@ -189,12 +188,7 @@ class KiminaStandin:
             return {"id": ident, "time": seconds, "response": answer}
         return {"custom_id": ident, "error": None, "response": {**answer, "time": seconds}}
 
-    def __enter__(self) -> "KiminaStandin":
-        self._thread.start()
-        return self
-
     def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__exit__(*exc)
         for repl in list(self._repls.values()):
             repl.kill()

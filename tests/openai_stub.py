@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
 
+from loopback_server import LoopbackServer
 
-class OpenAIStub:
+
+class OpenAIStub(LoopbackServer):
     def __init__(self, model: str = "stub-model", answer: Callable[[dict, int], str] | None = None, *,
                  honour_n: bool = True, fail_first: int = 0, fail_status: int = 500, delay: float = 0.0,
                  fail_after: int | None = None, garbage: bool = False, version: str | None = None,
@@ -125,20 +127,12 @@ class OpenAIStub:
                 self._send(200, {"object": "chat.completion" if chat else "text_completion", "model": body.get("model"),
                                  "choices": choices, "usage": {"prompt_tokens": 11, "completion_tokens": 5 * n, "total_tokens": 11 + 5 * n}})
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> "OpenAIStub":
-        self._thread.start()
-        return self
+        self._serve(Handler)
 
     def __exit__(self, *exc) -> None:
         import socket
 
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__exit__(*exc)
         # A server that is gone answers nothing, kept-alive connections included.
         with self._lock:
             for connection in self._connections:

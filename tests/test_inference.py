@@ -410,8 +410,9 @@ def test_the_environments_proxy_and_netrc_login_are_honoured_read_once(monkeypat
     proxy (which sees the absolute URL and the netrc login); with NO_PROXY covering the host it does not."""
     import base64
     import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import BaseHTTPRequestHandler
+
+    from loopback_server import LoopbackServer
 
     seen: list[tuple[str, str | None]] = []
 
@@ -428,21 +429,20 @@ def test_the_environments_proxy_and_netrc_login_are_honoured_read_once(monkeypat
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = LoopbackServer(Proxy)
     netrc = tmp_path / "netrc"
     netrc.write_text("machine engine.invalid login alice password s3cret\n")
     netrc.chmod(0o600)
     for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("HTTP_PROXY", server.url)
     monkeypatch.setenv("NETRC", str(netrc))
 
     async def models(url: str, **options) -> list[str]:
         async with GenerationClient(url, "m", retries=0, **options) as client:
             return await client.models()
 
-    try:
+    with server:
         assert run(models("http://engine.invalid:8000/v1")) == ["via-proxy"]
         assert seen == [("http://engine.invalid:8000/v1/models", "Basic " + base64.b64encode(b"alice:s3cret").decode())]
         assert run(models("http://engine.invalid:8000/v1", api_key="k")) == ["via-proxy"]  # a key wins over the netrc login
@@ -451,5 +451,3 @@ def test_the_environments_proxy_and_netrc_login_are_honoured_read_once(monkeypat
         with pytest.raises(EndpointError):
             run(models("http://engine.invalid:8000/v1"))
         assert len(seen) == 2
-    finally:
-        server.shutdown()
