@@ -427,15 +427,15 @@ class Pipeline:
         """Commit one attempt (with `proves`: the first proof of its target, committed before this returns)
         and tell the caller."""
         row = AttemptRow(
-                target_id=state.id, sample=sample, round=round_index, prompt=prompt.as_dict(),
-                raw_output=completion.text if completion else None, code=code, verdict=verdict.kind.value, reasons=verdict.reasons,
-                messages=[m.as_dict() for m in verdict.messages], prompt_tokens=completion.prompt_tokens if completion else None,
-                completion_tokens=completion.completion_tokens if completion else None,
-                gen_seconds=round(gen_seconds, 3) if gen_seconds is not None else None, verify_seconds=round(verdict.seconds, 3),
-                finish_reason=completion.finish_reason if completion else None, seed=completion.seed if completion else None,
-                judge=verdict.judge, turns=completion.turns if completion else None, sandbox=verdict.sandbox, axioms=verdict.axioms,
-                endpoint=completion.endpoint if completion else None,
-            )
+            target_id=state.id, sample=sample, round=round_index, prompt=prompt.as_dict(),
+            raw_output=completion.text if completion else None, code=code, verdict=verdict.kind.value, reasons=verdict.reasons,
+            messages=[m.as_dict() for m in verdict.messages], prompt_tokens=completion.prompt_tokens if completion else None,
+            completion_tokens=completion.completion_tokens if completion else None,
+            gen_seconds=round(gen_seconds, 3) if gen_seconds is not None else None, verify_seconds=round(verdict.seconds, 3),
+            finish_reason=completion.finish_reason if completion else None, seed=completion.seed if completion else None,
+            judge=verdict.judge, turns=completion.turns if completion else None, sandbox=verdict.sandbox, axioms=verdict.axioms,
+            endpoint=completion.endpoint if completion else None,
+        )
         committed = self._writer.add(row, proves)  # chains run inside run(), which holds the writer
         if proves:
             await committed  # whoever waits on this target reads its proof next

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import NamedTuple
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 DECL_KINDS = (
     "theorem", "lemma", "example", "def", "abbrev", "instance", "structure", "class", "inductive",
@@ -50,9 +50,10 @@ _ID_REST_RE = re.compile(IDENT_CHARS)
 # The code scanner looks only where something can start: these jumps skip the characters its loop would
 # just step over (a speed-up, not a rule: the loop decides as before). `-` and `/` matter only as `--`
 # and `/-`, `r` only before `#*"`, braces only inside an interpolation hole.
-_SCAN_SPECIAL = re.compile("«|--|/-|\"|r(?=#*\")|'")
+_SCAN_STARTS = "«|--|/-|\"|r(?=#*\")|'"
+_SCAN_SPECIAL = re.compile(_SCAN_STARTS)
+_SCAN_SPECIAL_HOLE = re.compile(_SCAN_STARTS + "|[{}]")
 _NESTING = re.compile("/-|-/")  # what opens and closes a nested comment, read left to right
-_SCAN_SPECIAL_HOLE = re.compile("«|--|/-|\"|r(?=#*\")|'|[{}]")
 # A name part in the mask: «escaped» (its inside is `_` or newlines there; unclosed runs to the end) or plain.
 _PART = f"(?:«[^»]*»?|[{ID_FIRST}]{IDENT_CHARS}*)"
 _PART_RE = re.compile(_PART)

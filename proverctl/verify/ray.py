@@ -5,8 +5,9 @@ fresh one, so no candidate is lost.
 The judge's trust base travels with it: the driver ships the judge spec its own trust manifest vouches
 for (command lines, the sha256 of every file they name, the workspace and its context digest), and
 each judge actor, before any verdict of it counts, checks on its own node that every recorded file is
-there and hashes to the record, that the workspace is the same build (toolchain and lake manifest),
-and that its own sandbox canary holds. A node that fails is one line naming it (exit 3: the judge is
+there and hashes to the record, that every program the command lines run resolves to a recorded file,
+that the workspace is the same build (toolchain and lake manifest) and proverctl the same version, and
+that its own sandbox canary holds. A node that fails is one line naming it (exit 3: the judge is
 not built there; exit 4: it is there but not the recorded one) and the run does not start. On the
 node the judge re-checks its files before every run, as the local one does.
 
@@ -27,7 +28,7 @@ from pathlib import Path
 from proverctl.errors import EnvironmentMissing, UsageError, VerifierError
 from proverctl.lean.targets import Target
 from proverctl.lean.verdict import Policy, Verdict, VerdictKind
-from proverctl.verify.judge import JudgeBase
+from proverctl.verify.judge import Judge, JudgeBase, JudgeOutcome, JudgeSpec
 
 RETRIES = 3
 
@@ -235,7 +236,6 @@ def node_judge(shipped: dict, *, kernel: bool, paths=None):
     from proverctl.lean import trust
     from proverctl.lean.sandbox import resolve
     from proverctl.paths import Paths
-    from proverctl.verify.judge import JudgeSpec
 
     node = socket.gethostname()
     if shipped.get("proverctl") != __version__:
@@ -281,7 +281,6 @@ def _judge_actor_class():
 
         def __init__(self, shipped: dict, kernel: bool) -> None:
             from proverctl.errors import ProverctlError
-            from proverctl.verify.judge import Judge
 
             self.node_judge = None
             self.problem: dict | None = None
@@ -297,8 +296,6 @@ def _judge_actor_class():
             return {"sandbox": self.node_judge.sandbox_label, "node": socket.gethostname()}
 
         async def judge(self, challenge: str, solution: str) -> dict:
-            from proverctl.verify.judge import JudgeOutcome
-
             if self.node_judge is None:  # fail closed: this node never passed its checks
                 return JudgeOutcome(VerdictKind.error, [f"judge on Ray: {self.problem['message']}"], 0.0, sandbox="none").as_dict()
             outcome = await self.node_judge.judge(challenge, solution)
@@ -314,7 +311,7 @@ READY_TIMEOUT = 300.0  # seconds a judge actor may take to start and pass its ch
 @dataclass
 class _Worker:
     actor: object
-    checked: asyncio.Task  # its ready() answer: None when it passed, else why not
+    checked: asyncio.Task  # its checks' answer: None when they passed, else the problem ({verifier, message, hint})
     busy: int = 0
 
 
@@ -348,14 +345,17 @@ class RayJudge(JudgeBase):
         actor = self._actor.remote(self.shipped, self.kernel)
         return _Worker(actor, asyncio.ensure_future(self._check(actor)))
 
-    async def _check(self, actor) -> str | None:
+    async def _check(self, actor) -> dict | None:
+        """None when the actor's node passed its checks, else the problem (as the actor reports one)."""
+        hint = "`ray status` shows the cluster's free CPUs; `proverctl doctor` on the node says what is missing"
         try:
             answer = await asyncio.wait_for(actor.ready.remote(), READY_TIMEOUT)
         except asyncio.TimeoutError:
-            return (f"a Ray judge worker did not start within {READY_TIMEOUT:g} s (does the cluster have a free CPU for each of "
-                    f"{self.n_actors} workers?)")
+            return {"verifier": False, "hint": hint, "message": f"a Ray judge worker did not start within {READY_TIMEOUT:g} s "
+                                                               f"(does the cluster have a free CPU for each of {self.n_actors} workers?)"}
         except Exception as exc:  # an actor that could not start at all
-            return f"a Ray judge worker could not start: {str(exc).strip().splitlines()[-1][:300]}"
+            return {"verifier": False, "hint": hint,
+                    "message": f"a Ray judge worker could not start: {str(exc).strip().splitlines()[-1][:300]}"}
         if "problem" in answer:
             return answer["problem"]
         self.sandbox_labels.add(answer["sandbox"])
@@ -372,9 +372,7 @@ class RayJudge(JudgeBase):
             raise
         if problems:
             await self.close()
-            first = next((p for p in problems if isinstance(p, dict) and p["verifier"]), problems[0])
-            if isinstance(first, str):
-                raise EnvironmentMissing(f"--judge-on: {first}", hint="`ray status` shows the cluster's free CPUs")
+            first = next((p for p in problems if p["verifier"]), problems[0])  # a judge that is not the recorded one first
             raise (VerifierError if first["verifier"] else EnvironmentMissing)(f"--judge-on: {first['message']}", hint=first["hint"])
 
     async def _worker(self) -> _Worker | None:
@@ -399,10 +397,8 @@ class RayJudge(JudgeBase):
             except Exception:  # already gone
                 pass
 
-    async def judge(self, challenge: str, solution: str):
+    async def judge(self, challenge: str, solution: str) -> JudgeOutcome:
         import ray
-
-        from proverctl.verify.judge import JudgeOutcome
 
         last = ""
         for _ in range(RETRIES + 1):
