@@ -244,7 +244,8 @@ class Rules:
             return {"env": env}  # the reader works on the probe, not on this text
         marker = re.search(r'logInfo m!"([\w-]+)\{', code).group(1)
         commands, tokens = read_tokens(source)
-        data = marker + json.dumps({"commands": commands, "tokens": tokens}, ensure_ascii=False)
+        kinds, starts, words = zip(*tokens) if tokens else ((), (), ())  # by columns, as the real command answers
+        data = marker + json.dumps({"commands": commands, "kinds": "".join(kinds), "starts": starts, "words": words}, ensure_ascii=False)
         return {"env": env, "messages": [{"severity": "info", "pos": pos(line, 0), "endPos": pos(line, 7), "data": data}]}
 
 

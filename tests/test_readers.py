@@ -149,9 +149,9 @@ def test_a_text_leans_reader_fails_on_is_refused_and_a_header_without_it_is_note
 
 def test_a_command_only_lean_sees_is_a_disagreement():
     text = f"{ST}\n  omega\n"
-    reading = Reading.from_lean([("Lean.Parser.Command.declaration", 0, 10), ("Lean.Parser.Command.eval", 12, 20)], [])
+    reading = Reading.from_tokens([("Lean.Parser.Command.declaration", 0, 10), ("Lean.Parser.Command.eval", 12, 20)], [])
     assert any("Lean reads a command at line 1" in r for r in disagreements(text, reading, mode="candidate"))
-    agreeing = Reading.from_lean([("Lean.Parser.Command.declaration", 0, 10)], [])
+    agreeing = Reading.from_tokens([("Lean.Parser.Command.declaration", 0, 10)], [])
     assert disagreements(text, agreeing, mode="candidate") == []
 
 
@@ -161,7 +161,7 @@ def test_readings_are_taken_only_with_this_checks_marker_and_in_characters():
     assert lean_string(text) in command and "proverctl-reading-abc{" in command
     at = text.index("trivial")
     payload = json.dumps({"commands": [["Lean.Parser.Command.declaration", 0, 31]],
-                          "tokens": [["i", 8, "α₁"], ["i", at + 3, "trivial"]]})  # α and ₁ take 2 and 3 bytes
+                          "kinds": "ii", "starts": [8, at + 3], "words": ["α₁", "trivial"]})  # α and ₁ take 2 and 3 bytes
     answer = Response(messages=(Message("info", "proverctl-reading-abc" + payload, Pos(2, 0)),))
     reading = parse_answer(answer, "proverctl-reading-abc", text)
     assert reading.starts == (8, at + 3)  # as Lean gives them: bytes
@@ -218,7 +218,7 @@ def test_the_readers_quick_look_never_skips_a_token_the_full_comparison_would_na
 
     def reasons(text: str, mode: str, exact: bool) -> list[str]:
         commands, tokens = read_tokens(reading.normalized(text))
-        found = reading.Reading.from_lean(commands, tokens)
+        found = reading.Reading.from_tokens(commands, tokens)
         if exact:
             with monkeypatch.context() as m:
                 m.setattr(reading, "_needs_look", lambda *a: True)
@@ -236,17 +236,19 @@ def test_the_readers_quick_look_never_skips_a_token_the_full_comparison_would_na
 
 def test_a_reading_is_taken_only_when_every_field_has_its_type():
     """The answer after the marker is decoded field for field: a position that is a bool, a float or a
-    string, a missing or extra field, or a short token is no reading at all (the check is refused)."""
+    string, a missing or extra field, columns of different lengths or a kind that is neither "a" nor "i"
+    is no reading at all (the check is refused)."""
     text = "theorem t : True := trivial\n"
-    good = {"commands": [["Lean.Parser.Command.declaration", 0, 27]], "tokens": [["a", 0, "theorem"], ["i", 8, "t"]]}
+    good = {"commands": [["Lean.Parser.Command.declaration", 0, 27]], "kinds": "ai", "starts": [0, 8], "words": ["theorem", "t"]}
 
     def taken(payload) -> bool:
         answer = Response(messages=(Message("info", "proverctl-reading-abc" + json.dumps(payload), Pos(2, 0)),))
         return parse_answer(answer, "proverctl-reading-abc", text) is not None
 
     assert taken(good)
-    for bad in ({**good, "tokens": [["a", True, "theorem"]]}, {**good, "tokens": [["a", 0.0, "theorem"]]},
-                {**good, "tokens": [["a", "0", "theorem"]]}, {**good, "tokens": [["a", 0]]}, {**good, "tokens": [[1, 0, "theorem"]]},
+    for bad in ({**good, "starts": [True, 8]}, {**good, "starts": [0.0, 8]}, {**good, "starts": ["0", 8]}, {**good, "starts": [0]},
+                {**good, "words": ["theorem", 1]}, {**good, "words": ["theorem"]}, {**good, "kinds": "a"}, {**good, "kinds": "ax"},
+                {**good, "kinds": ["a", "i"]}, {**good, "tokens": [["a", 0, "theorem"], ["i", 8, "t"]]},
                 {**good, "commands": [["declaration", 0, None]]}, {"commands": good["commands"]}, {**good, "extra": []}, [good]):
         assert not taken(bad), bad
     truncated = Response(messages=(Message("info", "proverctl-reading-abc" + json.dumps(good)[:-3], Pos(2, 0)),))
@@ -268,6 +270,6 @@ def test_byte_and_character_offsets_agree_and_a_position_inside_a_character_is_n
     assert offsets.character(inside) == len(text) and offsets.character(every[10]) == 10
     assert Offsets("").characters(()) == () and Offsets("ℕ").characters(()) == ()
     # an answer with nothing in it is a reading (of nothing), never a crash, on any text
-    empty = Response(messages=(Message("info", 'proverctl-reading-abc{"commands": [], "tokens": []}', Pos(2, 0)),))
+    empty = Response(messages=(Message("info", 'proverctl-reading-abc{"commands": [], "kinds": "", "starts": [], "words": []}', Pos(2, 0)),))
     found = parse_answer(empty, "proverctl-reading-abc", "-- ℕ only a comment\n")
     assert found is not None and disagreements("-- ℕ only a comment\n", found, mode="file") == []
