@@ -240,7 +240,7 @@ _FILE_WORDS = {"axiom": "axiom", "prelude": "prelude", **{w: "file-syntax" for w
 
 def code_names(source: Source, *, whole_file: bool = False) -> list[tuple[str, int]]:
     """(the word, offset) of each identifier that names code-running syntax or functions (CODE_TOKENS)."""
-    if _PLAIN_CODE.isdisjoint(source.name_parts) and _DOTTED_LAST.isdisjoint(source.name_parts):
+    if not source.names_any(_PLAIN_CODE) and not source.names_any(_DOTTED_LAST):
         return []
     plain, dotted = _PLAIN_CODE, _DOTTED_CODE
     hits = []
@@ -323,7 +323,7 @@ def cheat_tokens(source: Source, start: int = 0, end: int | None = None) -> list
     comments and strings, as any part of an identifier (`_root_.sorryAx` included)."""
     end = len(source.text) if end is None else end
     cheats = _CHEATS
-    if cheats.isdisjoint(source.name_parts):
+    if not source.names_any(cheats):
         return []
     out = []
     for ident in source.identifiers:
