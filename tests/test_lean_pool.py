@@ -308,3 +308,43 @@ def test_responses_are_read_whatever_pieces_stdout_gives_them_in(name):
 
     for seed in range(12):
         assert run(go(seed)) == expected
+
+
+def test_answers_without_the_blank_line_end_where_their_object_closes_in_any_pieces():
+    """A REPL that leaves out the blank line (`--framing unframed`/`compact` in the stand-in) or writes
+    CRLF: an answer ends at a line that closes its object (a `}` at column 0, or a whole one-line object)
+    when the text so far parses, and a `}` line that closes an inner object (`indent=0`) is not the end."""
+    import random
+    from types import SimpleNamespace
+
+    from proverctl.lean.repl import ReplCrashed
+
+    answers = [{"env": 0}, {"env": 1, "messages": [{"severity": "info", "data": "\n}\n"}]}, {"env": 2, "messages": []}, {"env": 3}]
+    data = ("\n \t\n" + json.dumps(answers[0]) + "\n" + json.dumps(answers[1], indent=0) + "\n"
+            + (json.dumps(answers[2], indent=2) + "\n\n").replace("\n", "\r\n") + json.dumps(answers[3], indent=1)).encode()
+
+    async def go(seed: int):
+        rnd = random.Random(seed)
+        reader = asyncio.StreamReader()
+        at = 0
+        while at < len(data):
+            size = rnd.choice([1, 2, 5, 64])
+            reader.feed_data(data[at:at + size])
+            at += size
+        reader.feed_eof()  # the last answer ends with the output, without a newline
+        repl = ReplProcess(["unused"])
+
+        async def wait():
+            return 0
+
+        repl.proc = SimpleNamespace(stdout=reader, returncode=0, wait=wait)
+        got = []
+        for _ in answers:
+            text, parsed = await repl._read_response()
+            got.append(json.loads(text) if parsed is None else parsed)
+        with pytest.raises(ReplCrashed):
+            await repl._read_response()
+        return got
+
+    for seed in range(8):
+        assert run(go(seed)) == answers

@@ -82,7 +82,7 @@ def test_typed_requests_encode_as_the_repl_reads_them():
     from proverctl.lean.protocol import CommandRequest, FileRequest, TacticRequest, encode_request
 
     assert encode_request(CommandRequest("theorem t : True := trivial", env=1, gc=True)) == \
-        '{"cmd": "theorem t : True := trivial", "env": 1, "gc": true}\n\n'.encode()
+        '{"cmd":"theorem t : True := trivial","env":1,"gc":true}\n\n'.encode()
     assert json.loads(encode_request(CommandRequest("x", all_tactics=True, infotree="original"))) == \
         {"cmd": "x", "allTactics": True, "infotree": "original"}
     assert json.loads(encode_request(TacticRequest("simp", 3))) == {"tactic": "simp", "proofState": 3}
