@@ -161,3 +161,14 @@ def test_short_soak_gives_no_wrong_verdict_and_leaks_nothing():
     assert sum(result["counts"].values()) == 150
     assert sum(result["counts"][k] for k in ("hang", "crash", "garbage", "memory")) > 10
     assert result["wrong"] == [] and result["leaked"] == []
+
+
+def test_engine_answers_half_a_character(dataset, hermetic):
+    """A JSON answer may escape a lone surrogate (`\\ud800`): half a character, which no file, pipe or
+    store can hold. It becomes U+FFFD as the answer is read; the run judges and keeps every attempt."""
+    answer = "### Complete Lean 4 Proof\n\n```lean4\ntheorem x : True := by\n  -- half \ud800 a character\n  trivial\n```\n"
+    with OpenAIStub(answer=lambda body, i: answer) as stub:
+        result = prove(dataset, stub.url)
+    assert "Traceback" not in result.stderr and result.returncode in (ExitCode.OK, ExitCode.NOT_PROVED), result.stderr
+    texts = db_rows(hermetic, "SELECT raw_output FROM attempts")
+    assert len(texts) == 9 and all("half \ufffd a character" in t for (t,) in texts)

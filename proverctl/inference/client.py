@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -180,7 +181,8 @@ class GenerationClient:
             else:
                 if status < 400:
                     try:
-                        return json.loads(raw)
+                        data = json.loads(raw)
+                        return _whole_characters(data) if _SURROGATE_ESCAPE.search(raw) else data
                     except ValueError:
                         if attempt == self.retries:
                             raise EndpointError(f"the inference server at {self.base_url} answered something that is not JSON") from None
@@ -241,3 +243,21 @@ class GenerationClient:
         """One completion (the pipeline's unit of work: each sample is its own request)."""
         (completion,) = (await self._one_call(prompt, 1, seed))[:1]
         return completion
+
+
+# A JSON escape of a UTF-16 surrogate (`\ud800`): a model's answer may hold one alone, half a character.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _whole_characters(value: Any) -> Any:
+    """`value` (a decoded JSON answer) with every lone surrogate in its strings made U+FFFD: no pipe to
+    Lean, file or store can hold half a character (encoding it to UTF-8 fails), and an answer is never
+    lost for one. Pairs json.loads joined stay as they are."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_whole_characters(item) for item in value]
+    if isinstance(value, dict):
+        return {_whole_characters(key): _whole_characters(item) for key, item in value.items()}
+    return value
+
