@@ -116,6 +116,7 @@ class Pipeline:
         self._gen_slots = asyncio.Semaphore(options.generation_concurrency)
         self._verify_slots = asyncio.Semaphore(self.check_concurrency)
         self._chains: set[asyncio.Task] = set()
+        self._ended: list[asyncio.Task] = []  # chains that ended since the run loop last looked (their done callback)
         self.stopped = False
         self.states: dict[int, TargetState] = {}
         self.generating = 0  # chains waiting for or in generation
@@ -277,14 +278,17 @@ class Pipeline:
                 state.running += 1
                 task = asyncio.create_task(self._counted_chain(state, sample))
                 self._chains.add(task)
+                task.add_done_callback(self._chain_ended)
             # It ends when nothing runs and nothing more can come (a holder may still add targets), or at a stop.
             if not self._chains and (self.stopped or (pending is None and not self._queue and not self._holds)):
                 break
+            # One wake-up for any change (a chain ended, a slot freed, targets added): not an asyncio.wait over
+            # every chain, which adds and removes a callback on each of them at every wake (bench/attempt_cpu.py).
             self._wake.clear()
-            waker = asyncio.ensure_future(self._wake.wait())
-            done, _ = await asyncio.wait(self._chains | {waker}, return_when=asyncio.FIRST_COMPLETED)
-            waker.cancel()
-            for task in done - {waker}:
+            if not self._ended:
+                await self._wake.wait()
+            ended, self._ended = self._ended, []
+            for task in ended:
                 self._chains.discard(task)
                 if not task.cancelled() and task.exception() is not None and failure is None:
                     failure = task.exception()
@@ -304,6 +308,10 @@ class Pipeline:
                 state.outcome.set_result("proved" if state.proved else ("cancelled" if state.cancelled or self.stopped else "exhausted"))
             self.on_event(Event("target-done", target_id, state.target))
         return result
+
+    def _chain_ended(self, task: asyncio.Task) -> None:
+        self._ended.append(task)
+        self._wake.set()
 
     def _may_start(self) -> bool:
         return (self.generating < self.options.generation_concurrency
