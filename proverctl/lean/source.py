@@ -76,6 +76,12 @@ _SORRY_RE = re.compile(f"(?<![{ID_REST}.])(?:sorry|admit)(?!{IDENT_CHARS})")
 _LET_RE = re.compile(f"(?:let|have|letI|haveI|let_fun)(?!{IDENT_CHARS})")
 _OPEN = "([{⦃⟨"
 _CLOSE = ")]}⦄⟩"
+# Where _find_body_start has something to do: a bracket, `:` of `:=`, `|`, or the start of a word it
+# looks at (its own checks decide whether that word is one); every other character it steps over.
+_BODY_MARKS = re.compile("[" + re.escape(_OPEN + _CLOSE) + r":|]|let|have|match|fun|where")
+_COMMAND_WORD = re.compile(r"@\[|#?[\w]+")
+_PREFIX_ONLY = re.compile(r"\s*(?:@\[[^\]]*\]\s*)*(?:(?:" + "|".join(MODIFIERS) + r")\s+)*")
+_SECTION_RE = re.compile(r"(?:noncomputable\s+)?section\b")
 
 
 @dataclass(frozen=True)
@@ -524,7 +530,7 @@ class Source:
     def commands(self) -> list[Command]:
         starts = []
         for match in _COMMAND_START_RE.finditer(self.mask):
-            word = re.match(r"@\[|#?[\w]+", self.mask[match.start():]).group(0)
+            word = _COMMAND_WORD.match(self.mask, match.start()).group(0)
             starts.append((match.start(), word))
         # Attributes and modifiers belong to the declaration that follows on a later line.
         merged: list[tuple[int, str]] = []
@@ -559,14 +565,11 @@ class Source:
         return any(word in self.text for word in words) and not words.isdisjoint(self.name_parts)
 
     def _only_prefix_between(self, start: int, stop: int) -> bool:
-        between = self.mask[start:stop]
-        return re.fullmatch(r"\s*(?:@\[[^\]]*\]\s*)*(?:(?:" + "|".join(MODIFIERS) + r")\s+)*", between) is not None
+        return _PREFIX_ONLY.fullmatch(self.mask, start, stop) is not None
 
     def _trim_end(self, start: int, limit: int) -> int:
-        end = limit
-        while end > start and self.mask[end - 1].isspace():
-            end -= 1
-        return end
+        """`limit` moved back over the blanks before it (a comment is blanks in the mask), not past `start`."""
+        return start + len(self.mask[start:limit].rstrip())
 
     @cached_property
     def imports_end(self) -> int:
@@ -613,11 +616,11 @@ class Source:
         out = []
         for command in self.commands:
             chunk = self.mask[command.start:command.end]
-            words = chunk.split()
+            words = chunk.split(None, 2)  # the first two words are all a scope command is read by
             out.append((command, current()))
             if command.keyword == "namespace" and len(words) > 1:
                 scopes.extend(("namespace", part) for part in self._name_text(command.start, words[1]).split("."))
-            elif re.match(r"(?:noncomputable\s+)?section\b", chunk):
+            elif _SECTION_RE.match(chunk):
                 scopes.append(("section", ""))
             elif command.keyword == "mutual":
                 scopes.append(("mutual", ""))
@@ -655,10 +658,12 @@ class Source:
                     pos = name_match.end()
         body_start = self._find_body_start(pos, command.end)
         doc_start = None
-        before = self.text[:command.start].rstrip()
+        before = command.start  # where the text before the command ends, its blanks left out
+        while before and self.text[before - 1].isspace():
+            before -= 1
         for seg in reversed(self.segments):
             if seg.end <= command.start:
-                if seg.kind == "doc-comment" and seg.end == len(before):
+                if seg.kind == "doc-comment" and seg.end == before:
                     doc_start = seg.start
                 break
         mods = tuple(match.group("mods").split())
@@ -673,11 +678,14 @@ class Source:
         starts a line, or `where`; brackets are skipped (default arguments have their own `:=`)."""
         depth = 0
         mask = self.mask
-        i = pos
         in_match = False  # `match ... with | ...` inside the statement: its `|` are not equations
         binders = 0  # `let x := v; ...` / `have h : p := v; ...` in the type: their `:=` is not the body's
-        while i < end:
+        # Character by character in effect, but only the places _BODY_MARKS finds are looked at.
+        found = _BODY_MARKS.search(mask, pos)
+        while found is not None and found.start() < end:
+            i = found.start()
             ch = mask[i]
+            after = i + 1
             if ch in _OPEN:
                 depth += 1
             elif ch in _CLOSE:
@@ -686,21 +694,20 @@ class Source:
                 word = _LET_RE.match(mask, i)
                 if word and (i == 0 or not _is_ident_char(mask[i - 1])):
                     binders += 1
-                    i = word.end()
-                    continue
-                if mask.startswith(":=", i):
-                    if binders:
-                        binders -= 1
-                        i += 2
-                        continue
-                    return i + 2
-                if (mask.startswith("match", i) or mask.startswith("fun", i)) and not _is_ident_char(mask[i - 1]):
-                    in_match = True
-                if not in_match and ch == "|" and mask[i + 1:i + 2] == " " and mask[mask.rfind("\n", 0, i) + 1:i].strip() == "":
-                    return i
-                if mask.startswith("where", i) and mask[i - 1] in " \n\t" and (i + 5 >= len(mask) or not _is_ident_char(mask[i + 5])):
-                    return i
-            i += 1
+                    after = word.end()
+                elif mask.startswith(":=", i):
+                    if not binders:
+                        return i + 2
+                    binders -= 1
+                    after = i + 2
+                else:
+                    if (mask.startswith("match", i) or mask.startswith("fun", i)) and not _is_ident_char(mask[i - 1]):
+                        in_match = True
+                    if not in_match and ch == "|" and mask[i + 1:i + 2] == " " and mask[mask.rfind("\n", 0, i) + 1:i].strip() == "":
+                        return i
+                    if mask.startswith("where", i) and mask[i - 1] in " \n\t" and (i + 5 >= len(mask) or not _is_ident_char(mask[i + 5])):
+                        return i
+            found = _BODY_MARKS.search(mask, after)
         return None
 
     def unterminated(self) -> str | None:
