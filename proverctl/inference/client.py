@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from proverctl.errors import EnvironmentMissing, ProverctlError
 from proverctl.prompts.formats import Prompt
@@ -162,9 +163,11 @@ class GenerationClient:
     async def _request(self, method: str, path: str, body: dict | None) -> dict:
         url = self.base_url + path
         delay = self.backoff
+        # The body encoded once, by msgspec, for every try (aiohttp's json= runs json.dumps on each).
+        payload = None if body is None else msgspec.json.encode(body)
         for attempt in range(self.retries + 1):
             try:
-                async with self._session().request(method, url, json=body) as response:
+                async with self._session().request(method, url, data=payload, headers=_JSON if payload is not None else None) as response:
                     status, raw = response.status, await response.read()
             except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
                 if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -181,8 +184,7 @@ class GenerationClient:
             else:
                 if status < 400:
                     try:
-                        data = json.loads(raw)
-                        return _whole_characters(data) if _SURROGATE_ESCAPE.search(raw) else data
+                        return _decode(raw)
                     except ValueError:
                         if attempt == self.retries:
                             raise EndpointError(f"the inference server at {self.base_url} answered something that is not JSON") from None
@@ -245,8 +247,19 @@ class GenerationClient:
         return completion
 
 
+_JSON = {"Content-Type": "application/json"}
 # A JSON escape of a UTF-16 surrogate (`\ud800`): a model's answer may hold one alone, half a character.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _decode(raw: bytes) -> Any:
+    """An engine's JSON answer (ValueError when it is not JSON). msgspec decodes it in a third of
+    json.loads' time, and refuses the answers that escape a lone surrogate, read by json.loads then."""
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        data = json.loads(raw)
+        return _whole_characters(data) if _SURROGATE_ESCAPE.search(raw) else data
 
 
 def _whole_characters(value: Any) -> Any:
