@@ -451,3 +451,18 @@ def test_the_environments_proxy_and_netrc_login_are_honoured_read_once(monkeypat
         with pytest.raises(EndpointError):
             run(models("http://engine.invalid:8000/v1"))
         assert len(seen) == 2
+
+
+def test_half_a_character_in_an_answer_or_a_prompt_never_fails_a_request():
+    """A lone surrogate, escaped (`\\ud800`) or as the raw bytes some servers write (ED A0 80), becomes
+    U+FFFD in an answer; one in a request body (a prompt from a dataset) goes out escaped, as json.dumps
+    writes it."""
+    import json
+
+    from proverctl.inference.client import _decode, _encode
+
+    assert _decode(b'{"t": "a\\ud800b"}') == {"t": "a\ufffdb"}
+    assert _decode(b'{"t": "a\xed\xa0\x80b"}') == {"t": "a\ufffdb"}
+    assert _decode('{"t": "ok \\ud83d\\ude00"}'.encode()) == {"t": "ok \U0001F600"}  # a pair is one character
+    assert json.loads(_encode({"prompt": "x\ud800"})) == {"prompt": "x\ud800"}
+    assert _encode({"prompt": "ℕ"}) == '{"prompt":"ℕ"}'.encode()

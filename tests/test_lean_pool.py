@@ -348,3 +348,29 @@ def test_answers_without_the_blank_line_end_where_their_object_closes_in_any_pie
 
     for seed in range(8):
         assert run(go(seed)) == answers
+
+
+def test_a_repl_that_exits_mid_answer_after_a_newline_is_a_crash_not_garbage():
+    """The output ends inside an answer, right after a newline: the REPL died (ReplCrashed, with its exit
+    code), and the newline it ended with is no blank line that would end the answer."""
+    from types import SimpleNamespace
+
+    from proverctl.lean.repl import ReplCrashed
+
+    async def go():
+        reader = asyncio.StreamReader()
+        reader.feed_data(b'{"env": 0}\n\n{\n "env": 1,\n')
+        reader.feed_eof()
+        repl = ReplProcess(["unused"])
+
+        async def wait():
+            return 0
+
+        repl.proc = SimpleNamespace(stdout=reader, returncode=137, wait=wait)
+        first = await repl._read_response()
+        with pytest.raises(ReplCrashed, match="code 137"):
+            await repl._read_response()
+        return first
+
+    raw, _ = run(go())
+    assert json.loads(raw) == {"env": 0}

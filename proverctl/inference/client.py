@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -164,7 +163,7 @@ class GenerationClient:
         url = self.base_url + path
         delay = self.backoff
         # The body encoded once, by msgspec, for every try (aiohttp's json= runs json.dumps on each).
-        payload = None if body is None else msgspec.json.encode(body)
+        payload = None if body is None else _encode(body)
         for attempt in range(self.retries + 1):
             try:
                 async with self._session().request(method, url, data=payload, headers=_JSON if payload is not None else None) as response:
@@ -248,18 +247,25 @@ class GenerationClient:
 
 
 _JSON = {"Content-Type": "application/json"}
-# A JSON escape of a UTF-16 surrogate (`\ud800`): a model's answer may hold one alone, half a character.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def _encode(body: dict) -> bytes:
+    """A request body as JSON bytes: msgspec's, or json.dumps' for what msgspec cannot write (a lone
+    surrogate in a prompt read from a dataset, which json.dumps escapes as `\\ud800`)."""
+    try:
+        return msgspec.json.encode(body)
+    except (UnicodeEncodeError, TypeError):
+        return json.dumps(body).encode()
 
 
 def _decode(raw: bytes) -> Any:
     """An engine's JSON answer (ValueError when it is not JSON). msgspec decodes it in a third of
-    json.loads' time, and refuses the answers that escape a lone surrogate, read by json.loads then."""
+    json.loads' time; what it refuses (a lone surrogate, escaped or as raw bytes, NaN, a huge float) is
+    read by json.loads, with every lone surrogate made U+FFFD."""
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError:
-        data = json.loads(raw)
-        return _whole_characters(data) if _SURROGATE_ESCAPE.search(raw) else data
+        return _whole_characters(json.loads(raw))
 
 
 def _whole_characters(value: Any) -> Any:

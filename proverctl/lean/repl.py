@@ -188,7 +188,8 @@ class ReplProcess:
                 buffer += chunk
             else:
                 ended = True
-                buffer += b"\n"  # the last line, without its newline, is a line too
+                if buffer and not buffer.endswith(b"\n"):
+                    buffer += b"\n"  # the last line, without its newline, is a line too (an ended one is no blank line)
 
     async def _reap(self) -> None:
         if self.proc is None:

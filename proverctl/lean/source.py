@@ -770,6 +770,7 @@ def find_tokens(mask: str, words: tuple[str, ...] | list[str], start: int = 0, e
     pattern is tried only at those places (found by `str.find`, in C), not at every character: on a
     model's proof, where most words never occur, that is a tenth of the scan."""
     end = len(mask) if end is None else end
+    start = max(0, start)  # as finditer takes it (str.find would count a negative start from the end)
     places = set()
     for word in words:
         at = mask.find(word, start, end)
