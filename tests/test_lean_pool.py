@@ -269,108 +269,66 @@ def test_a_forged_answer_is_not_this_checks_and_the_worker_is_retired():
     assert after.kind is VerdictKind.proved and retired == 1 and started == 2
 
 
-@pytest.mark.parametrize("name", ["readme", "file_env", "options"])
-def test_responses_are_read_whatever_pieces_stdout_gives_them_in(name):
-    """stdout is read in chunks and split into lines by the client: a real transcript's answers, fed in
-    pieces of random sizes (a piece may end mid-line, mid-character or hold the next answer's start),
-    are read one by one as the REPL wrote them; the end of the output after the last is a crash."""
+def _read_all(data: bytes, count: int, seed: int, sizes=(1, 2, 3, 7, 64, 4096), returncode: int = 0) -> list:
+    """`count` answers read by ReplProcess from `data` fed to its stdout in pieces of random sizes (a
+    piece may end mid-line, mid-character or hold the next answer's start); the output's end after them
+    must be a crash (ReplCrashed, with the exit code)."""
     import random
-    from types import SimpleNamespace
-
-    from proverctl.lean.repl import ReplCrashed
-
-    base = TESTS / "fixtures" / "repl" / "test" / name
-    data = base.with_suffix(".expected.out").read_bytes()
-    expected = [r.raw for r in split_responses(data.decode())]
-
-    async def go(seed: int):
-        rnd = random.Random(seed)
-        reader = asyncio.StreamReader()
-        at = 0
-        while at < len(data):
-            size = rnd.choice([1, 2, 3, 7, 64, 4096])
-            reader.feed_data(data[at:at + size])
-            at += size
-        reader.feed_eof()
-        repl = ReplProcess(["unused"])
-
-        async def wait():
-            return 0
-
-        repl.proc = SimpleNamespace(stdout=reader, returncode=0, wait=wait)
-        got = []
-        for _ in expected:
-            text, parsed = await repl._read_response()
-            got.append(json.loads(text) if parsed is None else parsed)
-        with pytest.raises(ReplCrashed):
-            await repl._read_response()
-        return got
-
-    for seed in range(12):
-        assert run(go(seed)) == expected
-
-
-def test_answers_without_the_blank_line_end_where_their_object_closes_in_any_pieces():
-    """A REPL that leaves out the blank line (`--framing unframed`/`compact` in the stand-in) or writes
-    CRLF: an answer ends at a line that closes its object (a `}` at column 0, or a whole one-line object)
-    when the text so far parses, and a `}` line that closes an inner object (`indent=0`) is not the end."""
-    import random
-    from types import SimpleNamespace
-
-    from proverctl.lean.repl import ReplCrashed
-
-    answers = [{"env": 0}, {"env": 1, "messages": [{"severity": "info", "data": "\n}\n"}]}, {"env": 2, "messages": []}, {"env": 3}]
-    data = ("\n \t\n" + json.dumps(answers[0]) + "\n" + json.dumps(answers[1], indent=0) + "\n"
-            + (json.dumps(answers[2], indent=2) + "\n\n").replace("\n", "\r\n") + json.dumps(answers[3], indent=1)).encode()
-
-    async def go(seed: int):
-        rnd = random.Random(seed)
-        reader = asyncio.StreamReader()
-        at = 0
-        while at < len(data):
-            size = rnd.choice([1, 2, 5, 64])
-            reader.feed_data(data[at:at + size])
-            at += size
-        reader.feed_eof()  # the last answer ends with the output, without a newline
-        repl = ReplProcess(["unused"])
-
-        async def wait():
-            return 0
-
-        repl.proc = SimpleNamespace(stdout=reader, returncode=0, wait=wait)
-        got = []
-        for _ in answers:
-            text, parsed = await repl._read_response()
-            got.append(json.loads(text) if parsed is None else parsed)
-        with pytest.raises(ReplCrashed):
-            await repl._read_response()
-        return got
-
-    for seed in range(8):
-        assert run(go(seed)) == answers
-
-
-def test_a_repl_that_exits_mid_answer_after_a_newline_is_a_crash_not_garbage():
-    """The output ends inside an answer, right after a newline: the REPL died (ReplCrashed, with its exit
-    code), and the newline it ended with is no blank line that would end the answer."""
     from types import SimpleNamespace
 
     from proverctl.lean.repl import ReplCrashed
 
     async def go():
+        rnd = random.Random(seed)
         reader = asyncio.StreamReader()
-        reader.feed_data(b'{"env": 0}\n\n{\n "env": 1,\n')
+        at = 0
+        while at < len(data):
+            size = rnd.choice(sizes)
+            reader.feed_data(data[at:at + size])
+            at += size
         reader.feed_eof()
         repl = ReplProcess(["unused"])
 
         async def wait():
             return 0
 
-        repl.proc = SimpleNamespace(stdout=reader, returncode=137, wait=wait)
-        first = await repl._read_response()
-        with pytest.raises(ReplCrashed, match="code 137"):
+        repl.proc = SimpleNamespace(stdout=reader, returncode=returncode, wait=wait)
+        got = []
+        for _ in range(count):
+            raw, parsed = await repl._read_response()
+            got.append(json.loads(raw) if parsed is None else parsed)
+        with pytest.raises(ReplCrashed, match=f"code {returncode}"):
             await repl._read_response()
-        return first
+        return got
 
-    raw, _ = run(go())
-    assert json.loads(raw) == {"env": 0}
+    return run(go())
+
+
+@pytest.mark.parametrize("name", ["readme", "file_env", "options"])
+def test_responses_are_read_whatever_pieces_stdout_gives_them_in(name):
+    """A real transcript's answers, fed in pieces of random sizes, are read one by one as the REPL wrote
+    them; the end of the output after the last is a crash."""
+    base = TESTS / "fixtures" / "repl" / "test" / name
+    data = base.with_suffix(".expected.out").read_bytes()
+    expected = [r.raw for r in split_responses(data.decode())]
+    for seed in range(12):
+        assert _read_all(data, len(expected), seed) == expected
+
+
+def test_answers_without_the_blank_line_end_where_their_object_closes_in_any_pieces():
+    """A REPL that leaves out the blank line (`--framing unframed`/`compact` in the stand-in) or writes
+    CRLF: an answer ends at a line that closes its object (a `}` at column 0, or a whole one-line object)
+    when the text so far parses, and a `}` line that closes an inner object (`indent=0`) is not the end.
+    The last answer ends with the output, without a newline."""
+    answers = [{"env": 0}, {"env": 1, "messages": [{"severity": "info", "data": "\n}\n"}]}, {"env": 2, "messages": []}, {"env": 3}]
+    data = ("\n \t\n" + json.dumps(answers[0]) + "\n" + json.dumps(answers[1], indent=0) + "\n"
+            + (json.dumps(answers[2], indent=2) + "\n\n").replace("\n", "\r\n") + json.dumps(answers[3], indent=1)).encode()
+    for seed in range(8):
+        assert _read_all(data, len(answers), seed, sizes=(1, 2, 5, 64)) == answers
+
+
+def test_a_repl_that_exits_mid_answer_after_a_newline_is_a_crash_not_garbage():
+    """The output ends inside an answer, right after a newline: the REPL died (ReplCrashed, with its exit
+    code), and the newline it ended with is no blank line that would end the answer."""
+    for seed in range(4):
+        assert _read_all(b'{"env": 0}\n\n{\n "env": 1,\n', 1, seed, returncode=137) == [{"env": 0}]
