@@ -459,10 +459,11 @@ def test_half_a_character_in_an_answer_or_a_prompt_never_fails_a_request():
     writes it."""
     import json
 
-    from proverctl.inference.client import _decode, _encode
+    from proverctl.inference.client import _encode
+    from proverctl.lean.protocol import decode_json
 
-    assert _decode(b'{"t": "a\\ud800b"}') == {"t": "a\ufffdb"}
-    assert _decode(b'{"t": "a\xed\xa0\x80b"}') == {"t": "a\ufffdb"}
-    assert _decode('{"t": "ok \\ud83d\\ude00"}'.encode()) == {"t": "ok \U0001F600"}  # a pair is one character
+    assert decode_json(b'{"t": "a\\ud800b"}') == {"t": "a\ufffdb"}
+    assert decode_json(b'{"t": "a\xed\xa0\x80b"}') == {"t": "a\ufffdb"}
+    assert decode_json('{"t": "ok \\ud83d\\ude00"}'.encode()) == {"t": "ok \U0001F600"}  # a pair is one character
     assert json.loads(_encode({"prompt": "x\ud800"})) == {"prompt": "x\ud800"}
     assert _encode({"prompt": "ℕ"}) == '{"prompt":"ℕ"}'.encode()

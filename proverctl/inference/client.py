@@ -25,6 +25,7 @@ import aiohttp
 import msgspec
 
 from proverctl.errors import EnvironmentMissing, ProverctlError
+from proverctl.lean.protocol import decode_json
 from proverctl.prompts.formats import Prompt
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
@@ -183,7 +184,7 @@ class GenerationClient:
             else:
                 if status < 400:
                     try:
-                        return _decode(raw)
+                        return decode_json(raw)
                     except ValueError:
                         if attempt == self.retries:
                             raise EndpointError(f"the inference server at {self.base_url} answered something that is not JSON") from None
@@ -256,27 +257,3 @@ def _encode(body: dict) -> bytes:
         return msgspec.json.encode(body)
     except (UnicodeEncodeError, TypeError):
         return json.dumps(body).encode()
-
-
-def _decode(raw: bytes) -> Any:
-    """An engine's JSON answer (ValueError when it is not JSON). msgspec decodes it in a third of
-    json.loads' time; what it refuses (a lone surrogate, escaped or as raw bytes, NaN, a huge float) is
-    read by json.loads, with every lone surrogate made U+FFFD."""
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return _whole_characters(json.loads(raw))
-
-
-def _whole_characters(value: Any) -> Any:
-    """`value` (a decoded JSON answer) with every lone surrogate in its strings made U+FFFD: no pipe to
-    Lean, file or store can hold half a character (encoding it to UTF-8 fails), and an answer is never
-    lost for one. Pairs json.loads joined stay as they are."""
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, list):
-        return [_whole_characters(item) for item in value]
-    if isinstance(value, dict):
-        return {_whole_characters(key): _whole_characters(item) for key, item in value.items()}
-    return value
-

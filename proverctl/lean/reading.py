@@ -304,7 +304,7 @@ def disagreements(text: str, reading: Reading, *, mode: str) -> list[str]:
 
 _PLAIN_CODE = frozenset(w for w in CODE_TOKENS if "." not in w)
 _CHEATS = frozenset(CHEAT_TOKENS)
-_LOOKED_AT = ("set_option", "@[", "attribute")
+_LOOKED_AT = frozenset(("set_option", "@[", "attribute"))
 _IS_ATOM = bytes(1 if b == ord("a") else 0 for b in range(256))  # a reading's kinds: 1 for "a", 0 for "i"
 _IS_IDENT = bytes(1 if b == ord("i") else 0 for b in range(256))
 
@@ -340,7 +340,7 @@ def _needs_look(source: Source, reading: Reading, offsets: Offsets, flagged: fro
     # Each word below is a token, a part of an atom or a part of a name, so a piece of all the words put
     # together: words that text does not hold (most of them, on most proofs) need no look at any token.
     everything = "\x00".join(words)
-    if any(word in everything for word in _LOOKED_AT) and not frozenset(_LOOKED_AT).isdisjoint(words):
+    if any(word in everything for word in _LOOKED_AT) and not _LOOKED_AT.isdisjoint(words):
         return True
     held = frozenset(word for word in flagged if word in everything)
     if not held and "#" not in everything:

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import re
 import time
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from proverctl import processes
-from proverctl.lean.protocol import Request, Response, encode_request
+from proverctl.lean.protocol import Request, Response, decode_json, encode_request
 
 # The largest response we accept (a whole-file infotree can be large; anything bigger is garbage).
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -134,7 +131,7 @@ class ReplProcess:
             await self.kill()
             raise ReplTimeout(f"no answer within {timeout:g} s", self.stderr_tail()) from None
         try:
-            return Response.parse(_json(raw) if data is None else data)
+            return Response.parse(decode_json(raw) if data is None else data)
         except ValueError as exc:
             await self.kill()
             raise ReplProtocolError(f"the REPL printed something that is not a response: {raw[:200].decode('utf-8', 'replace')!r}",
@@ -160,7 +157,7 @@ class ReplProcess:
                     begin, searched = content.start(), first_end
                     line = bytes(buffer[begin:first_end]).rstrip()
                     if line.startswith(b"{") and line.endswith(b"}"):  # a whole one-line object
-                        data = _json(line, None)
+                        data = _whole_text(line)
                         if data is not None:
                             self._pending = bytes(buffer[first_end + 1:])
                             return line, data
@@ -170,7 +167,7 @@ class ReplProcess:
                         self._pending = bytes(buffer[end.end():])
                         return bytes(buffer[begin:end.start()]), None
                     raw = bytes(buffer[begin:end.end()])
-                    data = _json(raw, None)
+                    data = _whole_text(raw)
                     if data is not None:
                         self._pending = bytes(buffer[end.end():])
                         return raw, data
@@ -223,20 +220,10 @@ class ReplProcess:
         await self.kill()
 
 
-_NO_DEFAULT = object()
-
-
-def _json(raw: bytes, default: Any = _NO_DEFAULT) -> Any:
-    """The JSON value in `raw` (msgspec: a reading's answer decodes in half the time json.loads takes);
-    text that is not UTF-8 is read as json.loads reads it after a lenient decode. A ValueError, or
-    `default` when one is given, for text that is not JSON."""
+def _whole_text(raw: bytes) -> Any:
+    """The JSON value in `raw`, or None while it is not a whole JSON text (the answer goes on)."""
     try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        try:
-            return json.loads(raw.decode("utf-8", "replace"))
-        except ValueError:
-            if default is _NO_DEFAULT:
-                raise
-            return default
+        return decode_json(raw)
+    except ValueError:
+        return None
 
