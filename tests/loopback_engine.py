@@ -5,8 +5,9 @@ and a threaded http.server would itself be the bottleneck at 64 requests in flig
 It speaks HTTP/1.1 with keep-alive on asyncio streams: `GET /v1/models`, `POST /v1/chat/completions`
 and `POST /v1/completions`. The answer to a prompt is looked up by the theorem name the prompt ends
 with (`--answers FILE`: a JSON object name -> answer text), else "answer"; with `--vary` every answer's
-last code block ends in a comment naming the request, so no two candidates are the same text (as no
-two samples of a model are: caches keyed by text get no hit they would not get in a real run).
+last proof (after its last `:= by` line, else at the end of the last code block) holds a comment naming
+the request, so no two extracted candidates are the same text (as no two samples of a model are: caches
+keyed by text get no hit they would not get in a real run).
 `--delay S` holds each answer S seconds (asyncio: any number of requests wait at once), so a client
 can keep a chosen number of requests in flight. It stands in for an engine's transport only, never for
 a model's judgement.
@@ -41,8 +42,9 @@ async def serve(port: int, answers: dict[str, str], model: str, vary: bool = Fal
             served["n"] += 1
             text = answers.get(theorem_name(body) or "", "answer")
             if vary and text.rstrip().endswith("```"):
-                end = text.rstrip().rfind("```")
-                text = text[:end] + f"-- request {served['n']}\n" + text[end:]
+                # Inside the last proof (so the candidate extracted from it differs too), else before the fence.
+                at = text.rfind(":= by\n") + len(":= by\n") if ":= by\n" in text else text.rstrip().rfind("```")
+                text = text[:at] + f"  -- request {served['n']}\n" + text[at:]
             choice = ({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
                       if path.endswith("chat/completions") else {"index": 0, "text": text, "finish_reason": "stop"})
             return 200, {"id": f"cmpl-{served['n']}", "object": "chat.completion", "model": model, "choices": [choice],

@@ -146,6 +146,27 @@ def test_parser_never_crashes_and_splice_keeps_other_bytes(text):
         assert replaced.endswith(text[cursor:])
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.sampled_from(" _")), max_size=8),
+       st.text(alphabet="ab \n«", max_size=40))
+def test_mask_spans_in_any_order_are_each_applied_in_turn(spans, text):
+    """The scanner's mask puts its blanked spans together at the end; spans out of order or overlapping
+    (the scanner makes none) give what blanking each in turn gives, and a look back (`so_far`) in the
+    middle changes nothing."""
+    from proverctl.lean.source import _Mask
+
+    chars = list(text)
+    for start, end, fill in spans:
+        chars[start:end] = [c if c == "\n" else fill for c in chars[start:end]] if start < end else chars[start:end]
+    for look_back_at in (None, len(spans) // 2):
+        mask = _Mask(text)
+        for i, (start, end, fill) in enumerate(spans):
+            if i == look_back_at:
+                assert "".join(mask.so_far()) == mask.text()
+            mask.blank(start, end, fill)
+        assert mask.text() == "".join(chars)
+
+
 def test_every_dataset_statement_ends_at_its_own_top_level_assign():
     """`let`/`have` inside the type have their own `:=`: the statement runs to the declaration's, so its
     body is exactly the proof (`by sorry`), and the statement re-parses as one declaration."""

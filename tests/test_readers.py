@@ -74,7 +74,7 @@ def old_interpolation_rule(text: str, out: list[str], i: int) -> bool:
     return i >= 2 and text[i - 2:i] in ("s!", "m!", "f!")
 
 
-def old_interpolated(text: str, i: int, out: list[str], segments: list) -> int:
+def old_interpolated(text: str, i: int, out, segments: list) -> int:
     """... and a hole ended at the first unbalanced `}`, a char literal `'}'` included."""
     n, j, literal_start = len(text), i + 1, i
     while j < n:
@@ -82,10 +82,10 @@ def old_interpolated(text: str, i: int, out: list[str], segments: list) -> int:
             j += 2
             continue
         if text[j] == '"':
-            source_module._blank(out, literal_start, j + 1)
+            out.blank(literal_start, j + 1)
             return j + 1
         if text[j] == "{":
-            source_module._blank(out, literal_start, j + 1)
+            out.blank(literal_start, j + 1)
             depth, k = 1, j + 1
             while k < n and depth:
                 depth += {"{": 1, "}": -1}.get(text[k], 0)
@@ -93,7 +93,7 @@ def old_interpolated(text: str, i: int, out: list[str], segments: list) -> int:
             literal_start, j = k - 1, k
             continue
         j += 1
-    source_module._blank(out, literal_start, n)
+    out.blank(literal_start, n)
     return n
 
 
