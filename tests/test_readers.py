@@ -213,7 +213,7 @@ def test_the_readers_quick_look_never_skips_a_token_the_full_comparison_would_na
     texts += [json.loads(line)["output"] for line in CORPUS.read_text().splitlines() if line.strip()]
     rnd = random.Random(3)
     words = list(CHEAT_TOKENS) + [w for w in CODE_TOKENS if "." not in w] + ["#" + w for w in HASH_COMMANDS[:8]] + \
-        ["set_option trust 0 in", "@[implemented_by f]", "attribute [simp] x", "/- c -/", '"s"', "«x y»", "-- c\n"]
+        ["set_option trust 0 in", "@[implemented_by f]", "attribute [simp] x", "/- c -/", '"s"', "«x y»", "-- c\n", "«#print» x", "x.«#eval»"]
     texts += [t[:k] + " " + rnd.choice(words) + " " + t[k:] for t in texts[:40] for k in [rnd.randrange(len(t) + 1)]]
 
     def reasons(text: str, mode: str, exact: bool) -> list[str]:

@@ -100,6 +100,13 @@ def qualify(decl: Declaration, namespace: tuple[str, ...]) -> str | None:
     return ".".join(namespace + decl.namespace + (decl.name,))
 
 
+# A model's answer can be 400 KB (MAX_OUTPUT_CHARS): over a text longer than this each reader's pass
+# (the policy, Lean's reading compared) is its own event-loop step, so no one step holds the loop for
+# all of them (bench/attempt_cpu.py: the longest step). A usual proof (3 KB) takes well under a
+# millisecond per pass, where the extra step would cost a tenth of that.
+LONG_TEXT = 20_000
+
+
 def _marker() -> str:
     return f"proverctl-check-{secrets.token_hex(8)}"
 
@@ -125,9 +132,8 @@ async def check_candidate(
             reasons.append(problem)
     if reasons:
         return Verdict(VerdictKind.rejected, reasons, seconds=time.monotonic() - started)
-    # A model's proof can be 50 KB: each reader's pass over it is its own event-loop step, so no one
-    # step holds the loop for all of them (bench/attempt_cpu.py: the longest step).
-    await asyncio.sleep(0)
+    if len(code) > LONG_TEXT:
+        await asyncio.sleep(0)  # a step of its own for each reader's pass (see LONG_TEXT)
     imports, preamble = split_header(header)
     disagree = await lean_reading(pool, imports, preamble, code, mode="candidate", timeout=timeout)
     if isinstance(disagree, Verdict):
@@ -191,7 +197,8 @@ async def lean_reading(pool: ReplPool, imports: str, preamble: str, text: str, *
         if outcome.worker is not None:
             pool.retire(outcome.worker)  # whatever it answered was not this reading: never trust that process again
         return ["Lean's reader gave no reading of this text (it fails on it): refused"]
-    await asyncio.sleep(0)  # a step of its own (see check_candidate)
+    if len(text) > LONG_TEXT:
+        await asyncio.sleep(0)  # a step of its own (see LONG_TEXT)
     return reading.disagreements(text, found, mode=mode)
 
 

@@ -305,8 +305,6 @@ def disagreements(text: str, reading: Reading, *, mode: str) -> list[str]:
 _PLAIN_CODE = frozenset(w for w in CODE_TOKENS if "." not in w)
 _CHEATS = frozenset(CHEAT_TOKENS)
 _LOOKED_AT = frozenset(("set_option", "@[", "attribute"))
-_IS_ATOM = bytes(1 if b == ord("a") else 0 for b in range(256))  # a reading's kinds: 1 for "a", 0 for "i"
-_IS_IDENT = bytes(1 if b == ord("i") else 0 for b in range(256))
 
 
 def _needs_look(source: Source, reading: Reading, offsets: Offsets, flagged: frozenset[str], hash_commands) -> bool:
@@ -337,21 +335,21 @@ def _needs_look(source: Source, reading: Reading, offsets: Offsets, flagged: fro
                     index = positions.index(at, index + 1)
                 except ValueError:
                     break
-    # Each word below is a token, a part of an atom or a part of a name, so a piece of all the words put
-    # together: words that text does not hold (most of them, on most proofs) need no look at any token.
-    everything = "\x00".join(words)
-    if any(word in everything for word in _LOOKED_AT) and not _LOOKED_AT.isdisjoint(words):
+    # The rules below read whole words: a flagged word is a part of a name (split at dots) or an atom
+    # without its `#`. They are read here from each distinct word (a proof repeats most of its words) and
+    # both ways, whatever the word's kind: more pieces than the rules read, never fewer, so a word that
+    # matches only the wrong way costs the comparison below, never a missed reason.
+    distinct = set(words)
+    if not _LOOKED_AT.isdisjoint(distinct):
         return True
-    held = frozenset(word for word in flagged if word in everything)
-    if not held and "#" not in everything:
-        return False
-    atoms = set(itertools.compress(words, kinds.encode().translate(_IS_ATOM)))
-    if not held.isdisjoint({w.lstrip("#") for w in atoms}):
-        return True
-    if any(w[:1] == "#" and w[1:] in hash_commands for w in atoms):
-        return True
-    names = ".".join(itertools.compress(words, kinds.encode().translate(_IS_IDENT))).split(".")
-    return not held.isdisjoint(names)
+    joined = ".".join(distinct)
+    pieces = set(joined.split("."))
+    if "#" in joined:
+        hashed = [w for w in distinct if w[:1] == "#"]
+        if any(w[1:] in hash_commands for w in hashed):
+            return True
+        pieces.update(w.lstrip("#") for w in hashed)
+    return not flagged.isdisjoint(pieces)
 
 
 def _in_attribute(tokens: list[tuple[str, int, str]], index: int) -> bool:
