@@ -607,7 +607,8 @@ class Source:
         """Is one of `words` a part of some identifier? Every part is a piece of the text (an «escaped»
         one too), so a word the text does not hold is in no name: one `in` per word first, and the
         names are read only when a word is found (on most proofs none is)."""
-        return any(word in self.text for word in words) and not words.isdisjoint(self.name_parts)
+        text = self.text
+        return any(probe in text for probe, _ in probes(words)) and not words.isdisjoint(self.name_parts)
 
     def _only_prefix_between(self, start: int, stop: int) -> bool:
         return _PREFIX_ONLY.fullmatch(self.mask, start, stop) is not None
@@ -817,11 +818,14 @@ def find_tokens(mask: str, words: tuple[str, ...] | list[str], start: int = 0, e
     end = len(mask) if end is None else end
     start = max(0, start)  # as finditer takes it (str.find would count a negative start from the end)
     places = set()
-    for word in words:
-        at = mask.find(word, start, end)
-        while at >= 0:
-            places.add(at)
-            at = mask.find(word, at + 1, end)
+    for probe, group in probes(tuple(words)):
+        if mask.find(probe, start, end) < 0:
+            continue  # none of the group's words is here
+        for word in group:
+            at = mask.find(word, start, end)
+            while at >= 0:
+                places.add(at)
+                at = mask.find(word, at + 1, end)
     if not places:
         return []
     pattern, found, after = words_pattern(tuple(words)), [], start
@@ -832,6 +836,19 @@ def find_tokens(mask: str, words: tuple[str, ...] | list[str], start: int = 0, e
                 found.append((match.group(1), at))
                 after = match.end()
     return found
+
+
+@functools.lru_cache(maxsize=64)
+def probes(words: tuple[str, ...] | frozenset[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`words` in groups, each under a probe: a word of the group that every other word of it holds
+    (`infix` for `infixl` and `infixr`), so a text without the probe holds no word of its group. One
+    `in` per probe tells which words can be there at all (a third fewer scans of the text for the
+    policy's word lists)."""
+    groups: dict[str, list[str]] = {}
+    for word in sorted(set(words), key=len):
+        probe = next((p for p in groups if p in word), word)
+        groups.setdefault(probe, []).append(word)
+    return tuple((probe, tuple(group)) for probe, group in groups.items())
 
 
 @functools.lru_cache(maxsize=64)

@@ -204,7 +204,9 @@ def option_names(text: str, mask: str) -> list[tuple[str, int]]:
 def attribute_names(text: str, mask: str) -> list[tuple[str, int, str]]:
     """Each attribute named in `@[...]` or `attribute [...]` (brackets inside its arguments nested), with
     its offset and its whole item text."""
-    out = []
+    out: list[tuple[str, int, str]] = []
+    if "@[" not in mask and "attribute" not in mask:
+        return out  # what _ATTRIBUTES finds starts with one of these (its `a` alternative is tried at every `a`)
     for match in _ATTRIBUTES.finditer(mask):
         start = match.end()
         depth, k = 1, start

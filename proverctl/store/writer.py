@@ -49,7 +49,6 @@ class AttemptWriter:
         if self.failure is not None:
             raise self.failure
         future = self._loop.create_future()
-        future.add_done_callback(_retrieve)  # a failure nobody awaited surfaces at the next add or flush
         self._queue.put((row, proved, future))
         return future
 
@@ -122,27 +121,28 @@ class AttemptWriter:
                         ids.append(None)
             self.committed += sum(i is not None for i in ids)
         results = iter(ids)
+        outcomes = []
         for row, _, future in items:
             if row is None:  # a flush marker
-                self._loop.call_soon_threadsafe(_settle, future, None, None)
+                outcomes.append((future, None, None))
                 continue
             attempt_id = next(results, None)
-            self._loop.call_soon_threadsafe(_settle, future, attempt_id, self.failure if attempt_id is None else None)
-
-
-def _retrieve(future: asyncio.Future) -> None:
-    if not future.cancelled():
-        future.exception()
+            outcomes.append((future, attempt_id, self.failure if attempt_id is None else None))
+        # One hand-over per batch: each call wakes the loop and is a step of its own there.
+        if outcomes:
+            self._loop.call_soon_threadsafe(_settle, outcomes)
 
 
 def _urgent(item) -> bool:
     return item is _STOP or item[0] is None or item[1]
 
 
-def _settle(future: asyncio.Future, value, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
+def _settle(outcomes: list[tuple[asyncio.Future, int | None, BaseException | None]]) -> None:
+    for future, value, error in outcomes:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+            future.exception()  # marked seen: a failure nobody awaits surfaces at the next add or flush, not in a log
+        else:
+            future.set_result(value)
