@@ -167,6 +167,25 @@ def test_mask_spans_in_any_order_are_each_applied_in_turn(spans, text):
         assert mask.text() == "".join(chars)
 
 
+_WORD_LISTS = [("sorry", "admit", "sorryAx", "apply?"), ("infix", "infixl", "infixr", "end", "section"), ("a", "ab", "abc", "b"),
+               ("theorem", "lemma", "def", "instance")]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([w for ws in _WORD_LISTS for w in ws] + list(" .#x'?α\n_1")), max_size=40).map("".join),
+       st.sampled_from(_WORD_LISTS), st.integers(-2, 60), st.integers(0, 60))
+def test_find_tokens_finds_what_its_pattern_finds(text, words, start, end):
+    """find_tokens tries its pattern only where a word starts, and scans for a group's words only when
+    the group's probe is there: the same whole-word matches as the pattern run over the span."""
+    from proverctl.lean.source import find_tokens, probes, words_pattern
+
+    for probe, group in probes(words):
+        assert all(probe in word for word in group)
+    assert sorted(w for _, group in probes(words) for w in group) == sorted(set(words))
+    expected = [(m.group(1), m.start()) for m in words_pattern(words).finditer(text, max(0, start), end)]
+    assert find_tokens(text, words, start, end) == expected
+
+
 def test_every_dataset_statement_ends_at_its_own_top_level_assign():
     """`let`/`have` inside the type have their own `:=`: the statement runs to the declaration's, so its
     body is exactly the proof (`by sorry`), and the statement re-parses as one declaration."""
