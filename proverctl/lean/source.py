@@ -500,7 +500,10 @@ class Declaration:
     namespace: tuple[str, ...]
     modifiers: tuple[str, ...]
     attributes: str
-    source: "Source" = field(repr=False, compare=False)
+    # The parsed text and its mask (strings, not the Source: a Source holds its declarations, and a
+    # declaration holding the Source made each parsed text a reference cycle, kept until a full collection).
+    text: str = field(repr=False, compare=False)
+    mask: str = field(repr=False, compare=False)
     priority: str | None = None  # an instance's `(priority := P)`: P
     name_at: int | None = None  # where the name stands, or would stand for an anonymous instance (after the priority)
 
@@ -521,33 +524,33 @@ class Declaration:
     def statement(self) -> str:
         """The text from attributes/keyword through the top-level `:=` (what a prompt shows)."""
         stop = self.body_start if self.body_start is not None else self.end
-        return self.source.text[self.start:stop]
+        return self.text[self.start:stop]
 
     @property
     def doc(self) -> str | None:
         if self.doc_start is None:
             return None
-        return self.source.text[self.doc_start:self.start]
+        return self.text[self.doc_start:self.start]
 
     @property
     def body(self) -> str:
         if self.body_start is None:
             return ""
-        return self.source.text[self.body_start:self.end]
+        return self.text[self.body_start:self.end]
 
     @property
     def line(self) -> int:
-        return line_col(self.source.text, self.start)[0]
+        return line_col(self.text, self.start)[0]
 
     @property
     def end_line(self) -> int:
-        return line_col(self.source.text, self.end)[0]
+        return line_col(self.text, self.end)[0]
 
     @property
     def has_sorry(self) -> bool:
         if self.body_start is None:
             return False
-        return _SORRY_RE.search(self.source.mask, self.body_start, self.end) is not None
+        return _SORRY_RE.search(self.mask, self.body_start, self.end) is not None
 
     def as_dict(self) -> dict:
         return {
@@ -716,7 +719,7 @@ class Source:
         return Declaration(
             kind=kind, name=name, start=command.start, doc_start=doc_start, keyword_start=match.start("kind"),
             body_start=body_start, end=command.end, namespace=ns, modifiers=mods, attributes=match.group("attrs").strip(),
-            source=self, priority=priority, name_at=name_at,
+            text=self.text, mask=self.mask, priority=priority, name_at=name_at,
         )
 
     def _find_body_start(self, pos: int, end: int) -> int | None:
@@ -803,10 +806,13 @@ class Source:
         return "".join(pieces)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def parse(text: str) -> Source:
     """`Source(text)`, parsed once: the policy, the statement check, the checker and the header's
-    namespace all read the same candidate and header texts, so each is scanned one time."""
+    namespace all read the same candidate and header texts, so each is scanned one time. The readers of
+    one check parse its text within milliseconds of each other, so 64 texts are plenty at 64 requests in
+    flight; a larger cache keeps every parse alive long enough for each collection of the young objects
+    to walk it again (bench/attempt_cpu.py)."""
     return Source(text)
 
 

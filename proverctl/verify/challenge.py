@@ -37,7 +37,7 @@ def _attribute_items(attributes: str) -> list[str]:
 def as_axiom(decl: Declaration) -> str:
     """`axiom NAME SIGNATURE`: a declaration's statement without its proof, with the attributes,
     visibility and instance kind (local / scoped, priority) that decide how later code may use it."""
-    text = decl.source.text
+    text = decl.text
     stop = decl.body_start if decl.body_start is not None else decl.end
     after_name = decl.name_at if decl.name is None and decl.name_at is not None else decl.keyword_start + len(decl.kind)
     if decl.name is not None and decl.name_at is not None:
