@@ -22,7 +22,19 @@ if TYPE_CHECKING:
     from proverctl.prompts.families import Family
 
 _OPEN_FENCE = re.compile(r"```(?:lean4|lean)[ \t]*\n")
-_CLOSE_FENCE = re.compile(r"^[ \t]*```", re.M)
+
+
+def _close_fence(text: str) -> int:
+    """Where the first line that starts with blanks (spaces, tabs) and ``` begins, or -1: what
+    re.compile(r"^[ \t]*```", re.M).search(text).start() gives, found from each ``` back to its line's
+    start (that pattern is tried at every character of the text)."""
+    at = text.find("```")
+    while at >= 0:
+        line = text.rfind("\n", 0, at) + 1
+        if not text[line:at].strip(" \t"):
+            return line
+        at = text.find("```", at + 3)
+    return -1
 
 
 @dataclass(frozen=True)
@@ -50,8 +62,8 @@ def final_block(output: str) -> str | None:
     if last is None:
         return None
     rest = text[last.end():]
-    close = _CLOSE_FENCE.search(rest)
-    block = rest[: close.start()] if close else rest
+    close = _close_fence(rest)
+    block = rest[:close] if close >= 0 else rest
     return block[:-1] if block.endswith("\n") else block
 
 
@@ -64,7 +76,8 @@ MAX_OUTPUT_CHARS = 400_000
 
 
 def _normalize(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+    """Runs of blanks made one space, none at the ends (str.split's blanks are exactly `\\s`'s)."""
+    return " ".join(text.split())
 
 
 def _block_problem(source: Source, match, target: Target, allow_aux: bool) -> str | None:
@@ -114,8 +127,8 @@ def extract(output: str, target: Target, family: "str | Family", *, allow_aux: b
     from proverctl.prompts import families
 
     if families.get(family).extraction == "continuation":
-        close = _CLOSE_FENCE.search(output)
-        body = output[: close.start()] if close else output
+        close = _close_fence(output)
+        body = output[:close] if close >= 0 else output
         statement = target.statement.rstrip()
         prefix = " by\n" if statement.endswith(":=") else ""
         # The prompt ended with the statement (":= by\n"): the output is the proof that follows.
