@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from proverctl.errors import UsageError
 from proverctl.lean.protocol import Message, Pos
@@ -211,3 +212,12 @@ def test_a_dataset_row_carries_its_informal_proof():
     assert from_row({**row, "hint": "  "}).hint is None
     with pytest.raises(UsageError, match="hint is not a string"):
         from_row({**row, "hint": 3})
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["`", "```", " ", "\t", "\n", "a", "\r", "lean4"]), max_size=25).map("".join))
+def test_the_closing_fence_is_the_first_line_that_starts_with_blanks_and_three_backticks(text):
+    from proverctl.prompts.extract import _close_fence
+
+    match = re.compile(r"^[ \t]*```", re.M).search(text)
+    assert _close_fence(text) == (match.start() if match else -1)
