@@ -81,3 +81,19 @@ def test_a_failed_commit_fails_its_batch_and_every_later_add(target):
     good = asyncio.run(go())
     with Store(path) as store:
         assert [a["id"] for a in store.attempts(target_id)] == [good]  # what was committed before stays
+
+
+def test_every_future_of_a_batch_is_settled_even_with_an_error_futures_refuse():
+    """The writer hands a batch's results to the loop in one call: an error that set_exception refuses
+    (StopIteration) must not leave the futures after it waiting for ever."""
+    from proverctl.store.writer import _settle
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        first, flushed = loop.create_future(), loop.create_future()
+        _settle([(first, None, StopIteration()), (flushed, None, None)])
+        assert flushed.done() and flushed.result() is None
+        with pytest.raises(RuntimeError, match="writer failed"):
+            await first
+
+    asyncio.run(go())

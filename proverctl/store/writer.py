@@ -142,6 +142,8 @@ def _settle(outcomes: list[tuple[asyncio.Future, int | None, BaseException | Non
         if future.done():
             continue
         if error is not None:
+            if isinstance(error, StopIteration):  # set_exception refuses it, and the rest of the batch would wait for ever
+                error = RuntimeError(f"the store's writer failed: {error!r}")
             future.set_exception(error)
             future.exception()  # marked seen: a failure nobody awaits surfaces at the next add or flush, not in a log
         else:
