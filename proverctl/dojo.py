@@ -78,7 +78,7 @@ def targets(spec: DojoSpec, text: str, names: list[str]) -> list[Target]:
             chosen.append(decl)
     else:
         chosen = source.targets
-    return [from_declaration(source, decl, spec.label) for decl in chosen]
+    return [from_declaration(decl, spec.label) for decl in chosen]
 
 
 def tactic_block(body: str) -> str | None:

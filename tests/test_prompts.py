@@ -103,7 +103,7 @@ def test_kimina_extraction_gives_back_every_accepted_proof():
     rows = kimina_rows()
     for row in rows:
         source = Source(row["correct_proof"])
-        problem = from_declaration(source, source.find(row["name"]))
+        problem = from_declaration(source.find(row["name"]))
         problem = Target(problem.name, problem.kind, problem.header, problem.doc, problem.statement, " by\n  sorry")
         extraction = extract(row["cot"], problem, "kimina")
         assert extraction.ok, (row["name"], extraction.reason)

@@ -155,9 +155,10 @@ class _Mask:
         does not depend on what was blanked before)."""
         if start >= end:
             return
-        self.spans.append((start, end, fill))
-        if self.chars is not None:
-            self.chars[start:end] = _blanked("".join(self.chars[start:end]), fill)
+        if self.chars is None:
+            self.spans.append((start, end, fill))
+        else:
+            self.chars[start:end] = _blanked(self.source[start:end], fill)
 
     def so_far(self) -> list[str]:
         """The mask as a list of characters (what the look-back helpers index)."""
@@ -173,7 +174,7 @@ class _Mask:
             if start < at:  # spans out of order or overlapping (the scanner makes none): apply them one by one
                 chars = list(source)
                 for start, end, fill in self.spans:
-                    chars[start:end] = _blanked("".join(chars[start:end]), fill)
+                    chars[start:end] = _blanked(source[start:end], fill)
                 return "".join(chars)
             pieces.append(source[at:start])
             pieces.append(_blanked(source[start:end], fill))
@@ -532,6 +533,12 @@ class Declaration:
         return self.text[self.start:stop]
 
     @property
+    def header(self) -> str:
+        """Everything before the declaration (imports, options, opens, namespaces, earlier
+        declarations): the context Lean needs to check it."""
+        return self.text[:self.full_start]
+
+    @property
     def doc(self) -> str | None:
         if self.doc_start is None:
             return None
@@ -780,11 +787,6 @@ class Source:
         if seg.kind == "ident":
             return None if text.endswith("»") else "unterminated «identifier»"
         return None
-
-    def header_for(self, decl: Declaration) -> str:
-        """Everything before a declaration (imports, options, opens, namespaces, earlier
-        declarations): the context Lean needs to check it."""
-        return self.text[: decl.full_start]
 
     @property
     def targets(self) -> list[Declaration]:

@@ -72,16 +72,16 @@ def with_sorry(statement: str) -> str:
     return without_assign(statement) + " := by\n  sorry"
 
 
-def from_declaration(source: Source, decl: Declaration, label: str = "") -> Target:
+def from_declaration(decl: Declaration, label: str = "") -> Target:
     return Target(
-        name=decl.full_name, kind=decl.kind, header=source.header_for(decl), doc=decl.doc, statement=decl.statement,
+        name=decl.full_name, kind=decl.kind, header=decl.header, doc=decl.doc, statement=decl.statement,
         body=decl.body, line=decl.line, source_label=label,
     )
 
 
 def targets_in_text(text: str, label: str = "") -> list[Target]:
     source = Source(text)
-    return [from_declaration(source, decl, label) for decl in source.targets]
+    return [from_declaration(decl, label) for decl in source.targets]
 
 
 def from_row(row: dict, label: str = "") -> Target:
@@ -120,7 +120,7 @@ def from_row(row: dict, label: str = "") -> Target:
     hint = row.get("hint") or row.get("informal_proof")
     if hint is not None and not isinstance(hint, str):
         raise UsageError(f"{label}: the row's hint is not a string", hint="hint / informal_proof must be the informal proof's text")
-    return replace(from_declaration(source, target, label), hint=hint.strip() if hint and hint.strip() else None)
+    return replace(from_declaration(target, label), hint=hint.strip() if hint and hint.strip() else None)
 
 
 _NAMED = re.compile(r"^\s*(?:@\[[^\]]*\]\s*)?(?:private\s+|protected\s+)?(?:theorem|lemma)\s+[^\s({\[:]+", re.S)

@@ -265,7 +265,7 @@ class CheckJob:
                 rows.append(row)
                 decl = result.declaration
                 entries.append({"file": label, "name": decl.full_name, "kind": decl.kind, "line": decl.line, "statement": decl.statement,
-                                "doc": decl.doc, "header": decl.text[:decl.full_start], "code": decl.text[decl.full_start:decl.end],
+                                "doc": decl.doc, "header": decl.header, "code": decl.text[decl.full_start:decl.end],
                                 "verdict": row})
         return rows, entries
 
