@@ -211,6 +211,39 @@ def test_missing_repl_command_raises_start_error():
         run(go())
 
 
+@pytest.mark.parametrize("program", ["no-such-repl-anywhere", "./no-such-repl"])
+def test_a_missing_program_is_a_start_error_under_the_memory_cap_too(program, tmp_path):
+    async def go():
+        async with ReplPool([program], cwd=tmp_path, memory_mb=512) as pool:
+            await pool.check(CheckJob("", "", GOOD))
+
+    with pytest.raises(ReplStartError, match="cannot start the Lean REPL"):
+        run(go())
+
+
+def test_the_memory_cap_is_the_address_space_limit_of_the_program_itself(tmp_path):
+    """The cap (set by `sh`, which then execs the program: no preexec_fn, see proverctl.processes) is the
+    program's RLIMIT_AS, soft and hard, and the program keeps the pid it was started with; a relative
+    program path is found from the working directory."""
+    from proverctl import processes
+    from proverctl.lean.sandbox import Launch
+
+    script = tmp_path / "limits.py"
+    script.write_text("#!" + sys.executable + "\nimport os, resource\nprint(os.getpid(), *resource.getrlimit(resource.RLIMIT_AS))\n")
+    script.chmod(0o755)
+
+    async def go(memory_mb, argv):
+        proc = await processes.start(Launch(argv, {}, str(tmp_path)), memory_mb=memory_mb, stdin=asyncio.subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        return proc.pid, out.decode().split()
+
+    pid, (child, soft, hard) = run(go(300, ["./limits.py"]))
+    assert int(child) == pid and int(soft) == int(hard) == 300 * 1024 * 1024
+    _, (_, soft, hard) = run(go(None, [sys.executable, str(script)]))
+    assert int(soft) != 300 * 1024 * 1024
+    assert processes.capped(["x", "--flag"], None) == ["x", "--flag"]
+
+
 def test_unknown_environment_answer_is_an_error():
     async def go():
         repl = ReplProcess(standin())
