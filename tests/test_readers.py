@@ -233,6 +233,22 @@ def test_the_readers_quick_look_never_skips_a_token_the_full_comparison_would_na
             named += bool(exact)
     assert named > 40  # the attacks and the spliced words do reach the comparison
 
+    # Positions that are no character's (inside one, before the text, past its end): the comparison puts
+    # them at the end of the text, and the quick look, which does not look for them, must still agree.
+    odd = 0
+    for text in [t for t in texts if not t.isascii()][:40]:
+        commands, tokens = read_tokens(reading.normalized(text))
+        moved = [(k, -3 if i % 7 == 6 else 10 ** 6 if i % 11 == 10 else at + 1 if i % 3 == 2 else at, w)
+                 for i, (k, at, w) in enumerate(tokens)]
+        found = reading.Reading.from_tokens(commands, moved)
+        odd += not reading.Offsets(reading.normalized(text)).valid(found.starts)
+        for mode in ("candidate", "draft", "file"):
+            with monkeypatch.context() as m:
+                m.setattr(reading, "_needs_look", lambda *a: True)
+                exact = reading.disagreements(text, found, mode=mode)
+            assert reading.disagreements(text, found, mode=mode) == exact, (mode, text[:200])
+    assert odd > 20
+
 
 def test_a_reading_is_taken_only_when_every_field_has_its_type():
     """The answer after the marker is decoded field for field: a position that is a bool, a float or a

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import cached_property
 from operator import itemgetter
@@ -312,12 +312,13 @@ def _needs_look(source: Source, reading: Reading, offsets: Offsets, flagged: fro
     string or «escape» of proverctl's reading (the only places its mask differs from the text), unless
     it is such a literal itself; no part of a name nor any keyword is a flagged word or a refused `#`
     command; and there is no `set_option`, `@[` or `attribute`. Set operations over all tokens at once,
-    so a candidate that gives no reason (most) costs no loop over its tokens; positions compared as
-    bytes (a segment's bounds converted), which is exact while every token starts at a character."""
+    so a candidate that gives no reason (most) costs no loop over its tokens. Positions are compared as
+    bytes (a segment's bounds converted), exact for every token that starts at a character. One that does
+    not (out of range, or inside a character) is placed at the end of the text by the comparison, where
+    no mask is read: it can only make this look say True where the comparison finds nothing, never the
+    other way, so it is not looked for (that look was most of this one's time on a proof with `ℝ` in it)."""
     kinds, positions, words = reading.kinds, reading.starts, reading.words
     if source.segments:
-        if not offsets.valid(positions):
-            return True  # a position that is no character's: the comparison places it
         # A literal (a string, a doc comment) is a token that starts where its segment starts; any other
         # token at or inside a segment is a disagreement the loop below names.
         bounds = offsets.bytes_of({s.start for s in source.segments} | {s.end for s in source.segments})
@@ -326,7 +327,10 @@ def _needs_look(source: Source, reading: Reading, offsets: Offsets, flagged: fro
             first_after = bisect_right(ordered, bounds[segment.start])
             if first_after < len(ordered) and ordered[first_after] < bounds[segment.end]:
                 return True
-        for at in {bounds[segment.start] for segment in source.segments}.intersection(positions):
+        for at in {bounds[segment.start] for segment in source.segments}:
+            first = bisect_left(ordered, at)
+            if first == len(ordered) or ordered[first] != at:
+                continue  # no token starts there
             index = positions.index(at)  # each token there (found by C scans, not a loop over every token)
             while True:
                 if not (kinds[index] == "a" and _literal(words[index])):
