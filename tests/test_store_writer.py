@@ -63,6 +63,27 @@ def test_a_proving_row_is_in_the_store_when_its_future_resolves(target):
     assert seen["status"] == "proved" and seen["proved_attempt"] == attempt_id
 
 
+def test_what_is_waited_for_never_waits_for_the_interval_even_behind_full_batches(target):
+    """Rows that can wait wake no one (the thread waits on a hurry flag, not on the queue); a proving row,
+    a flush and the stop set it, and a full batch leaves it set for what is still queued."""
+    path, target_id = target
+
+    async def go():
+        writer = AttemptWriter(path, interval=5.0, batch=4)
+        futures = [writer.add(row(target_id, i)) for i in range(10)]
+        proved = await asyncio.wait_for(writer.add(row(target_id, 10), proved=True), 2.0)
+        later = [writer.add(row(target_id, i)) for i in range(11, 14)]
+        await asyncio.wait_for(writer.flush(), 2.0)
+        assert all(f.done() for f in futures + later)
+        await asyncio.wait_for(writer.close(), 2.0)
+        return proved, writer.committed
+
+    proved, committed = asyncio.run(go())
+    assert committed == 14
+    with Store(path) as store:
+        assert store.target(target_id)["proved_attempt"] == proved
+
+
 def test_a_failed_commit_fails_its_batch_and_every_later_add(target):
     path, target_id = target
 

@@ -3,13 +3,15 @@
 A commit per attempt on the loop's thread costs a transaction each, and the one that hits a WAL
 checkpoint holds the loop for hundreds of milliseconds (bench/attempt_cpu.py). An AttemptWriter owns a
 thread with its own connection to the same store: the loop hands it rows and goes on, and the thread
-commits whatever has queued in one transaction, at least every `interval` seconds. A caller that needs
+commits whatever has queued in one transaction, at least every `interval` seconds (a quarter of a
+second: each commit has a cost of its own, a fifth of the writer's CPU at 50 ms). A caller that needs
 the row in the store before it goes on (an attempt that proves its target: whoever waits on that
 target reads it next) awaits `add`'s future; `flush` waits for everything handed over.
 
 A batch that cannot be written (disk full, the store locked past its timeout) is written again one row
 at a time, so every row that fits is kept; the first row that fails fails the rest and every later
-`add`, so the run stops on the first failure, as it did when it committed on the loop. A killed process loses at most the rows of the last `interval`.
+`add`, so the run stops on the first failure, as it did when it committed on the loop. A killed process
+loses at most the rows of the last `interval`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-import time
 from pathlib import Path
 
 from proverctl.store.db import AttemptRow, Store
@@ -28,13 +29,17 @@ _STOP = object()
 class AttemptWriter:
     """Use as `writer = AttemptWriter(path); fut = writer.add(row, proved); await writer.close()`."""
 
-    def __init__(self, path: Path, *, interval: float = 0.05, batch: int = 256) -> None:
+    def __init__(self, path: Path, *, interval: float = 0.25, batch: int = 256) -> None:
         self.path = Path(path)
         self.interval = interval
         self.batch = batch
         self.failure: BaseException | None = None
         self.committed = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        # Set for what must not wait for the interval (a proving row, a flush, the stop). The thread waits
+        # on this, not on the queue: a row that can wait wakes nobody (each wake-up was a trip for the
+        # interpreter's lock between the two threads, per attempt).
+        self._hurry = threading.Event()
         self._loop = asyncio.get_running_loop()
         self._opened = threading.Event()
         self._thread = threading.Thread(target=self._run, name="proverctl-store-writer", daemon=True)
@@ -50,12 +55,15 @@ class AttemptWriter:
             raise self.failure
         future = self._loop.create_future()
         self._queue.put((row, proved, future))
+        if proved:
+            self._hurry.set()
         return future
 
     async def flush(self) -> None:
         """Wait until everything handed over so far is committed (raises the writer's failure)."""
         future = self._loop.create_future()
         self._queue.put((None, False, future))
+        self._hurry.set()
         await future
         if self.failure is not None:
             raise self.failure
@@ -66,6 +74,7 @@ class AttemptWriter:
             await self.flush()
         finally:
             self._queue.put(_STOP)
+            self._hurry.set()
             await asyncio.to_thread(self._thread.join)
 
     # -- the writer's thread --------------------------------------------------------------------
@@ -83,18 +92,17 @@ class AttemptWriter:
             while not stopping:
                 items = [self._queue.get()]
                 # What else arrives within the interval joins the batch; a row someone waits for (or a
-                # flush) goes at once, with whatever has queued behind it.
-                deadline = time.monotonic() + self.interval
-                while len(items) < self.batch and not _urgent(items[-1]):
-                    try:
-                        items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                    except queue.Empty:
-                        break
+                # flush, or the stop) goes at once, with whatever has queued before and behind it.
+                if not _urgent(items[0]):
+                    self._hurry.wait(self.interval)
+                self._hurry.clear()  # before the queue is read: a later hurry is seen by the next batch
                 while len(items) < self.batch:
                     try:
                         items.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
+                if len(items) == self.batch:
+                    self._hurry.set()  # more may be queued (a row someone waits for among it): no waiting for it
                 if any(item is _STOP for item in items):
                     stopping = True
                     items = [item for item in items if item is not _STOP]
