@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import statistics
 import subprocess
@@ -50,6 +49,7 @@ from proverctl.lean.pool import ReplPool  # noqa: E402
 from proverctl.lean.targets import from_row  # noqa: E402
 from proverctl.lean.verdict import Policy  # noqa: E402
 from proverctl.pipeline import Pipeline, ProveOptions  # noqa: E402
+from proverctl.proving.job import settle_collector  # noqa: E402
 from proverctl.proving.records import target_rows  # noqa: E402
 from proverctl.store.db import Store  # noqa: E402
 from proverctl.verify.factory import PoolVerifier, ReplOnly  # noqa: E402
@@ -157,7 +157,7 @@ async def measure(attempts: int, workers: int, inflight: int, url: str, pairs) -
             verifier = ReplOnly(PoolVerifier(pool, Policy(), 60))
             # Warm the pool (one header import per worker) and the connections outside the measurement.
             await Pipeline(store, client, verifier, ProveOptions(k=1, all_samples=True)).run(fresh_items()[:workers])
-            gc.freeze()  # as a CLI run does (proverctl.proving.job)
+            settle_collector()  # as a CLI run does
             options = ProveOptions(k=k, all_samples=True, generation_concurrency=inflight)
             ticker = Ticker()
             ticking = asyncio.create_task(ticker.run())
