@@ -34,7 +34,7 @@ from proverctl.prompts import families
 from proverctl.prompts.extract import extract
 from proverctl.prompts.families import Family
 from proverctl.prompts.formats import Prompt, build_prompt, feedback_prompt, fit_to_context
-from proverctl.store.db import AttemptRow, Store
+from proverctl.store.db import AttemptRow, Store, StoredPrompt
 
 
 class Generator(Protocol):
@@ -84,12 +84,24 @@ class TargetState:
     queued: bool = False  # a sample of it waits in the scheduler
     outcome: asyncio.Future | None = None  # "proved" | "exhausted" | "cancelled", once nothing more will come
     committing: bool = False  # its proof is proved but not yet in the store: the outcome waits for it
+    first_prompt: "FirstPrompt | None" = None  # what every sample of it sends first (Pipeline._first_prompt)
 
     def seconds(self) -> float:
         """Time spent on this target: earlier runs plus first start to last finish here."""
         if self.first_start is None:
             return self.prior_seconds
         return self.prior_seconds + ((self.last_end or time.monotonic()) - self.first_start)
+
+
+@dataclass
+class FirstPrompt:
+    """A target's first-round prompt, fitted to the context, and its stored form: the same for every
+    sample of the target, so built once (a target whose text changes, `_share_proof`, gets a new one)."""
+
+    target: Target
+    prompt: Prompt
+    room: str | None
+    stored: StoredPrompt | None = None
 
 
 @dataclass
@@ -434,8 +446,13 @@ class Pipeline:
                       code: str | None, verdict: Verdict, gen_seconds: float | None = None, *, proves: bool = False) -> None:
         """Commit one attempt (with `proves`: the first proof of its target, committed before this returns)
         and tell the caller."""
+        first = state.first_prompt
+        if first is not None and first.prompt is prompt:
+            stored = first.stored = first.stored or StoredPrompt.of(prompt.as_dict())
+        else:
+            stored = prompt.as_dict()
         row = AttemptRow(
-            target_id=state.id, sample=sample, round=round_index, prompt=prompt.as_dict(),
+            target_id=state.id, sample=sample, round=round_index, prompt=stored,
             raw_output=completion.text if completion else None, code=code, verdict=verdict.kind.value, reasons=verdict.reasons,
             messages=[m.as_dict() for m in verdict.messages], prompt_tokens=completion.prompt_tokens if completion else None,
             completion_tokens=completion.completion_tokens if completion else None,
@@ -453,6 +470,14 @@ class Pipeline:
         self.feedback_attempts += round_index > 0
         self.completion_tokens += (completion.completion_tokens or 0) if completion else 0
         self.on_event(Event("attempt", state.id, state.target, sample, round_index, verdict))
+
+    def _first_prompt(self, state: TargetState) -> FirstPrompt:
+        first = state.first_prompt
+        if first is None or first.target is not state.target:
+            options = self.options
+            prompt = build_prompt(state.target, options.family, options.mode, options.sampling)
+            first = state.first_prompt = FirstPrompt(state.target, *fit_to_context(prompt, options.context_length))
+        return first
 
     async def _counted_chain(self, state: TargetState, sample: int) -> None:
         slot = [True]  # the generation count the scheduler took for this chain, until its first generation ends
@@ -472,11 +497,12 @@ class Pipeline:
     async def _chain(self, state: TargetState, sample: int, slot: list[bool] | None = None) -> None:
         options = self.options
         target = state.target
-        prompt = build_prompt(target, options.family, options.mode, options.sampling)
+        first = self._first_prompt(state)
+        prompt = first.prompt
         for round_index in range(options.rounds + 1):
             if (state.proved and not options.all_samples) or state.cancelled:
                 return
-            prompt, room = fit_to_context(prompt, options.context_length)
+            prompt, room = (prompt, first.room) if round_index == 0 else fit_to_context(prompt, options.context_length)
             if room is not None:
                 await self._record(state, sample, round_index, prompt, None, None, Verdict(VerdictKind.rejected, [room], judge="extraction"))
                 return

@@ -121,6 +121,33 @@ def test_feedback_rounds_carry_the_failed_attempt(store):
     assert rows == [(0, 0, "rejected", 5), (0, 1, "proved", 6)]
 
 
+def test_every_sample_of_a_target_sends_one_prompt_built_and_stored_once(store):
+    """The first-round prompt is the same for every sample of a target: built (and fitted to the context)
+    once, its stored form made once, one prompt row; feedback rounds and a target whose text changed
+    (a lemma proved earlier in its file, _share_proof) get their own."""
+    from dataclasses import replace
+
+    from proverctl.pipeline import TargetState
+
+    gen = FakeGenerator(lambda prompt, seed: answer(A, "simp" if len(prompt.messages) > 1 else "omega"))
+    items = add(store, A)
+    pipeline = Pipeline(store, gen, FakeVerifier(), ProveOptions(k=4, rounds=1, all_samples=True, family="goedel-v2",
+                                                                 context_length=4096))
+    run(pipeline, items)
+    firsts = [p for p, _ in gen.calls if len(p.messages) == 1]
+    assert len(firsts) == 4 and all(p is firsts[0] for p in firsts) and len(gen.calls) == 8
+    assert firsts[0].sampling["max_tokens"] < 4096  # fitted to the context window, once
+    assert store.db.execute("SELECT COUNT(DISTINCT prompt_id) FROM attempts WHERE round = 0").fetchone()[0] == 1
+    assert store.db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0] == 2  # and one feedback prompt (the four are one text)
+
+    state = TargetState(items[0][0], A, set())
+    first = pipeline._first_prompt(state)
+    assert pipeline._first_prompt(state) is first
+    state.target = replace(A, header="import Mathlib\n\ntheorem lemma1 : True := trivial\n")
+    again = pipeline._first_prompt(state)
+    assert again is not first and "lemma1" in again.prompt.messages[0]["content"]
+
+
 def test_raw_completion_families_get_no_feedback_round(store):
     gen = FakeGenerator(lambda prompt, seed: "  omega\n```")
     items = add(store, A)

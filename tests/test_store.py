@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from proverctl.store import db as store_db
-from proverctl.store.db import MIGRATIONS, AttemptRow, Store, StoreError
+from proverctl.store.db import MIGRATIONS, AttemptRow, Store, StoredPrompt, StoreError
 
 TARGET = {"file": "F.lean", "name": "t", "kind": "theorem", "line": 3, "statement": "theorem t : True :=", "doc": None,
           "header": "import Mathlib\n", "header_hash": "h"}
@@ -201,7 +201,9 @@ def test_prompts_are_stored_once_per_target_and_read_back_with_each_attempt(tmp_
         prompt = {"family": "deepseek-v2", "messages": [{"role": "user", "content": "Complete ..." * 200}]}
         feedback = {"family": "deepseek-v2", "messages": prompt["messages"] + [{"role": "user", "content": "fix it"}]}
         for sample in range(10):
-            store.add_attempt(AttemptRow(target_id, sample, 0, prompt, "out", None, "rejected", ["r"], []))
+            # A run hands the prompt over stored once (StoredPrompt); it is the same row as the JSON value's.
+            stored = StoredPrompt.of(prompt) if sample % 2 else prompt
+            store.add_attempt(AttemptRow(target_id, sample, 0, stored, "out", None, "rejected", ["r"], []))
         store.add_attempt(AttemptRow(target_id, 0, 1, feedback, "out", None, "rejected", ["r"], []))
         assert store.db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0] == 2
         assert store.db.execute("SELECT COUNT(*) FROM attempts WHERE prompt IS NOT NULL").fetchone()[0] == 0

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from proverctl.errors import ExitCode, ProverctlError, UsageError
 from proverctl.lean.targets import statement_key
@@ -298,12 +298,24 @@ _ATTEMPT_COLUMNS = "a.*, COALESCE(a.prompt, p.text) AS prompt_text"
 _ATTEMPT_FROM = "attempts a LEFT JOIN prompts p ON p.id = a.prompt_id"
 
 
+class StoredPrompt(NamedTuple):
+    """A prompt as the store keeps it (once per target): its JSON text and the digest of that text."""
+
+    text: str
+    digest: str
+
+    @classmethod
+    def of(cls, prompt: Any) -> "StoredPrompt":
+        text = json.dumps(prompt, ensure_ascii=False)
+        return cls(text, hashlib.sha256(text.encode("utf-8")).hexdigest()[:32])
+
+
 @dataclass
 class AttemptRow:
     target_id: int
     sample: int
     round: int
-    prompt: Any
+    prompt: Any  # the prompt's JSON value, or its StoredPrompt (made once for all the samples that send it)
     raw_output: str | None
     code: str | None
     verdict: str
@@ -493,8 +505,7 @@ class Store:
         """The row of this target's prompt, added the first time (inside the caller's transaction)."""
         if prompt is None:
             return None
-        text = json.dumps(prompt, ensure_ascii=False)
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+        text, digest = prompt if isinstance(prompt, StoredPrompt) else StoredPrompt.of(prompt)
         cached = self._prompt_ids.get((target_id, digest))
         if cached is not None:
             return cached
