@@ -245,7 +245,9 @@ class Rules:
         marker = re.search(r'logInfo m!"([\w-]+)\{', code).group(1)
         commands, tokens = read_tokens(source)
         kinds, starts, words = zip(*tokens) if tokens else ((), (), ())  # by columns, as the real command answers
-        data = marker + json.dumps({"commands": commands, "kinds": "".join(kinds), "starts": starts, "words": words}, ensure_ascii=False)
+        # Compact, keys in order, non-ASCII as it is: what Lean's `Json.compress` writes.
+        data = marker + json.dumps({"commands": commands, "kinds": "".join(kinds), "starts": starts, "words": words}, ensure_ascii=False,
+                                   separators=(",", ":"))
         return {"env": env, "messages": [{"severity": "info", "pos": pos(line, 0), "endPos": pos(line, 7), "data": data}]}
 
 
