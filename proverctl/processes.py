@@ -30,17 +30,33 @@ def capped(argv: list[str], memory_mb: int | None, *, cwd: str | None = None, en
     """`argv` run with its address space capped at `memory_mb` MiB (as it is without a cap). The program
     is looked up here, as exec would (PATH from `env`, a relative path from `cwd`), so a missing one is
     still a FileNotFoundError from the start, not an exit code of `sh`'s."""
-    if not memory_mb:
-        return list(argv)
+    if not memory_mb or memory_mb >= 1 << 40:
+        return list(argv)  # no cap, or one past any address space (`sh` would overflow it to 0)
     program = argv[0]
     if os.sep in program:
         path = program if os.path.isabs(program) or not cwd else os.path.join(cwd, program)
         found = program if os.path.isfile(path) and os.access(path, os.X_OK) else None
     else:
-        found = shutil.which(program, path=os.pathsep.join(os.get_exec_path(env)))
+        found = path = shutil.which(program, path=os.pathsep.join(os.get_exec_path(env)))
     if found is None:
         raise FileNotFoundError(errno.ENOENT, "no such executable", program)
+    interpreter = _interpreter(path)
+    if interpreter is not None and not (os.path.isfile(interpreter) and os.access(interpreter, os.X_OK)):
+        raise FileNotFoundError(errno.ENOENT, f"no such interpreter {interpreter} (the #! line of {program})", program)
     return ["/bin/sh", "-c", _CAP, "sh", str(memory_mb * 1024), found, *argv[1:]]
+
+
+def _interpreter(path: str) -> str | None:
+    """The program a script's `#!` line names (exec fails with ENOENT when it is missing), else None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].split()
+    return os.fsdecode(words[0]) if words else None
 
 
 def descendants(pid: int) -> list:

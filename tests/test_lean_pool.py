@@ -242,6 +242,13 @@ def test_the_memory_cap_is_the_address_space_limit_of_the_program_itself(tmp_pat
     _, (_, soft, hard) = run(go(None, [sys.executable, str(script)]))
     assert int(soft) != 300 * 1024 * 1024
     assert processes.capped(["x", "--flag"], None) == ["x", "--flag"]
+    assert processes.capped(["x"], 1 << 44) == ["x"]  # past any address space: no cap (sh would make it 0)
+    # A script whose #! interpreter is missing is a start error, as exec's ENOENT was.
+    orphan = tmp_path / "orphan"
+    orphan.write_text("#!/nonexistent/interpreter\n")
+    orphan.chmod(0o755)
+    with pytest.raises(FileNotFoundError, match="no such interpreter"):
+        processes.capped([str(orphan)], 300)
 
 
 def test_unknown_environment_answer_is_an_error():
