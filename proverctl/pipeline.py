@@ -96,12 +96,12 @@ class TargetState:
 @dataclass
 class FirstPrompt:
     """A target's first-round prompt, fitted to the context, and its stored form: the same for every
-    sample of the target, so built once (a target whose text changes, `_share_proof`, gets a new one)."""
+    sample of the target, so built once (a target whose text changes, `_share_proof`, gets a new one).
+    Fitting a fitted prompt gives it back as it is, so every sample's round 0 sends this very object."""
 
     target: Target
     prompt: Prompt
-    room: str | None
-    stored: StoredPrompt | None = None
+    stored: StoredPrompt
 
 
 @dataclass
@@ -447,10 +447,7 @@ class Pipeline:
         """Commit one attempt (with `proves`: the first proof of its target, committed before this returns)
         and tell the caller."""
         first = state.first_prompt
-        if first is not None and first.prompt is prompt:
-            stored = first.stored = first.stored or StoredPrompt.of(prompt.as_dict())
-        else:
-            stored = prompt.as_dict()
+        stored = first.stored if first is not None and first.prompt is prompt else prompt.as_dict()
         row = AttemptRow(
             target_id=state.id, sample=sample, round=round_index, prompt=stored,
             raw_output=completion.text if completion else None, code=code, verdict=verdict.kind.value, reasons=verdict.reasons,
@@ -475,8 +472,9 @@ class Pipeline:
         first = state.first_prompt
         if first is None or first.target is not state.target:
             options = self.options
-            prompt = build_prompt(state.target, options.family, options.mode, options.sampling)
-            first = state.first_prompt = FirstPrompt(state.target, *fit_to_context(prompt, options.context_length))
+            built = build_prompt(state.target, options.family, options.mode, options.sampling)
+            prompt, _ = fit_to_context(built, options.context_length)
+            first = state.first_prompt = FirstPrompt(state.target, prompt, StoredPrompt.of(prompt.as_dict()))
         return first
 
     async def _counted_chain(self, state: TargetState, sample: int) -> None:
@@ -497,12 +495,11 @@ class Pipeline:
     async def _chain(self, state: TargetState, sample: int, slot: list[bool] | None = None) -> None:
         options = self.options
         target = state.target
-        first = self._first_prompt(state)
-        prompt = first.prompt
+        prompt = self._first_prompt(state).prompt
         for round_index in range(options.rounds + 1):
             if (state.proved and not options.all_samples) or state.cancelled:
                 return
-            prompt, room = (prompt, first.room) if round_index == 0 else fit_to_context(prompt, options.context_length)
+            prompt, room = fit_to_context(prompt, options.context_length)
             if room is not None:
                 await self._record(state, sample, round_index, prompt, None, None, Verdict(VerdictKind.rejected, [room], judge="extraction"))
                 return

@@ -37,8 +37,7 @@ class AttemptWriter:
         self.committed = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         # Set for what must not wait for the interval (a proving row, a flush, the stop). The thread waits
-        # on this, not on the queue: a row that can wait wakes nobody (each wake-up was a trip for the
-        # interpreter's lock between the two threads, per attempt).
+        # on this, not on the queue: a row that can wait wakes nobody (it woke for every row before).
         self._hurry = threading.Event()
         self._loop = asyncio.get_running_loop()
         self._opened = threading.Event()
