@@ -129,11 +129,13 @@ async def end_process(proc: asyncio.subprocess.Process, *, members: list | None 
         await asyncio.get_running_loop().run_in_executor(None, lambda: psutil.wait_procs(members, timeout=5))
 
 
-async def start(launch, *, memory_mb: int | None, stdin=asyncio.subprocess.PIPE, limit: int = 2 ** 16) -> asyncio.subprocess.Process:
-    """Start a proverctl.lean.sandbox.Launch in its own session under the memory cap."""
+async def start(launch, *, memory_mb: int | None, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                limit: int = 2 ** 16) -> asyncio.subprocess.Process:
+    """Start a proverctl.lean.sandbox.Launch in its own session under the memory cap (`stdout`: a pipe of
+    asyncio's, or a file descriptor of the caller's)."""
     env = launch.env or None
     return await asyncio.create_subprocess_exec(*capped(launch.argv, memory_mb, cwd=launch.cwd, env=env), cwd=launch.cwd, env=env,
-                                                stdin=stdin, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE,
                                                 start_new_session=True, limit=limit)
 
 

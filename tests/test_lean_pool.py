@@ -310,9 +310,9 @@ def test_a_forged_answer_is_not_this_checks_and_the_worker_is_retired():
 
 
 def _read_all(data: bytes, count: int, seed: int, sizes=(1, 2, 3, 7, 64, 4096), returncode: int = 0) -> list:
-    """`count` answers read by ReplProcess from `data` fed to its stdout in pieces of random sizes (a
-    piece may end mid-line, mid-character or hold the next answer's start); the output's end after them
-    must be a crash (ReplCrashed, with the exit code)."""
+    """`count` answers read by ReplProcess from `data` given to its stdout's protocol in pieces of random
+    sizes (a piece may end mid-line, mid-character or hold the next answer's start), as the event loop
+    gives a pipe's reads; the output's end after them must be a crash (ReplCrashed, with the exit code)."""
     import random
     from types import SimpleNamespace
 
@@ -320,25 +320,24 @@ def _read_all(data: bytes, count: int, seed: int, sizes=(1, 2, 3, 7, 64, 4096), 
 
     async def go():
         rnd = random.Random(seed)
-        reader = asyncio.StreamReader()
-        at = 0
-        while at < len(data):
-            size = rnd.choice(sizes)
-            reader.feed_data(data[at:at + size])
-            at += size
-        reader.feed_eof()
         repl = ReplProcess(["unused"])
 
         async def wait():
             return 0
 
-        repl.proc = SimpleNamespace(stdout=reader, returncode=returncode, wait=wait)
+        repl.proc = SimpleNamespace(returncode=returncode, wait=wait)
+        at = 0
+        while at < len(data):
+            size = rnd.choice(sizes)
+            repl._stdout.data_received(data[at:at + size])
+            at += size
+        repl._stdout.eof_received()
         got = []
         for _ in range(count):
-            raw, parsed = await repl._read_response()
+            raw, parsed = await repl._next_response(5)
             got.append(json.loads(raw) if parsed is None else parsed)
         with pytest.raises(ReplCrashed, match=f"code {returncode}"):
-            await repl._read_response()
+            await repl._next_response(5)
         return got
 
     return run(go())
@@ -372,3 +371,50 @@ def test_a_repl_that_exits_mid_answer_after_a_newline_is_a_crash_not_garbage():
     code), and the newline it ended with is no blank line that would end the answer."""
     for seed in range(4):
         assert _read_all(b'{"env": 0}\n\n{\n "env": 1,\n', 1, seed, returncode=137) == [{"env": 0}]
+
+
+def test_an_answer_that_comes_in_pieces_while_the_request_waits_wakes_it_once_whole():
+    """The request waits on stdout's protocol: pieces that do not end the answer leave it waiting, the one
+    that does hands it the answer; with nothing more it times out at its deadline."""
+    async def go():
+        repl = ReplProcess(["unused"])
+        waiting = asyncio.ensure_future(repl._next_response(5))
+        for piece in (b'{"env":', b' 7,\n "messages"', b': []\n}'):
+            repl._stdout.data_received(piece)
+            await asyncio.sleep(0)
+            assert not waiting.done()
+        repl._stdout.data_received(b"\n\n")
+        raw, _ = await waiting
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(asyncio.TimeoutError):
+            await repl._next_response(0.2)
+        return json.loads(raw), loop.time() - started, repl._stdout.waiter
+
+    answer, waited, waiter = run(go())
+    assert answer == {"env": 7, "messages": []} and 0.15 < waited < 5 and waiter is None
+
+
+def test_output_past_the_size_limit_without_an_end_is_garbage_and_ends_the_process(monkeypatch):
+    """A REPL that prints more than MAX_RESPONSE_BYTES without ending its answer: the request fails as a
+    protocol error and the process is killed, never left half read."""
+    from proverctl.lean import repl as repl_module
+
+    monkeypatch.setattr(repl_module, "MAX_RESPONSE_BYTES", 1000)
+
+    async def go():
+        repl = ReplProcess(["unused"])
+        killed = []
+
+        async def kill():
+            killed.append(True)
+
+        repl.kill = kill
+        waiting = asyncio.ensure_future(repl._next_response(5))
+        await asyncio.sleep(0)
+        repl._stdout.data_received(b'{"env": 0, "messages": [' + b'{"data": "x"},\n' * 100)
+        with pytest.raises(repl_module.ReplProtocolError, match="without ending its answer"):
+            await waiting
+        return killed
+
+    assert run(go()) == [True]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import re
 import time
 from pathlib import Path
@@ -24,8 +25,6 @@ MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 # framing), or the next line is a `}` at column 0 that may close the top-level object.
 _RESPONSE_END = re.compile(rb"\n(?:(?P<blank>[ \t\r\x0b\x0c]*\n)|\}[ \t\r\x0b\x0c]*\n)")
 _CONTENT = re.compile(rb"[^ \t\r\n\x0b\x0c]")
-# asyncio.timeout (3.11) bounds a read without the task asyncio.wait_for wraps each one in.
-_deadline = getattr(asyncio, "timeout", None)
 
 
 class ReplError(Exception):
@@ -52,6 +51,119 @@ class ReplStartError(ReplError):
     """The REPL command cannot be started at all (not found, not executable)."""
 
 
+class ResponseFramer:
+    """Cuts a REPL's stdout into its responses, whatever pieces the bytes come in: JSON lines up to the
+    blank line that ends each. A REPL that leaves out the blank line (builds without the flush fix,
+    stand-ins) is still answered: a line that closes the top-level object (`}` at column 0, or a whole
+    one-line object) ends the response when the text parses. A blank line is one of ASCII blanks only.
+    The ends are found in the bytes by one pattern (no line-by-line loop: a reading's answer is a few
+    hundred lines). Each response is its bytes and, when it was parsed here, its JSON (None otherwise)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self._begin = -1  # where the current response's first line starts, once it is there
+        self._searched = 0  # where the search for its end goes on
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes, Any]]:
+        """The responses `chunk` completes (usually none or one). ReplProtocolError when what is buffered
+        has passed MAX_RESPONSE_BYTES without ending."""
+        self.buffer += chunk
+        out = []
+        while (response := self._next()) is not None:
+            out.append(response)
+        if len(self.buffer) > MAX_RESPONSE_BYTES:
+            raise ReplProtocolError(f"the REPL printed over {MAX_RESPONSE_BYTES >> 20} MiB without ending its answer")
+        return out
+
+    def finish(self) -> list[tuple[bytes, Any]]:
+        """The output ended: the responses its last bytes complete (its last line needs no newline; an
+        ended one is no blank line). Anything left after them is an answer cut short."""
+        if self.buffer and not self.buffer.endswith(b"\n"):
+            self.buffer += b"\n"
+        out = []
+        while (response := self._next()) is not None:
+            out.append(response)
+        return out
+
+    def _next(self) -> tuple[bytes, Any] | None:
+        buffer = self.buffer
+        if self._begin < 0:
+            content = _CONTENT.search(buffer)
+            first_end = buffer.find(b"\n", content.start()) if content else -1
+            if first_end < 0:
+                return None
+            self._begin, self._searched = content.start(), first_end
+            line = bytes(buffer[self._begin:first_end]).rstrip()
+            if line.startswith(b"{") and line.endswith(b"}"):  # a whole one-line object
+                data = _whole_text(line)
+                if data is not None:
+                    return self._cut(first_end + 1, line, data)
+        while (end := _RESPONSE_END.search(buffer, self._searched)) is not None:
+            if end.group("blank") is not None:
+                return self._cut(end.end(), bytes(buffer[self._begin:end.start()]), None)
+            raw = bytes(buffer[self._begin:end.end()])
+            data = _whole_text(raw)
+            if data is not None:
+                return self._cut(end.end(), raw, data)
+            self._searched = end.end() - 1  # not the end: the `}` line's newline may come before a blank line
+        self._searched = max(self._searched, buffer.rfind(b"\n"))  # only an end that starts at the last newline can still come
+        return None
+
+    def _cut(self, after: int, raw: bytes, data: Any) -> tuple[bytes, Any]:
+        del self.buffer[:after]
+        self._begin, self._searched = -1, 0
+        return raw, data
+
+
+class _Stdout(asyncio.Protocol):
+    """The REPL's stdout, read by the event loop straight into a ResponseFramer: a response is handed to
+    the waiting request in the step that reads its last bytes (asyncio's subprocess streams take two
+    steps more per answer: the transport's call to its protocol, then the stream reader's wake-up)."""
+
+    def __init__(self) -> None:
+        self.framer = ResponseFramer()
+        self.answers: collections.deque[tuple[bytes, Any]] = collections.deque()
+        self.ended = False
+        self.garbage: ReplProtocolError | None = None
+        self.waiter: asyncio.Future | None = None
+        self.transport: asyncio.ReadTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.garbage is not None:
+            return
+        try:
+            self.answers.extend(self.framer.feed(data))
+        except ReplProtocolError as exc:
+            self.garbage = exc
+        if self.answers or self.garbage is not None:
+            self._wake()
+
+    def eof_received(self) -> None:
+        self._end()
+
+    def connection_lost(self, exc) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            if self.garbage is None:
+                self.answers.extend(self.framer.finish())
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+def _expire(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
+
+
 class ReplProcess:
     """A running REPL. Use `await start()`, `await request(...)`, `await close()`."""
 
@@ -72,7 +184,7 @@ class ReplProcess:
         self.started_at = 0.0
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._stderr_task: asyncio.Task | None = None
-        self._pending = b""  # what stdout gave beyond the last response (a REPL answers one request at a time)
+        self._stdout = _Stdout()  # what stdout gave beyond the last response waits there (a REPL answers one request at a time)
 
     @property
     def pid(self) -> int | None:
@@ -89,12 +201,20 @@ class ReplProcess:
         from proverctl.lean.sandbox import Launch
 
         launch = Launch(list(self.command), self.env or {}, str(self.cwd) if self.cwd else None)
+        read_end, write_end = os.pipe()  # stdout: read by our own protocol (_Stdout), not asyncio's stream
         try:
             # Its own session and process group: one killpg ends lake and the REPL under it.
-            self.proc = await processes.start(launch, memory_mb=self.memory_mb, limit=MAX_RESPONSE_BYTES)
-            self._pending = b""
+            self.proc = await processes.start(launch, memory_mb=self.memory_mb, stdout=write_end, limit=MAX_RESPONSE_BYTES)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            os.close(read_end)
             raise ReplStartError(f"cannot start the Lean REPL `{' '.join(self.command)}`: {exc}") from exc
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)  # the child's copy is the only one: its exit is our end of file
+        self._stdout = _Stdout()
+        await asyncio.get_running_loop().connect_read_pipe(lambda: self._stdout, os.fdopen(read_end, "rb", buffering=0))
         self.started_at = time.monotonic()
         self._stderr_task = asyncio.create_task(self._drain_stderr())
 
@@ -113,7 +233,7 @@ class ReplProcess:
         """Send one request and wait for its response; kills the process on timeout or garbage."""
         if not self.alive:
             raise ReplCrashed("the REPL is not running", self.stderr_tail())
-        assert self.proc and self.proc.stdin and self.proc.stdout
+        assert self.proc and self.proc.stdin
         self.uses += 1
         try:
             self.proc.stdin.write(encode_request(request))
@@ -122,11 +242,7 @@ class ReplProcess:
             await self.kill()
             raise ReplCrashed(f"the REPL closed its input: {exc}", self.stderr_tail()) from exc
         try:
-            if _deadline is not None:
-                async with _deadline(timeout):
-                    raw, data = await self._read_response()
-            else:
-                raw, data = await asyncio.wait_for(self._read_response(), timeout)
+            raw, data = await self._next_response(timeout)
         except asyncio.TimeoutError:
             await self.kill()
             raise ReplTimeout(f"no answer within {timeout:g} s", self.stderr_tail()) from None
@@ -137,56 +253,28 @@ class ReplProcess:
             raise ReplProtocolError(f"the REPL printed something that is not a response: {raw[:200].decode('utf-8', 'replace')!r}",
                                     self.stderr_tail()) from exc
 
-    async def _read_response(self) -> tuple[bytes, Any]:
-        """One response: JSON lines up to the blank line that ends it. A REPL that leaves out the blank
-        line (builds without the flush fix, stand-ins) is still answered: a line that closes the top-level
-        object (`}` at column 0, or a whole one-line object) ends the response when the text parses.
-        Returns the response's bytes and, when it was parsed here, its JSON (None otherwise). stdout is
-        read in chunks, and the ends are found in the bytes by one pattern (no line-by-line loop: a
-        reading's answer is a few hundred lines). A blank line is one of ASCII blanks only."""
-        assert self.proc and self.proc.stdout
-        buffer, ended = bytearray(self._pending), False
-        self._pending = b""
-        begin = -1  # where the response's first line starts, once it is there
-        searched = 0  # where the search for its end goes on
-        while True:
-            if begin < 0:
-                content = _CONTENT.search(buffer)
-                first_end = buffer.find(b"\n", content.start()) if content else -1
-                if first_end >= 0:
-                    begin, searched = content.start(), first_end
-                    line = bytes(buffer[begin:first_end]).rstrip()
-                    if line.startswith(b"{") and line.endswith(b"}"):  # a whole one-line object
-                        data = _whole_text(line)
-                        if data is not None:
-                            self._pending = bytes(buffer[first_end + 1:])
-                            return line, data
-            if begin >= 0:
-                while (end := _RESPONSE_END.search(buffer, searched)) is not None:
-                    if end.group("blank") is not None:
-                        self._pending = bytes(buffer[end.end():])
-                        return bytes(buffer[begin:end.start()]), None
-                    raw = bytes(buffer[begin:end.end()])
-                    data = _whole_text(raw)
-                    if data is not None:
-                        self._pending = bytes(buffer[end.end():])
-                        return raw, data
-                    searched = end.end() - 1  # not the end: the `}` line's newline may come before a blank line
-                searched = max(searched, buffer.rfind(b"\n"))  # only an end that starts at the last newline can still come
-            if ended:
-                await self._reap()
-                detail = self.stderr_tail() or "no output on stderr"
-                raise ReplCrashed(f"the REPL exited (code {self.proc.returncode}): {detail.splitlines()[-1] if detail else ''}", detail)
-            if len(buffer) > MAX_RESPONSE_BYTES:
-                await self.kill()
-                raise ReplProtocolError(f"the REPL printed over {MAX_RESPONSE_BYTES >> 20} MiB without ending its answer", self.stderr_tail())
-            chunk = await self.proc.stdout.read(1 << 16)
-            if chunk:
-                buffer += chunk
-            else:
-                ended = True
-                if buffer and not buffer.endswith(b"\n"):
-                    buffer += b"\n"  # the last line, without its newline, is a line too (an ended one is no blank line)
+    async def _next_response(self, timeout: float) -> tuple[bytes, Any]:
+        """The next response on stdout (see ResponseFramer), waiting up to `timeout` seconds for it (one
+        timer, no task or timeout scope around the wait)."""
+        stdout = self._stdout
+        if not stdout.answers and stdout.garbage is None and not stdout.ended:
+            loop = asyncio.get_running_loop()
+            waiter = stdout.waiter = loop.create_future()
+            timer = loop.call_at(loop.time() + timeout, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                stdout.waiter = None
+        if stdout.answers:
+            return stdout.answers.popleft()
+        if stdout.garbage is not None:
+            await self.kill()
+            raise ReplProtocolError(str(stdout.garbage), self.stderr_tail())
+        await self._reap()
+        detail = self.stderr_tail() or "no output on stderr"
+        raise ReplCrashed(f"the REPL exited (code {self.proc.returncode if self.proc else None}): {detail.splitlines()[-1] if detail else ''}",
+                          detail)
 
     async def _reap(self) -> None:
         if self.proc is None:
@@ -215,6 +303,8 @@ class ReplProcess:
                 pass
         if self.proc.stdin and not self.proc.stdin.is_closing():
             self.proc.stdin.close()
+        if self._stdout.transport is not None:
+            self._stdout.transport.close()
 
     async def close(self) -> None:
         await self.kill()
