@@ -37,6 +37,14 @@ from proverctl.prompts.formats import Prompt, build_prompt, feedback_prompt, fit
 from proverctl.store.db import AttemptRow, Store, StoredPrompt
 
 
+def _uncancel(task: asyncio.Task | None) -> None:
+    """Take back the cancellations a task was sent (Python >= 3.11 counts them, and a timeout scope it
+    enters later reads the count): the caller caught the CancelledError and goes on."""
+    uncancel = getattr(task, "uncancel", None)
+    while uncancel is not None and task.cancelling():
+        uncancel()
+
+
 class Generator(Protocol):
     async def complete(self, prompt: Prompt, seed: int | None = None) -> Completion: ...
 
@@ -363,17 +371,20 @@ class Pipeline:
                 return None
             if state.first_start is None:
                 state.first_start = time.monotonic()
-            request = asyncio.ensure_future(self._sample(state, prompt, seed))
-            state.generating.add(request)
+            # The request runs in this chain's own task, which is the one an early stop cancels while it
+            # waits here (a task of its own per request cost a task and a step more per attempt).
+            chain = asyncio.current_task()
+            state.generating.add(chain)
             try:
-                return await request
+                return await self._sample(state, prompt, seed)
             except asyncio.CancelledError:
                 if (state.proved or state.cancelled) and not self.stopped:
+                    _uncancel(chain)
                     self.cancelled += 1
                     return None  # early stop (or an abandoned subgoal) cancelled this request, not Ctrl-C
                 raise
             finally:
-                state.generating.discard(request)
+                state.generating.discard(chain)
 
     def _sample(self, state: TargetState, prompt: Prompt, seed: int | None):
         """One completion; for families that call Lean while they think, the whole conversation."""

@@ -39,6 +39,7 @@ class FakeGenerator:
     async def complete(self, prompt, seed=None) -> Completion:
         self.calls.append((prompt, seed))
         try:
+            await asyncio.sleep(0)  # a request gives the loop a turn before its answer, as a real client's does
             out = self.script(prompt, seed)
             if asyncio.iscoroutine(out) or isinstance(out, asyncio.Future):
                 out = await out
