@@ -93,19 +93,27 @@ class ResponseFramer:
             if first_end < 0:
                 return None
             self._begin, self._searched = content.start(), first_end
-            line = bytes(buffer[self._begin:first_end]).rstrip()
-            if line.startswith(b"{") and line.endswith(b"}"):  # a whole one-line object
-                data = _whole_text(line)
-                if data is not None:
-                    return self._cut(first_end + 1, line, data)
-        while (end := _RESPONSE_END.search(buffer, self._searched)) is not None:
+            if buffer[self._begin] == 0x7B and first_end - self._begin > 1:  # "{" and more: a whole one-line object?
+                line = bytes(buffer[self._begin:first_end]).rstrip()
+                if line.endswith(b"}"):
+                    data = _whole_text(line)
+                    if data is not None:
+                        return self._cut(first_end + 1, line, data)
+        # An end starts at a newline: each is found by `find` (memchr), and the pattern is tried there only
+        # (its search went through every byte of an answer's long lines, a reading's payload is one).
+        at = buffer.find(b"\n", self._searched)
+        while at >= 0:
+            end = _RESPONSE_END.match(buffer, at)
+            if end is None:
+                at = buffer.find(b"\n", at + 1)
+                continue
             if end.group("blank") is not None:
                 return self._cut(end.end(), bytes(buffer[self._begin:end.start()]), None)
             raw = bytes(buffer[self._begin:end.end()])
             data = _whole_text(raw)
             if data is not None:
                 return self._cut(end.end(), raw, data)
-            self._searched = end.end() - 1  # not the end: the `}` line's newline may come before a blank line
+            self._searched = at = end.end() - 1  # not the end: the `}` line's newline may come before a blank line
         self._searched = max(self._searched, buffer.rfind(b"\n"))  # only an end that starts at the last newline can still come
         return None
 
