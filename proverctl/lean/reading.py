@@ -328,17 +328,11 @@ def _needs_look(source: Source, reading: Reading, offsets: Offsets, flagged: fro
             if first_after < len(ordered) and ordered[first_after] < bounds[segment.end]:
                 return True
         for at in {bounds[segment.start] for segment in source.segments}:
-            first = bisect_left(ordered, at)
-            if first == len(ordered) or ordered[first] != at:
-                continue  # no token starts there
-            index = positions.index(at)  # each token there (found by C scans, not a loop over every token)
-            while True:
+            index = -1
+            for _ in range(bisect_right(ordered, at) - bisect_left(ordered, at)):  # each token that starts there
+                index = positions.index(at, index + 1)  # found by C scans, not a loop over every token
                 if not (kinds[index] == "a" and _literal(words[index])):
                     return True
-                try:
-                    index = positions.index(at, index + 1)
-                except ValueError:
-                    break
     # The rules below read whole words: a flagged word is a part of a name (split at dots) or an atom
     # without its `#`. They are read here from each distinct word (a proof repeats most of its words) and
     # both ways, whatever the word's kind: more pieces than the rules read, never fewer, so a word that
