@@ -125,8 +125,8 @@ class ResponseFramer:
 
 class _Stdout(asyncio.Protocol):
     """The REPL's stdout, read by the event loop straight into a ResponseFramer: a response is handed to
-    the waiting request in the step that reads its last bytes (asyncio's subprocess streams take two
-    steps more per answer: the transport's call to its protocol, then the stream reader's wake-up)."""
+    the waiting request in the step that reads its last bytes (asyncio's subprocess transport calls its
+    protocol in a step of its own, and a stream reader buffers, wakes its reader and is read from)."""
 
     def __init__(self) -> None:
         self.framer = ResponseFramer()
