@@ -19,9 +19,10 @@ proverctl's, and it would be counted in the first figure).
 
 The host's speed is probed during the first half: every 50 ms the loop's thread runs a fixed workload
 of the standard library's (its CPU taken off the figure). On the 2-core VM this was written on the same
-work takes twice as long in some minutes as in others, and the attempts slow down with it, so the
-figure is also given in probes (within 7 % over four runs of one tree whose milliseconds moved by half)
-and at the fastest speed the probes saw in the run.
+work takes up to twice as long in some minutes as in others, and the attempts slow down with it, so the
+figure is also given in probes and at the fastest speed the probes saw in the run. The probe follows the
+host only roughly (one tree's runs: within 7 % in one session, 3.5-4.4 probes in another), so compare two
+trees by their milliseconds in runs taken in turns (bench/README.md).
 
     python bench/attempt_cpu.py [--attempts 4000] [--workers 8] [--inflight 64] [--delay 0.4]
 """
