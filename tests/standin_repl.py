@@ -27,7 +27,9 @@ Faults, each triggered when a request's code matches the REGEX: `--hang-on` (nev
 stops it), `--die-after N` (exits after N answers). `--header-delay S` sleeps on import commands,
 `--delay S` on every answer, `--log FILE` appends each request as a JSON line, `--framing unframed|compact`
 leaves out the blank line that ends each answer, `--forge-on REGEX` first prints a forged clean answer
-(what a candidate writing to stdout could do). `#print "text"` answers the text at its line.
+(what a candidate writing to stdout could do), `--spew-on REGEX` answers and then leaves a thread printing
+one-line answers without end (a candidate's leftover thread), `--slow-on REGEX` answers after a second.
+`#print "text"` answers the text at its line.
 
 Framing matches the REPL: a request is lines up to a blank line, joined without newlines; a blank
 line with no request before it, or invalid JSON, kills the process with "uncaught exception".
@@ -39,6 +41,7 @@ import argparse
 import json
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -59,6 +62,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--axioms", choices=["standard", "none"], default="standard")
     p.add_argument("--framing", choices=["repl", "unframed", "compact"], default="repl")
     p.add_argument("--forge-on")
+    p.add_argument("--spew-on")
+    p.add_argument("--slow-on")
     p.add_argument("--reader", choices=["lean", "none", "broken"], default="lean")
     p.add_argument("--no-extract-goal", action="store_true")
     return p.parse_args(argv)
@@ -572,6 +577,12 @@ def replay(args: argparse.Namespace) -> None:
         sys.stdout.flush()
 
 
+def spew() -> None:
+    while True:  # blocks once the pipe is full and nobody reads
+        sys.stdout.write('{"env": 0}\n' * 64)
+        sys.stdout.flush()
+
+
 def main() -> None:
     args = parse_args(sys.argv[1:])
     global FRAMING
@@ -602,7 +613,11 @@ def main() -> None:
             emit({"env": 0, "messages": forged})
         if args.delay:
             time.sleep(args.delay)
+        if args.slow_on and re.search(args.slow_on, code):
+            time.sleep(1.0)
         emit(rules.answer(request))
+        if args.spew_on and re.search(args.spew_on, code):
+            threading.Thread(target=spew, daemon=True).start()
         answered += 1
         if args.die_after is not None and answered >= args.die_after:
             sys.exit(0)

@@ -418,3 +418,142 @@ def test_output_past_the_size_limit_without_an_end_is_garbage_and_ends_the_proce
         return killed
 
     assert run(go()) == [True]
+
+
+def test_answers_nobody_asked_for_pause_reading_until_a_request_takes_one():
+    """A candidate's leftover thread printing answers without end (`--spew-on`): once one is queued with no
+    request waiting, stdout is not read on (the REPL blocks on its full pipe), so the queue stops growing
+    (it grew with the REPL's output, to gigabytes, when every answer was read and queued); taking the
+    queued answers lets reading go on."""
+    async def go():
+        repl = ReplProcess(standin("--spew-on", "spew"))
+        await repl.start()
+        try:
+            answer = await repl.request({"cmd": "theorem spew : True := trivial"}, 10)
+            await asyncio.sleep(0.5)
+            queued = len(repl._stdout.answers)
+            await asyncio.sleep(0.5)
+            steady = len(repl._stdout.answers)
+            reading = repl._stdout.transport.is_reading()
+            while repl._stdout.answers:
+                repl._stdout.take()
+            resumed = repl._stdout.transport.is_reading()
+            await asyncio.sleep(0.3)
+            return answer, queued, steady, reading, resumed, len(repl._stdout.answers), repl._stdout.transport.is_reading()
+        finally:
+            await repl.close()
+
+    answer, queued, steady, reading, resumed, again, reading_again = run(go())
+    assert answer.env is not None and not answer.errors
+    # at most what one read of the pipe (asyncio reads 256 KiB at a time) cuts into 11-byte answers
+    assert 0 < queued == steady <= 256 * 1024 // 11 and not reading
+    assert resumed and again > 0 and not reading_again
+
+
+def test_a_cancelled_checks_answer_is_read_off_before_the_next_check_on_the_same_process():
+    """A check cancelled while the REPL works on it (an early stop, Ctrl-C) leaves an answer to come: the
+    worker's next check reads it off first, so it gets its own answer (not the cancelled one's, with its
+    sorry), on the same process with its headers loaded."""
+    async def go():
+        async with ReplPool(standin("--slow-on", "slow"), workers=1) as pool:
+            slow = asyncio.ensure_future(pool.check(CheckJob("", "", "theorem slow : 1 = 1 := by\n  sorry\n")))
+            await asyncio.sleep(0.3)
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            owed = pool._workers[0].repl.owed
+            outcome = await pool.check(CheckJob("", "", GOOD))
+            return owed, outcome, pool.started, pool._workers[0].repl.owed
+
+    owed, outcome, started, owed_after = run(go())
+    assert owed == 1 and owed_after == 0 and started == 1
+    assert outcome.status == "ok" and not outcome.response.sorries and not outcome.response.errors
+
+
+def test_a_cancelled_check_that_never_answers_costs_the_next_check_a_fresh_process_not_a_verdict():
+    """The cancelled check's command hangs: reading its answer off times out at the next job's timeout,
+    the process is ended, and the next check runs on a fresh one as usual (ok, not a timeout)."""
+    async def go():
+        async with ReplPool(standin("--hang-on", "hang"), workers=1) as pool:
+            hung = asyncio.ensure_future(pool.check(CheckJob("", "", "theorem hang : True := trivial\n")))
+            await asyncio.sleep(0.3)
+            hung.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await hung
+            old = pool.pids()
+            outcome = await pool.check(CheckJob("", "", GOOD, timeout=0.5))
+            return old, outcome, pool.started, pool.pids()
+
+    old, outcome, started, now = run(go())
+    assert outcome.status == "ok" and not outcome.response.errors and started == 2
+    assert alive(old) == [] and now != old
+
+
+def test_a_start_that_fails_after_the_spawn_leaves_no_process_behind(monkeypatch, tmp_path):
+    """Connecting the REPL's stdout fails (or is cancelled) after the process exists: the process group is
+    ended before the error goes on, never left half started. (Here the event loop refuses the file it is
+    given, a regular file in place of the pipe's read end.)"""
+    import os
+
+    def not_a_pipe(fd, *args, **kwargs):
+        os.close(fd)
+        return open(tmp_path / "not-a-pipe", "wb+", buffering=0)
+
+    monkeypatch.setattr(os, "fdopen", not_a_pipe)
+
+    async def go():
+        repl = ReplProcess([sys.executable, "-c", "import time; time.sleep(60)"])
+        with pytest.raises(ValueError, match="[Pp]ipe"):
+            await asyncio.wait_for(repl.start(), 30)
+        return repl.proc.pid, repl.proc.returncode
+
+    pid, returncode = run(go())
+    assert returncode is not None and alive([pid]) == []
+
+
+def test_an_overflow_keeps_the_answers_the_same_read_completed(monkeypatch):
+    """Answers cut from a read are kept even when the same read leaves the next answer past the size
+    limit: the request waiting gets its answer, the one after gets the protocol error."""
+    from proverctl.lean import repl as repl_module
+
+    monkeypatch.setattr(repl_module, "MAX_RESPONSE_BYTES", 1000)
+
+    async def go():
+        repl = ReplProcess(["unused"])
+
+        async def kill():
+            pass
+
+        repl.kill = kill
+        repl._stdout.data_received(b'{"env": 3}\n\n{"env": 4, "messages": [' + b'{"data": "x"},\n' * 100)
+        raw, data = await repl._next_response(5)
+        with pytest.raises(repl_module.ReplProtocolError, match="without ending its answer"):
+            await repl._next_response(5)
+        return data if data is not None else json.loads(raw)
+
+    assert run(go()) == {"env": 3}
+
+
+def test_an_answer_nested_past_the_decoders_depth_is_garbage_not_a_crash_of_the_run(tmp_path):
+    """JSON nested deeper than msgspec and json can decode (both raise RecursionError) is not JSON: a
+    REPL answering it is a protocol error for that check, never an exception out of the run."""
+    from proverctl.lean.protocol import decode_json
+    from proverctl.lean.repl import ReplProtocolError
+
+    deep = b'{"env": 0, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode_json(deep)
+
+    async def go():
+        (tmp_path / "answer").write_bytes(deep + b"\n\n")
+        repl = ReplProcess([sys.executable, "-c", "import sys; sys.stdin.readline(); sys.stdout.write(open(sys.argv[1]).read()); sys.stdout.flush(); sys.stdin.read()",
+                            str(tmp_path / "answer")])
+        await repl.start()
+        try:
+            with pytest.raises(ReplProtocolError, match="not a response"):
+                await repl.request({"cmd": "example : True := trivial"}, 10)
+            return repl.alive
+        finally:
+            await repl.close()
+
+    assert run(go()) is False

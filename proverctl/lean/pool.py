@@ -138,6 +138,8 @@ class _Worker:
             self.envs.popitem(last=False)
 
     async def run(self, job: CheckJob) -> CheckOutcome:
+        if self.repl is not None and self.repl.owed:
+            await self.repl.settle(job.timeout)  # a cancelled check's answer is read off first (or the process ends)
         start = time.monotonic()
         # Every wait is bounded: each header step by the import timeout, the candidate by the job's.
         try:

@@ -72,16 +72,20 @@ def decode_json(raw: bytes) -> Any:
     """A JSON text from a REPL or an engine (ValueError when it is not JSON). msgspec decodes it in a
     third of json.loads' time; what msgspec refuses (a lone surrogate, escaped or as raw bytes, NaN, a huge
     float, bytes that are not UTF-8) is read by json.loads, leniently, with every lone surrogate made
-    U+FFFD: no pipe to Lean, file or store can hold half a character (encoding it to UTF-8 fails)."""
+    U+FFFD: no pipe to Lean, file or store can hold half a character (encoding it to UTF-8 fails). Text
+    nested past the decoders' depth limit is not JSON here either (both raise RecursionError on it)."""
     try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        pass
-    try:
-        data = json.loads(raw)
-    except UnicodeDecodeError:
-        data = json.loads(raw.decode("utf-8", "replace"))
-    return _whole_characters(data)
+        try:
+            return msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            pass
+        try:
+            data = json.loads(raw)
+        except UnicodeDecodeError:
+            data = json.loads(raw.decode("utf-8", "replace"))
+        return _whole_characters(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _whole_characters(value: Any) -> Any:

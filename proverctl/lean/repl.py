@@ -65,15 +65,20 @@ class ResponseFramer:
         self._searched = 0  # where the search for its end goes on
 
     def feed(self, chunk: bytes) -> list[tuple[bytes, Any]]:
-        """The responses `chunk` completes (usually none or one). ReplProtocolError when what is buffered
-        has passed MAX_RESPONSE_BYTES without ending."""
+        """The responses `chunk` completes (usually none or one). What stays buffered after them may have
+        passed MAX_RESPONSE_BYTES without ending: `overflow` says so, and the output is garbage from there."""
         self.buffer += chunk
         out = []
         while (response := self._next()) is not None:
             out.append(response)
-        if len(self.buffer) > MAX_RESPONSE_BYTES:
-            raise ReplProtocolError(f"the REPL printed over {MAX_RESPONSE_BYTES >> 20} MiB without ending its answer")
         return out
+
+    @property
+    def overflow(self) -> ReplProtocolError | None:
+        """The error when the answer being read has passed MAX_RESPONSE_BYTES, else None."""
+        if len(self.buffer) > MAX_RESPONSE_BYTES:
+            return ReplProtocolError(f"the REPL printed over {MAX_RESPONSE_BYTES >> 20} MiB without ending its answer")
+        return None
 
     def finish(self) -> list[tuple[bytes, Any]]:
         """The output ended: the responses its last bytes complete (its last line needs no newline; an
@@ -126,7 +131,12 @@ class ResponseFramer:
 class _Stdout(asyncio.Protocol):
     """The REPL's stdout, read by the event loop straight into a ResponseFramer: a response is handed to
     the waiting request in the step that reads its last bytes (asyncio's subprocess transport calls its
-    protocol in a step of its own, and a stream reader buffers, wakes its reader and is read from)."""
+    protocol in a step of its own, and a stream reader buffers, wakes its reader and is read from).
+
+    A REPL answers one request at a time, so an answer that no request waits for is one too many (a
+    candidate's thread printing, a forged answer): reading pauses while one is queued, the REPL blocks on
+    a full pipe, and the next request takes it (where the pool's marker check sees it for what it is).
+    Memory stays bounded by the one answer being read (MAX_RESPONSE_BYTES) and the answers one read cut."""
 
     def __init__(self) -> None:
         self.framer = ResponseFramer()
@@ -142,12 +152,20 @@ class _Stdout(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.garbage is not None:
             return
-        try:
-            self.answers.extend(self.framer.feed(data))
-        except ReplProtocolError as exc:
-            self.garbage = exc
+        self.answers.extend(self.framer.feed(data))
+        self.garbage = self.framer.overflow
+        waiting = self.waiter is not None and not self.waiter.done()
+        if len(self.answers) > waiting and self.transport is not None:
+            self.transport.pause_reading()  # an answer nobody asked for yet: no more until it is taken
         if self.answers or self.garbage is not None:
             self._wake()
+
+    def take(self) -> tuple[bytes, Any]:
+        """The oldest queued answer; reading goes on once none is left."""
+        answer = self.answers.popleft()
+        if not self.answers and self.transport is not None:
+            self.transport.resume_reading()  # a no-op unless paused (or closing)
+        return answer
 
     def eof_received(self) -> None:
         self._end()
@@ -189,6 +207,7 @@ class ReplProcess:
         self.env = env
         self.proc: asyncio.subprocess.Process | None = None
         self.uses = 0
+        self.owed = 0  # answers still to come for requests whose callers gave up (cancelled): see settle()
         self.started_at = 0.0
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._stderr_task: asyncio.Task | None = None
@@ -222,7 +241,13 @@ class ReplProcess:
         finally:
             os.close(write_end)  # the child's copy is the only one: its exit is our end of file
         self._stdout = _Stdout()
-        await asyncio.get_running_loop().connect_read_pipe(lambda: self._stdout, os.fdopen(read_end, "rb", buffering=0))
+        pipe = os.fdopen(read_end, "rb", buffering=0)
+        try:
+            await asyncio.get_running_loop().connect_read_pipe(lambda: self._stdout, pipe)
+        except BaseException:  # cancelled or refused after the spawn: no half-started REPL stays behind
+            pipe.close()  # (closed already when asyncio made its transport)
+            await asyncio.shield(processes.end_process(self.proc))
+            raise
         self.started_at = time.monotonic()
         self._stderr_task = asyncio.create_task(self._drain_stderr())
 
@@ -244,22 +269,40 @@ class ReplProcess:
         assert self.proc and self.proc.stdin
         self.uses += 1
         try:
-            self.proc.stdin.write(encode_request(request))
+            self.proc.stdin.write(encode_request(request))  # whole in the transport's buffer: it goes out even if we are cancelled
             await self.proc.stdin.drain()
+            raw, data = await self._next_response(timeout)
         except (BrokenPipeError, ConnectionResetError) as exc:
             await self.kill()
             raise ReplCrashed(f"the REPL closed its input: {exc}", self.stderr_tail()) from exc
-        try:
-            raw, data = await self._next_response(timeout)
         except asyncio.TimeoutError:
             await self.kill()
             raise ReplTimeout(f"no answer within {timeout:g} s", self.stderr_tail()) from None
+        except asyncio.CancelledError:
+            self.owed += 1  # the REPL will still answer it: the next request must not take that answer for its own
+            raise
         try:
             return Response.parse(decode_json(raw) if data is None else data)
         except ValueError as exc:
             await self.kill()
             raise ReplProtocolError(f"the REPL printed something that is not a response: {raw[:200].decode('utf-8', 'replace')!r}",
                                     self.stderr_tail()) from exc
+
+    async def settle(self, timeout: float) -> bool:
+        """Read and drop the answers owed to requests whose callers were cancelled (an early stop, Ctrl-C),
+        each within `timeout`, so the next request reads its own answer and the process (with its imported
+        headers) is kept. False when the process was ended instead: it did not answer in time, its output
+        was not answers, or it died."""
+        while self.owed:
+            try:
+                await self._next_response(timeout)
+            except asyncio.TimeoutError:
+                await self.kill()
+                return False
+            except ReplError:
+                return False
+            self.owed -= 1
+        return True
 
     async def _next_response(self, timeout: float) -> tuple[bytes, Any]:
         """The next response on stdout (see ResponseFramer), waiting up to `timeout` seconds for it (one
@@ -275,7 +318,7 @@ class ReplProcess:
                 timer.cancel()
                 stdout.waiter = None
         if stdout.answers:
-            return stdout.answers.popleft()
+            return stdout.take()
         if stdout.garbage is not None:
             await self.kill()
             raise ReplProtocolError(str(stdout.garbage), self.stderr_tail())
