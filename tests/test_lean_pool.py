@@ -450,17 +450,22 @@ def test_answers_nobody_asked_for_pause_reading_until_a_request_takes_one():
     assert resumed and again > 0 and not reading_again
 
 
+async def _cancelled_while_checking(pool: ReplPool, code: str) -> None:
+    """Start a check of `code` on `pool`, cancel it while the REPL works on it, see it cancelled."""
+    check = asyncio.ensure_future(pool.check(CheckJob("", "", code)))
+    await asyncio.sleep(0.3)
+    check.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await check
+
+
 def test_a_cancelled_checks_answer_is_read_off_before_the_next_check_on_the_same_process():
     """A check cancelled while the REPL works on it (an early stop, Ctrl-C) leaves an answer to come: the
     worker's next check reads it off first, so it gets its own answer (not the cancelled one's, with its
     sorry), on the same process with its headers loaded."""
     async def go():
         async with ReplPool(standin("--slow-on", "slow"), workers=1) as pool:
-            slow = asyncio.ensure_future(pool.check(CheckJob("", "", "theorem slow : 1 = 1 := by\n  sorry\n")))
-            await asyncio.sleep(0.3)
-            slow.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await slow
+            await _cancelled_while_checking(pool, "theorem slow : 1 = 1 := by\n  sorry\n")
             owed = pool._workers[0].repl.owed
             outcome = await pool.check(CheckJob("", "", GOOD))
             return owed, outcome, pool.started, pool._workers[0].repl.owed
@@ -475,11 +480,7 @@ def test_a_cancelled_check_that_never_answers_costs_the_next_check_a_fresh_proce
     the process is ended, and the next check runs on a fresh one as usual (ok, not a timeout)."""
     async def go():
         async with ReplPool(standin("--hang-on", "hang"), workers=1) as pool:
-            hung = asyncio.ensure_future(pool.check(CheckJob("", "", "theorem hang : True := trivial\n")))
-            await asyncio.sleep(0.3)
-            hung.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await hung
+            await _cancelled_while_checking(pool, "theorem hang : True := trivial\n")
             old = pool.pids()
             outcome = await pool.check(CheckJob("", "", GOOD, timeout=0.5))
             return old, outcome, pool.started, pool.pids()
